@@ -1,0 +1,1 @@
+"""Bookworm: an event-sourced CQRS GraphQL back end for an online bookstore."""

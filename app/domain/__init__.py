@@ -1,0 +1,1 @@
+"""Pure domain: one module per aggregate with state, evolve(state, event) and decide(state, command)."""

@@ -1,0 +1,51 @@
+"""Typed domain errors: expected failures that become GraphQL result union members."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    """An expected failure of a command."""
+
+    code = "DOMAIN_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(DomainError):
+    code = "VALIDATION_FAILED"
+
+    def __init__(self, fields: list[FieldError], message: str = "The input is not valid.") -> None:
+        super().__init__(message)
+        self.fields = fields
+
+    @classmethod
+    def single(cls, field: str, message: str) -> ValidationError:
+        return cls([FieldError(field, message)])
+
+
+class NotFoundError(DomainError):
+    code = "NOT_FOUND"
+
+
+class ConflictError(DomainError):
+    code = "CONFLICT"
+
+
+class ForbiddenError(DomainError):
+    code = "FORBIDDEN"
+
+
+class UnavailableError(DomainError):
+    """PostgreSQL or Redis cannot be reached right now; the request changed nothing."""
+
+    code = "UNAVAILABLE"

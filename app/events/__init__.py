@@ -1,0 +1,7 @@
+"""Event dataclasses per context, the registry, and upcasters."""
+
+from app.events import catalog as catalog
+from app.events.base import Event, Metadata
+from app.events.registry import REGISTRY, EventRegistry, UnknownEventType
+
+__all__ = ["REGISTRY", "Event", "EventRegistry", "Metadata", "UnknownEventType"]

@@ -1,0 +1,135 @@
+"""Event type names <-> classes, schema versions, upcasters, and the JSON codec."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from app.events.base import Event
+
+E = TypeVar("E", bound=type[Event])
+Data = dict[str, Any]
+Upcaster = Callable[[Data], Data]
+
+
+class UnknownEventType(LookupError):
+    """A stored event type that no registered class answers to."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EventType:
+    name: str
+    version: int
+    cls: type[Event]
+
+
+class EventRegistry:
+    """Maps type names to classes and upgrades old payloads on read (v1 -> v2 -> ...)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, EventType] = {}
+        self._by_class: dict[type[Event], EventType] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def event(self, name: str, *, version: int = 1) -> Callable[[E], E]:
+        """Register an event class under a stable type name and its current schema version."""
+
+        def register(cls: E) -> E:
+            if name in self._by_name:
+                raise ValueError(f"event type {name} is registered twice")
+            entry = EventType(name, version, cls)
+            self._by_name[name] = entry
+            self._by_class[cls] = entry
+            return cls
+
+        return register
+
+    def upcaster(self, name: str, *, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        """Register a function that turns a payload of `from_version` into `from_version + 1`."""
+
+        def register(fn: Upcaster) -> Upcaster:
+            self._upcasters[(name, from_version)] = fn
+            return fn
+
+        return register
+
+    def type_of(self, event: Event) -> EventType:
+        return self._by_class[type(event)]
+
+    def get(self, name: str) -> EventType:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownEventType(name) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def upcast(self, name: str, schema_version: int, data: Data) -> Data:
+        """Bring a stored payload up to the registered schema version."""
+        current = self.get(name).version
+        while schema_version < current:
+            step = self._upcasters.get((name, schema_version))
+            if step is None:
+                raise UnknownEventType(f"{name} has no upcaster from v{schema_version}")
+            data = step(dict(data))
+            schema_version += 1
+        return data
+
+    def encode(self, event: Event) -> tuple[str, int, Data]:
+        entry = self.type_of(event)
+        return entry.name, entry.version, to_json(event)
+
+    def decode(self, name: str, schema_version: int, data: Data) -> Event:
+        entry = self.get(name)
+        return from_json(entry.cls, self.upcast(name, schema_version, data))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_json(event: Event) -> Data:
+    return {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
+
+
+def _coerce(annotation: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _coerce(inner[0], value)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(annotation)
+        return tuple(_coerce(item, v) for v in value)
+    if annotation is Decimal:
+        return Decimal(str(value))
+    if annotation is dt.datetime:
+        return dt.datetime.fromisoformat(value)
+    return value
+
+
+_hints_cache: dict[type[Event], dict[str, Any]] = {}
+
+
+def from_json(cls: type[Event], data: Data) -> Event:
+    hints = _hints_cache.get(cls)
+    if hints is None:
+        hints = _hints_cache[cls] = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _coerce(hints[k], v) for k, v in data.items() if k in names})
+
+
+REGISTRY = EventRegistry()

@@ -1,0 +1,18 @@
+"""PostgreSQL event store."""
+
+from app.eventstore.errors import ConcurrencyError, EventStoreError, StoreUnavailable
+from app.eventstore.position import START, InvalidPosition, Position
+from app.eventstore.store import NOTIFY_CHANNEL, EventStore
+from app.eventstore.types import RecordedEvent
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "START",
+    "ConcurrencyError",
+    "EventStore",
+    "EventStoreError",
+    "InvalidPosition",
+    "Position",
+    "RecordedEvent",
+    "StoreUnavailable",
+]

@@ -1,0 +1,18 @@
+"""Errors the event store raises; database exceptions never leave the adapter."""
+
+
+class EventStoreError(Exception):
+    """Base of the event store's errors."""
+
+
+class ConcurrencyError(EventStoreError):
+    """The stream moved past the version the writer expected."""
+
+    def __init__(self, stream_id: str, expected_version: int) -> None:
+        super().__init__(f"stream {stream_id} is no longer at version {expected_version}")
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+
+
+class StoreUnavailable(EventStoreError):
+    """PostgreSQL cannot be reached right now."""

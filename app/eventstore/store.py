@@ -1,0 +1,127 @@
+"""PostgreSQL event store: append with an expected version, read streams, read all in commit order."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from app.events.base import Event, Metadata
+from app.events.registry import REGISTRY, EventRegistry
+from app.eventstore.errors import ConcurrencyError
+from app.eventstore.position import START, Position
+from app.eventstore.types import RecordedEvent
+
+NOTIFY_CHANNEL = "bookworm_events"
+
+_COLUMNS = """transaction_id::text::bigint AS xid, global_position, stream_id, stream_type, stream_version,
+    event_id, event_type, schema_version, data, metadata, recorded_at"""
+
+_APPEND = """
+INSERT INTO eventstore.events
+    (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
+SELECT $1, $2, v, e, t, s, d::jsonb, $7::jsonb
+FROM unnest($3::int[], $4::uuid[], $5::text[], $6::int[], $8::text[]) AS x(v, e, t, s, d)
+RETURNING transaction_id::text::bigint, global_position
+"""
+
+# Commit order without gaps (DESIGN §3): only transactions older than every running one are visible,
+# and they are read by (transaction id, position), never by position alone.
+_READ_ALL = f"""
+SELECT {_COLUMNS} FROM eventstore.events
+WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+  AND (transaction_id, global_position) > ($1::text::xid8, $2)
+ORDER BY transaction_id, global_position
+LIMIT $3
+"""
+
+_HEAD = """
+SELECT transaction_id::text::bigint, global_position FROM eventstore.events
+WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id DESC, global_position DESC LIMIT 1
+"""
+
+
+class EventStore:
+    """Append-only log of domain events; the source of truth."""
+
+    def __init__(self, pool: asyncpg.Pool, registry: EventRegistry = REGISTRY) -> None:
+        self._pool = pool
+        self._registry = registry
+
+    @property
+    def registry(self) -> EventRegistry:
+        return self._registry
+
+    async def append(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        events: Sequence[Event],
+        metadata: Metadata,
+    ) -> Position:
+        """Append `events` after `expected_version` inside the caller's transaction; return the last position."""
+        if not events:
+            raise ValueError("nothing to append")
+        encoded = [self._registry.encode(e) for e in events]
+        try:
+            rows = await conn.fetch(
+                _APPEND,
+                stream_id,
+                stream_type,
+                [expected_version + i + 1 for i in range(len(events))],
+                [uuid.uuid4() for _ in events],
+                [name for name, _, _ in encoded],
+                [version for _, version, _ in encoded],
+                json.dumps(metadata.as_dict()),
+                [json.dumps(data) for _, _, data in encoded],
+            )
+        except asyncpg.UniqueViolationError:
+            raise ConcurrencyError(stream_id, expected_version) from None
+        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        xid, pos = rows[-1]
+        return Position(xid, pos)
+
+    async def read_stream(
+        self, stream_id: str, *, conn: asyncpg.Connection | None = None
+    ) -> list[RecordedEvent]:
+        """Return one stream's events in version order, upcast to current schemas."""
+        query = f"SELECT {_COLUMNS} FROM eventstore.events WHERE stream_id = $1 ORDER BY stream_version"
+        rows = await (conn or self._pool).fetch(query, stream_id)
+        return [self._recorded(r) for r in rows]
+
+    async def read_all(
+        self, after: Position = START, *, limit: int = 500, conn: asyncpg.Connection | None = None
+    ) -> list[RecordedEvent]:
+        """Return up to `limit` committed events after `after`, in commit order, skipping none."""
+        rows = await (conn or self._pool).fetch(
+            _READ_ALL, str(after.transaction_id), after.global_position, limit
+        )
+        return [self._recorded(r) for r in rows]
+
+    async def head(self, *, conn: asyncpg.Connection | None = None) -> Position:
+        """Return the position of the last event a commit-order reader can see now."""
+        row = await (conn or self._pool).fetchrow(_HEAD)
+        return START if row is None else Position(row[0], row[1])
+
+    def _recorded(self, row: Any) -> RecordedEvent:
+        data = json.loads(row["data"])
+        return RecordedEvent(
+            position=Position(row["xid"], row["global_position"]),
+            stream_id=row["stream_id"],
+            stream_type=row["stream_type"],
+            stream_version=row["stream_version"],
+            event_id=str(row["event_id"]),
+            event_type=row["event_type"],
+            schema_version=row["schema_version"],
+            data=data,
+            metadata=json.loads(row["metadata"]),
+            recorded_at=row["recorded_at"],
+            event=self._registry.decode(row["event_type"], row["schema_version"], data),
+        )

@@ -1,0 +1,25 @@
+"""What the event store hands back: an event as recorded, with its position."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from app.events.base import Event
+from app.eventstore.position import Position
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordedEvent:
+    position: Position
+    stream_id: str
+    stream_type: str
+    stream_version: int
+    event_id: str
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: dt.datetime
+    event: Event

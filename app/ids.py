@@ -1,0 +1,24 @@
+"""UUIDv7 identifiers: time-ordered, so new rows land at the end of an index."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+
+def new_id() -> str:
+    """Return a new UUIDv7 string (RFC 9562)."""
+    millis = time.time_ns() // 1_000_000
+    rand_a = int.from_bytes(os.urandom(2), "big") & 0x0FFF
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+def is_id(value: str) -> bool:
+    """Tell whether `value` is a canonical UUID string."""
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except (ValueError, AttributeError, TypeError):
+        return False

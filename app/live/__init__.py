@@ -1,0 +1,1 @@
+"""Change notices -> subscribers: broadcaster fan-out, per-process hub, resume."""

@@ -1,0 +1,41 @@
+"""Change notices: what a projection commit announces, and the topics they go to."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from app.eventstore.position import Position
+
+CATALOG_TOPIC = "catalog"
+
+
+def book_topic(book_id: str) -> str:
+    return f"book:{book_id}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChangeNotice:
+    """One read-model change: written to read.changes and published after commit."""
+
+    position: Position
+    topic: str
+    kind: str  # CREATED | UPDATED | DELETED
+    entity: str  # Book | Author | Category | Publisher | ...
+    entity_id: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"p": str(self.position), "t": self.topic, "k": self.kind, "e": self.entity, "i": self.entity_id}
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> ChangeNotice:
+        data = json.loads(raw)
+        return cls(
+            position=Position.parse(data["p"]),
+            topic=data["t"],
+            kind=data["k"],
+            entity=data["e"],
+            entity_id=data["i"],
+        )

@@ -1,0 +1,73 @@
+"""One frozen settings object, read from BOOKWORM_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".bookworm")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Redis key and channel prefix: lets several deployments (or test runs) share one Redis.
+    redis_prefix: str = "bookworm"
+    stream_maxlen: int = 100_000
+    db_pool_size: int = 10
+    read_your_writes_timeout: float = 5.0
+    changes_retention_days: float = 7.0
+    subscriber_queue_size: int = 256
+    relay_poll_interval: float = 1.0
+    lease_ttl: float = 10.0
+    max_query_depth: int = 12
+    max_body_bytes: int = 1_000_000
+    log_level: str = "INFO"
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from BOOKWORM_* variables; unset ones keep their defaults."""
+        env = os.environ if env is None else env
+        defaults = cls()
+
+        def get(name: str) -> str | None:
+            value = env.get(f"BOOKWORM_{name.upper()}")
+            return value if value not in (None, "") else None
+
+        values: dict[str, object] = {}
+        for field_name, current in vars(defaults).items():
+            raw = get(field_name)
+            if raw is None:
+                continue
+            if isinstance(current, bool):
+                values[field_name] = _bool(raw)
+            elif isinstance(current, int):
+                values[field_name] = int(raw)
+            elif isinstance(current, float):
+                values[field_name] = float(raw)
+            elif isinstance(current, Path):
+                values[field_name] = Path(raw)
+            else:
+                values[field_name] = raw
+        # database_url / redis_url default to None, so they land in the str branch above.
+        return replace(defaults, **values)  # type: ignore[arg-type]
+
+    @property
+    def events_stream(self) -> str:
+        return f"{self.redis_prefix}:events"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.redis_prefix}:deadletters"
+
+    def changes_channel(self, topic: str) -> str:
+        return f"{self.redis_prefix}:changes:{topic}"

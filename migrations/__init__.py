@@ -1,0 +1,1 @@
+"""Alembic environment and versions (packaged so `bookworm migrate` finds them when installed)."""
