@@ -1,0 +1,97 @@
+"""The only composition root: builds pools, stores, the command bus, the hub and the workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+from broadcaster import Broadcast
+
+from app.bus.workers import Workers
+from app.commands.bus import CommandBus
+from app.db import create_pool
+from app.eventstore import EventStore
+from app.live.backend import RedisPubSubBackend
+from app.live.hub import Hub
+from app.live.notifier import Notifier
+from app.projections import PROJECTIONS, ProjectionConsumer
+from app.projections.status import purge_changes
+from app.queries.catalog import CatalogQueries
+from app.settings import Settings
+
+CHANGES_PURGE_EVERY = 3600.0
+
+
+@dataclass
+class Container:
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    event_store: EventStore
+    commands: CommandBus
+    catalog: CatalogQueries
+    broadcast: Broadcast
+    notifier: Notifier
+    hub: Hub
+    workers: Workers | None
+
+
+def _require_urls(settings: Settings) -> tuple[str, str]:
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("BOOKWORM_DATABASE_URL and BOOKWORM_REDIS_URL must be resolved before bootstrap")
+    return settings.database_url, settings.redis_url
+
+
+def build_workers(container: Container) -> Workers:
+    """Build the relay, one consumer per projection, and the periodic jobs."""
+    settings, pool = container.settings, container.pool
+
+    async def purge() -> None:
+        await purge_changes(pool, settings.changes_retention_days)
+
+    return Workers(
+        settings,
+        pool,
+        container.redis,
+        container.event_store,
+        [ProjectionConsumer(p) for p in PROJECTIONS.values()],
+        container.notifier.publish,
+        periodic={"purge-changes": (CHANGES_PURGE_EVERY, purge)},
+    )
+
+
+@asynccontextmanager
+async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Container]:
+    """Open every resource the process needs and close them in reverse order."""
+    database_url, redis_url = _require_urls(settings)
+    async with AsyncExitStack() as stack:
+        pool = await create_pool(database_url, size=settings.db_pool_size)
+        stack.push_async_callback(pool.close)
+        redis = aioredis.Redis.from_url(redis_url)
+        stack.push_async_callback(redis.aclose)
+        broadcast = Broadcast(backend=RedisPubSubBackend(redis_url))
+        await broadcast.connect()
+        stack.push_async_callback(broadcast.disconnect)
+        event_store = EventStore(pool)
+        hub = Hub(broadcast, pool, settings)
+        stack.push_async_callback(hub.close)
+        built = Container(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            event_store=event_store,
+            commands=CommandBus(pool, event_store),
+            catalog=CatalogQueries(pool),
+            broadcast=broadcast,
+            notifier=Notifier(broadcast, settings),
+            hub=hub,
+            workers=None,
+        )
+        if workers:
+            built.workers = build_workers(built)
+            await built.workers.start()
+            stack.push_async_callback(built.workers.stop)
+        yield built
