@@ -58,6 +58,10 @@ class EventRegistry:
 
         return register
 
+    def upcaster_doc(self, name: str, from_version: int) -> str:
+        step = self._upcasters.get((name, from_version))
+        return (step.__doc__ or "").strip() if step else "missing"
+
     def type_of(self, event: Event) -> EventType:
         return self._by_class[type(event)]
 
