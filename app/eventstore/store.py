@@ -25,6 +25,9 @@ INSERT INTO eventstore.events
     (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
 SELECT $1, $2, v, e, t, s, d::jsonb, $7::jsonb
 FROM unnest($3::int[], $4::uuid[], $5::text[], $6::int[], $8::text[]) AS x(v, e, t, s, d)
+-- The stream must be exactly at the expected version: no gaps in stream versions.
+WHERE $9::int = 0
+   OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $9::int)
 RETURNING transaction_id::text::bigint, global_position
 """
 
@@ -66,7 +69,7 @@ class EventStore:
         events: Sequence[Event],
         metadata: Metadata,
     ) -> Position:
-        """Append `events` after `expected_version` inside the caller's transaction; return the last position."""
+        """Append `events` after `expected_version` in the caller's transaction; return the last position."""
         if not events:
             raise ValueError("nothing to append")
         encoded = [self._registry.encode(e) for e in events]
@@ -81,9 +84,12 @@ class EventStore:
                 [version for _, version, _ in encoded],
                 json.dumps(metadata.as_dict()),
                 [json.dumps(data) for _, _, data in encoded],
+                expected_version,
             )
         except asyncpg.UniqueViolationError:
             raise ConcurrencyError(stream_id, expected_version) from None
+        if not rows:
+            raise ConcurrencyError(stream_id, expected_version)
         await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
         xid, pos = rows[-1]
         return Position(xid, pos)

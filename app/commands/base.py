@@ -1,0 +1,38 @@
+"""What every command shares: the base class, the KEEP sentinel, and the result of a dispatch."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+from app.eventstore.position import Position
+
+
+class Keep(enum.Enum):
+    """The type of KEEP: an optional field that was not given, as opposed to one set to None."""
+
+    KEEP = "KEEP"
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = Keep.KEEP
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """An imperative request to change the system; subclasses are frozen kw-only dataclasses."""
+
+    # The bus re-runs a command after a concurrent write only when re-deciding on fresh state is
+    # what the caller meant (renames, deletes); commands carrying an expected_version never are.
+    retry_safe: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The entity a command acted on and the position of its last event."""
+
+    entity_id: str
+    position: Position

@@ -1,0 +1,121 @@
+"""The command bus: one transaction per attempt, idempotency keys, retries, and infrastructure errors."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+
+import asyncpg
+
+from app.commands import idempotency
+from app.commands.base import Command, CommandResult
+from app.commands.catalog_handlers import HANDLERS as CATALOG_HANDLERS
+from app.commands.streams import Context, Handler
+from app.domain.errors import ConflictError, UnavailableError
+from app.events.base import Metadata
+from app.eventstore import ConcurrencyError, EventStore, StoreUnavailable
+from app.ids import new_id
+
+UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; nothing was changed. Retry shortly."
+
+# A lost or unreachable database; TimeoutError (an OSError) covers an exhausted pool.
+_UNAVAILABLE = (
+    OSError,
+    StoreUnavailable,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+# Lost races: a stream that moved, or PostgreSQL breaking a deadlock between two writers.
+_CONCURRENT = (ConcurrencyError, asyncpg.TransactionRollbackError)
+
+
+def default_handlers() -> dict[type[Command], Handler]:
+    """Return the handler of every command the application knows."""
+    return dict(CATALOG_HANDLERS)
+
+
+class CommandBus:
+    """Run commands: load, decide and append in one PostgreSQL transaction per attempt."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        event_store: EventStore,
+        *,
+        handlers: Mapping[type[Command], Handler] | None = None,
+        max_attempts: int = 3,
+        acquire_timeout: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._store = event_store
+        self._handlers = dict(default_handlers() if handlers is None else handlers)
+        self._max_attempts = max_attempts
+        self._acquire_timeout = acquire_timeout
+
+    async def dispatch(
+        self,
+        command: Command,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CommandResult:
+        """Run `command`; raise only DomainError subclasses for expected failures."""
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"no handler is registered for {type(command).__name__}")
+        if idempotency_key is not None:
+            idempotency.check_key(idempotency_key)
+        metadata = Metadata(actor=actor, correlation_id=correlation_id or new_id())
+        try:
+            return await self._run(handler, command, metadata, idempotency_key)
+        except (*_UNAVAILABLE, asyncpg.InterfaceError) as exc:
+            if isinstance(exc, asyncpg.InterfaceError) and not _is_closed(exc):
+                raise  # misuse of a connection is a bug, not an outage
+            raise UnavailableError(UNAVAILABLE_MESSAGE) from None
+
+    async def _run(
+        self, handler: Handler, command: Command, metadata: Metadata, key: str | None
+    ) -> CommandResult:
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(handler, command, metadata, key)
+            except _CONCURRENT as exc:
+                if attempt >= self._max_attempts or not _may_retry(command):
+                    raise ConflictError(_conflict_message(exc)) from None
+            attempt += 1
+            # Jitter so that writers that just collided do not collide again.
+            await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+
+    async def _attempt(
+        self, handler: Handler, command: Command, metadata: Metadata, key: str | None
+    ) -> CommandResult:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn, conn.transaction():
+            if key is not None:
+                earlier = await idempotency.claim(conn, metadata.actor, key, type(command).__name__)
+                if earlier is not None:
+                    return earlier
+            result = await handler(Context(conn, self._store, metadata), command)
+            if key is not None:
+                await idempotency.record(conn, metadata.actor, key, result)
+            return result
+
+
+def _is_closed(exc: asyncpg.InterfaceError) -> bool:
+    # asyncpg reports a connection or pool that went away as InterfaceError("... is closed/closing").
+    return "closed" in str(exc) or "closing" in str(exc)
+
+
+def _may_retry(command: Command) -> bool:
+    # A command pinned to an expected version asked to fail on any concurrent change.
+    return command.retry_safe and getattr(command, "expected_version", None) is None
+
+
+def _conflict_message(exc: Exception) -> str:
+    what = f"Entity {exc.stream_id}" if isinstance(exc, ConcurrencyError) else "The data"
+    return f"{what} was changed by someone else; reload and retry."

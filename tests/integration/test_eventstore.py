@@ -1,0 +1,171 @@
+"""The event store on a real PostgreSQL: concurrent appends, commit-order reads, versions, upcasting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from app.db import create_pool
+from app.events.base import Metadata
+from app.events.catalog import AuthorCreated, AuthorRenamed, BookCreated
+from app.eventstore import START, ConcurrencyError, EventStore, Position, RecordedEvent
+from app.ids import new_id
+from app.settings import Settings
+
+META = Metadata(actor="test", correlation_id="c")
+WRITERS = 8
+TRANSACTIONS_PER_WRITER = 12
+
+
+async def _writer(
+    pool: asyncpg.Pool, store: EventStore, written: set[tuple[str, int]], commits: list[Position]
+) -> None:
+    """Append to fresh streams, holding each transaction open for a random moment before committing."""
+    for _ in range(TRANSACTIONS_PER_WRITER):
+        stream = new_id()
+        events = [AuthorCreated(author_id=stream, name="a")]
+        events += [AuthorRenamed(author_id=stream, name=f"a{i}") for i in range(random.randint(0, 2))]
+        async with pool.acquire() as conn, conn.transaction():
+            last = await store.append(
+                conn, stream_id=stream, stream_type="Author", expected_version=0, events=events, metadata=META
+            )
+            await asyncio.sleep(random.uniform(0, 0.02))
+        commits.append(last)
+        written.update((stream, v) for v in range(1, len(events) + 1))
+
+
+async def _reader(
+    store: EventStore, after: Position, written: set[tuple[str, int]], done: asyncio.Event
+) -> list[tuple[Position, str, int]]:
+    """Follow read_all in commit order until everything the writers wrote was seen, or 10 s passed."""
+    seen: list[tuple[Position, str, int]] = []
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline:
+        batch = await store.read_all(after, limit=50)
+        seen += [(r.position, r.stream_id, r.stream_version) for r in batch]
+        if batch:
+            after = batch[-1].position
+        elif done.is_set() and written <= {(stream, version) for _, stream, version in seen}:
+            return seen
+        else:
+            await asyncio.sleep(0.002)
+    return seen
+
+
+async def test_a_commit_order_reader_sees_every_concurrent_append_once(settings: Settings) -> None:
+    assert settings.database_url
+    pool = await create_pool(settings.database_url, size=WRITERS + 2)
+    try:
+        store = EventStore(pool)
+        written: set[tuple[str, int]] = set()
+        commits: list[Position] = []
+        done = asyncio.Event()
+        reader = asyncio.create_task(_reader(store, await store.head(), written, done))
+        await asyncio.gather(*(_writer(pool, store, written, commits) for _ in range(WRITERS)))
+        done.set()
+        seen = await reader
+    finally:
+        await pool.close()
+
+    assert commits != sorted(commits), "the writers never committed out of position order"
+    streams = {stream for stream, _ in written}
+    ours = [row for row in seen if row[1] in streams]
+    keys = [(stream, version) for _, stream, version in ours]
+    assert len(keys) == len(set(keys)), "an event was delivered twice"
+    assert set(keys) == written, "an event was skipped"
+    positions = [p for p, _, _ in seen]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+
+
+async def test_a_stale_expected_version_raises_concurrency_error(
+    pool: asyncpg.Pool, event_store: EventStore
+) -> None:
+    stream = new_id()
+    first = [AuthorCreated(author_id=stream, name="a")]
+    async with pool.acquire() as conn, conn.transaction():
+        await event_store.append(
+            conn, stream_id=stream, stream_type="Author", expected_version=0, events=first, metadata=META
+        )
+    again = [AuthorRenamed(author_id=stream, name="b")]
+    with pytest.raises(ConcurrencyError):
+        async with pool.acquire() as conn, conn.transaction():
+            await event_store.append(
+                conn, stream_id=stream, stream_type="Author", expected_version=0, events=again, metadata=META
+            )
+    assert [r.stream_version for r in await event_store.read_stream(stream)] == [1]
+
+
+async def test_concurrent_writers_at_one_version_exactly_one_wins(
+    pool: asyncpg.Pool, event_store: EventStore
+) -> None:
+    stream = new_id()
+
+    async def write(name: str) -> bool:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await event_store.append(
+                    conn,
+                    stream_id=stream,
+                    stream_type="Author",
+                    expected_version=0,
+                    events=[AuthorCreated(author_id=stream, name=name)],
+                    metadata=META,
+                )
+        except ConcurrencyError:
+            return False
+        return True
+
+    outcomes = await asyncio.gather(*(write(f"n{i}") for i in range(5)))
+    assert sorted(outcomes) == [False] * 4 + [True]
+
+
+async def test_a_stored_v1_book_created_is_read_as_v2(pool: asyncpg.Pool, event_store: EventStore) -> None:
+    book, author = new_id(), new_id()
+    v1 = {
+        "book_id": book,
+        "name": "Old Book",
+        "price": 19.99,
+        "category_id": new_id(),
+        "publisher_id": new_id(),
+        "author_id": author,
+    }
+    before = await event_store.head()
+    await pool.execute(
+        """INSERT INTO eventstore.events
+           (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
+           VALUES ($1, 'Book', 1, $2, 'BookCreated', 1, $3::jsonb, $4::jsonb)""",
+        book,
+        uuid.uuid4(),
+        json.dumps(v1),
+        json.dumps(META.as_dict()),
+    )
+    [from_stream] = await event_store.read_stream(book)
+    from_all = await _read_all_of(event_store, before, book)
+    assert [r.schema_version for r in from_all] == [1]
+    for recorded in (from_stream, from_all[0]):
+        event = recorded.event
+        assert isinstance(event, BookCreated)
+        assert event.author_ids == (author,)
+        assert event.price == Decimal("19.99") and str(event.price) == "19.99"
+        assert event.price_sale is None and event.description is None
+        assert recorded.data["author_id"] == author  # the stored row is never rewritten
+    assert before == START or before < from_stream.position
+
+
+async def _read_all_of(store: EventStore, after: Position, stream_id: str) -> list[RecordedEvent]:
+    """Read all from `after` until `stream_id` shows up (another session's open transaction may delay it)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    found: list[RecordedEvent] = []
+    while not found and asyncio.get_running_loop().time() < deadline:
+        batch = await store.read_all(after, limit=500)
+        found = [r for r in batch if r.stream_id == stream_id]
+        after = batch[-1].position if batch else after
+        if not batch:
+            await asyncio.sleep(0.01)
+    return found
