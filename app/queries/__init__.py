@@ -1,1 +1,1 @@
-"""queries."""
+"""Read functions over the read models; they never touch aggregates or events."""

@@ -1,0 +1,118 @@
+"""The projection contract and its adapter to the bus consumer protocol.
+
+A projection owns tables named `read.<name>_g<generation>_*`. `read.projections` holds one row per
+projection: `version` (the code version that built the active tables), `generation` (which table set
+the stable views point at) and the checkpoint. A rebuild fills generation N+1 while N keeps serving,
+then swaps the views in one transaction (app/projections/rebuild.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import asyncpg
+
+from app.eventstore.position import Position
+from app.eventstore.types import RecordedEvent
+from app.live.notices import ChangeNotice
+
+
+class Projection(Protocol):
+    """A read model: its tables per generation, the views queries read, and how events change it."""
+
+    name: str
+    version: int
+
+    def ddl(self, prefix: str) -> list[str]:
+        """Return the statements that create one generation's tables (prefix: `<name>_g<N>_`)."""
+        ...
+
+    def view_ddl(self, prefix: str) -> list[str]:
+        """Return `CREATE OR REPLACE VIEW` statements pointing the stable views at `prefix`'s tables."""
+        ...
+
+    def drop_ddl(self, prefix: str) -> list[str]:
+        """Return the statements that drop one generation's tables (IF EXISTS)."""
+        ...
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
+        """Apply one event to `prefix`'s tables; return the changes it made."""
+        ...
+
+
+class ProjectionMissing(LookupError):
+    """read.projections has no row for a projection: its migration has not run."""
+
+
+def table_prefix(name: str, generation: int) -> str:
+    """Return the table-name prefix (without the `read.` schema) of one generation."""
+    return f"{name}_g{generation}_"
+
+
+_LOCK_CHECKPOINT = """
+SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1 FOR UPDATE
+"""
+# FOR SHARE: waits for a rebuild's swap (which holds FOR UPDATE) so events never land in old tables.
+_GENERATION = "SELECT generation FROM read.projections WHERE name = $1 FOR SHARE"
+_SAVE_CHECKPOINT = """
+UPDATE read.projections SET transaction_id = $2, global_position = $3, updated_at = now() WHERE name = $1
+"""
+_RECORD_CHANGES = """
+INSERT INTO read.changes (topic, transaction_id, global_position, kind, entity, entity_id)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+ON CONFLICT DO NOTHING
+"""
+
+
+class ProjectionConsumer:
+    """Adapt a projection to the bus Consumer protocol (one batch = one transaction of the runner)."""
+
+    def __init__(self, projection: Projection) -> None:
+        self.projection = projection
+        self.name = projection.name
+        self.generation: int | None = None
+
+    async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
+        """Lock this projection's row for the batch (fencing a rebuild swap) and return its checkpoint."""
+        row = await conn.fetchrow(_LOCK_CHECKPOINT, self.name)
+        if row is None:
+            raise ProjectionMissing(f"read.projections has no row {self.name!r}; run the migrations")
+        self.generation = row["generation"]
+        return Position(row["transaction_id"], row["global_position"])
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
+        """Apply events and log their changes in read.changes; the checkpoint is the caller's."""
+        if not events:
+            return []
+        # Read the generation again rather than trusting the one remembered by load_checkpoint: a
+        # dead letter is retried with apply alone, possibly after a rebuild moved the views.
+        generation = await conn.fetchval(_GENERATION, self.name)
+        if generation is None:
+            raise ProjectionMissing(f"read.projections has no row {self.name!r}; run the migrations")
+        self.generation = generation
+        prefix = table_prefix(self.name, generation)
+        notices: list[ChangeNotice] = []
+        for event in events:
+            notices.extend(await self.projection.apply(conn, event, prefix))
+        await record_changes(conn, notices)
+        return notices
+
+    async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
+        """Move the checkpoint to `position` inside the caller's transaction."""
+        await conn.execute(_SAVE_CHECKPOINT, self.name, position.transaction_id, position.global_position)
+
+
+async def record_changes(conn: asyncpg.Connection, notices: Sequence[ChangeNotice]) -> None:
+    """Insert notices into read.changes, the log subscriptions resume from."""
+    if not notices:
+        return
+    await conn.execute(
+        _RECORD_CHANGES,
+        [n.topic for n in notices],
+        [n.position.transaction_id for n in notices],
+        [n.position.global_position for n in notices],
+        [n.kind for n in notices],
+        [n.entity for n in notices],
+        [n.entity_id for n in notices],
+    )

@@ -1,0 +1,225 @@
+"""The catalog projection: denormalized books plus authors, categories and publishers.
+
+Every update is guarded by the stream version (`version < $n`), so re-applying an event is a no-op
+and announces nothing; the runner already skips events at or below the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.events import catalog as ev
+from app.events.base import Event
+from app.eventstore.types import RecordedEvent
+from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
+from app.projections import catalog_tables
+
+CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
+DEFAULT_STATUS = "IN_STOCK"
+
+_BOOK_NAMES = """
+    coalesce((SELECT name FROM read.{p}categories WHERE id = $7), ''),
+    coalesce((SELECT name FROM read.{p}publishers WHERE id = $8), ''),
+    ARRAY(SELECT coalesce(a.name, '')
+          FROM unnest($9::uuid[]) WITH ORDINALITY AS u(id, ord)
+          LEFT JOIN read.{p}authors a ON a.id = u.id ORDER BY u.ord)"""
+
+_INSERT_BOOK = f"""
+INSERT INTO read.{{p}}books (id, name, description, price, price_sale, status, category_id, publisher_id,
+    author_ids, version, created_at, updated_at, category_name, publisher_name, author_names)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::uuid[], $10, $11, $11, {_BOOK_NAMES}
+ON CONFLICT (id) DO NOTHING
+RETURNING id"""
+
+_UPDATE_BOOK = f"""
+UPDATE read.{{p}}books SET name = $2, description = $3, price = $4, price_sale = $5, status = $6,
+    category_id = $7, publisher_id = $8, author_ids = $9::uuid[], version = $10, updated_at = $11,
+    (category_name, publisher_name, author_names) = (SELECT {_BOOK_NAMES})
+WHERE id = $1 AND version < $10
+RETURNING id"""
+
+_DELETE_BOOK = """
+UPDATE read.{p}books SET deleted = true, version = $2, updated_at = $3
+WHERE id = $1 AND version < $2 RETURNING id"""
+
+_INSERT_NAMED = """
+INSERT INTO read.{p}{table} (id, name, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+ON CONFLICT (id) DO NOTHING RETURNING id"""
+
+_RENAME_NAMED = """
+UPDATE read.{p}{table} SET name = $2, version = $3, updated_at = $4
+WHERE id = $1 AND version < $3 RETURNING id"""
+
+_DELETE_NAMED = """
+UPDATE read.{p}{table} SET deleted = true, version = $2, updated_at = $3
+WHERE id = $1 AND version < $2 RETURNING id"""
+
+# Renames fan out to every book row that shows the name; book version and updated_at stay, since
+# the book itself did not change. An author keeps its position in author_names.
+_FAN_OUT = {
+    "authors": """UPDATE read.{p}books SET author_names[array_position(author_ids, $1::uuid)] = $2
+                  WHERE author_ids @> ARRAY[$1::uuid] RETURNING id, deleted""",
+    "categories": """UPDATE read.{p}books SET category_name = $2
+                     WHERE category_id = $1 RETURNING id, deleted""",
+    "publishers": """UPDATE read.{p}books SET publisher_name = $2
+                     WHERE publisher_id = $1 RETURNING id, deleted""",
+}
+
+
+@dataclass(frozen=True)
+class _Named:
+    """How one named entity (author, category, publisher) maps to its table."""
+
+    entity: str
+    table: str
+    id_field: str
+
+
+_AUTHOR = _Named("Author", "authors", "author_id")
+_CATEGORY = _Named("Category", "categories", "category_id")
+_PUBLISHER = _Named("Publisher", "publishers", "publisher_id")
+
+
+def _notice(recorded: RecordedEvent, topic: str, kind: str, entity: str, entity_id: str) -> ChangeNotice:
+    return ChangeNotice(
+        position=recorded.position, topic=topic, kind=kind, entity=entity, entity_id=entity_id
+    )
+
+
+def _book_notices(recorded: RecordedEvent, kind: str, book_id: str) -> list[ChangeNotice]:
+    return [
+        _notice(recorded, CATALOG_TOPIC, kind, "Book", book_id),
+        _notice(recorded, book_topic(book_id), kind, "Book", book_id),
+    ]
+
+
+async def _named_created(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, named: _Named, entity_id: str, name: str
+) -> list[ChangeNotice]:
+    sql = _INSERT_NAMED.format(p=p, table=named.table)
+    if await conn.fetchval(sql, entity_id, name, r.stream_version, r.recorded_at) is None:
+        return []
+    return [_notice(r, CATALOG_TOPIC, CREATED, named.entity, entity_id)]
+
+
+async def _named_renamed(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, named: _Named, entity_id: str, name: str
+) -> list[ChangeNotice]:
+    sql = _RENAME_NAMED.format(p=p, table=named.table)
+    if await conn.fetchval(sql, entity_id, name, r.stream_version, r.recorded_at) is None:
+        return []
+    books = await conn.fetch(_FAN_OUT[named.table].format(p=p), entity_id, name)
+    notices = [_notice(r, CATALOG_TOPIC, UPDATED, named.entity, entity_id)]
+    for book in books:
+        if not book["deleted"]:
+            book_id = str(book["id"])
+            notices.append(_notice(r, book_topic(book_id), UPDATED, "Book", book_id))
+    return notices
+
+
+async def _named_deleted(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, named: _Named, entity_id: str
+) -> list[ChangeNotice]:
+    sql = _DELETE_NAMED.format(p=p, table=named.table)
+    if await conn.fetchval(sql, entity_id, r.stream_version, r.recorded_at) is None:
+        return []
+    return [_notice(r, CATALOG_TOPIC, DELETED, named.entity, entity_id)]
+
+
+def _book_args(e: ev.BookCreated | ev.BookUpdated, status: str, r: RecordedEvent) -> list[object]:
+    return [
+        e.book_id,
+        e.name,
+        e.description,
+        e.price,
+        e.price_sale,
+        status,
+        e.category_id,
+        e.publisher_id,
+        list(e.author_ids),
+        r.stream_version,
+        r.recorded_at,
+    ]
+
+
+async def _book_created(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.BookCreated
+) -> list[ChangeNotice]:
+    if await conn.fetchval(_INSERT_BOOK.format(p=p), *_book_args(e, DEFAULT_STATUS, r)) is None:
+        return []
+    return _book_notices(r, CREATED, e.book_id)
+
+
+async def _book_updated(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.BookUpdated
+) -> list[ChangeNotice]:
+    if await conn.fetchval(_UPDATE_BOOK.format(p=p), *_book_args(e, e.status, r)) is None:
+        return []
+    return _book_notices(r, UPDATED, e.book_id)
+
+
+async def _book_deleted(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.BookDeleted
+) -> list[ChangeNotice]:
+    if await conn.fetchval(_DELETE_BOOK.format(p=p), e.book_id, r.stream_version, r.recorded_at) is None:
+        return []
+    return _book_notices(r, DELETED, e.book_id)
+
+
+_NAMED_EVENTS: dict[type[Event], tuple[str, _Named]] = {
+    ev.AuthorCreated: (CREATED, _AUTHOR),
+    ev.AuthorRenamed: (UPDATED, _AUTHOR),
+    ev.AuthorDeleted: (DELETED, _AUTHOR),
+    ev.CategoryCreated: (CREATED, _CATEGORY),
+    ev.CategoryRenamed: (UPDATED, _CATEGORY),
+    ev.CategoryDeleted: (DELETED, _CATEGORY),
+    ev.PublisherCreated: (CREATED, _PUBLISHER),
+    ev.PublisherRenamed: (UPDATED, _PUBLISHER),
+    ev.PublisherDeleted: (DELETED, _PUBLISHER),
+}
+
+
+async def _named_changed(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, kind: str, named: _Named
+) -> list[ChangeNotice]:
+    fields = dataclasses.asdict(r.event)
+    entity_id: str = fields[named.id_field]
+    if kind == CREATED:
+        return await _named_created(conn, r, p, named, entity_id, fields["name"])
+    if kind == UPDATED:
+        return await _named_renamed(conn, r, p, named, entity_id, fields["name"])
+    return await _named_deleted(conn, r, p, named, entity_id)
+
+
+class CatalogProjection:
+    """Books denormalized for listing and search, and the named entities they refer to."""
+
+    name = "catalog"
+    version = 1
+
+    def ddl(self, prefix: str) -> list[str]:
+        return catalog_tables.ddl(prefix)
+
+    def view_ddl(self, prefix: str) -> list[str]:
+        return catalog_tables.view_ddl(prefix)
+
+    def drop_ddl(self, prefix: str) -> list[str]:
+        return catalog_tables.drop_ddl(prefix)
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
+        """Apply one event to `prefix`'s tables; events of other contexts change nothing."""
+        e = event.event
+        if isinstance(e, ev.BookCreated):
+            return await _book_created(conn, event, prefix, e)
+        if isinstance(e, ev.BookUpdated):
+            return await _book_updated(conn, event, prefix, e)
+        if isinstance(e, ev.BookDeleted):
+            return await _book_deleted(conn, event, prefix, e)
+        named = _NAMED_EVENTS.get(type(e))
+        return [] if named is None else await _named_changed(conn, event, prefix, *named)
+
+
+CATALOG = CatalogProjection()

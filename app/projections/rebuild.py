@@ -1,0 +1,149 @@
+"""Rebuild a projection with zero downtime: fill new tables, catch up, swap the views in one transaction.
+
+The new generation is filled up to the live consumer's checkpoint, never past it: the consumer goes
+on from its checkpoint on the new tables after the swap, so no event is applied twice and every
+change after the checkpoint is still announced by the consumer. The rebuild itself writes no
+read.changes rows (subscribers already saw those changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.eventstore import EventStore, Position, RecordedEvent
+from app.eventstore.position import START
+from app.projections import PROJECTIONS
+from app.projections.base import Projection, ProjectionMissing, table_prefix
+
+BATCH_SIZE = 500
+
+_CHECKPOINT = "SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1"
+_SWAP_SET = "UPDATE read.projections SET generation = $2, version = $3, updated_at = now() WHERE name = $1"
+
+
+class UnknownProjection(LookupError):
+    """No projection has that name."""
+
+
+class RebuildInProgress(RuntimeError):
+    """Another process is rebuilding the same projection."""
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    name: str
+    old_generation: int
+    new_generation: int
+    events: int
+    position: str
+
+
+async def rebuild(
+    pool: asyncpg.Pool, event_store: EventStore, name: str, *, batch_size: int = BATCH_SIZE
+) -> RebuildReport:
+    """Replay the event store into a new generation of `name`'s tables and swap the views onto it."""
+    projection = PROJECTIONS.get(name)
+    if projection is None:
+        raise UnknownProjection(f"no projection named {name!r}; known: {', '.join(sorted(PROJECTIONS))}")
+    async with pool.acquire() as guard:
+        if not await guard.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"rebuild:{name}"):
+            raise RebuildInProgress(f"projection {name!r} is already being rebuilt")
+        try:
+            return await _rebuild(pool, event_store, projection, batch_size)
+        finally:
+            await guard.execute("SELECT pg_advisory_unlock(hashtext($1))", f"rebuild:{name}")
+
+
+async def _rebuild(
+    pool: asyncpg.Pool, store: EventStore, projection: Projection, batch_size: int
+) -> RebuildReport:
+    _, old = await _checkpoint(pool, projection.name)
+    new = old + 1
+    new_prefix = table_prefix(projection.name, new)
+    # A crashed rebuild may have left this generation's tables behind.
+    await _execute(pool, projection.drop_ddl(new_prefix) + projection.ddl(new_prefix))
+    try:
+        position, replayed = await _replay(pool, store, projection, new_prefix, batch_size)
+        position, caught_up = await _swap(pool, store, projection, old, new, position, batch_size)
+    except BaseException:
+        await _execute(pool, projection.drop_ddl(new_prefix))
+        raise
+    # Queries still reading the old tables finish first: DROP waits for their locks.
+    await _execute(pool, projection.drop_ddl(table_prefix(projection.name, old)))
+    return RebuildReport(projection.name, old, new, replayed + caught_up, str(position))
+
+
+async def _replay(
+    pool: asyncpg.Pool, store: EventStore, projection: Projection, prefix: str, batch_size: int
+) -> tuple[Position, int]:
+    """Apply events up to the (moving) live checkpoint in short transactions."""
+    position, count = START, 0
+    while True:
+        target, _ = await _checkpoint(pool, projection.name)
+        events = await _batch(store, position, target, batch_size)
+        if not events:
+            return position, count
+        async with pool.acquire() as conn, conn.transaction():
+            await _apply(conn, projection, events, prefix)
+        position, count = events[-1].position, count + len(events)
+
+
+async def _swap(
+    pool: asyncpg.Pool,
+    store: EventStore,
+    projection: Projection,
+    old: int,
+    new: int,
+    position: Position,
+    batch_size: int,
+) -> tuple[Position, int]:
+    """Under the checkpoint row lock (which holds the live consumer), catch up and move the views."""
+    prefix, count = table_prefix(projection.name, new), 0
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(_CHECKPOINT + " FOR UPDATE", projection.name)
+        if row is None or row["generation"] != old:
+            raise RebuildInProgress(f"projection {projection.name!r} changed generation during the rebuild")
+        target = Position(row["transaction_id"], row["global_position"])
+        while events := await _batch(store, position, target, batch_size, conn):
+            await _apply(conn, projection, events, prefix)
+            position, count = events[-1].position, count + len(events)
+        for statement in projection.view_ddl(prefix):
+            await conn.execute(statement)
+        await conn.execute(_SWAP_SET, projection.name, new, projection.version)
+    return position, count
+
+
+async def _batch(
+    store: EventStore,
+    after: Position,
+    target: Position,
+    limit: int,
+    conn: asyncpg.Connection | None = None,
+) -> list[RecordedEvent]:
+    if after >= target:
+        return []
+    events = await store.read_all(after, limit=limit, conn=conn)
+    return [e for e in events if e.position <= target]
+
+
+async def _apply(
+    conn: asyncpg.Connection, projection: Projection, events: Sequence[RecordedEvent], prefix: str
+) -> None:
+    for event in events:
+        await projection.apply(conn, event, prefix)
+
+
+async def _checkpoint(pool: asyncpg.Pool, name: str) -> tuple[Position, int]:
+    row = await pool.fetchrow(_CHECKPOINT, name)
+    if row is None:
+        raise ProjectionMissing(f"read.projections has no row {name!r}; run the migrations")
+    return Position(row["transaction_id"], row["global_position"]), row["generation"]
+
+
+async def _execute(pool: asyncpg.Pool, statements: Sequence[str]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        for statement in statements:
+            await conn.execute(statement)

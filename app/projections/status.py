@@ -1,0 +1,58 @@
+"""Where each projection stands against the event store, and read.changes retention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.eventstore import EventStore, Position
+from app.projections import PROJECTIONS
+
+_ROWS = """
+SELECT name, version, generation, transaction_id, global_position FROM read.projections ORDER BY name
+"""
+# The same visibility rule as every commit-order reader (DESIGN §3).
+_LAG = """
+SELECT count(*) FROM eventstore.events
+WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+  AND (transaction_id, global_position) > ($1::text::xid8, $2)
+"""
+_PURGE = "DELETE FROM read.changes WHERE recorded_at < now() - make_interval(secs => $1)"
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    name: str
+    version: int  # the code version that built the active tables
+    generation: int  # the active table set: read.<name>_g<generation>_*
+    position: str
+    head: str
+    lag: int  # events after the checkpoint, in commit order
+
+    @property
+    def rebuild_needed(self) -> bool:
+        """Tell whether the running code is newer than the tables it serves from."""
+        projection = PROJECTIONS.get(self.name)
+        return projection is not None and projection.version > self.version
+
+
+async def projection_status(pool: asyncpg.Pool, event_store: EventStore) -> list[ProjectionStatus]:
+    """Return each projection's checkpoint, the event store's head, and the lag between them."""
+    head = str(await event_store.head())
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(_ROWS)
+        statuses = []
+        for row in rows:
+            position = Position(row["transaction_id"], row["global_position"])
+            lag = await conn.fetchval(_LAG, str(position.transaction_id), position.global_position)
+            statuses.append(
+                ProjectionStatus(row["name"], row["version"], row["generation"], str(position), head, lag)
+            )
+    return statuses
+
+
+async def purge_changes(pool: asyncpg.Pool, older_than_days: float) -> int:
+    """Delete read.changes rows older than the retention period; return how many went."""
+    result: str = await pool.execute(_PURGE, older_than_days * 86400.0)
+    return int(result.split()[-1])

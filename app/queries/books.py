@@ -1,0 +1,163 @@
+"""The `books` listing: filters, search, four sort orders (plus relevance) and keyset cursors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from app.domain.errors import FieldError, ValidationError
+from app.ids import is_id
+from app.queries.paging import decode_cursor, encode_cursor
+from app.queries.rows import BOOK_COLUMNS
+
+BOOK_STATUSES = ("IN_STOCK", "OUT_OF_STOCK")
+_QUERY = "websearch_to_tsquery('english'::regconfig, {q}::text)"
+
+
+class BookOrder(enum.StrEnum):
+    NAME = "NAME"
+    PRICE = "PRICE"
+    RATING = "RATING"
+    NEWEST = "NEWEST"  # newest first; descending turns it round
+    RELEVANCE = "RELEVANCE"  # best match first; needs a search
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookFilter:
+    """Every condition is optional; an empty id list matches nothing."""
+
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    category_ids: Sequence[str] | None = None
+    publisher_ids: Sequence[str] | None = None
+    author_ids: Sequence[str] | None = None
+    status: str | None = None
+
+
+def _text(key: Any) -> str:
+    if not isinstance(key, str):
+        raise TypeError(key)
+    return key
+
+
+def _number(key: Any) -> float:
+    if not isinstance(key, int | float) or isinstance(key, bool):
+        raise TypeError(key)
+    return float(key)
+
+
+@dataclass(frozen=True)
+class _Sort:
+    expression: str  # over read.book_view; {q} is the search argument
+    sql_type: str
+    descending: bool  # the natural direction
+    dump: Callable[[Any], Any]
+    parse: Callable[[Any], Any]
+
+
+_SORTS = {
+    BookOrder.NAME: _Sort("name", "text", False, str, _text),
+    BookOrder.PRICE: _Sort("price", "numeric", False, str, lambda k: Decimal(_text(k))),
+    BookOrder.RATING: _Sort("average_rating", "float8", False, float, _number),
+    BookOrder.NEWEST: _Sort(
+        "created_at",
+        "timestamptz",
+        True,
+        dt.datetime.isoformat,
+        lambda k: dt.datetime.fromisoformat(_text(k)),
+    ),
+    BookOrder.RELEVANCE: _Sort(f"ts_rank(search, {_QUERY})", "real", True, float, _number),
+}
+
+
+class BookListing:
+    """The SQL of one `books` request, built from validated input."""
+
+    def __init__(
+        self, *, search: str | None, filter: BookFilter | None, order_by: BookOrder | None, descending: bool
+    ) -> None:
+        self.args: list[Any] = []
+        self.conditions: list[str] = ["TRUE"]
+        self.search = search.strip() if search and search.strip() else None
+        self.order = order_by or (BookOrder.RELEVANCE if self.search else BookOrder.NAME)
+        if self.order is BookOrder.RELEVANCE and self.search is None:
+            raise ValidationError.single("orderBy", "RELEVANCE needs a search.")
+        self.sort = _SORTS[self.order]
+        self.descending = self.sort.descending != descending
+        self._query_arg = ""
+        if self.search is not None:
+            self._query_arg = _QUERY.format(q=self._arg(self.search))
+            self.conditions.append(f"search @@ {self._query_arg}")
+        self._add_filter(filter or BookFilter())
+
+    @property
+    def ordering(self) -> str:
+        """Name what a cursor is valid for: the sort order and its direction."""
+        return f"{self.order}:{'desc' if self.descending else 'asc'}"
+
+    @property
+    def key_expression(self) -> str:
+        return self.sort.expression.format(q=self._query_arg)
+
+    def count_sql(self) -> str:
+        return f"SELECT count(*) FROM read.book_view WHERE {' AND '.join(self.conditions)}"
+
+    def page_sql(self, first: int, after: str | None) -> tuple[str, list[Any]]:
+        """Return the page query (first + 1 rows after the cursor) and its arguments."""
+        args, conditions = list(self.args), list(self.conditions)
+        if after is not None:
+            key, row_id = decode_cursor(after, self.ordering, self.sort.parse)
+            args += [key, row_id]
+            op = "<" if self.descending else ">"
+            sql_type = self.sort.sql_type
+            conditions.append(
+                f"({self.key_expression}, id) {op} (${len(args) - 1}::{sql_type}, ${len(args)}::uuid)"
+            )
+        direction = "DESC" if self.descending else "ASC"
+        sql = (
+            f"SELECT {BOOK_COLUMNS}, {self.key_expression} AS sort_key FROM read.book_view "
+            f"WHERE {' AND '.join(conditions)} "
+            f"ORDER BY {self.key_expression} {direction}, id {direction} LIMIT {first + 1}"
+        )
+        return sql, args
+
+    def cursor(self, record: Any) -> str:
+        return encode_cursor(self.ordering, self.sort.dump(record["sort_key"]), str(record["id"]))
+
+    def _arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def _add_filter(self, f: BookFilter) -> None:
+        errors: list[FieldError] = []
+        for field, column, value in (("minPrice", ">=", f.min_price), ("maxPrice", "<=", f.max_price)):
+            if value is None:
+                continue
+            if not value.is_finite():
+                errors.append(FieldError(f"filter.{field}", "Must be a number."))
+            else:
+                self.conditions.append(f"price {column} {self._arg(value)}::numeric")
+        self._add_ids(errors, "categoryIds", f.category_ids, "category_id = ANY({}::uuid[])")
+        self._add_ids(errors, "publisherIds", f.publisher_ids, "publisher_id = ANY({}::uuid[])")
+        self._add_ids(errors, "authorIds", f.author_ids, "author_ids && {}::uuid[]")
+        if f.status is not None:
+            if f.status in BOOK_STATUSES:
+                self.conditions.append(f"status = {self._arg(f.status)}")
+            else:
+                errors.append(FieldError("filter.status", f"Must be one of {', '.join(BOOK_STATUSES)}."))
+        if errors:
+            raise ValidationError(errors)
+
+    def _add_ids(
+        self, errors: list[FieldError], field: str, ids: Sequence[str] | None, condition: str
+    ) -> None:
+        if ids is None:
+            return
+        if not all(isinstance(i, str) and is_id(i) for i in ids):
+            errors.append(FieldError(f"filter.{field}", "Must be valid ids."))
+            return
+        self.conditions.append(condition.format(self._arg(list(ids))))

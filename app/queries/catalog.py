@@ -1,0 +1,137 @@
+"""Catalog read functions over the read.* views: by-id lookups for DataLoaders and paged lists."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+from app.ids import is_id
+from app.queries.books import BookFilter, BookListing, BookOrder
+from app.queries.paging import Edge, Page, check_first, decode_cursor, encode_cursor, make_page
+from app.queries.rows import (
+    AUTHOR_COLUMNS,
+    BOOK_COLUMNS,
+    CATEGORY_COLUMNS,
+    PUBLISHER_COLUMNS,
+    AuthorRow,
+    BookRow,
+    CategoryRow,
+    PublisherRow,
+)
+
+R = TypeVar("R")
+_AUTHOR_ORDERING = "author:name"
+
+
+def _like_pattern(text: str) -> str:
+    """Match `text` anywhere, with LIKE's wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class CatalogQueries:
+    """Read the catalog views; never touches aggregates or events."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def books_by_ids(self, ids: Sequence[str]) -> list[BookRow | None]:
+        """Return the books in input order; None where an id is unknown, deleted or malformed."""
+        return await self._by_ids("book_view", BOOK_COLUMNS, ids, BookRow.from_record)
+
+    async def list_books(
+        self,
+        *,
+        first: int = 20,
+        after: str | None = None,
+        search: str | None = None,
+        filter: BookFilter | None = None,
+        order_by: BookOrder | None = None,
+        descending: bool = False,
+    ) -> Page[BookRow]:
+        """Return one page of books; order_by None means RELEVANCE with a search, else NAME."""
+        check_first(first)
+        listing = BookListing(search=search, filter=filter, order_by=order_by, descending=descending)
+        sql, args = listing.page_sql(first, after)
+        async with self._pool.acquire() as conn:
+            records = await conn.fetch(sql, *args)
+            total = await conn.fetchval(listing.count_sql(), *listing.args)
+        edges = [Edge(listing.cursor(r), BookRow.from_record(r)) for r in records]
+        return make_page(edges, first, after=after, total_count=total)
+
+    async def books_by_author(
+        self, author_id: str, *, first: int = 20, after: str | None = None
+    ) -> Page[BookRow]:
+        """Return one page of an author's books by name."""
+        return await self.list_books(
+            first=first, after=after, filter=BookFilter(author_ids=(author_id,)), order_by=BookOrder.NAME
+        )
+
+    async def authors_by_ids(self, ids: Sequence[str]) -> list[AuthorRow | None]:
+        return await self._by_ids("author_view", AUTHOR_COLUMNS, ids, AuthorRow.from_record)
+
+    async def list_authors(
+        self, *, first: int = 50, after: str | None = None, search: str | None = None
+    ) -> Page[AuthorRow]:
+        """Return one page of authors by name; search matches any part of the name, any case."""
+        check_first(first)
+        args: list[Any] = []
+        conditions = ["TRUE"]
+        if search and search.strip():
+            args.append(_like_pattern(search.strip()))
+            conditions.append(f"name ILIKE ${len(args)}")
+        count_sql = f"SELECT count(*) FROM read.author_view WHERE {' AND '.join(conditions)}"
+        count_args = list(args)
+        if after is not None:
+            name, row_id = decode_cursor(after, _AUTHOR_ORDERING, str)
+            args += [name, row_id]
+            conditions.append(f"(name, id) > (${len(args) - 1}::text, ${len(args)}::uuid)")
+        sql = (
+            f"SELECT {AUTHOR_COLUMNS} FROM read.author_view WHERE {' AND '.join(conditions)} "
+            f"ORDER BY name, id LIMIT {first + 1}"
+        )
+        async with self._pool.acquire() as conn:
+            records = await conn.fetch(sql, *args)
+            total = await conn.fetchval(count_sql, *count_args)
+        edges = [
+            Edge(encode_cursor(_AUTHOR_ORDERING, r["name"], str(r["id"])), AuthorRow.from_record(r))
+            for r in records
+        ]
+        return make_page(edges, first, after=after, total_count=total)
+
+    async def categories_by_ids(self, ids: Sequence[str]) -> list[CategoryRow | None]:
+        return await self._by_ids("category_view", CATEGORY_COLUMNS, ids, CategoryRow.from_record)
+
+    async def list_categories(self) -> list[CategoryRow]:
+        """Return every category by name, with its count of books."""
+        records = await self._pool.fetch(
+            f"SELECT {CATEGORY_COLUMNS} FROM read.category_view ORDER BY name, id"
+        )
+        return [CategoryRow.from_record(r) for r in records]
+
+    async def publishers_by_ids(self, ids: Sequence[str]) -> list[PublisherRow | None]:
+        return await self._by_ids("publisher_view", PUBLISHER_COLUMNS, ids, PublisherRow.from_record)
+
+    async def list_publishers(self) -> list[PublisherRow]:
+        """Return every publisher by name."""
+        records = await self._pool.fetch(
+            f"SELECT {PUBLISHER_COLUMNS} FROM read.publisher_view ORDER BY name, id"
+        )
+        return [PublisherRow.from_record(r) for r in records]
+
+    async def _by_ids(
+        self, view: str, columns: str, ids: Sequence[str], make: Callable[[Any], R]
+    ) -> list[R | None]:
+        canonical = {i: str(uuid.UUID(i)) for i in ids if isinstance(i, str) and is_id(i)}
+        found: dict[str, R] = {}
+        if canonical:
+            sql = f"SELECT {columns} FROM read.{view} WHERE id = ANY($1::uuid[])"
+            records = await self._pool.fetch(sql, sorted(set(canonical.values())))
+            found = {str(r["id"]): make(r) for r in records}
+        return [found.get(canonical.get(i, "")) for i in ids]
+
+
+__all__ = ["BookFilter", "BookOrder", "CatalogQueries", "Page"]
