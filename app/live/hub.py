@@ -1,0 +1,184 @@
+"""The per-process hub: one broadcaster subscription per topic, fanned out through bounded queues.
+
+A subscriber never misses a change and never sees one twice: it registers for live notices before
+it replays read.changes, skips live notices it has already delivered, and, when its queue overflows
+or the backend reconnects, it is marked lagging and catches up from read.changes before going live
+again. Its memory stays bounded by its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+
+import asyncpg
+from broadcaster import Broadcast
+
+from app.eventstore.position import START, Position
+from app.live.backend import CATCH_UP
+from app.live.changes import changes_after, latest_position
+from app.live.notices import ChangeNotice
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_PAGE = 500
+
+
+class _Subscriber:
+    """One local subscriber: its bounded queue of live notices and how far it has read."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue: asyncio.Queue[ChangeNotice | None] = asyncio.Queue(queue_size)  # None: wake up
+        self.lagging = False
+        self.position = START
+        self.entity_id: str | None = None  # last delivered at `position`; None: all of `position`
+
+    def offer(self, notice: ChangeNotice) -> None:
+        if self.lagging:
+            return  # read.changes has it: the catch-up will read it
+        try:
+            self.queue.put_nowait(notice)
+        except asyncio.QueueFull:
+            self.lagging = True
+
+    def fall_behind(self) -> None:
+        self.lagging = True
+        self.wake()
+
+    def wake(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue's reader is not waiting
+            self.queue.put_nowait(None)
+
+    def start_catch_up(self) -> None:
+        # Whatever is queued now was committed before the read that follows, which will return it.
+        self.lagging = False
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    def is_new(self, notice: ChangeNotice) -> bool:
+        if notice.position != self.position:
+            return notice.position > self.position
+        return self.entity_id is not None and notice.entity_id > self.entity_id
+
+    def delivered(self, notice: ChangeNotice) -> None:
+        self.position, self.entity_id = notice.position, notice.entity_id
+
+
+@dataclass(eq=False)
+class _Topic:
+    pump: asyncio.Task[None] | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    subscribers: set[_Subscriber] = field(default_factory=set)
+
+
+class Hub:
+    """Deliver each topic's change notices to this process's subscribers: in order, no gap, no duplicate."""
+
+    def __init__(self, broadcast: Broadcast, pool: asyncpg.Pool, settings: Settings) -> None:
+        self._broadcast = broadcast
+        self._pool = pool
+        self._settings = settings
+        self._topics: dict[str, _Topic] = {}
+        self._closed = False
+
+    async def subscribe(
+        self, topic: str, after: Position | None = None
+    ) -> AsyncGenerator[ChangeNotice, None]:
+        """Yield the topic's changes after `after` (or from now on), then live ones; aclose() to leave."""
+        if self._closed:
+            return
+        subscriber = _Subscriber(self._settings.subscriber_queue_size)
+        entry = self._join(topic, subscriber)
+        try:
+            await entry.ready.wait()  # live first, so nothing falls between the replay and live
+            if after is None:
+                subscriber.position = await latest_position(self._pool, topic)
+            else:
+                subscriber.position, subscriber.lagging = after, True
+            while not self._closed:
+                for notice in await self._next(topic, subscriber):
+                    subscriber.delivered(notice)
+                    yield notice
+        finally:
+            await self._leave(topic, entry, subscriber)
+
+    async def close(self) -> None:
+        """End every subscription and release every topic."""
+        self._closed = True
+        entries = list(self._topics.values())
+        self._topics.clear()
+        for entry in entries:
+            for subscriber in entry.subscribers:
+                subscriber.wake()
+        await self._stop_pumps(entries)
+
+    def topics(self) -> set[str]:
+        """Return the topics this process is subscribed to."""
+        return set(self._topics)
+
+    def queue_depths(self, topic: str) -> list[int]:
+        """Return how many live notices wait in each local subscriber's queue of a topic."""
+        entry = self._topics.get(topic)
+        return [] if entry is None else [s.queue.qsize() for s in entry.subscribers]
+
+    async def _next(self, topic: str, subscriber: _Subscriber) -> list[ChangeNotice]:
+        if subscriber.lagging:
+            subscriber.start_catch_up()
+            page = await changes_after(
+                self._pool, topic, subscriber.position, _PAGE, after_entity_id=subscriber.entity_id
+            )
+            if len(page) == _PAGE:
+                subscriber.lagging = True  # more to read before going live
+            return page
+        notice = await subscriber.queue.get()
+        return [notice] if notice is not None and subscriber.is_new(notice) else []
+
+    def _join(self, topic: str, subscriber: _Subscriber) -> _Topic:
+        entry = self._topics.get(topic)
+        if entry is None:
+            entry = self._topics[topic] = _Topic()
+            entry.pump = asyncio.create_task(self._pump(topic, entry), name=f"hub {topic}")
+        entry.subscribers.add(subscriber)
+        return entry
+
+    async def _leave(self, topic: str, entry: _Topic, subscriber: _Subscriber) -> None:
+        entry.subscribers.discard(subscriber)
+        if not entry.subscribers and self._topics.get(topic) is entry:
+            del self._topics[topic]
+            await self._stop_pumps([entry])
+
+    async def _pump(self, topic: str, entry: _Topic) -> None:
+        try:
+            async with self._broadcast.subscribe(self._settings.changes_channel(topic)) as events:
+                entry.ready.set()
+                while True:
+                    self._fan_out(entry, (await events.get()).message)
+        except Exception:
+            log.exception("live notices: the subscription to topic %s failed", topic)
+        finally:
+            entry.ready.set()  # never leave a joining subscriber waiting
+
+    def _fan_out(self, entry: _Topic, message: str) -> None:
+        if message == CATCH_UP:
+            for subscriber in entry.subscribers:
+                subscriber.fall_behind()
+            return
+        try:
+            notice = ChangeNotice.from_json(message)
+        except (ValueError, KeyError, TypeError):
+            log.warning("live notices: ignoring a malformed notice %.200r", message)
+            return
+        for subscriber in entry.subscribers:
+            subscriber.offer(notice)
+
+    @staticmethod
+    async def _stop_pumps(entries: list[_Topic]) -> None:
+        pumps = [entry.pump for entry in entries if entry.pump is not None]
+        for pump in pumps:
+            pump.cancel()
+        if pumps:
+            await asyncio.wait(pumps)

