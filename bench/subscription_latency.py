@@ -70,49 +70,70 @@ def _server() -> Iterator[str]:
 
 
 async def _create(client: httpx.AsyncClient, field: str, success: str, id_field: str, name: str) -> str:
-    response = await client.post("/graphql", json={"query": CREATE % (field, success, id_field),
-                                                   "variables": {"name": name}})
+    response = await client.post(
+        "/graphql", json={"query": CREATE % (field, success, id_field), "variables": {"name": name}}
+    )
     payload = response.json()["data"][field]
     assert payload["__typename"] == success, payload
     return str(payload[id_field])
 
 
-async def _listen(ws: websockets.ClientConnection, arrivals: dict[str, float]) -> None:
+async def _listen(
+    ws: websockets.ClientConnection, arrivals: dict[str, float], expected: int, done: asyncio.Event
+) -> None:
     async for raw in ws:
         message = json.loads(raw)
         if message.get("type") == "next":
             change = message["payload"]["data"]["catalogChanged"]
             if change["entity"] == "Book" and change["kind"] == "CREATED":
                 arrivals[change["entityId"]] = time.perf_counter()
+                if len(arrivals) >= expected:
+                    done.set()
 
 
 async def measure(url: str, mutations: int) -> dict[str, list[float]]:
     ws_url = url.replace("http", "ws", 1) + "/graphql"
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client, websockets.connect(
-        ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
-    ) as ws:
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+        websockets.connect(ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws,
+    ):
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}}))
         arrivals: dict[str, float] = {}
-        listener = asyncio.create_task(_listen(ws, arrivals))
+        done = asyncio.Event()
+        listener = asyncio.create_task(_listen(ws, arrivals, mutations, done))
         suffix = os.urandom(3).hex()
-        author = await _create(client, "createAuthor", "CreateAuthorSuccess", "authorId", f"Bench Author {suffix}")
-        category = await _create(client, "createCategory", "CreateCategorySuccess", "categoryId", f"Bench {suffix}")
-        publisher = await _create(client, "createPublisher", "CreatePublisherSuccess", "publisherId", f"Bench {suffix}")
+        author = await _create(
+            client, "createAuthor", "CreateAuthorSuccess", "authorId", f"Bench Author {suffix}"
+        )
+        category = await _create(
+            client, "createCategory", "CreateCategorySuccess", "categoryId", f"Bench {suffix}"
+        )
+        publisher = await _create(
+            client, "createPublisher", "CreatePublisherSuccess", "publisherId", f"Bench {suffix}"
+        )
         sent: dict[str, float] = {}
         answered: dict[str, float] = {}
         for i in range(mutations):
-            book = {"name": f"Bench Book {i}", "price": "12.50", "categoryId": category,
-                    "publisherId": publisher, "authorIds": [author]}
+            book = {
+                "name": f"Bench Book {i}",
+                "price": "12.50",
+                "categoryId": category,
+                "publisherId": publisher,
+                "authorIds": [author],
+            }
             t0 = time.perf_counter()
-            response = await client.post("/graphql", json={"query": CREATE_BOOK, "variables": {"input": book}})
+            response = await client.post(
+                "/graphql", json={"query": CREATE_BOOK, "variables": {"input": book}}
+            )
             t1 = time.perf_counter()
             book_id = response.json()["data"]["createBook"]["bookId"]
             sent[book_id], answered[book_id] = t0, t1
-        deadline = time.monotonic() + 30
-        while len(arrivals) < len(sent) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        try:
+            await asyncio.wait_for(done.wait(), 30)
+        except TimeoutError:
+            pass
         listener.cancel()
     missing = [b for b in sent if b not in arrivals]
     if missing:
@@ -134,8 +155,10 @@ def print_table(results: dict[str, list[float]]) -> None:
     print(header)
     print("-" * len(header))
     for name, values in results.items():
-        print(f"{name:<36}{len(values):>6}{statistics.median(values):>10.2f}"
-              f"{_percentile(values, 0.9):>10.2f}{_percentile(values, 0.99):>10.2f}{max(values):>10.2f}")
+        print(
+            f"{name:<36}{len(values):>6}{statistics.median(values):>10.2f}"
+            f"{_percentile(values, 0.9):>10.2f}{_percentile(values, 0.99):>10.2f}{max(values):>10.2f}"
+        )
 
 
 def main() -> None:

@@ -1,1 +1,34 @@
-"""schema."""
+"""The GraphQL schema: every context's area composed into one Query, Mutation and Subscription."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from app.schema.catalog import CatalogMutation, CatalogQuery, CatalogSubscription
+from app.schema.errors import EXCEPTION_HANDLERS, USER_ERROR_TYPES
+from app.schema.extensions import Schema, schema_extensions
+from app.schema.scalars import SCALARS
+from app.settings import Settings
+
+QUERIES: tuple[type, ...] = (CatalogQuery,)
+MUTATIONS: tuple[type, ...] = (CatalogMutation,)
+SUBSCRIPTIONS: tuple[type, ...] = (CatalogSubscription,)
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """Compose the areas into one schema with caches, a depth limit and public error formatting."""
+    settings = settings or Settings()
+    return Schema(
+        query=merge_types("Query", QUERIES),
+        mutation=merge_types("Mutation", MUTATIONS),
+        subscription=merge_types("Subscription", SUBSCRIPTIONS),
+        types=USER_ERROR_TYPES,
+        extensions=schema_extensions(settings.max_query_depth),
+        config=StrawberryConfig(scalar_map=SCALARS),
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+
+
+__all__ = ["build_schema"]

@@ -1,0 +1,82 @@
+"""The ASGI application: /graphql (HTTP and websockets), /healthz, /readyz, and the container lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from app import bootstrap
+from app.db import current_revision, head_revision
+from app.schema import build_schema
+from app.schema.view import BookwormGraphQL
+from app.settings import Settings
+
+logger = logging.getLogger("bookworm.api")
+
+READY_TIMEOUT = 2.0
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Answer as long as the process serves requests."""
+    return JSONResponse({"status": "ok"})
+
+
+def readiness(head: str | None) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """Return the /readyz endpoint, comparing the database's revision with `head`."""
+
+    async def readyz(request: Request) -> JSONResponse:
+        """Report whether PostgreSQL and Redis answer and the database is migrated to head."""
+        container: bootstrap.Container = request.state.container
+        checks = await asyncio.gather(_postgres(container, head), _redis(container))
+        problems = {name: problem for name, problem in checks if problem}
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready", "migration": head})
+
+    return readyz
+
+
+async def _postgres(container: bootstrap.Container, head: str | None) -> tuple[str, str | None]:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), container.pool.acquire() as conn:
+            current = await current_revision(conn)
+    except Exception as error:  # any failure here means "not ready"; the reason goes to the body
+        return "postgresql", f"unreachable: {type(error).__name__}"
+    if current != head:
+        return "postgresql", f"migrations at {current or 'none'}, head is {head}"
+    return "postgresql", None
+
+
+async def _redis(container: bootstrap.Container) -> tuple[str, str | None]:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await container.redis.ping()
+    except Exception as error:  # any failure here means "not ready"; the reason goes to the body
+        return "redis", f"unreachable: {type(error).__name__}"
+    return "redis", None
+
+
+def create_app(settings: Settings, *, workers: bool) -> Starlette:
+    """Build the application; its lifespan opens the container (pools, hub and, if asked, workers)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with bootstrap.container(settings, workers=workers) as container:
+            yield {"container": container}
+
+    graphql = BookwormGraphQL(build_schema(settings), settings)
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readiness(head_revision()), methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, debug=False)

@@ -1,0 +1,99 @@
+"""Mutations of the named catalog entities: authors, categories and publishers."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.commands import catalog as commands
+from app.ids import new_id
+from app.schema.catalog import inputs, payloads
+from app.schema.commands import dispatch
+from app.schema.context import Info
+from app.schema.ids import check_id
+
+
+@strawberry.type
+class NamedEntityMutation:
+    @strawberry.mutation
+    async def create_author(self, info: Info, input: inputs.CreateAuthorInput) -> payloads.CreateAuthorResult:
+        command = commands.CreateAuthor(author_id=new_id(), name=input.name)
+        done = await dispatch(info, command, input.idempotency_key)
+        return payloads.CreateAuthorSuccess(
+            author_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
+        )
+
+    @strawberry.mutation
+    async def rename_author(self, info: Info, input: inputs.RenameAuthorInput) -> payloads.RenameAuthorResult:
+        command = commands.RenameAuthor(author_id=check_id("id", input.id), name=input.name)
+        done = await dispatch(info, command, input.idempotency_key)
+        return payloads.RenameAuthorSuccess(
+            author_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
+        )
+
+    @strawberry.mutation
+    async def delete_author(self, info: Info, input: inputs.DeleteAuthorInput) -> payloads.DeleteAuthorResult:
+        command = commands.DeleteAuthor(author_id=check_id("id", input.id))
+        done = await dispatch(info, command, input.idempotency_key)
+        return payloads.DeleteAuthorSuccess(
+            author_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
+        )
+
+    @strawberry.mutation
+    async def create_category(
+        self, info: Info, input: inputs.CreateCategoryInput
+    ) -> payloads.CreateCategoryResult:
+        command = commands.CreateCategory(category_id=new_id(), name=input.name)
+        done = await dispatch(info, command, input.idempotency_key)
+        return payloads.CreateCategorySuccess(
+            category_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
+        )
+
+    @strawberry.mutation
+    async def rename_category(
+        self, info: Info, input: inputs.RenameCategoryInput
+    ) -> payloads.RenameCategoryResult:
+        command = commands.RenameCategory(category_id=check_id("id", input.id), name=input.name)
+        done = await dispatch(info, command, input.idempotency_key)
+        return payloads.RenameCategorySuccess(
+            category_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
+        )
+
+    @strawberry.mutation
+    async def delete_category(
+        self, info: Info, input: inputs.DeleteCategoryInput
+    ) -> payloads.DeleteCategoryResult:
+        command = commands.DeleteCategory(category_id=check_id("id", input.id))
+        done = await dispatch(info, command, input.idempotency_key)
+        return payloads.DeleteCategorySuccess(
+            category_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
+        )
+
+    @strawberry.mutation
+    async def create_publisher(
+        self, info: Info, input: inputs.CreatePublisherInput
+    ) -> payloads.CreatePublisherResult:
+        command = commands.CreatePublisher(publisher_id=new_id(), name=input.name)
+        done = await dispatch(info, command, input.idempotency_key)
+        return payloads.CreatePublisherSuccess(
+            publisher_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
+        )
+
+    @strawberry.mutation
+    async def rename_publisher(
+        self, info: Info, input: inputs.RenamePublisherInput
+    ) -> payloads.RenamePublisherResult:
+        command = commands.RenamePublisher(publisher_id=check_id("id", input.id), name=input.name)
+        done = await dispatch(info, command, input.idempotency_key)
+        return payloads.RenamePublisherSuccess(
+            publisher_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
+        )
+
+    @strawberry.mutation
+    async def delete_publisher(
+        self, info: Info, input: inputs.DeletePublisherInput
+    ) -> payloads.DeletePublisherResult:
+        command = commands.DeletePublisher(publisher_id=check_id("id", input.id))
+        done = await dispatch(info, command, input.idempotency_key)
+        return payloads.DeletePublisherSuccess(
+            publisher_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
+        )

@@ -1,0 +1,175 @@
+"""The /graphql endpoint: strawberry's ASGI view plus GraphQL-over-HTTP status codes and our headers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+
+from app.domain.errors import DomainError
+from app.queries.consistency import wait_for_position
+from app.schema.consistency import CATALOG
+from app.schema.context import Context
+from app.schema.positions import BadCursor, parse_cursor
+from app.settings import Settings
+
+logger = logging.getLogger("bookworm.graphql")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+POSITION_HEADER = "bookworm-position"
+READ_MODELS = (CATALOG,)  # the projections a Bookworm-Position header waits for
+
+
+class BodyTooLarge(Exception):
+    """The request body passed settings.max_body_bytes."""
+
+
+class BookwormGraphQL(GraphQL[Context, None]):
+    """Serve GraphQL over HTTP (GET/POST), graphql-transport-ws and graphql-ws on one path."""
+
+    def __init__(self, schema: BaseSchema, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            keep_alive=True,
+            keep_alive_interval=15,
+            connection_init_wait_timeout=timedelta(seconds=30),
+        )
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive=self._limited(scope, receive))
+        response = await self._respond(request)
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response:
+        media_type = negotiate(request.headers.get("accept"))
+        try:
+            await self._wait_for_position(request)
+            return await self.run(request)
+        except HTTPException as e:
+            return error_response(e.status_code, e.reason, media_type)
+        except BodyTooLarge:
+            limit = self.settings.max_body_bytes
+            return error_response(413, f"The request body is larger than {limit} bytes.", media_type)
+
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        limit = self.settings.max_body_bytes
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            if declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge
+            return message
+
+        return limited_receive
+
+    async def _wait_for_position(self, request: Request) -> None:
+        raw = request.headers.get(POSITION_HEADER)
+        if raw is None:
+            return
+        try:
+            position = parse_cursor(raw.strip())
+        except BadCursor:
+            raise HTTPException(
+                400, f"Header Bookworm-Position is not a position Bookworm returned: {raw[:40]!r}"
+            ) from None
+        pool = request.state.container.pool
+        timeout = self.settings.read_your_writes_timeout
+        for projection in READ_MODELS:
+            try:
+                reached = await wait_for_position(pool, projection, position, timeout)
+            except (OSError, TimeoutError, DomainError):
+                logger.warning("cannot check the %s read model's position", projection, exc_info=True)
+                raise HTTPException(503, "PostgreSQL cannot be reached right now; retry later.") from None
+            if not reached:
+                message = (
+                    f"The {projection} read model did not reach position {position} within {timeout:g} s."
+                )
+                raise HTTPException(503, message)
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        return Context.build(request.state.container, request)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = negotiate(request.headers.get("accept"))
+        return sub_response
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as e:
+            # GraphQL-over-HTTP: a mutation sent with GET is 405, not 400.
+            if (
+                isinstance(e.__cause__, InvalidOperationTypeError)
+                and kwargs["request_adapter"].method == "GET"
+            ):
+                raise HTTPException(405, e.reason) from None
+            raise
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if is_request_error(result):
+            # Nothing was executed, so the response carries no `data` entry at all.
+            response.pop("data", None)
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.media_type or JSON
+        response.headers["content-type"] = media_type
+        if media_type == GRAPHQL_RESPONSE and isinstance(response_data, dict) and "data" not in response_data:
+            response.status_code = 400
+        return response
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Tell whether the request failed before execution (syntax, validation, variables)."""
+    return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors or ())
+
+
+def negotiate(accept: str | None) -> str:
+    """Pick the response media type: the GraphQL one when the client names it, else JSON."""
+    for part in (accept or "").split(","):
+        media, _, params = part.strip().partition(";")
+        if media.strip().lower() == GRAPHQL_RESPONSE and "q=0" not in params.replace(" ", ""):
+            return GRAPHQL_RESPONSE
+    return JSON
+
+
+def error_response(status: int, message: str, media_type: str) -> Response:
+    """A request error in the GraphQL response shape, so clients parse every answer the same way."""
+    if status == 400 and message == "Unsupported content type":
+        status, message = 415, "Send the request as application/json (or use GET)."
+    body = {"errors": [{"message": message}]}
+    response = JSONResponse(body, status_code=status, media_type=media_type)
+    if status == 405:
+        response.headers["allow"] = "POST"
+    if status == 503:
+        response.headers["retry-after"] = "1"
+    return response
