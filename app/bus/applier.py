@@ -1,0 +1,185 @@
+"""Apply events for one consumer: a batch per transaction, then one by one with retries, then park."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN
+from app.bus.lease import Lease, LeaseLost
+from app.bus.protocol import Consumer, Publish
+from app.domain.errors import ValidationError
+from app.events import UnknownEventType
+from app.eventstore import START, Position, RecordedEvent
+from app.live.notices import ChangeNotice
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRIES = 3
+FIRST_DELAY = 0.2
+MAX_DELAY = 5.0
+# Retrying cannot fix these: the event itself is at fault, so it is parked at once.
+PERMANENT = (ValidationError, UnknownEventType)
+# These mean "stop and let the runner sort it out", never "this event is bad".
+NOT_THE_EVENTS_FAULT: tuple[type[BaseException], ...] = (LeaseLost, *POSTGRES_DOWN)
+
+_PARK = """
+INSERT INTO bus.dead_letters
+    (consumer, transaction_id, global_position, event_id, event_type, stream_id, error, attempts)
+VALUES ($1, $2, $3, $4::uuid, $5, $6, $7, $8)
+ON CONFLICT (consumer, event_id) DO UPDATE
+SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, parked_at = now(), resolved_at = NULL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """What a dead letter records about an event (enough to find it again)."""
+
+    position: Position
+    event_id: str
+    event_type: str
+    stream_id: str
+
+    @classmethod
+    def of(cls, event: RecordedEvent) -> EventRef:
+        return cls(event.position, event.event_id, event.event_type, event.stream_id)
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+class Applier:
+    """Runs the consumer's transactions for the active runner and tracks its checkpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        consumer: Consumer,
+        lease: Lease,
+        publish: Publish,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._redis = redis
+        self._consumer = consumer
+        self._lease = lease
+        self._publish = publish
+        self.checkpoint = START
+
+    async def refresh(self) -> Position:
+        """Reload the checkpoint from PostgreSQL."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            self.checkpoint = await self._consumer.load_checkpoint(conn)
+        return self.checkpoint
+
+    async def apply(self, events: Sequence[RecordedEvent]) -> None:
+        """Apply `events` exactly once each; a failing event is retried, then parked."""
+        if not events:
+            return
+        try:
+            await self._commit(events)
+            return
+        except NOT_THE_EVENTS_FAULT:
+            raise
+        except Exception as exc:
+            if len(events) == 1:
+                await self._retry(events[0], exc)
+                return
+            log.warning("%s: batch failed (%s); applying one at a time", self._consumer.name, describe(exc))
+        for event in events:
+            await self._apply_one(event)
+
+    async def _apply_one(self, event: RecordedEvent) -> None:
+        try:
+            await self._commit([event])
+        except NOT_THE_EVENTS_FAULT:
+            raise
+        except Exception as exc:
+            await self._retry(event, exc)
+
+    async def _retry(self, event: RecordedEvent, error: Exception) -> None:
+        attempts, delay = 1, FIRST_DELAY
+        while not isinstance(error, PERMANENT) and attempts < TRIES:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY)
+            attempts += 1
+            try:
+                await self._commit([event])
+                return
+            except NOT_THE_EVENTS_FAULT:
+                raise
+            except Exception as exc:
+                error = exc
+        await self.park(EventRef.of(event), error, attempts)
+
+    async def _commit(self, events: Sequence[RecordedEvent]) -> None:
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                await self._lease.fence(conn)
+                checkpoint = await self._consumer.load_checkpoint(conn)
+                fresh = [e for e in events if e.position > checkpoint]
+                notices: list[ChangeNotice] = []
+                if fresh:
+                    notices = await self._consumer.apply(conn, fresh)
+                    checkpoint = fresh[-1].position
+                    await self._consumer.save_checkpoint(conn, checkpoint)
+        self.checkpoint = checkpoint
+        await self._announce(notices)
+
+    async def _announce(self, notices: list[ChangeNotice]) -> None:
+        if not notices:
+            return
+        try:
+            await self._publish(notices)
+        except Exception:
+            # Subscribers resume from read.changes, so a lost notice delays them but loses nothing.
+            log.exception("%s: publishing %d change notices failed", self._consumer.name, len(notices))
+
+    async def park(self, ref: EventRef, error: BaseException, attempts: int) -> None:
+        """Record `ref` as a dead letter and move the checkpoint past it, in one transaction."""
+        name = self._consumer.name
+        log.error(
+            "%s: parking %s %s after %d attempts: %s", name, ref.event_type, ref.position, attempts, error
+        )
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                await self._lease.fence(conn)
+                checkpoint = await self._consumer.load_checkpoint(conn)
+                if ref.position > checkpoint:
+                    pos = ref.position
+                    args = (pos.transaction_id, pos.global_position, ref.event_id, ref.event_type)
+                    await conn.execute(_PARK, name, *args, ref.stream_id, describe(error), attempts)
+                    checkpoint = ref.position
+                    await self._consumer.save_checkpoint(conn, checkpoint)
+        self.checkpoint = checkpoint
+        await self._copy_to_stream(ref, error, attempts)
+
+    async def _copy_to_stream(self, ref: EventRef, error: BaseException, attempts: int) -> None:
+        fields = {
+            "consumer": self._consumer.name,
+            "position": str(ref.position),
+            "event_id": ref.event_id,
+            "type": ref.event_type,
+            "stream_id": ref.stream_id,
+            "error": describe(error),
+            "attempts": str(attempts),
+        }
+        try:
+            stream = self._settings.dead_letter_stream
+            await self._redis.xadd(stream, fields, maxlen=self._settings.stream_maxlen, approximate=True)  # type: ignore[arg-type]
+        except REDIS_DOWN as exc:
+            # The table is the record; the stream copy is a convenience for watchers.
+            log.warning(
+                "%s: dead-letter stream copy failed (%s): %s", self._consumer.name, exc, json.dumps(fields)
+            )

@@ -1,0 +1,30 @@
+"""Named checkpoints in bus.checkpoints (the relay's, and any consumer that keeps its own there)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from app.eventstore import START, Position
+
+_LOAD = "SELECT transaction_id, global_position FROM bus.checkpoints WHERE name = $1"
+_SAVE = """
+INSERT INTO bus.checkpoints (name, transaction_id, global_position) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE
+SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position, updated_at = now()
+"""
+
+
+async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> Position:
+    """Return the checkpoint `name` (START when absent); with `lock`, hold its row until commit."""
+    if lock:
+        # Create the row first so that FOR UPDATE has something to lock even on the first run.
+        await conn.execute(
+            "INSERT INTO bus.checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
+        )
+    row = await conn.fetchrow(_LOAD + (" FOR UPDATE" if lock else ""), name)
+    return START if row is None else Position(row[0], row[1])
+
+
+async def save_checkpoint(conn: asyncpg.Connection, name: str, position: Position) -> None:
+    """Store `position` as the checkpoint `name`."""
+    await conn.execute(_SAVE, name, position.transaction_id, position.global_position)

