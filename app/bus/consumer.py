@@ -18,7 +18,6 @@ from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, is_nogroup, text
 from app.bus.lease import Lease, LeaseLost
 from app.bus.messages import Message
 from app.bus.protocol import Consumer, Publish
-from app.bus.raw import read_undecoded
 from app.eventstore import EventStore, Position, RecordedEvent
 from app.settings import Settings
 
@@ -157,16 +156,9 @@ class ConsumerRunner:
         """Apply everything committed after the checkpoint, straight from the event store."""
         while True:
             after = self._applier.checkpoint
-            try:
-                events = await self._store.read_all(after, limit=BATCH)
-            except UNREADABLE:
-                raise
-            except Exception as exc:  # an event that cannot be decoded (unknown type, bad payload)
-                log.warning("%s: undecodable event after %s (%s)", self._group, after, exc)
-                events = await read_undecoded(self._pool, after, BATCH)
-                await self._apply_decodable(events)
-            else:
-                await self._applier.apply(events)
+            # Decoded one by one, so an event no registered class can read is parked, not fatal.
+            events = await self._store.read_all(after, limit=BATCH, decode=False)
+            await self._apply_decodable(events)
             if len(events) < BATCH:
                 return
 

@@ -13,7 +13,6 @@ import redis.asyncio as aioredis
 from app.bus import messages
 from app.bus.checkpoints import load_checkpoint, save_checkpoint
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff
-from app.bus.raw import read_undecoded
 from app.db import plain_url
 from app.eventstore import NOTIFY_CHANNEL, EventStore, Position, RecordedEvent
 from app.settings import Settings
@@ -100,14 +99,8 @@ class Relay:
 
     async def _pump(self, conn: asyncpg.Connection, checkpoint: Position) -> tuple[Position, bool]:
         """Relay one batch after `checkpoint`; return the new checkpoint and whether the batch was full."""
-        try:
-            events = await self._store.read_all(checkpoint, limit=BATCH, conn=conn)
-        except (*POSTGRES_DOWN, asyncpg.PostgresError):
-            raise
-        except Exception as exc:
-            # Consumers park what they cannot decode; the relay only copies raw fields.
-            log.warning("relay: undecodable event after %s (%s); relaying it raw", checkpoint, exc)
-            events = await read_undecoded(conn, checkpoint, BATCH)
+        # The relay copies raw fields; consumers decode, and park what they cannot.
+        events = await self._store.read_all(checkpoint, limit=BATCH, conn=conn, decode=False)
         if not events:
             return checkpoint, False
         await self._xadd(events, checkpoint)

@@ -3,11 +3,12 @@
 from app.eventstore.errors import ConcurrencyError, EventStoreError, StoreUnavailable
 from app.eventstore.position import START, InvalidPosition, Position
 from app.eventstore.store import NOTIFY_CHANNEL, EventStore
-from app.eventstore.types import RecordedEvent
+from app.eventstore.types import UNDECODED, RecordedEvent
 
 __all__ = [
     "NOTIFY_CHANNEL",
     "START",
+    "UNDECODED",
     "ConcurrencyError",
     "EventStore",
     "EventStoreError",

@@ -13,7 +13,7 @@ from app.events.base import Event, Metadata
 from app.events.registry import REGISTRY, EventRegistry
 from app.eventstore.errors import ConcurrencyError
 from app.eventstore.position import START, Position
-from app.eventstore.types import RecordedEvent
+from app.eventstore.types import UNDECODED, RecordedEvent
 
 NOTIFY_CHANNEL = "bookworm_events"
 
@@ -103,20 +103,29 @@ class EventStore:
         return [self._recorded(r) for r in rows]
 
     async def read_all(
-        self, after: Position = START, *, limit: int = 500, conn: asyncpg.Connection | None = None
+        self,
+        after: Position = START,
+        *,
+        limit: int = 500,
+        conn: asyncpg.Connection | None = None,
+        decode: bool = True,
     ) -> list[RecordedEvent]:
-        """Return up to `limit` committed events after `after`, in commit order, skipping none."""
+        """Return up to `limit` committed events after `after`, in commit order, skipping none.
+
+        With decode=False, `event` is UNDECODED: for readers that copy raw fields (the relay) or that
+        decode one event at a time so that one bad payload cannot block the rest.
+        """
         rows = await (conn or self._pool).fetch(
             _READ_ALL, str(after.transaction_id), after.global_position, limit
         )
-        return [self._recorded(r) for r in rows]
+        return [self._recorded(r, decode=decode) for r in rows]
 
     async def head(self, *, conn: asyncpg.Connection | None = None) -> Position:
         """Return the position of the last event a commit-order reader can see now."""
         row = await (conn or self._pool).fetchrow(_HEAD)
         return START if row is None else Position(row[0], row[1])
 
-    def _recorded(self, row: Any) -> RecordedEvent:
+    def _recorded(self, row: Any, *, decode: bool = True) -> RecordedEvent:
         data = json.loads(row["data"])
         return RecordedEvent(
             position=Position(row["xid"], row["global_position"]),
@@ -129,5 +138,7 @@ class EventStore:
             data=data,
             metadata=json.loads(row["metadata"]),
             recorded_at=row["recorded_at"],
-            event=self._registry.decode(row["event_type"], row["schema_version"], data),
+            event=self._registry.decode(row["event_type"], row["schema_version"], data)
+            if decode
+            else UNDECODED,
         )

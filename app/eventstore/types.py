@@ -23,3 +23,7 @@ class RecordedEvent:
     metadata: dict[str, Any]
     recorded_at: dt.datetime
     event: Event
+
+
+# Stands in for the decoded event when a reader asked for raw rows only (decode=False).
+UNDECODED = Event()
