@@ -13,7 +13,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from app.bus.applier import NOT_THE_EVENTS_FAULT, Applier, EventRef
+from app.bus.applier import Applier, EventRef
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, is_nogroup, text
 from app.bus.lease import Lease, LeaseLost
 from app.bus.messages import Message
@@ -29,7 +29,6 @@ BATCH = 500
 BLOCK_MS = 1000
 
 # A failed read that says nothing about the events themselves.
-UNREADABLE: tuple[type[BaseException], ...] = (*NOT_THE_EVENTS_FAULT, asyncpg.PostgresError)
 
 Entries = Sequence[tuple[Any, Any]]
 

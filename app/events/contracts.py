@@ -40,9 +40,13 @@ def render(registry: EventRegistry = REGISTRY) -> str:
                 lines.append(f"{doc}\n")
             hints = typing.get_type_hints(entry.cls)
             lines.append("| field | type |\n| --- | --- |")
-            lines.extend(f"| {f.name} | `{_type_name(hints[f.name])}` |" for f in dataclasses.fields(entry.cls))
+            lines.extend(
+                f"| {f.name} | `{_type_name(hints[f.name])}` |" for f in dataclasses.fields(entry.cls)
+            )
             for version in range(1, entry.version):
-                lines.append(f"\nUpcaster v{version} → v{version + 1}: {registry.upcaster_doc(entry.name, version)}")
+                lines.append(
+                    f"\nUpcaster v{version} → v{version + 1}: {registry.upcaster_doc(entry.name, version)}"
+                )
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
