@@ -119,8 +119,12 @@ async def test_only_one_of_two_relays_is_active(env: BusEnv) -> None:
     assert standby.is_leader
     entries = await env.stream()
     committed = await env.read_after(START, 9)
-    assert [e["position"] for e in entries] == [str(e.position) for e in committed]
-    assert [e["prev"] for e in entries[1:]] == [e["position"] for e in entries[:-1]]
+    # At-least-once: a leader stopped between XADD and saving its checkpoint leaves the standby to
+    # send those events again. Consumers skip repeats by position; nothing may be missing or reordered.
+    positions = [e["position"] for e in entries]
+    assert list(dict.fromkeys(positions)) == [str(e.position) for e in committed]
+    for i, entry in enumerate(entries[1:], start=1):
+        assert entry["prev"] == positions[i - 1] or entry["prev"] in [str(START), *positions[: i - 1]]
 
 
 async def test_redelivered_event_is_applied_once(env: BusEnv) -> None:
