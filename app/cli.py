@@ -1,0 +1,286 @@
+"""The `bookworm` command line: serve, worker, migrate, seed, projections, events, dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import NoReturn
+
+import asyncpg
+import redis.exceptions
+import sqlalchemy.exc
+
+from app import cli_tasks as tasks
+from app import embedded
+from app.bootstrap import Container, container
+from app.cli_tasks import CliError, first_line
+from app.db import head_revision, migrate
+from app.domain.errors import DomainError
+from app.eventstore import START, EventStoreError, InvalidPosition, Position
+from app.live.backend import BackendUnavailable
+from app.projections import PROJECTIONS
+from app.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], None]
+Task = Callable[[argparse.Namespace, Container], Awaitable[None]]
+
+_UVICORN_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `bookworm` command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    except ValueError as exc:  # a number that is not one, or an unknown log level
+        return _fail(f"invalid BOOKWORM_* setting: {exc}")
+    handler: Handler = args.handler
+    try:
+        handler(args, settings)
+    except KeyboardInterrupt:
+        return _fail("interrupted", status=130)
+    except Exception as exc:
+        message = _expected_failure(exc)
+        if message is None:
+            raise
+        return _fail(message)
+    return 0
+
+
+def _expected_failure(exc: Exception) -> str | None:
+    """Return the one line to print for a failure the user can act on; None for a bug."""
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        return "the database is not migrated yet: run `bookworm migrate`"
+    if isinstance(exc, redis.exceptions.RedisError):
+        return f"Redis: {first_line(exc)}"
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return f"PostgreSQL: {first_line(exc)}"
+    if isinstance(exc, OSError):  # a refused or timed-out connection to either server
+        return f"cannot connect: {first_line(exc)}"
+    if isinstance(
+        exc, CliError | DomainError | EventStoreError | embedded.EmbeddedError | BackendUnavailable
+    ):
+        return first_line(exc)
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Describe every subcommand and its arguments."""
+    parser = _Parser(prog="bookworm", description="Bookworm: event-sourced GraphQL bookstore back end.")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the GraphQL API (and, unless --no-workers, the workers)")
+    serve.add_argument("--host", help="interface to listen on (default: BOOKWORM_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: BOOKWORM_PORT or 8000)")
+    serve.add_argument("--no-workers", action="store_true", help="API only; run `bookworm worker` apart")
+    serve.set_defaults(handler=_serve)
+    worker = commands.add_parser("worker", help="run the relay, consumers and scheduler; no HTTP")
+    worker.set_defaults(handler=_worker)
+    commands.add_parser("migrate", help="upgrade the database schema").set_defaults(handler=_migrate)
+
+    seeding = commands.add_parser("seed", help="load a demo catalog (idempotent)")
+    seeding.add_argument("--books", type=_count, default=300, help="number of books (default 300)")
+    seeding.set_defaults(handler=_with_container(tasks.seed_catalog, migrate_first=True))
+
+    projections = commands.add_parser("projections", help="inspect or rebuild read models")
+    actions = projections.add_subparsers(required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="generation, position and lag of each projection")
+    status.set_defaults(handler=_with_container(tasks.projections_status))
+    rebuilding = actions.add_parser("rebuild", help="replay a projection into new tables and swap")
+    rebuilding.add_argument("name", choices=sorted(PROJECTIONS), metavar="NAME", help=", ".join(PROJECTIONS))
+    rebuilding.set_defaults(handler=_with_container(tasks.projections_rebuild))
+
+    events = commands.add_parser("events", help="read the event store")
+    actions = events.add_subparsers(required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="print events in commit order")
+    listing.add_argument("--stream", help="only this stream (aggregate id)")
+    listing.add_argument("--after", type=_position, default=START, help="only events after this position")
+    listing.add_argument("--limit", type=_count, default=100, help="at most this many (default 100)")
+    listing.set_defaults(handler=_with_container(tasks.events_list))
+
+    dead = commands.add_parser("deadletters", help="inspect or retry parked events")
+    actions = dead.add_subparsers(required=True, metavar="ACTION")
+    actions.add_parser("list", help="unresolved dead letters").set_defaults(
+        handler=_with_container(tasks.deadletters_list)
+    )
+    retrying = actions.add_parser("retry", help="apply parked events again")
+    target = retrying.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?", type=int, help="the dead letter's id")
+    target.add_argument("--all", action="store_true", help="every unresolved dead letter")
+    retrying.set_defaults(handler=_with_container(tasks.deadletters_retry))
+    return parser
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+    return int(text)
+
+
+def _position(text: str) -> Position:
+    try:
+        return Position.parse(text)
+    except InvalidPosition as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+@contextmanager
+def _servers(settings: Settings, *, exclusive: bool) -> Iterator[Settings]:
+    """Yield settings with both URLs: the configured ones, else embedded servers, stopped on exit."""
+    resolved, started = embedded.resolve(settings, exclusive=exclusive)  # DataDirInUse: one line in main
+    try:
+        yield resolved
+    finally:
+        if started is not None:
+            started.stop()
+
+
+def _run_migrations(settings: Settings) -> None:
+    url = settings.database_url
+    assert url is not None
+    try:
+        migrate(url)
+    except (OSError, asyncpg.PostgresError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        raise CliError(f"cannot migrate PostgreSQL at {redact(url)}: {first_line(exc)}") from None
+
+
+def _with_container(task: Task, *, migrate_first: bool = False) -> Handler:
+    """Make a handler that runs `task` in a container (no workers) on the resolved servers."""
+
+    def handle(args: argparse.Namespace, settings: Settings) -> None:
+        async def run(resolved: Settings) -> None:
+            async with container(resolved, workers=False) as built:
+                await task(args, built)
+
+        # Not exclusive: attach to the servers of a running `bookworm serve` on the same data dir.
+        with _servers(settings, exclusive=False) as resolved:
+            if migrate_first:
+                _run_migrations(resolved)
+            asyncio.run(run(resolved))
+
+    return handle
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> None:
+    with _servers(settings, exclusive=False) as resolved:
+        _run_migrations(resolved)
+        print(f"Database schema is at revision {head_revision()}.")
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    # Imported here: only serve needs the GraphQL schema, and every other command should start fast.
+    from app.main import create_app
+
+    port = settings.port if args.port is None else args.port
+    settings = replace(settings, host=args.host or settings.host, port=port)
+    log_level = settings.log_level.lower()
+    if log_level not in _UVICORN_LOG_LEVELS:
+        raise CliError(f"BOOKWORM_LOG_LEVEL must be one of {', '.join(_UVICORN_LOG_LEVELS)}")
+    # Embedded servers start here, once, before uvicorn: never in the lifespan (DESIGN §7).
+    with _servers(settings, exclusive=True) as resolved, _stop_on_signals():
+        _run_migrations(resolved)
+        _announce(settings, resolved, workers=not args.no_workers)
+        app = create_app(resolved, workers=not args.no_workers)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM asked the process to stop."""
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into a normal return, so the embedded servers are stopped on the way out.
+
+    uvicorn shuts down gracefully on these signals and then raises them again with our handlers in
+    place (the default SIGTERM action would end the process before any `finally` runs).
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stopped:
+        pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _announce(configured: Settings, resolved: Settings, *, workers: bool) -> None:
+    shown_host = "127.0.0.1" if configured.host in ("0.0.0.0", "::", "") else configured.host
+    lines = [f"Bookworm GraphiQL: http://{shown_host}:{configured.port}/graphql"]
+    for label, given, used in (
+        ("PostgreSQL", configured.database_url, resolved.database_url),
+        ("Redis", configured.redis_url, resolved.redis_url),
+    ):
+        origin = "from BOOKWORM_*_URL" if given else f"embedded, data in {resolved.data_dir}"
+        lines.append(f"  {label + ':':<12}{redact(used or '')} ({origin})")
+    lines.append(f"  {'Workers:':<12}{'in this process' if workers else 'none (run `bookworm worker`)'}")
+    print("\n".join(lines), flush=True)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> None:
+    with _servers(settings, exclusive=False) as resolved:
+        _run_migrations(resolved)
+        asyncio.run(_run_workers(resolved))
+
+
+async def _run_workers(settings: Settings) -> None:
+    stopping = asyncio.Event()
+
+    def on_signal() -> None:
+        if stopping.is_set():
+            # A second signal: the graceful stop is stuck. Embedded servers die with this process.
+            print("bookworm: stopped forcefully", file=sys.stderr, flush=True)
+            os._exit(1)
+        stopping.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    async with container(settings, workers=True):
+        print(
+            "Bookworm worker running (relay, consumers, scheduler); stop with Ctrl-C or SIGTERM.", flush=True
+        )
+        await stopping.wait()
+        print("Stopping the worker...", flush=True)
+
+
+def redact(url: str) -> str:
+    """Return `url` with its password hidden, fit to print."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def _fail(message: str, *, status: int = 1) -> int:
+    print(f"bookworm: {message}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""What the inspection and repair commands do with an open container; they print plain-text tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+from app.bootstrap import Container
+from app.bus.deadletters import DeadLetter, list_dead_letters, retry_dead_letter
+from app.eventstore import Position
+from app.projections import PROJECTIONS, ProjectionConsumer, ProjectionMissing
+from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuild
+from app.projections.status import projection_status
+from app.seed import seed
+
+
+class CliError(Exception):
+    """An expected failure: reported as one line on stderr, with exit status 1."""
+
+
+async def seed_catalog(args: argparse.Namespace, built: Container) -> None:
+    """Load the demo catalog and print what it did."""
+    print(await seed(built, books=args.books))
+
+
+async def projections_status(args: argparse.Namespace, built: Container) -> None:
+    """Print each projection's generation, checkpoint and lag."""
+    rows = await projection_status(built.pool, built.event_store)
+    head = await built.event_store.head()
+    print_table(
+        ("PROJECTION", "GENERATION", "VERSION", "POSITION", "LAG"),
+        [(r.name, str(r.generation), str(r.version), r.position, str(r.lag)) for r in rows],
+    )
+    print(f"Event store head: {head}")
+    for row in rows:
+        if row.rebuild_needed:
+            print(f"{row.name}: built by an older version; run `bookworm projections rebuild {row.name}`")
+
+
+async def projections_rebuild(args: argparse.Namespace, built: Container) -> None:
+    """Rebuild one projection into new tables and swap its views."""
+    name: str = args.name
+    print(f"Rebuilding {name} while the current tables keep serving...", flush=True)
+    try:
+        report = await rebuild(built.pool, built.event_store, name)
+    except (UnknownProjection, RebuildInProgress, ProjectionMissing) as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"Rebuilt {name}: generation {report.old_generation} -> {report.new_generation}, "
+        f"{report.events} events replayed, up to position {report.position}."
+    )
+
+
+async def events_list(args: argparse.Namespace, built: Container) -> None:
+    """Print events in commit order, or one stream's events in version order."""
+    after: Position = args.after
+    if args.stream is None:
+        events = await built.event_store.read_all(after, limit=args.limit)
+    else:
+        stream = await built.event_store.read_stream(args.stream)
+        events = [e for e in stream if e.position > after][: args.limit]
+    print_table(
+        ("POSITION", "TYPE", "STREAM", "VERSION", "DATA"),
+        [
+            (str(e.position), e.event_type, e.stream_id, str(e.stream_version), json.dumps(e.data))
+            for e in events
+        ],
+    )
+
+
+async def deadletters_list(args: argparse.Namespace, built: Container) -> None:
+    """Print the unresolved dead letters."""
+    letters = await list_dead_letters(built.pool)
+    print_table(
+        ("ID", "CONSUMER", "TYPE", "POSITION", "ATTEMPTS", "ERROR"),
+        [
+            (str(d.id), d.consumer, d.event_type, str(d.position), str(d.attempts), first_line(d.error))
+            for d in letters
+        ],
+    )
+
+
+async def deadletters_retry(args: argparse.Namespace, built: Container) -> None:
+    """Apply one parked event again, or every unresolved one; fail if any still fails."""
+    wanted: int | None = args.id
+    letters = [d for d in await list_dead_letters(built.pool) if wanted is None or d.id == wanted]
+    if wanted is not None and not letters:
+        raise CliError(f"no unresolved dead letter with id {wanted}")
+    if not letters:
+        print("No unresolved dead letters.")
+    failed = [d.id for d in letters if not await _retry(built, d)]
+    if failed:
+        raise CliError(f"still failing: {', '.join(map(str, failed))} (see `bookworm deadletters list`)")
+
+
+async def _retry(built: Container, letter: DeadLetter) -> bool:
+    # Every consumer group that can park an event must be listed here to be retried.
+    consumers = {p.name: ProjectionConsumer(p) for p in PROJECTIONS.values()}
+    consumer = consumers.get(letter.consumer)
+    where = f"{letter.id} ({letter.consumer}, {letter.event_type} at {letter.position})"
+    if consumer is None:
+        print(f"Dead letter {where}: no consumer of that name in this version; skipped.")
+        return False
+    succeeded = await retry_dead_letter(built.pool, built.event_store, consumer, letter.id)
+    print(f"Dead letter {where}: {'applied' if succeeded else 'failed again'}.")
+    return succeeded
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print left-aligned columns; the last column is never padded (it may be long JSON)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers[:-1])]
+    for row in (headers, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip())
+
+
+def first_line(error: object) -> str:
+    """Return the first line of an error's text (its type name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

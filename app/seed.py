@@ -1,0 +1,164 @@
+"""Demo data: a deterministic, idempotent catalog loaded through the command side."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from app import seed_data as words
+from app.commands.base import Command
+from app.commands.bus import CommandBus
+from app.commands.catalog import CreateAuthor, CreateBook, CreateCategory, CreatePublisher
+from app.eventstore import Position
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+ACTOR = "system:seed"
+# Fixed seeds: the same catalog, ids and idempotency keys on every machine and every run.
+_RANDOM_SEED = 20261127
+_ID_EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z: the UUIDv7 time of the demo ids
+_ID_OFFSETS = {"author": 0, "category": 1_000, "publisher": 2_000, "book": 10_000}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeedSummary:
+    authors: int
+    categories: int
+    publishers: int
+    books: int
+    created: int | None  # commands that wrote new events; None when it cannot be told
+
+    def __str__(self) -> str:
+        total = self.authors + self.categories + self.publishers + self.books
+        counts = (
+            f"{self.authors} authors, {self.categories} categories, "
+            f"{self.publishers} publishers, {self.books} books"
+        )
+        if self.created is None:
+            return f"Seeded {counts}."
+        return f"Seeded {counts}: {self.created} new, {total - self.created} already there."
+
+
+def stable_id(kind: str, number: int) -> str:
+    """Return the demo entity's UUIDv7: a fixed time per entity and hash bits, the same on every run."""
+    millis = _ID_EPOCH_MS + _ID_OFFSETS[kind] + number
+    rand = int.from_bytes(hashlib.sha256(f"bookworm-seed:{kind}:{number}".encode()).digest()[:10], "big")
+    rand_a = rand >> 68 & 0x0FFF
+    rand_b = rand & ((1 << 62) - 1)
+    value = millis << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True)
+class _Item:
+    key: str
+    command: Command
+
+
+def _catalog_items() -> Iterator[_Item]:
+    for i, name in enumerate(words.AUTHORS):
+        yield _Item(f"seed:author:{i}", CreateAuthor(author_id=stable_id("author", i), name=name))
+    for i, name in enumerate(words.CATEGORIES):
+        yield _Item(f"seed:category:{i}", CreateCategory(category_id=stable_id("category", i), name=name))
+    for i, name in enumerate(words.PUBLISHERS):
+        yield _Item(f"seed:publisher:{i}", CreatePublisher(publisher_id=stable_id("publisher", i), name=name))
+
+
+def _authors_by_category() -> dict[int, list[int]]:
+    """Give each author one home category and a third of them a second: books draw from these."""
+    homes: dict[int, list[int]] = {c: [] for c in range(len(words.CATEGORIES))}
+    for a in range(len(words.AUTHORS)):
+        homes[a % len(words.CATEGORIES)].append(a)
+        if a % 3 == 0:
+            homes[(a * 7 + 5) % len(words.CATEGORIES)].append(a)
+    return homes
+
+
+def _title(rng: random.Random, category: str) -> str:
+    pattern = rng.choice(words.TITLE_PATTERNS[category])
+    idea, idea2 = rng.sample(words.IDEAS, 2)
+    return pattern.format(
+        adj=rng.choice(words.ADJECTIVES),
+        noun=rng.choice(words.NOUNS),
+        place=rng.choice(words.PLACES),
+        subject=rng.choice(words.SUBJECTS),
+        science=rng.choice(words.SCIENCE_TOPICS),
+        idea=idea,
+        idea2=idea2,
+        person=rng.choice(words.PEOPLE),
+        animal=rng.choice(words.ANIMALS),
+        cuisine=rng.choice(words.CUISINES),
+        ingredient=rng.choice(words.INGREDIENTS),
+        region=rng.choice(words.REGIONS),
+    )
+
+
+def _description(rng: random.Random, category: str, title: str) -> str:
+    opening = rng.choice(words.OPENINGS[category])
+    middle = rng.choice(words.MIDDLES)
+    closing = rng.choice(words.CLOSINGS)
+    return f"{opening}: {title} {middle}. {closing}".strip()
+
+
+def _prices(rng: random.Random, category: str) -> tuple[Decimal, Decimal | None]:
+    low, high = words.PRICE_RANGES[category]
+    cents = rng.randint(low // 100, high // 100) * 100 + rng.choice((99, 99, 50, 0))
+    price = Decimal(min(max(cents, low), high)).scaleb(-2)  # keeps two decimals: 13.50
+    if rng.random() >= 0.2:
+        return price, None
+    sale = (price * Decimal(rng.choice((60, 70, 75, 80, 90))) / 100).quantize(Decimal("0.01"))
+    return price, max(sale, Decimal("0.01"))
+
+
+def _book_items(count: int) -> Iterator[_Item]:
+    """Yield `count` books; book n is the same whatever the count, so a larger seed extends a smaller one."""
+    rng = random.Random(_RANDOM_SEED)
+    homes = _authors_by_category()
+    seen: set[str] = set()
+    for n in range(count):
+        category_index = rng.randrange(len(words.CATEGORIES))
+        category = words.CATEGORIES[category_index]
+        title = _title(rng, category)
+        while title in seen:  # titles stay unique, so listings read like a real shop
+            title = _title(rng, category)
+        seen.add(title)
+        candidates = homes[category_index]
+        authors = rng.sample(candidates, k=min(rng.choice((1,) * 7 + (2, 2, 3)), len(candidates)))
+        price, price_sale = _prices(rng, category)
+        command = CreateBook(
+            book_id=stable_id("book", n),
+            name=title,
+            description=_description(rng, category, title),
+            price=price,
+            price_sale=price_sale,
+            category_id=stable_id("category", category_index),
+            publisher_id=stable_id("publisher", rng.randrange(len(words.PUBLISHERS))),
+            author_ids=tuple(stable_id("author", a) for a in authors),
+        )
+        yield _Item(f"seed:book:{n}", command)
+
+
+async def seed(target: Container | CommandBus, *, books: int = 300) -> SeedSummary:
+    """Load the demo catalog through the command bus; running it again changes nothing."""
+    bus = target if isinstance(target, CommandBus) else target.commands
+    before: Position | None = None
+    if not isinstance(target, CommandBus):
+        before = await target.event_store.head()
+    created = 0
+    for item in (*_catalog_items(), *_book_items(books)):
+        result = await bus.dispatch(item.command, actor=ACTOR, idempotency_key=item.key)
+        if before is not None and result.position > before:
+            created += 1
+    return SeedSummary(
+        authors=len(words.AUTHORS),
+        categories=len(words.CATEGORIES),
+        publishers=len(words.PUBLISHERS),
+        books=books,
+        created=None if before is None else created,
+    )

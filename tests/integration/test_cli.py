@@ -1,0 +1,206 @@
+"""The `bookworm` command line, run as real subprocesses against a fresh test database and Redis prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from asyncio.subprocess import PIPE, Process
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from app.settings import Settings
+from tests.conftest import ROOT
+
+SEED_BOOKS = 30
+SEED_COMMANDS = 40 + 12 + 15 + SEED_BOOKS  # authors, categories, publishers, books
+TIMEOUT = 120.0
+POLL_LIMIT = 20.0
+STOP_LIMIT = 30.0  # seconds a worker may take to stop after SIGTERM
+
+
+@dataclass(frozen=True)
+class Run:
+    status: int
+    stdout: str
+    stderr: str
+
+
+def _env(settings: Settings, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOKWORM_")}
+    assert settings.database_url and settings.redis_url
+    env |= {
+        "BOOKWORM_DATABASE_URL": settings.database_url,
+        "BOOKWORM_REDIS_URL": settings.redis_url,
+        "BOOKWORM_REDIS_PREFIX": settings.redis_prefix,
+        "BOOKWORM_LEASE_TTL": str(settings.lease_ttl),
+        "BOOKWORM_RELAY_POLL_INTERVAL": str(settings.relay_poll_interval),
+        "BOOKWORM_LOG_LEVEL": "WARNING",
+    }
+    return env | overrides
+
+
+async def _spawn(env: dict[str, str], *args: str) -> Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", *args, stdout=PIPE, stderr=PIPE, env=env, cwd=ROOT
+    )
+
+
+async def bookworm(settings: Settings, *args: str, **env: str) -> Run:
+    process = await _spawn(_env(settings, **env), *args)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    assert process.returncode is not None
+    return Run(process.returncode, stdout.decode(), stderr.decode())
+
+
+def assert_one_line_error(run: Run, *words: str) -> None:
+    assert run.status != 0, run
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, run.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def cli_settings(make_settings: Callable[[], Settings]) -> Iterator[Settings]:
+    """A database of its own: the seed must not show up in other tests' catalogs."""
+    yield make_settings()
+
+
+@pytest.fixture(scope="module")
+async def conn(cli_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    assert cli_settings.database_url
+    connection = await asyncpg.connect(cli_settings.database_url)
+    yield connection
+    await connection.close()
+
+
+async def _event_count(conn: asyncpg.Connection) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM eventstore.events")
+    return count
+
+
+@pytest.fixture(scope="module")
+async def first_seed(cli_settings: Settings, conn: asyncpg.Connection) -> int:
+    """Seed once; return how many events the first run wrote."""
+    run = await bookworm(cli_settings, "seed", "--books", str(SEED_BOOKS))
+    assert run.status == 0, run
+    assert f"{SEED_BOOKS} books" in run.stdout
+    assert f"{SEED_COMMANDS} new" in run.stdout
+    return await _event_count(conn)
+
+
+async def test_migrate_is_idempotent(cli_settings: Settings) -> None:
+    for _ in range(2):
+        run = await bookworm(cli_settings, "migrate")
+        assert run.status == 0, run
+        assert "revision" in run.stdout
+
+
+async def test_seed_again_changes_nothing(
+    cli_settings: Settings, conn: asyncpg.Connection, first_seed: int
+) -> None:
+    assert first_seed >= SEED_COMMANDS
+
+    run = await bookworm(cli_settings, "seed", "--books", str(SEED_BOOKS))
+
+    assert run.status == 0, run
+    assert f"0 new, {SEED_COMMANDS} already there" in run.stdout
+    assert await _event_count(conn) == first_seed
+
+
+async def test_events_list_pages_in_commit_order(cli_settings: Settings, first_seed: int) -> None:
+    run = await bookworm(cli_settings, "events", "list", "--limit", "3")
+    assert run.status == 0, run
+    header, *rows = run.stdout.splitlines()
+    assert header.split()[:4] == ["POSITION", "TYPE", "STREAM", "VERSION"]
+    assert len(rows) == 3
+    assert rows[0].split()[1] == "AuthorCreated"
+
+    first_position, second = rows[0].split()[0], rows[1]
+    after = await bookworm(cli_settings, "events", "list", "--after", first_position, "--limit", "1")
+    assert after.status == 0, after
+    assert after.stdout.splitlines()[1].split()[:4] == second.split()[:4]
+
+    stream = rows[0].split()[2]
+    one = await bookworm(cli_settings, "events", "list", "--stream", stream)
+    assert one.status == 0, one
+    assert [r.split()[2] for r in one.stdout.splitlines()[1:]] == [stream]
+
+
+async def test_projections_status_lists_catalog(cli_settings: Settings) -> None:
+    run = await bookworm(cli_settings, "projections", "status")
+
+    assert run.status == 0, run
+    header, *rows = run.stdout.splitlines()
+    assert {"PROJECTION", "GENERATION", "POSITION", "LAG"} <= set(header.split())
+    assert any(line.split()[0] == "catalog" for line in rows)
+
+
+async def test_deadletters_list_runs_when_there_are_none(cli_settings: Settings) -> None:
+    run = await bookworm(cli_settings, "deadletters", "list")
+
+    assert run.status == 0, run
+    assert run.stdout.splitlines()[0].split()[:2] == ["ID", "CONSUMER"]
+
+
+async def test_worker_projects_the_seed_and_stops_on_sigterm(
+    cli_settings: Settings, conn: asyncpg.Connection, first_seed: int
+) -> None:
+    process = await _spawn(_env(cli_settings), "worker")
+    assert process.stdout is not None and process.stderr is not None
+    # Drained all along: an undrained pipe could fill up and block the worker's logging.
+    log = asyncio.create_task(process.stderr.read())
+    try:
+        banner = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
+        assert b"worker running" in banner
+        await _until(lambda: _book_count(conn), SEED_BOOKS)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), STOP_LIMIT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, (await log).decode()
+
+
+async def _book_count(conn: asyncpg.Connection) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM read.book_view")
+    return count
+
+
+async def _until(probe: Callable[[], Awaitable[int]], expected: int) -> None:
+    """Poll probe() until it returns expected, or fail after POLL_LIMIT seconds."""
+    deadline = asyncio.get_running_loop().time() + POLL_LIMIT
+    value: int | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        value = await probe()
+        if value == expected:
+            return
+        await asyncio.sleep(0.2)
+    pytest.fail(f"still {value!r} after {POLL_LIMIT} s, expected {expected!r}")
+
+
+async def test_unknown_projection_is_one_line(cli_settings: Settings) -> None:
+    run = await bookworm(cli_settings, "projections", "rebuild", "nosuch")
+
+    assert_one_line_error(run, "nosuch", "catalog")
+
+
+async def test_bad_position_is_one_line(cli_settings: Settings) -> None:
+    run = await bookworm(cli_settings, "events", "list", "--after", "garbage")
+
+    assert_one_line_error(run, "garbage")
+
+
+async def test_unreachable_database_is_one_line(cli_settings: Settings) -> None:
+    run = await bookworm(
+        cli_settings, "migrate", BOOKWORM_DATABASE_URL="postgresql://postgres@127.0.0.1:1/nowhere"
+    )
+
+    assert_one_line_error(run, "PostgreSQL")
