@@ -10,6 +10,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from broadcaster import Broadcast
 
+from app.bus.protocol import Consumer
 from app.bus.workers import Workers
 from app.commands.bus import CommandBus
 from app.db import create_pool
@@ -45,6 +46,11 @@ def _require_urls(settings: Settings) -> tuple[str, str]:
     return settings.database_url, settings.redis_url
 
 
+def build_consumers() -> list[Consumer]:
+    """Every consumer group of this version: one per projection (later: sagas, notifications)."""
+    return [ProjectionConsumer(p) for p in PROJECTIONS.values()]
+
+
 def build_workers(container: Container) -> Workers:
     """Build the relay, one consumer per projection, and the periodic jobs."""
     settings, pool = container.settings, container.pool
@@ -57,7 +63,7 @@ def build_workers(container: Container) -> Workers:
         pool,
         container.redis,
         container.event_store,
-        [ProjectionConsumer(p) for p in PROJECTIONS.values()],
+        build_consumers(),
         container.notifier.publish,
         periodic={"purge-changes": (CHANGES_PURGE_EVERY, purge)},
     )

@@ -6,10 +6,11 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from app.bootstrap import Container
+from app.bootstrap import Container, build_consumers
 from app.bus.deadletters import DeadLetter, list_dead_letters, retry_dead_letter
+from app.bus.status import relay_status
 from app.eventstore import Position
-from app.projections import PROJECTIONS, ProjectionConsumer, ProjectionMissing
+from app.projections import ProjectionMissing
 from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuild
 from app.projections.status import projection_status
 from app.seed import seed
@@ -25,12 +26,16 @@ async def seed_catalog(args: argparse.Namespace, built: Container) -> None:
 
 
 async def projections_status(args: argparse.Namespace, built: Container) -> None:
-    """Print each projection's generation, checkpoint and lag."""
+    """Print the relay's and each projection's checkpoint and lag (events not yet processed)."""
     rows = await projection_status(built.pool, built.event_store)
+    relay = await relay_status(built.pool, built.event_store)
     head = await built.event_store.head()
     print_table(
-        ("PROJECTION", "GENERATION", "VERSION", "POSITION", "LAG"),
-        [(r.name, str(r.generation), str(r.version), r.position, str(r.lag)) for r in rows],
+        ("NAME", "GENERATION", "VERSION", "POSITION", "LAG"),
+        [
+            ("relay", "-", "-", str(relay.checkpoint), str(relay.lag)),
+            *[(r.name, str(r.generation), str(r.version), r.position, str(r.lag)) for r in rows],
+        ],
     )
     print(f"Event store head: {head}")
     for row in rows:
@@ -95,8 +100,7 @@ async def deadletters_retry(args: argparse.Namespace, built: Container) -> None:
 
 
 async def _retry(built: Container, letter: DeadLetter) -> bool:
-    # Every consumer group that can park an event must be listed here to be retried.
-    consumers = {p.name: ProjectionConsumer(p) for p in PROJECTIONS.values()}
+    consumers = {c.name: c for c in build_consumers()}
     consumer = consumers.get(letter.consumer)
     where = f"{letter.id} ({letter.consumer}, {letter.event_type} at {letter.position})"
     if consumer is None:

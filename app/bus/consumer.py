@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -110,8 +109,8 @@ class ConsumerRunner:
             await self._follow(lost)
         finally:
             keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            # gather, not suppress(CancelledError): a cancel of run() arriving here must propagate.
+            await asyncio.gather(keeper, return_exceptions=True)
 
     async def _follow(self, lost: asyncio.Event) -> None:
         live = await self._sync()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -92,10 +93,10 @@ class Relay:
             if full:
                 continue
             # A NOTIFY only says "look now"; what to relay always comes from the commit-order read.
-            try:
-                await asyncio.wait_for(wake.wait(), self._settings.relay_poll_interval)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races completion.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.relay_poll_interval):
+                    await wake.wait()
 
     async def _pump(self, conn: asyncpg.Connection, checkpoint: Position) -> tuple[Position, bool]:
         """Relay one batch after `checkpoint`; return the new checkpoint and whether the batch was full."""
@@ -124,6 +125,7 @@ class Relay:
 
 async def _close(conn: asyncpg.Connection) -> None:
     try:
-        await asyncio.wait_for(conn.close(), 2.0)
+        async with asyncio.timeout(2.0):
+            await conn.close()
     except Exception:
         conn.terminate()

@@ -62,9 +62,12 @@ class Workers:
     async def stop(self) -> None:
         """Cancel every loop, wait for them, and hand the leases over at once."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        pending = set(tasks)
+        while pending:
+            # Cancel again until they are done: one cancel can be lost in a library's race.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         for runner in self.runners:
             with contextlib.suppress(Exception):
                 await runner.release()

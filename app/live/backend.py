@@ -93,7 +93,8 @@ class RedisPubSubBackend(BroadcastBackend):
             confirmed = self._confirmations[channel] = asyncio.get_running_loop().create_future()
         try:
             await conn.send_command("SUBSCRIBE", channel, check_health=False)
-            await asyncio.wait_for(asyncio.shield(confirmed), self._confirm_timeout)
+            async with asyncio.timeout(self._confirm_timeout):
+                await asyncio.shield(confirmed)
         except (RedisError, OSError):
             pass  # the reader sees the drop, resubscribes and announces a catch-up
         except TimeoutError:

@@ -138,8 +138,9 @@ async def test_projections_status_lists_catalog(cli_settings: Settings) -> None:
 
     assert run.status == 0, run
     header, *rows = run.stdout.splitlines()
-    assert {"PROJECTION", "GENERATION", "POSITION", "LAG"} <= set(header.split())
-    assert any(line.split()[0] == "catalog" for line in rows)
+    assert {"NAME", "GENERATION", "POSITION", "LAG"} <= set(header.split())
+    names = {line.split()[0] for line in rows}
+    assert {"relay", "catalog"} <= names
 
 
 async def test_deadletters_list_runs_when_there_are_none(cli_settings: Settings) -> None:
