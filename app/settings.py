@@ -31,7 +31,6 @@ class Settings:
     max_query_depth: int = 12
     max_body_bytes: int = 1_000_000
     log_level: str = "INFO"
-    debug: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
