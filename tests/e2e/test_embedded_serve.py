@@ -1,0 +1,88 @@
+"""README command 1: `bookworm serve` with no servers configured runs on embedded PostgreSQL and Valkey."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import _command, _free_port, _wait_ready
+
+CREATE_AUTHOR = """mutation { createAuthor(input: {name: "Octavia E. Butler"}) {
+  __typename ... on CreateAuthorSuccess { authorId author { name } } } }"""
+
+
+def _embedded_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOKWORM_")}
+    return {**env, "BOOKWORM_DATA_DIR": str(data_dir)}
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # mkdtemp, not tmp_path: the embedded PostgreSQL runs as its own user and needs to reach the folder.
+    path = Path(tempfile.mkdtemp(prefix="bookworm-serve-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_serve_runs_on_embedded_servers_and_owns_its_data_dir(data_dir: Path) -> None:
+    port = _free_port()
+    env = _embedded_env(data_dir)
+    log = data_dir.parent / f"{data_dir.name}.log"
+    with log.open("wb") as output:
+        serve = subprocess.Popen(
+            [*_command(), "serve", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_ready(base_url, serve, log)
+        assert f"http://127.0.0.1:{port}/graphql" in log.read_text()
+
+        created = httpx.post(f"{base_url}/graphql", json={"query": CREATE_AUTHOR}, timeout=30).json()
+        payload = created["data"]["createAuthor"]
+        assert payload["__typename"] == "CreateAuthorSuccess"
+        assert payload["author"] == {"name": "Octavia E. Butler"}  # the in-process workers projected it
+
+        second = subprocess.run(
+            [*_command(), "serve", "--port", str(_free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "already running" in second.stderr and "Traceback" not in second.stderr
+
+        status = subprocess.run(
+            [*_command(), "projections", "status"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert status.returncode == 0, status.stderr
+        assert any(line.split()[:1] == ["catalog"] for line in status.stdout.splitlines())
+
+        postgres_pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+        assert _gone(postgres_pid, within=15)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+
+def _gone(pid: int, *, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
