@@ -126,6 +126,10 @@ class Applier:
     async def _commit(self, events: Sequence[RecordedEvent]) -> None:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
+                # No wait for the WAL flush: what a crash could lose here (the batch and its checkpoint,
+                # together) is re-derived from the durable event store on restart. Saves a disk sync
+                # on every change's way to subscribers.
+                await conn.execute("SET LOCAL synchronous_commit = off")
                 await self._lease.fence(conn)
                 checkpoint = await self._consumer.load_checkpoint(conn)
                 fresh = [e for e in events if e.position > checkpoint]
