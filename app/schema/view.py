@@ -156,10 +156,21 @@ def is_request_error(result: ExecutionResult) -> bool:
 def negotiate(accept: str | None) -> str:
     """Pick the response media type: the GraphQL one when the client names it, else JSON."""
     for part in (accept or "").split(","):
-        media, _, params = part.strip().partition(";")
-        if media.strip().lower() == GRAPHQL_RESPONSE and "q=0" not in params.replace(" ", ""):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        if media.lower() == GRAPHQL_RESPONSE and _quality(params) > 0:
             return GRAPHQL_RESPONSE
     return JSON
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
 
 
 def error_response(status: int, message: str, media_type: str) -> Response:
