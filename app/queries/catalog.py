@@ -24,6 +24,18 @@ from app.queries.rows import (
 
 R = TypeVar("R")
 _AUTHOR_ORDERING = "author:name"
+_FIRST_BOOKS_OF_AUTHORS = f"""
+SELECT a.author_id AS for_author, b.*
+FROM unnest($1::uuid[]) AS a(author_id)
+CROSS JOIN LATERAL (
+    SELECT {BOOK_COLUMNS}, name AS sort_key FROM read.book_view
+    WHERE author_ids @> ARRAY[a.author_id] ORDER BY name, id LIMIT $2
+) AS b
+"""
+_BOOK_COUNTS_OF_AUTHORS = """
+SELECT author_id, count(*) FROM read.book_view, unnest(author_ids) AS author_id
+WHERE author_ids && $1::uuid[] AND author_id = ANY($1::uuid[]) GROUP BY author_id
+"""
 
 
 def _like_pattern(text: str) -> str:
@@ -69,6 +81,19 @@ class CatalogQueries:
         return await self.list_books(
             first=first, after=after, filter=BookFilter(author_ids=(author_id,)), order_by=BookOrder.NAME
         )
+
+    async def first_books_of_authors(self, author_ids: Sequence[str], first: int) -> list[Page[BookRow]]:
+        """Return the first page of each author's books by name: two queries for any number of authors."""
+        check_first(first)
+        ids = [str(uuid.UUID(i)) for i in author_ids]
+        listing = BookListing(search=None, filter=None, order_by=BookOrder.NAME, descending=False)
+        async with self._pool.acquire() as conn:
+            records = await conn.fetch(_FIRST_BOOKS_OF_AUTHORS, ids, first + 1)
+            totals = dict(await conn.fetch(_BOOK_COUNTS_OF_AUTHORS, ids))
+        edges: dict[str, list[Edge[BookRow]]] = {i: [] for i in ids}
+        for r in records:
+            edges[str(r["for_author"])].append(Edge(listing.cursor(r), BookRow.from_record(r)))
+        return [make_page(edges[i], first, after=None, total_count=totals.get(uuid.UUID(i), 0)) for i in ids]
 
     async def authors_by_ids(self, ids: Sequence[str]) -> list[AuthorRow | None]:
         return await self._by_ids("author_view", AUTHOR_COLUMNS, ids, AuthorRow.from_record)

@@ -30,15 +30,20 @@ class Loaders:
         )
 
         async def books_by_author(keys: list[AuthorBooksKey]) -> list[Page[BookRow] | BaseException]:
-            # The read side pages one author at a time; the pages of one tick run concurrently, and
-            # a bad cursor fails only its own key (DataLoader raises a returned exception for that key).
-            return await asyncio.gather(
-                *(
-                    catalog.books_by_author(author_id, first=first, after=after)
-                    for author_id, first, after in keys
-                ),
+            # First pages (the usual nested case) are batched per page size; a page after a cursor is
+            # read on its own, and a bad cursor fails only its own key.
+            pages: dict[AuthorBooksKey, Page[BookRow] | BaseException] = {}
+            for size in {first for _, first, after in keys if after is None}:
+                batch = [k for k in keys if k[1] == size and k[2] is None]
+                found = await catalog.first_books_of_authors([k[0] for k in batch], size)
+                pages.update(zip(batch, found, strict=True))
+            later = [k for k in keys if k[2] is not None]
+            found_later = await asyncio.gather(
+                *(catalog.books_by_author(a, first=first, after=after) for a, first, after in later),
                 return_exceptions=True,
             )
+            pages.update(zip(later, found_later, strict=True))
+            return [pages[k] for k in keys]
 
         self.books_by_author: DataLoader[AuthorBooksKey, Page[BookRow]] = DataLoader(
             books_by_author, cache=cache

@@ -302,6 +302,17 @@ async def test_books_by_author_pages_that_authors_books(shelf: Shelf) -> None:
     assert pages[0].total_count == len(expected)
 
 
+async def test_first_pages_of_many_authors_match_their_single_pages(shelf: Shelf) -> None:
+    authors = [*shelf.authors, "01a21da3-d9ba-7bf1-a962-b03d6561f308"]  # the last has no books
+    batched = await shelf.queries.first_books_of_authors(authors, 2)
+
+    for author, page in zip(authors, batched, strict=True):
+        alone = await shelf.queries.books_by_author(author, first=2)
+        assert page.items == alone.items  # the same rows and the same cursors, so paging goes on
+        assert (page.total_count, page.has_next_page) == (alone.total_count, alone.has_next_page)
+    assert batched[-1].total_count == 0 and batched[-1].items == ()
+
+
 async def test_categories_count_listed_books_and_publishers_list(shelf: Shelf) -> None:
     categories = await shelf.queries.list_categories()
     assert [c.name for c in categories] == ["Fiction", "History", "Science"]
