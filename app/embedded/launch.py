@@ -1,0 +1,101 @@
+"""Start PostgreSQL and Valkey as the owner of a data directory, after any left by a previous owner."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from app.embedded.children import START_TIMEOUT, STOP_TIMEOUT, Child, alive, terminate
+from app.embedded.errors import EmbeddedError
+from app.embedded.ownership import INFO_FILE, EmbeddedServers, announce_ready, announce_starting, shown
+from app.embedded.postgres import DATABASE, POSTGRES_STOP_SIGNAL, prepare_database, spawn_postgres
+from app.embedded.valkey import VALKEY_STOP_SIGNAL, spawn_valkey, wait_for_valkey
+
+log = logging.getLogger(__package__)  # "app.embedded" for every module of the package
+
+SERVER_NAMES = ("postgres", "valkey-server")  # process names (comm) of the servers we start
+
+
+def start_owned(data_dir: Path, lock_fd: int, *, exclusive: bool) -> EmbeddedServers:
+    """Start the servers of data_dir, whose lock lock_fd holds, and publish them in the info file."""
+    if threading.current_thread() is not threading.main_thread():
+        os.close(lock_fd)
+        # PR_SET_PDEATHSIG fires when the *thread* that started the child exits, not the process.
+        raise EmbeddedError("embedded servers must be started from the main thread")
+    owner = announce_starting(data_dir, exclusive=exclusive)
+    try:
+        servers = _start_children(data_dir, lock_fd)
+    except BaseException:
+        (data_dir / INFO_FILE).unlink(missing_ok=True)
+        os.close(lock_fd)
+        raise
+    announce_ready(owner, servers)
+    atexit.register(servers.stop)
+    log.info(
+        "embedded PostgreSQL at %s, Valkey at %s (data in %s)",
+        servers.database_url,
+        servers.redis_url,
+        shown(data_dir),
+    )
+    return servers
+
+
+def _start_children(data_dir: Path, lock_fd: int) -> EmbeddedServers:
+    processes: list[Child] = []
+    try:
+        _wait_for_leftovers(data_dir)
+        postgres, pg_port = spawn_postgres(data_dir)
+        processes.append((postgres, POSTGRES_STOP_SIGNAL))
+        valkey, valkey_port = spawn_valkey(data_dir)
+        processes.append((valkey, VALKEY_STOP_SIGNAL))
+        deadline = time.monotonic() + START_TIMEOUT
+        wait_for_valkey(valkey, valkey_port, data_dir / "valkey.log", deadline)
+        prepare_database(postgres, pg_port, data_dir / "postgres.log", deadline)
+    except BaseException:
+        terminate(processes)
+        raise
+    return EmbeddedServers(
+        database_url=f"postgresql://postgres@127.0.0.1:{pg_port}/{DATABASE}",
+        redis_url=f"redis://127.0.0.1:{valkey_port}/0",
+        data_dir=data_dir,
+        owner_pid=os.getpid(),
+        postgres_pid=postgres.pid,
+        valkey_pid=valkey.pid,
+        _processes=processes,
+        _lock_fd=lock_fd,
+    )
+
+
+def _wait_for_leftovers(data_dir: Path) -> None:
+    """Wait until the servers of a previous owner of data_dir have exited, then drop its postmaster.pid.
+
+    We hold the lock, so a server still running in data_dir is an orphan of a killed owner, shutting
+    down on its death signal. A stale postmaster.pid whose pid was since reused by an unrelated process
+    would make PostgreSQL refuse to start, so it is removed once no server is left.
+    """
+    directories = {os.path.realpath(data_dir / name) for name in ("postgres", "postgres.initdb", "valkey")}
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while leftovers := _servers_in(directories):
+        if time.monotonic() > deadline:
+            raise EmbeddedError(f"servers {leftovers} still run in {data_dir}; stop them and retry")
+        time.sleep(0.1)
+    if Path("/proc/self").exists():
+        (data_dir / "postgres" / "postmaster.pid").unlink(missing_ok=True)
+
+
+def _servers_in(directories: set[str]) -> list[int]:
+    """Return pids of live servers working in directories (each server's cwd is its data directory)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if (entry / "comm").read_text().strip() in SERVER_NAMES and os.readlink(
+                entry / "cwd"
+            ) in directories:
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return [pid for pid in found if alive(pid)]
