@@ -32,6 +32,8 @@ ORDER BY transaction_id DESC, global_position DESC
 LIMIT 1
 """
 
+_HORIZON = "SELECT transaction_id, global_position FROM read.changes_horizon"
+
 
 async def changes_after(
     pool: asyncpg.Pool,
@@ -65,4 +67,10 @@ async def changes_after(
 async def latest_position(pool: asyncpg.Pool, topic: str) -> Position:
     """Return the position of the topic's newest change, or START if it has none."""
     row = await pool.fetchrow(_LATEST, topic)
+    return START if row is None else Position(row["transaction_id"], row["global_position"])
+
+
+async def retention_horizon(pool: asyncpg.Pool) -> Position:
+    """Return the highest position whose changes may have been purged (START if none was)."""
+    row = await pool.fetchrow(_HORIZON)
     return START if row is None else Position(row["transaction_id"], row["global_position"])

@@ -3,7 +3,8 @@
 A subscriber never misses a change and never sees one twice: it registers for live notices before
 it replays read.changes, skips live notices it has already delivered, and, when its queue overflows
 or the backend reconnects, it is marked lagging and catches up from read.changes before going live
-again. Its memory stays bounded by its queue.
+again. Its memory stays bounded by its queue. A resume from a position whose changes may have been
+purged (below the retention horizon) raises ResumeTooOld instead of leaving a gap.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from broadcaster import Broadcast
 
 from app.eventstore.position import START, Position
 from app.live.backend import CATCH_UP
-from app.live.changes import changes_after, latest_position
+from app.live.changes import changes_after, latest_position, retention_horizon
+from app.live.errors import ResumeTooOld
 from app.live.notices import ChangeNotice
 from app.settings import Settings
 
@@ -34,6 +36,7 @@ class _Subscriber:
     def __init__(self, queue_size: int) -> None:
         self.queue: asyncio.Queue[ChangeNotice | None] = asyncio.Queue(queue_size)  # None: wake up
         self.lagging = False
+        self.resuming = False  # replaying from a client's `after`: purges may still remove rows ahead
         self.position = START
         self.entity_id: str | None = None  # last delivered at `position`; None: all of `position`
 
@@ -67,6 +70,10 @@ class _Subscriber:
     def delivered(self, notice: ChangeNotice) -> None:
         self.position, self.entity_id = notice.position, notice.entity_id
 
+    def may_miss(self, horizon: Position) -> bool:
+        # Changes at or below the horizon may be gone, so a position read only in part counts too.
+        return self.position < horizon or (self.position == horizon and self.entity_id is not None)
+
 
 @dataclass(eq=False)
 class _Topic:
@@ -88,7 +95,11 @@ class Hub:
     async def subscribe(
         self, topic: str, after: Position | None = None
     ) -> AsyncGenerator[ChangeNotice, None]:
-        """Yield the topic's changes after `after` (or from now on), then live ones; aclose() to leave."""
+        """Yield the topic's changes after `after` (or from now on), then live ones; aclose() to leave.
+
+        Raise ResumeTooOld when changes after `after` may have been purged: before yielding anything,
+        or during the replay if a purge overtakes it.
+        """
         if self._closed:
             return
         subscriber = _Subscriber(self._settings.subscriber_queue_size)
@@ -98,13 +109,19 @@ class Hub:
             if after is None:
                 subscriber.position = await latest_position(self._pool, topic)
             else:
-                subscriber.position, subscriber.lagging = after, True
+                subscriber.position, subscriber.lagging, subscriber.resuming = after, True, True
             while not self._closed:
                 for notice in await self._next(topic, subscriber):
                     subscriber.delivered(notice)
                     yield notice
         finally:
             await self._leave(topic, entry, subscriber)
+
+    async def check_resume(self, after: Position) -> None:
+        """Raise ResumeTooOld if changes after `after` may have been purged from read.changes."""
+        horizon = await retention_horizon(self._pool)
+        if after < horizon:
+            raise ResumeTooOld(after, horizon)
 
     async def close(self) -> None:
         """End every subscription and release every topic."""
@@ -131,11 +148,21 @@ class Hub:
             page = await changes_after(
                 self._pool, topic, subscriber.position, _PAGE, after_entity_id=subscriber.entity_id
             )
+            if subscriber.resuming:
+                await self._check_replayed(subscriber)
             if len(page) == _PAGE:
                 subscriber.lagging = True  # more to read before going live
+            else:
+                subscriber.resuming = False  # replayed up to now: what follows is new, not purgeable
             return page
         notice = await subscriber.queue.get()
         return [notice] if notice is not None and subscriber.is_new(notice) else []
+
+    async def _check_replayed(self, subscriber: _Subscriber) -> None:
+        # Read after the page: a purge that committed before the page was read shows up here.
+        horizon = await retention_horizon(self._pool)
+        if subscriber.may_miss(horizon):
+            raise ResumeTooOld(subscriber.position, horizon)
 
     def _join(self, topic: str, subscriber: _Subscriber) -> _Topic:
         entry = self._topics.get(topic)

@@ -18,7 +18,24 @@ SELECT count(*) FROM eventstore.events
 WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
   AND (transaction_id, global_position) > ($1::text::xid8, $2)
 """
-_PURGE = "DELETE FROM read.changes WHERE recorded_at < now() - make_interval(secs => $1)"
+# One statement, so the rows go and the horizon rises together: a resume never sees one without the other.
+_PURGE = """
+WITH purged AS (
+    DELETE FROM read.changes WHERE recorded_at < now() - make_interval(secs => $1)
+    RETURNING transaction_id, global_position
+), highest AS (
+    SELECT transaction_id, global_position FROM purged
+    ORDER BY transaction_id DESC, global_position DESC
+    LIMIT 1
+), raised AS (
+    UPDATE read.changes_horizon AS horizon
+    SET transaction_id = highest.transaction_id, global_position = highest.global_position
+    FROM highest
+    WHERE (highest.transaction_id, highest.global_position)
+        > (horizon.transaction_id, horizon.global_position)
+)
+SELECT count(*) FROM purged
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +70,6 @@ async def projection_status(pool: asyncpg.Pool, event_store: EventStore) -> list
 
 
 async def purge_changes(pool: asyncpg.Pool, older_than_days: float) -> int:
-    """Delete read.changes rows older than the retention period; return how many went."""
-    result: str = await pool.execute(_PURGE, older_than_days * 86400.0)
-    return int(result.split()[-1])
+    """Delete read.changes rows older than the retention period, raise the horizon; return how many went."""
+    purged: int = await pool.fetchval(_PURGE, older_than_days * 86400.0)
+    return purged

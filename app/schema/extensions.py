@@ -18,12 +18,20 @@ from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.types import ExecutionContext
 
 from app.domain.errors import DomainError, UnavailableError, ValidationError
+from app.live.errors import ResumeTooOld
 
 logger = logging.getLogger("bookworm.graphql")
 
 CACHE_SIZE = 1024
 UNEXPECTED = "Unexpected error. It has been logged; the request may be retried."
 UNAVAILABLE = "PostgreSQL or Redis cannot be reached right now; the request may be retried."
+RESUME_EXPIRED = "RESUME_EXPIRED"
+# The horizon itself is not shown: resuming from it would skip the changes below it.
+RESUME_EXPIRED_MESSAGE = (
+    "The changes after this position are no longer kept. Re-read the entity with a query, then "
+    "subscribe again without `after` (or with a position returned since)."
+)
+EXPECTED_ERRORS = (DomainError, ResumeTooOld)
 
 
 def _needs_rewrite(error: GraphQLError) -> bool:
@@ -42,6 +50,8 @@ class PublicErrors(MaskErrors):
         original = error.original_error
         if isinstance(original, DomainError):
             return self._public(error, original.message, _extensions(original))
+        if isinstance(original, ResumeTooOld):
+            return self._public(error, RESUME_EXPIRED_MESSAGE, {"code": RESUME_EXPIRED})
         if isinstance(original, OSError | TimeoutError):
             # A refused or lost connection that an adapter let through: still a clear, typed answer.
             return self._public(error, UNAVAILABLE, {"code": UnavailableError.code})
@@ -66,7 +76,7 @@ class Schema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         for error in errors:
-            if _needs_rewrite(error) and not isinstance(error.original_error, DomainError):
+            if _needs_rewrite(error) and not isinstance(error.original_error, EXPECTED_ERRORS):
                 logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 

