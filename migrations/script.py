@@ -1,4 +1,4 @@
-"""Run a multi-statement SQL script inside Alembic's transaction (asyncpg prepares one statement at a time)."""
+"""Run a multi-statement SQL script in Alembic's transaction (asyncpg prepares one statement at a time)."""
 
 from __future__ import annotations
 
