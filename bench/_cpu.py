@@ -1,0 +1,123 @@
+"""CPU used during a measure, from /proc: the load generator, the server, its databases, the machine."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+_TICK = float(os.sysconf("SC_CLK_TCK"))
+_PROC = Path("/proc")
+_IDLE_FIELDS = (3, 4)  # idle, iowait in /proc/stat's "cpu" line
+
+
+@dataclass(frozen=True)
+class CpuProbe:
+    """Which processes are the server and its databases.
+
+    Embedded servers are the children of `bookworm serve`. With BOOKWORM_DATABASE_URL, the database side
+    is the PostgreSQL backends of that database (a shared Redis is left out: others use it too).
+    """
+
+    server_pid: int | None
+    database: str | None = None  # the database name, when PostgreSQL is not embedded
+
+    @classmethod
+    def of(cls, server_pid: int | None, env: dict[str, str]) -> CpuProbe:
+        """Return the probe of a server started with `env`."""
+        url = env.get("BOOKWORM_DATABASE_URL")
+        return cls(server_pid, urlsplit(url).path.lstrip("/") or None if url else None)
+
+    def read(self) -> CpuTimes:
+        """Read the counters now."""
+        processes = _processes()
+        server = processes.get(self.server_pid) if self.server_pid is not None else None
+        return CpuTimes(
+            at=time.perf_counter(),
+            client=time.process_time(),
+            server=server.cpu if server is not None else None,
+            database={pid: p.cpu for pid, p in processes.items() if self._is_database(pid, p, processes)},
+            machine=_machine(),
+        )
+
+    def _is_database(self, pid: int, process: _Process, processes: dict[int, _Process]) -> bool:
+        if self.database is not None:
+            return process.name == "postgres" and self.database in process.args.split()
+        if self.server_pid is None or pid == self.server_pid:
+            return False
+        while pid in processes and pid != self.server_pid:
+            pid = processes[pid].parent
+        return pid == self.server_pid
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """CPU seconds used so far, and when they were read."""
+
+    at: float
+    client: float  # this process: the load generator
+    server: float | None  # the `bookworm serve` process alone
+    database: dict[int, float]  # PostgreSQL (and embedded Redis) processes, by pid
+    machine: float | None  # busy time summed over every core
+
+
+@dataclass(frozen=True)
+class CpuShare:
+    """Percent of one core used between two readings (the machine's can reach cores x 100)."""
+
+    client: float
+    server: float | None
+    database: float | None
+    machine: float | None
+
+    @classmethod
+    def between(cls, before: CpuTimes, after: CpuTimes) -> CpuShare:
+        """Return each percentage over the interval."""
+        wall = max(after.at - before.at, 1e-9)
+
+        def share(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else (b - a) / wall * 100
+
+        # A process born during the interval counts from zero; one that ended is lost (pools keep theirs).
+        database = sum(cpu - before.database.get(pid, 0.0) for pid, cpu in after.database.items())
+        return cls(
+            client=(after.client - before.client) / wall * 100,
+            server=share(before.server, after.server),
+            database=database / wall * 100 if after.database else None,
+            machine=share(before.machine, after.machine),
+        )
+
+
+@dataclass(frozen=True)
+class _Process:
+    parent: int
+    name: str
+    args: str
+    cpu: float
+
+
+def _processes() -> dict[int, _Process]:
+    found: dict[int, _Process] = {}
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            args = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # it ended while we looked
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rpartition(")")[2].split()
+        cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+        found[int(entry.name)] = _Process(parent=int(fields[1]), name=name, args=args, cpu=cpu)
+    return found
+
+
+def _machine() -> float | None:
+    try:
+        ticks = [int(v) for v in (_PROC / "stat").read_text().splitlines()[0].split()[1:9]]
+    except OSError:
+        return None
+    return (sum(ticks) - sum(ticks[i] for i in _IDLE_FIELDS)) / _TICK

@@ -1,0 +1,93 @@
+"""Start a throw-away `bookworm serve` for a benchmark, and run `bookworm` commands on its servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+READY_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running `bookworm serve`: its base URL and the environment it was started with."""
+
+    url: str
+    env: dict[str, str]
+    pid: int
+
+    def run_cli(self, *args: str) -> str:
+        """Run `bookworm ARGS` against the same PostgreSQL and Redis; return its standard output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"bookworm {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def backends(env: Mapping[str, str]) -> str:
+    """Describe which PostgreSQL and Redis a server started with `env` uses."""
+    database = "from BOOKWORM_DATABASE_URL" if env.get("BOOKWORM_DATABASE_URL") else "embedded"
+    redis = "from BOOKWORM_REDIS_URL" if env.get("BOOKWORM_REDIS_URL") else "embedded"
+    prefix = env.get("BOOKWORM_REDIS_PREFIX") or "bookworm"
+    return f"PostgreSQL {database}, Redis {redis} (key prefix {prefix})"
+
+
+@contextmanager
+def bookworm_server() -> Iterator[Server]:
+    """Start `bookworm serve` on a free port of 127.0.0.1; stop it on exit.
+
+    It uses BOOKWORM_DATABASE_URL / BOOKWORM_REDIS_URL when they are set, else embedded servers in a
+    throw-away data directory (unless BOOKWORM_DATA_DIR names one).
+    """
+    port = free_port()
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="bookworm-bench-") as data_dir:
+        env.setdefault("BOOKWORM_DATA_DIR", data_dir)
+        env.setdefault("BOOKWORM_LOG_LEVEL", "WARNING")
+        cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, proc)
+            yield Server(url=url, env=env, pid=proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit("bookworm serve exited before it was ready")
+        time.sleep(0.3)
+    raise SystemExit(f"bookworm serve did not become ready in {READY_TIMEOUT:g} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the nearest-rank `q` quantile (0..1) of `values`."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
