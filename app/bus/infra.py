@@ -46,6 +46,10 @@ class Backoff:
     def reset(self) -> None:
         self._next = self._first
 
-    async def wait(self) -> None:
+    def next(self) -> float:
+        """Return the delay to wait now, doubling the one after it."""
         delay, self._next = self._next, min(self._next * 2, self._cap)
-        await asyncio.sleep(delay)
+        return delay
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.next())

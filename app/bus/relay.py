@@ -24,6 +24,7 @@ RELAY_LOCK = 0x62757372  # "busr": the advisory lock that elects the one active 
 CHECKPOINT = "relay"
 BATCH = 500
 STANDBY_RETRY = 1.0
+HELD_BACK_FIRST = 0.005  # first re-read delay while committed events wait for an older transaction
 
 
 class Relay:
@@ -81,6 +82,7 @@ class Relay:
         await conn.add_listener(NOTIFY_CHANNEL, hint)
         checkpoint = await load_checkpoint(conn, CHECKPOINT)
         backoff = Backoff(0.1, 5.0)
+        held_back_delay = Backoff(HELD_BACK_FIRST, self._settings.relay_poll_interval)
         while True:
             wake.clear()
             try:
@@ -93,9 +95,16 @@ class Relay:
             if full:
                 continue
             # A NOTIFY only says "look now"; what to relay always comes from the commit-order read.
+            # Events whose NOTIFY came while an older transaction still ran are visible only once it
+            # ends, and no second NOTIFY will say so: look again soon instead of at the next poll.
+            if await self._store.held_back(checkpoint, conn=conn):
+                timeout = held_back_delay.next()
+            else:
+                held_back_delay.reset()
+                timeout = self._settings.relay_poll_interval
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races completion.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._settings.relay_poll_interval):
+                async with asyncio.timeout(timeout):
                     await wake.wait()
 
     async def _pump(self, conn: asyncpg.Connection, checkpoint: Position) -> tuple[Position, bool]:

@@ -41,6 +41,15 @@ ORDER BY transaction_id, global_position
 LIMIT $3
 """
 
+# Committed after `after` but not yet visible to commit-order readers: an older transaction still runs.
+_HELD_BACK = """
+SELECT EXISTS (
+    SELECT 1 FROM eventstore.events
+    WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+      AND transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+)
+"""
+
 _HEAD = """
 SELECT transaction_id::text::bigint, global_position FROM eventstore.events
 WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -119,6 +128,13 @@ class EventStore:
             _READ_ALL, str(after.transaction_id), after.global_position, limit
         )
         return [self._recorded(r, decode=decode) for r in rows]
+
+    async def held_back(self, after: Position, *, conn: asyncpg.Connection | None = None) -> bool:
+        """Tell whether events after `after` are committed but wait for an older transaction to end."""
+        held: bool = await (conn or self._pool).fetchval(
+            _HELD_BACK, str(after.transaction_id), after.global_position
+        )
+        return held
 
     async def head(self, *, conn: asyncpg.Connection | None = None) -> Position:
         """Return the position of the last event a commit-order reader can see now."""

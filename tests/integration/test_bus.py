@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -125,6 +126,31 @@ async def test_only_one_of_two_relays_is_active(env: BusEnv) -> None:
     assert list(dict.fromkeys(positions)) == [str(e.position) for e in committed]
     for i, entry in enumerate(entries[1:], start=1):
         assert entry["prev"] == positions[i - 1] or entry["prev"] in [str(START), *positions[: i - 1]]
+
+
+async def test_events_held_back_by_an_older_transaction_are_relayed_once_it_ends(
+    make_settings: Callable[[], Settings],
+) -> None:
+    # A poll interval far beyond the wait below: only the held-back re-read can deliver in time.
+    settings = dataclasses.replace(make_settings(), relay_poll_interval=60.0)
+    async with bus_env(settings) as env:
+        env.start(relay(env).run())
+        await env.append(1)
+        await wait_until(lambda: _has(env, 1), what="the first event relayed")
+        async with env.pool.acquire() as older:
+            blocker = older.transaction()
+            await blocker.start()
+            await older.execute("SELECT pg_current_xact_id()")  # an xid older than the next append
+            async with env.pool.acquire() as conn, conn.transaction():
+                await append_authors(env.store, conn, ["held back"])
+            await asyncio.sleep(0.3)  # the relay has woken on NOTIFY and found nothing visible yet
+            assert len(await env.stream()) == 1
+            await blocker.rollback()  # ends without an event, so without a NOTIFY
+        await wait_until(lambda: _has(env, 2), what="the held-back event relayed", within=5.0)
+
+
+async def _has(env: BusEnv, count: int) -> bool:
+    return len(await env.stream()) >= count
 
 
 async def test_redelivered_event_is_applied_once(env: BusEnv) -> None:
