@@ -67,6 +67,7 @@ async def _rebuild(
     await _execute(pool, projection.drop_ddl(new_prefix) + projection.ddl(new_prefix))
     try:
         position, replayed = await _replay(pool, store, projection, new_prefix, batch_size)
+        await _analyze(pool, new_prefix)
         position, caught_up = await _swap(pool, store, projection, old, new, position, batch_size)
     except BaseException:
         await _execute(pool, projection.drop_ddl(new_prefix))
@@ -74,6 +75,15 @@ async def _rebuild(
     # Queries still reading the old tables finish first: DROP waits for their locks.
     await _execute(pool, projection.drop_ddl(table_prefix(projection.name, old)))
     return RebuildReport(projection.name, old, new, replayed + caught_up, str(position))
+
+
+async def _analyze(pool: asyncpg.Pool, prefix: str) -> None:
+    """Give the planner statistics before queries arrive: autovacuum may be off, or not there yet."""
+    tables = await pool.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'read' AND starts_with(tablename, $1)", prefix
+    )
+    for (table,) in tables:
+        await pool.execute(f'ANALYZE read."{table}"')
 
 
 async def _replay(

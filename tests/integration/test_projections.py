@@ -389,6 +389,11 @@ async def test_rebuild_swaps_while_queries_keep_answering(empty: Fresh) -> None:
     assert {t["tablename"] for t in tables} == {
         f"catalog_g2_{t}" for t in ("books", "authors", "categories", "publishers")
     }
+    unanalyzed = await empty.pool.fetchval(
+        "SELECT count(*) FROM pg_stat_user_tables"
+        " WHERE relname LIKE 'catalog\\_g2\\_%' AND last_analyze IS NULL"
+    )
+    assert unanalyzed == 0  # the planner has statistics before the views point at the new tables
     # Only the live consumer's five new books were logged (two topics each); the rebuild wrote nothing.
     assert await empty.pool.fetchval("SELECT count(*) FROM read.changes") == changes_before + 10
     (status,) = await projection_status(empty.pool, empty.store)
