@@ -3,14 +3,57 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
+from app.domain.errors import UnavailableError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# A lost or unreachable PostgreSQL (TimeoutError, an OSError, covers an exhausted pool): wait and retry;
+# never the request's or the event's fault.
+POSTGRES_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; nothing was changed. Retry shortly."
+
+
+def is_postgres_down(exc: BaseException) -> bool:
+    """Tell whether `exc` means PostgreSQL cannot be reached, rather than a bug or a bad request."""
+    if isinstance(exc, POSTGRES_DOWN):
+        return True
+    # asyncpg reports a connection or pool that went away as InterfaceError("... is closed/closing").
+    return isinstance(exc, asyncpg.InterfaceError) and ("closed" in str(exc) or "closing" in str(exc))
+
+
+def unavailable_when_down(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Make a read adapter raise UnavailableError, not a driver error, when PostgreSQL is down."""
+
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except (*POSTGRES_DOWN, asyncpg.InterfaceError) as exc:
+            if not is_postgres_down(exc):
+                raise
+            raise UnavailableError(UNAVAILABLE_MESSAGE) from None
+
+    return call
 
 
 def plain_url(url: str) -> str:

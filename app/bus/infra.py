@@ -8,19 +8,10 @@ from typing import Any
 import asyncpg
 from redis.exceptions import RedisError, ResponseError
 
-from app.eventstore import StoreUnavailable
+from app import db
 
-POSTGRES_DOWN: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.TooManyConnectionsError,
-    StoreUnavailable,
-)
+# Loops wait and retry on these; a connection reported closed (InterfaceError) counts as well.
+POSTGRES_DOWN: tuple[type[BaseException], ...] = (*db.POSTGRES_DOWN, asyncpg.InterfaceError)
 
 REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError)
 

@@ -12,23 +12,12 @@ from app.commands import idempotency
 from app.commands.base import Command, CommandResult
 from app.commands.catalog_handlers import HANDLERS as CATALOG_HANDLERS
 from app.commands.streams import Context, Handler
-from app.domain.errors import ConflictError, UnavailableError
+from app.db import unavailable_when_down
+from app.domain.errors import ConflictError
 from app.events.base import Metadata
-from app.eventstore import ConcurrencyError, EventStore, StoreUnavailable
+from app.eventstore import ConcurrencyError, EventStore
 from app.ids import new_id
 
-UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; nothing was changed. Retry shortly."
-
-# A lost or unreachable database; TimeoutError (an OSError) covers an exhausted pool.
-_UNAVAILABLE = (
-    OSError,
-    StoreUnavailable,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
-)
 # Lost races: a stream that moved, or PostgreSQL breaking a deadlock between two writers.
 _CONCURRENT = (ConcurrencyError, asyncpg.TransactionRollbackError)
 
@@ -71,13 +60,9 @@ class CommandBus:
         if idempotency_key is not None:
             idempotency.check_key(idempotency_key)
         metadata = Metadata(actor=actor, correlation_id=correlation_id or new_id())
-        try:
-            return await self._run(handler, command, metadata, idempotency_key)
-        except (*_UNAVAILABLE, asyncpg.InterfaceError) as exc:
-            if isinstance(exc, asyncpg.InterfaceError) and not _is_closed(exc):
-                raise  # misuse of a connection is a bug, not an outage
-            raise UnavailableError(UNAVAILABLE_MESSAGE) from None
+        return await self._run(handler, command, metadata, idempotency_key)
 
+    @unavailable_when_down
     async def _run(
         self, handler: Handler, command: Command, metadata: Metadata, key: str | None
     ) -> CommandResult:
@@ -104,11 +89,6 @@ class CommandBus:
             if key is not None:
                 await idempotency.record(conn, metadata.actor, key, result)
             return result
-
-
-def _is_closed(exc: asyncpg.InterfaceError) -> bool:
-    # asyncpg reports a connection or pool that went away as InterfaceError("... is closed/closing").
-    return "closed" in str(exc) or "closing" in str(exc)
 
 
 def _may_retry(command: Command) -> bool:

@@ -12,7 +12,3 @@ class ConcurrencyError(EventStoreError):
         super().__init__(f"stream {stream_id} is no longer at version {expected_version}")
         self.stream_id = stream_id
         self.expected_version = expected_version
-
-
-class StoreUnavailable(EventStoreError):
-    """PostgreSQL cannot be reached right now."""

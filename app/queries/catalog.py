@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from app.db import unavailable_when_down
 from app.ids import is_id
 from app.queries.books import BookFilter, BookListing, BookOrder
 from app.queries.paging import Edge, Page, check_first, decode_cursor, encode_cursor, make_page
@@ -50,10 +51,12 @@ class CatalogQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @unavailable_when_down
     async def books_by_ids(self, ids: Sequence[str]) -> list[BookRow | None]:
         """Return the books in input order; None where an id is unknown, deleted or malformed."""
         return await self._by_ids("book_view", BOOK_COLUMNS, ids, BookRow.from_record)
 
+    @unavailable_when_down
     async def list_books(
         self,
         *,
@@ -74,6 +77,7 @@ class CatalogQueries:
         edges = [Edge(listing.cursor(r), BookRow.from_record(r)) for r in records]
         return make_page(edges, first, after=after, total_count=total)
 
+    @unavailable_when_down
     async def books_by_author(
         self, author_id: str, *, first: int = 20, after: str | None = None
     ) -> Page[BookRow]:
@@ -82,6 +86,7 @@ class CatalogQueries:
             first=first, after=after, filter=BookFilter(author_ids=(author_id,)), order_by=BookOrder.NAME
         )
 
+    @unavailable_when_down
     async def first_books_of_authors(self, author_ids: Sequence[str], first: int) -> list[Page[BookRow]]:
         """Return the first page of each author's books by name: two queries for any number of authors."""
         check_first(first)
@@ -95,9 +100,11 @@ class CatalogQueries:
             edges[str(r["for_author"])].append(Edge(listing.cursor(r), BookRow.from_record(r)))
         return [make_page(edges[i], first, after=None, total_count=totals.get(uuid.UUID(i), 0)) for i in ids]
 
+    @unavailable_when_down
     async def authors_by_ids(self, ids: Sequence[str]) -> list[AuthorRow | None]:
         return await self._by_ids("author_view", AUTHOR_COLUMNS, ids, AuthorRow.from_record)
 
+    @unavailable_when_down
     async def list_authors(
         self, *, first: int = 50, after: str | None = None, search: str | None = None
     ) -> Page[AuthorRow]:
@@ -127,9 +134,11 @@ class CatalogQueries:
         ]
         return make_page(edges, first, after=after, total_count=total)
 
+    @unavailable_when_down
     async def categories_by_ids(self, ids: Sequence[str]) -> list[CategoryRow | None]:
         return await self._by_ids("category_view", CATEGORY_COLUMNS, ids, CategoryRow.from_record)
 
+    @unavailable_when_down
     async def list_categories(self) -> list[CategoryRow]:
         """Return every category by name, with its count of books."""
         records = await self._pool.fetch(
@@ -137,9 +146,11 @@ class CatalogQueries:
         )
         return [CategoryRow.from_record(r) for r in records]
 
+    @unavailable_when_down
     async def publishers_by_ids(self, ids: Sequence[str]) -> list[PublisherRow | None]:
         return await self._by_ids("publisher_view", PUBLISHER_COLUMNS, ids, PublisherRow.from_record)
 
+    @unavailable_when_down
     async def list_publishers(self) -> list[PublisherRow]:
         """Return every publisher by name."""
         records = await self._pool.fetch(

@@ -6,6 +6,7 @@ import asyncio
 
 import asyncpg
 
+from app.db import unavailable_when_down
 from app.eventstore.position import Position
 
 POLL_INTERVAL = 0.01
@@ -16,6 +17,7 @@ SELECT (transaction_id, global_position) >= ($2::bigint, $3::bigint) FROM read.p
 
 
 # A `timeout` argument rather than asyncio.timeout(): running out is an answer (False), not an error.
+@unavailable_when_down
 async def wait_for_position(
     pool: asyncpg.Pool,
     projection: str,

@@ -11,8 +11,8 @@ import pytest
 
 from app.commands import catalog as c
 from app.commands.base import CommandResult
-from app.commands.bus import UNAVAILABLE_MESSAGE, CommandBus
-from app.db import plain_url
+from app.commands.bus import CommandBus
+from app.db import UNAVAILABLE_MESSAGE, plain_url
 from app.domain.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 from app.events.catalog import BookCreated, BookDeleted, BookUpdated
 from app.eventstore import EventStore

@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import pytest
 
-from app.domain.errors import ValidationError
+from app.domain.errors import UnavailableError, ValidationError
 from app.events import catalog as ev
+from app.eventstore import START, EventStore
+from app.ids import new_id
 from app.queries.books import BookFilter, BookOrder
 from app.queries.catalog import CatalogQueries
+from app.queries.consistency import wait_for_position
 from app.queries.paging import Page
 from app.queries.rows import BookRow
 from app.settings import Settings
@@ -319,3 +323,17 @@ async def test_categories_count_listed_books_and_publishers_list(shelf: Shelf) -
     counts = {c.id: c.book_count for c in categories}
     assert counts == {cid: sum(r.category_id == cid for r in shelf.rows) for cid in shelf.categories}
     assert [p.name for p in await shelf.queries.list_publishers()] == ["Penguin", "Vintage"]
+
+
+async def test_reads_from_an_unreachable_database_are_unavailable(event_store: EventStore) -> None:
+    pool = await asyncpg.create_pool("postgresql://postgres@127.0.0.1:1/none", min_size=0, max_size=1)
+    try:
+        queries = CatalogQueries(pool)
+        with pytest.raises(UnavailableError):
+            await queries.list_books(first=5)
+        with pytest.raises(UnavailableError):
+            await queries.books_by_ids([new_id()])
+        with pytest.raises(UnavailableError):
+            await wait_for_position(pool, "catalog", START, timeout=0.1)
+    finally:
+        await pool.close()
