@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 BLOCK_MS = 1000
 
-# A failed read that says nothing about the events themselves.
-
 Entries = Sequence[tuple[Any, Any]]
 
 
