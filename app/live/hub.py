@@ -28,6 +28,7 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 _PAGE = 500
+PUMP_RETRY = 1.0
 
 
 class _Subscriber:
@@ -179,15 +180,20 @@ class Hub:
             await self._stop_pumps([entry])
 
     async def _pump(self, topic: str, entry: _Topic) -> None:
-        try:
-            async with self._broadcast.subscribe(self._settings.changes_channel(topic)) as events:
-                entry.ready.set()
-                while True:
-                    self._fan_out(entry, (await events.get()).message)
-        except Exception:
-            log.exception("live notices: the subscription to topic %s failed", topic)
-        finally:
-            entry.ready.set()  # never leave a joining subscriber waiting
+        while True:
+            try:
+                async with self._broadcast.subscribe(self._settings.changes_channel(topic)) as events:
+                    entry.ready.set()
+                    while True:
+                        self._fan_out(entry, (await events.get()).message)
+            except Exception:
+                log.exception("live notices: the subscription to topic %s failed; retrying", topic)
+            finally:
+                entry.ready.set()  # never leave a joining subscriber waiting
+            # Notices may have been missed meanwhile: everyone re-reads read.changes once we are back.
+            for subscriber in entry.subscribers:
+                subscriber.fall_behind()
+            await asyncio.sleep(PUMP_RETRY)
 
     def _fan_out(self, entry: _Topic, message: str) -> None:
         if message == CATCH_UP:
