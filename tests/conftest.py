@@ -72,6 +72,7 @@ def make_settings(server_urls: tuple[str, str]) -> Iterator[Callable[[], Setting
     yield make
     for name in created:
         _run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _forget_redis_keys(redis_url, [f"bwtest:{name}:" for name in created])
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +98,17 @@ async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture(scope="session")
 def event_store(pool: asyncpg.Pool) -> EventStore:
     return EventStore(pool)
+
+
+def _forget_redis_keys(url: str, prefixes: list[str]) -> None:
+    """Delete what the test sessions left in Redis (streams and groups under their prefixes)."""
+    import redis as sync_redis
+
+    with sync_redis.Redis.from_url(url) as client:
+        for prefix in prefixes:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
 
 
 async def _admin(url: str, sql: str) -> None:
