@@ -83,21 +83,15 @@ class BookMutation:
     @strawberry.mutation
     async def create_book(self, info: Info, input: inputs.CreateBookInput) -> payloads.CreateBookResult:
         done = await dispatch(info, create_command(input), input.idempotency_key)
-        return payloads.CreateBookSuccess(
-            book_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.CreateBookSuccess.of(done)
 
     @strawberry.mutation
     async def update_book(self, info: Info, input: inputs.UpdateBookInput) -> payloads.UpdateBookResult:
         done = await dispatch(info, update_command(input), input.idempotency_key)
-        return payloads.UpdateBookSuccess(
-            book_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.UpdateBookSuccess.of(done)
 
     @described.mutation("Soft delete: the book leaves listings; its history stays.")
     async def delete_book(self, info: Info, input: inputs.DeleteBookInput) -> payloads.DeleteBookResult:
         command = commands.DeleteBook(book_id=check_id("id", input.id))
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.DeleteBookSuccess(
-            book_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.DeleteBookSuccess.of(done)

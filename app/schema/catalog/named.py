@@ -18,25 +18,19 @@ class NamedEntityMutation:
     async def create_author(self, info: Info, input: inputs.CreateAuthorInput) -> payloads.CreateAuthorResult:
         command = commands.CreateAuthor(author_id=new_id(), name=input.name)
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.CreateAuthorSuccess(
-            author_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.CreateAuthorSuccess.of(done)
 
     @strawberry.mutation
     async def rename_author(self, info: Info, input: inputs.RenameAuthorInput) -> payloads.RenameAuthorResult:
         command = commands.RenameAuthor(author_id=check_id("id", input.id), name=input.name)
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.RenameAuthorSuccess(
-            author_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.RenameAuthorSuccess.of(done)
 
     @strawberry.mutation
     async def delete_author(self, info: Info, input: inputs.DeleteAuthorInput) -> payloads.DeleteAuthorResult:
         command = commands.DeleteAuthor(author_id=check_id("id", input.id))
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.DeleteAuthorSuccess(
-            author_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.DeleteAuthorSuccess.of(done)
 
     @strawberry.mutation
     async def create_category(
@@ -44,9 +38,7 @@ class NamedEntityMutation:
     ) -> payloads.CreateCategoryResult:
         command = commands.CreateCategory(category_id=new_id(), name=input.name)
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.CreateCategorySuccess(
-            category_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.CreateCategorySuccess.of(done)
 
     @strawberry.mutation
     async def rename_category(
@@ -54,9 +46,7 @@ class NamedEntityMutation:
     ) -> payloads.RenameCategoryResult:
         command = commands.RenameCategory(category_id=check_id("id", input.id), name=input.name)
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.RenameCategorySuccess(
-            category_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.RenameCategorySuccess.of(done)
 
     @strawberry.mutation
     async def delete_category(
@@ -64,9 +54,7 @@ class NamedEntityMutation:
     ) -> payloads.DeleteCategoryResult:
         command = commands.DeleteCategory(category_id=check_id("id", input.id))
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.DeleteCategorySuccess(
-            category_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.DeleteCategorySuccess.of(done)
 
     @strawberry.mutation
     async def create_publisher(
@@ -74,9 +62,7 @@ class NamedEntityMutation:
     ) -> payloads.CreatePublisherResult:
         command = commands.CreatePublisher(publisher_id=new_id(), name=input.name)
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.CreatePublisherSuccess(
-            publisher_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.CreatePublisherSuccess.of(done)
 
     @strawberry.mutation
     async def rename_publisher(
@@ -84,9 +70,7 @@ class NamedEntityMutation:
     ) -> payloads.RenamePublisherResult:
         command = commands.RenamePublisher(publisher_id=check_id("id", input.id), name=input.name)
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.RenamePublisherSuccess(
-            publisher_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.RenamePublisherSuccess.of(done)
 
     @strawberry.mutation
     async def delete_publisher(
@@ -94,6 +78,4 @@ class NamedEntityMutation:
     ) -> payloads.DeletePublisherResult:
         command = commands.DeletePublisher(publisher_id=check_id("id", input.id))
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.DeletePublisherSuccess(
-            publisher_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position
-        )
+        return payloads.DeletePublisherSuccess.of(done)

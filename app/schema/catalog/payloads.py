@@ -7,10 +7,12 @@ passed the mutation's position, then loads the row.
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
+from typing import Annotated, Self, TypeVar
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
+from app.commands.base import CommandResult
 from app.schema import described
 from app.schema.catalog.types import Author, Book, Category, Publisher
 from app.schema.consistency import caught_up
@@ -18,42 +20,36 @@ from app.schema.context import Info
 from app.schema.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.schema.positions import Position
 
+R = TypeVar("R")
+
 RYW = "The entity as the read model holds it once it has applied this change (waits, bounded)."
 
 
-async def fresh_author(info: Info, author_id: str, position: Position) -> Author | None:
+async def _fresh_row(info: Info, loader: DataLoader[str, R | None], key: str, position: Position) -> R | None:
+    """Wait until the read model passed `position`, then load `key` anew (not from this request's cache)."""
     await caught_up(info, position)
-    loader = info.context.loaders.author
     with contextlib.suppress(KeyError):  # strawberry's clear() raises for a key never loaded
-        loader.clear(author_id)
-    row = await loader.load(author_id)
+        loader.clear(key)
+    return await loader.load(key)
+
+
+async def fresh_author(info: Info, author_id: str, position: Position) -> Author | None:
+    row = await _fresh_row(info, info.context.loaders.author, author_id, position)
     return None if row is None else Author.from_row(row)
 
 
 async def fresh_category(info: Info, category_id: str, position: Position) -> Category | None:
-    await caught_up(info, position)
-    loader = info.context.loaders.category
-    with contextlib.suppress(KeyError):  # strawberry's clear() raises for a key never loaded
-        loader.clear(category_id)
-    row = await loader.load(category_id)
+    row = await _fresh_row(info, info.context.loaders.category, category_id, position)
     return None if row is None else Category.from_row(row)
 
 
 async def fresh_publisher(info: Info, publisher_id: str, position: Position) -> Publisher | None:
-    await caught_up(info, position)
-    loader = info.context.loaders.publisher
-    with contextlib.suppress(KeyError):  # strawberry's clear() raises for a key never loaded
-        loader.clear(publisher_id)
-    row = await loader.load(publisher_id)
+    row = await _fresh_row(info, info.context.loaders.publisher, publisher_id, position)
     return None if row is None else Publisher.from_row(row)
 
 
 async def fresh_book(info: Info, book_id: str, position: Position) -> Book | None:
-    await caught_up(info, position)
-    loader = info.context.loaders.book
-    with contextlib.suppress(KeyError):  # strawberry's clear() raises for a key never loaded
-        loader.clear(book_id)
-    row = await loader.load(book_id)
+    row = await _fresh_row(info, info.context.loaders.book, book_id, position)
     return None if row is None else Book.from_row(row)
 
 
@@ -62,6 +58,10 @@ class AuthorPayload:
     author_id: strawberry.ID
     position: str
     at: strawberry.Private[Position]
+
+    @classmethod
+    def of(cls, done: CommandResult) -> Self:
+        return cls(author_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
 
     @described.field(RYW)
     async def author(self, info: Info) -> Author | None:
@@ -74,6 +74,10 @@ class CategoryPayload:
     position: str
     at: strawberry.Private[Position]
 
+    @classmethod
+    def of(cls, done: CommandResult) -> Self:
+        return cls(category_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
+
     @described.field(RYW)
     async def category(self, info: Info) -> Category | None:
         return await fresh_category(info, str(self.category_id), self.at)
@@ -85,6 +89,10 @@ class PublisherPayload:
     position: str
     at: strawberry.Private[Position]
 
+    @classmethod
+    def of(cls, done: CommandResult) -> Self:
+        return cls(publisher_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
+
     @described.field(RYW)
     async def publisher(self, info: Info) -> Publisher | None:
         return await fresh_publisher(info, str(self.publisher_id), self.at)
@@ -95,6 +103,10 @@ class BookPayload:
     book_id: strawberry.ID
     position: str
     at: strawberry.Private[Position]
+
+    @classmethod
+    def of(cls, done: CommandResult) -> Self:
+        return cls(book_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
 
     @described.field(RYW)
     async def book(self, info: Info) -> Book | None:
