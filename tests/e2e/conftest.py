@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,34 +12,7 @@ import pytest
 
 from app.settings import Settings
 from tests.e2e.clients import gql
-
-STARTUP_TIMEOUT = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "bookworm"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
-
-
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"bookworm serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"bookworm serve not ready within {STARTUP_TIMEOUT:g} s:\n{log.read_text()[-4000:]}")
+from tests.e2e.process import bookworm_command, free_port, wait_ready
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +24,7 @@ def e2e_settings(make_settings: Callable[[], Settings]) -> Settings:
 @pytest.fixture(scope="session")
 def server(e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start `bookworm serve`, wait for /readyz, yield its base URL, and stop it at the end."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "BOOKWORM_DATABASE_URL": e2e_settings.database_url or "",
@@ -68,14 +37,14 @@ def server(e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     log = tmp_path_factory.mktemp("server") / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*bookworm_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base_url, process, log)
+        wait_ready(base_url, process, log)
         yield base_url
     finally:
         process.terminate()

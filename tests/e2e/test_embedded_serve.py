@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import _command, _free_port, _wait_ready
+from tests.e2e.process import bookworm_command, free_port, wait_ready
 
 CREATE_AUTHOR = """mutation { createAuthor(input: {name: "Octavia E. Butler"}) {
   __typename ... on CreateAuthorSuccess { authorId author { name } } } }"""
@@ -34,16 +34,19 @@ def data_dir() -> Iterator[Path]:
 
 
 def test_serve_runs_on_embedded_servers_and_owns_its_data_dir(data_dir: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = _embedded_env(data_dir)
     log = data_dir.parent / f"{data_dir.name}.log"
     with log.open("wb") as output:
         serve = subprocess.Popen(
-            [*_command(), "serve", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT
+            [*bookworm_command(), "serve", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         base_url = f"http://127.0.0.1:{port}"
-        _wait_ready(base_url, serve, log)
+        wait_ready(base_url, serve, log)
         assert f"http://127.0.0.1:{port}/graphql" in log.read_text()
 
         created = httpx.post(f"{base_url}/graphql", json={"query": CREATE_AUTHOR}, timeout=30).json()
@@ -52,7 +55,7 @@ def test_serve_runs_on_embedded_servers_and_owns_its_data_dir(data_dir: Path) ->
         assert payload["author"] == {"name": "Octavia E. Butler"}  # the in-process workers projected it
 
         second = subprocess.run(
-            [*_command(), "serve", "--port", str(_free_port())],
+            [*bookworm_command(), "serve", "--port", str(free_port())],
             env=env,
             capture_output=True,
             text=True,
@@ -62,7 +65,11 @@ def test_serve_runs_on_embedded_servers_and_owns_its_data_dir(data_dir: Path) ->
         assert "already running" in second.stderr and "Traceback" not in second.stderr
 
         status = subprocess.run(
-            [*_command(), "projections", "status"], env=env, capture_output=True, text=True, timeout=60
+            [*bookworm_command(), "projections", "status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert status.returncode == 0, status.stderr
         assert any(line.split()[:1] == ["catalog"] for line in status.stdout.splitlines())
