@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from broadcaster import Broadcast
 
 from app.bus.protocol import Consumer
+from app.bus.scheduler import Handler as ScheduledHandler
 from app.bus.workers import Workers
 from app.commands.bus import CommandBus
 from app.db import create_pool
@@ -46,9 +47,19 @@ def _require_urls(settings: Settings) -> tuple[str, str]:
     return settings.database_url, settings.redis_url
 
 
-def build_consumers() -> list[Consumer]:
-    """Every consumer group of this version: one per projection (later: sagas, notifications)."""
-    return [ProjectionConsumer(p) for p in PROJECTIONS.values()]
+def build_consumers(container: Container) -> list[Consumer]:
+    """Every consumer group of this version: one per projection, then the process managers."""
+    return [ProjectionConsumer(p) for p in PROJECTIONS.values()] + build_processes(container)
+
+
+def build_processes(container: Container) -> list[Consumer]:
+    """The consumers that react to events with commands or side effects (sagas, mail)."""
+    return []
+
+
+def build_scheduled(container: Container) -> dict[str, ScheduledHandler]:
+    """Handlers of due-time messages by kind (saga timeouts)."""
+    return {}
 
 
 def build_workers(container: Container) -> Workers:
@@ -63,9 +74,10 @@ def build_workers(container: Container) -> Workers:
         pool,
         container.redis,
         container.event_store,
-        build_consumers(),
+        build_consumers(container),
         container.notifier.publish,
         periodic={"purge-changes": (CHANGES_PURGE_EVERY, purge)},
+        scheduled=build_scheduled(container),
     )
 
 

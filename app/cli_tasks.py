@@ -100,7 +100,7 @@ async def deadletters_retry(args: argparse.Namespace, built: Container) -> None:
 
 
 async def _retry(built: Container, letter: DeadLetter) -> bool:
-    consumers = {c.name: c for c in build_consumers()}
+    consumers = {c.name: c for c in build_consumers(built)}
     consumer = consumers.get(letter.consumer)
     where = f"{letter.id} ({letter.consumer}, {letter.event_type} at {letter.position})"
     if consumer is None:

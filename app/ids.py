@@ -22,3 +22,25 @@ def is_id(value: str) -> bool:
         return str(uuid.UUID(value)) == value.lower()
     except (ValueError, AttributeError, TypeError):
         return False
+
+
+# Ids derived from another id (UUIDv5): the same input always names the same stream.
+_NAMESPACE = uuid.UUID("6f1c1a52-3c1e-5b7e-9d2a-626f6f6b776d")
+
+
+def derived_id(kind: str, value: str) -> str:
+    """Return the stable id of the `kind` that belongs to `value` (a customer's basket, say)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}:{value}"))
+
+
+def customer_id_of(subject: str) -> str:
+    """Return the customer (and buyer) id of an identity token's `sub`."""
+    return derived_id("customer", subject)
+
+
+def basket_id_of(customer_id: str) -> str:
+    return derived_id("basket", customer_id)
+
+
+def checkout_id_of(order_id: str) -> str:
+    return derived_id("checkout", order_id)

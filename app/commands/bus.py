@@ -52,23 +52,37 @@ class CommandBus:
         actor: str,
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
+        causation_id: str | None = None,
+        conn: asyncpg.Connection | None = None,
     ) -> CommandResult:
-        """Run `command`; raise only DomainError subclasses for expected failures."""
+        """Run `command`; raise only DomainError subclasses for expected failures.
+
+        With `conn`, run inside that connection's open transaction (each attempt in a savepoint), so a
+        process manager's command commits or rolls back with the event that caused it.
+        """
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"no handler is registered for {type(command).__name__}")
         if idempotency_key is not None:
             idempotency.check_key(idempotency_key)
-        metadata = Metadata(actor=actor, correlation_id=correlation_id or new_id())
-        return await self._run(handler, command, metadata, idempotency_key)
+        metadata = Metadata(actor=actor, correlation_id=correlation_id or new_id(), causation_id=causation_id)
+        return await self._run(handler, command, metadata, idempotency_key, conn)
 
     @unavailable_when_down
     async def _run(
-        self, handler: Handler, command: Command, metadata: Metadata, key: str | None
+        self,
+        handler: Handler,
+        command: Command,
+        metadata: Metadata,
+        key: str | None,
+        conn: asyncpg.Connection | None,
     ) -> CommandResult:
         attempt = 1
         while True:
             try:
+                if conn is not None:
+                    async with conn.transaction():  # a savepoint inside the caller's transaction
+                        return await self._decide(conn, handler, command, metadata, key)
                 return await self._attempt(handler, command, metadata, key)
             except _CONCURRENT as exc:
                 if attempt >= self._max_attempts or not _may_retry(command):
@@ -81,14 +95,24 @@ class CommandBus:
         self, handler: Handler, command: Command, metadata: Metadata, key: str | None
     ) -> CommandResult:
         async with self._pool.acquire(timeout=self._acquire_timeout) as conn, conn.transaction():
-            if key is not None:
-                earlier = await idempotency.claim(conn, metadata.actor, key, type(command).__name__)
-                if earlier is not None:
-                    return earlier
-            result = await handler(Context(conn, self._store, metadata), command)
-            if key is not None:
-                await idempotency.record(conn, metadata.actor, key, result)
-            return result
+            return await self._decide(conn, handler, command, metadata, key)
+
+    async def _decide(
+        self,
+        conn: asyncpg.Connection,
+        handler: Handler,
+        command: Command,
+        metadata: Metadata,
+        key: str | None,
+    ) -> CommandResult:
+        if key is not None:
+            earlier = await idempotency.claim(conn, metadata.actor, key, type(command).__name__)
+            if earlier is not None:
+                return earlier
+        result = await handler(Context(conn, self._store, metadata), command)
+        if key is not None:
+            await idempotency.record(conn, metadata.actor, key, result)
+        return result
 
 
 def _may_retry(command: Command) -> bool:

@@ -1,6 +1,10 @@
 """Event dataclasses per context, the registry, and upcasters."""
 
+from app.events import basket as basket
 from app.events import catalog as catalog
+from app.events import finance as finance
+from app.events import ordering as ordering
+from app.events import rating as rating
 from app.events.base import Event, Metadata
 from app.events.registry import REGISTRY, EventRegistry, UnknownEventType
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from app.events.base import Event
 
 E = TypeVar("E", bound=type[Event])
+T = TypeVar("T")
 Data = dict[str, Any]
 Upcaster = Callable[[Data], Data]
 
@@ -101,6 +102,8 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
 
 
@@ -122,18 +125,25 @@ def _coerce(annotation: Any, value: Any) -> Any:
         return Decimal(str(value))
     if annotation is dt.datetime:
         return dt.datetime.fromisoformat(value)
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return _from_fields(annotation, value)
     return value
 
 
-_hints_cache: dict[type[Event], dict[str, Any]] = {}
+_hints_cache: dict[type, dict[str, Any]] = {}
 
 
-def from_json(cls: type[Event], data: Data) -> Event:
+def _from_fields(cls: type[T], data: Data) -> T:
+    """Build dataclass `cls` from its JSON form; nested dataclasses (an order's lines) included."""
     hints = _hints_cache.get(cls)
     if hints is None:
         hints = _hints_cache[cls] = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: _coerce(hints[k], v) for k, v in data.items() if k in names})
+
+
+def from_json(cls: type[Event], data: Data) -> Event:
+    return _from_fields(cls, data)
 
 
 REGISTRY = EventRegistry()

@@ -9,21 +9,23 @@ import strawberry
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from app.identity import ANONYMOUS, Principal
 from app.schema.loaders import Loaders
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
-
-# No authentication yet: every request acts as this actor. Issue "JWT" replaces this one line.
-ANONYMOUS = "anonymous"
 
 
 @dataclass
 class Context:
     container: Container
     loaders: Loaders
-    actor: str
+    principal: Principal
     request: Request | WebSocket | None = None
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
 
     @classmethod
     def build(cls, container: Container, request: Request | WebSocket | None = None) -> Context:
@@ -32,13 +34,13 @@ class Context:
         return cls(
             container=container,
             loaders=Loaders(container.catalog, cache=not long_lived),
-            actor=actor_of(request),
+            principal=principal_of(request),
             request=request,
         )
 
 
-def actor_of(request: Request | WebSocket | None) -> str:
-    """Return who is acting; the one place authentication will plug in."""
+def principal_of(request: Request | WebSocket | None) -> Principal:
+    """Return who is acting; the one place authentication plugs in."""
     return ANONYMOUS
 
 

@@ -1,0 +1,64 @@
+"""Basket events: one basket per customer; its stream id is `basket_id_of(customer_id)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.events.base import Event
+from app.events.registry import REGISTRY
+
+
+@REGISTRY.event("BasketItemAdded")
+@dataclass(frozen=True, kw_only=True)
+class BasketItemAdded(Event):
+    """A book was put in the basket; `quantity` is the line's quantity after the addition."""
+
+    basket_id: str
+    customer_id: str
+    book_id: str
+    quantity: int
+
+
+@REGISTRY.event("BasketItemQuantityChanged")
+@dataclass(frozen=True, kw_only=True)
+class BasketItemQuantityChanged(Event):
+    basket_id: str
+    customer_id: str
+    book_id: str
+    quantity: int
+
+
+@REGISTRY.event("BasketItemRemoved")
+@dataclass(frozen=True, kw_only=True)
+class BasketItemRemoved(Event):
+    basket_id: str
+    customer_id: str
+    book_id: str
+
+
+@REGISTRY.event("BasketCleared")
+@dataclass(frozen=True, kw_only=True)
+class BasketCleared(Event):
+    basket_id: str
+    customer_id: str
+
+
+@REGISTRY.event("BasketCheckedOut")
+@dataclass(frozen=True, kw_only=True)
+class BasketCheckedOut(Event):
+    """The basket was handed over to order `order_id`; this empties it."""
+
+    basket_id: str
+    customer_id: str
+    order_id: str
+
+
+@REGISTRY.event("BasketCheckoutFailed")
+@dataclass(frozen=True, kw_only=True)
+class BasketCheckoutFailed(Event):
+    """The basket could not be checked out for `order_id` (for example: it was already empty)."""
+
+    basket_id: str
+    customer_id: str
+    order_id: str
+    reason: str
