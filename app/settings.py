@@ -31,6 +31,23 @@ class Settings:
     max_query_depth: int = 12
     max_body_bytes: int = 1_000_000
     log_level: str = "INFO"
+    # Identity: HS256 with jwt_secret (the embedded default keeps one in data_dir when unset), or
+    # RS256 with jwt_public_key (a PEM, or a path to one) for an external identity provider.
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # Checkout saga: how long to wait for the basket's answer before re-sending (3 tries in all).
+    checkout_timeout: float = 1800.0
+    checkout_attempts: int = 3
+    # Mail: sent by SMTP when smtp_host is set, else written to the log.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Bookworm <no-reply@bookworm.local>"
+    mail_retention_days: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
