@@ -39,3 +39,19 @@ class ChangeNotice:
             entity=data["e"],
             entity_id=data["i"],
         )
+
+
+def basket_topic(customer_id: str) -> str:
+    return f"basket:{customer_id}"
+
+
+def order_topic(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+def buyer_orders_topic(buyer_id: str) -> str:
+    return f"buyer-orders:{buyer_id}"
+
+
+def feedback_topic(book_id: str) -> str:
+    return f"feedback:{book_id}"

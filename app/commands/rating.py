@@ -1,0 +1,25 @@
+"""Rating commands: feedback on books."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.commands.base import Command
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateFeedback(Command):
+    feedback_id: str
+    book_id: str
+    first_name: str
+    last_name: str
+    comment: str | None
+    rating: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteFeedback(Command):
+    """Remove feedback: by an admin (`reason` None), or as compensation when its book does not exist."""
+
+    feedback_id: str
+    reason: str | None = None
