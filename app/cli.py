@@ -1,4 +1,4 @@
-"""The `bookworm` command line: serve, worker, migrate, seed, projections, events, dead letters."""
+"""The `bookworm` command line: serve, worker, migrate, seed, projections, events, dead letters, token."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from app.cli_tasks import CliError, first_line
 from app.db import head_revision, migrate
 from app.domain.errors import DomainError
 from app.eventstore import START, EventStoreError, InvalidPosition, Position
+from app.identity.keys import KeyConfigError
 from app.live.backend import BackendUnavailable
 from app.projections import PROJECTIONS
 from app.settings import Settings
@@ -64,6 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+# Failures whose own message says what to fix.
+_REPORTED_AS_IS = (
+    CliError,
+    DomainError,
+    EventStoreError,
+    embedded.EmbeddedError,
+    BackendUnavailable,
+    KeyConfigError,
+)
+
+
 def _expected_failure(exc: Exception) -> str | None:
     """Return the one line to print for a failure the user can act on; None for a bug."""
     if isinstance(exc, asyncpg.UndefinedTableError):
@@ -74,9 +86,7 @@ def _expected_failure(exc: Exception) -> str | None:
         return f"PostgreSQL: {first_line(exc)}"
     if isinstance(exc, OSError):  # a refused or timed-out connection to either server
         return f"cannot connect: {first_line(exc)}"
-    if isinstance(
-        exc, CliError | DomainError | EventStoreError | embedded.EmbeddedError | BackendUnavailable
-    ):
+    if isinstance(exc, _REPORTED_AS_IS):
         return first_line(exc)
     return None
 
@@ -125,12 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("id", nargs="?", type=int, help="the dead letter's id")
     target.add_argument("--all", action="store_true", help="every unresolved dead letter")
     retrying.set_defaults(handler=_with_container(tasks.deadletters_retry))
+
+    token = commands.add_parser("token", help="print a signed bearer token, for development")
+    token.add_argument("--sub", required=True, help="the subject: who the token is for")
+    token.add_argument("--name", help="display name")
+    token.add_argument("--email", help="e-mail address")
+    token.add_argument(
+        "--role", action="append", metavar="ROLE", help="a role to grant; repeatable (default: customer)"
+    )
+    token.add_argument("--ttl", type=_seconds, default=86_400, help="lifetime in seconds (default 86400)")
+    token.set_defaults(handler=tasks.print_token)
     return parser
 
 
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
     return int(text)
 
 

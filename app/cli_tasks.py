@@ -10,10 +10,13 @@ from app.bootstrap import Container, build_consumers
 from app.bus.deadletters import DeadLetter, list_dead_letters, retry_dead_letter
 from app.bus.status import relay_status
 from app.eventstore import Position
+from app.identity.keys import KeyConfigError, signing_secret
+from app.identity.tokens import issue
 from app.projections import ProjectionMissing
 from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuild
 from app.projections.status import projection_status
 from app.seed import seed
+from app.settings import Settings
 
 
 class CliError(Exception):
@@ -23,6 +26,25 @@ class CliError(Exception):
 async def seed_catalog(args: argparse.Namespace, built: Container) -> None:
     """Load the demo catalog and print what it did."""
     print(await seed(built, books=args.books))
+
+
+def print_token(args: argparse.Namespace, settings: Settings) -> None:
+    """Print a development token signed with the configured (or data-dir) HS256 secret."""
+    try:
+        secret = signing_secret(settings)
+    except KeyConfigError as exc:
+        raise CliError(str(exc)) from None
+    token = issue(
+        secret,
+        subject=args.sub,
+        name=args.name,
+        email=args.email,
+        roles=args.role or ["customer"],
+        ttl=args.ttl,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    print(token)
 
 
 async def projections_status(args: argparse.Namespace, built: Container) -> None:

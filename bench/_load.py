@@ -14,6 +14,8 @@ from _cpu import CpuProbe, CpuShare
 from _server import percentile
 
 NO_SERVER = CpuProbe(None)  # only this process and the machine
+# Sent with every request: set once per run by sign_in(), since every measure changes the catalog.
+_headers: dict[str, str] = {}
 
 # One request: send request number n on the worker's client; return what went wrong, or None.
 Operation = Callable[[httpx.AsyncClient, int], Awaitable[str | None]]
@@ -62,9 +64,14 @@ class Row:
         )
 
 
+def sign_in(token: str) -> None:
+    """Send `token` as the bearer token of every client made from now on."""
+    _headers["Authorization"] = f"Bearer {token}"
+
+
 def client(url: str) -> httpx.AsyncClient:
     """Return an HTTP client for one worker: it keeps its connection alive between requests."""
-    return httpx.AsyncClient(base_url=url, timeout=30)
+    return httpx.AsyncClient(base_url=url, timeout=30, headers=_headers)
 
 
 async def run_load(

@@ -25,6 +25,10 @@ class Server:
     env: dict[str, str]
     pid: int
 
+    def admin_token(self) -> str:
+        """Return an admin's bearer token this server accepts (catalog mutations need one)."""
+        return admin_token(self.env)
+
     def run_cli(self, *args: str) -> str:
         """Run `bookworm ARGS` against the same PostgreSQL and Redis; return its standard output."""
         done = subprocess.run(
@@ -33,6 +37,19 @@ class Server:
         if done.returncode != 0:
             raise SystemExit(f"bookworm {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
+
+
+def admin_token(env: Mapping[str, str]) -> str:
+    """Sign an admin token with `bookworm token`, using the secret the environment `env` configures."""
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "token", "--sub", "bench", "--name", "Bench", "--role", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bookworm token failed: {done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 def free_port() -> int:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 
-import httpx
 import websockets
 from _graphql import CREATE_BOOK, SUBSCRIBE_CATALOG, create_refs
-from _server import bookworm_server, percentile
+from _load import client, sign_in
+from _server import admin_token, bookworm_server, percentile
 
 
 async def _listen(
@@ -38,7 +39,7 @@ async def _listen(
 async def measure(url: str, mutations: int) -> dict[str, list[float]]:
     ws_url = url.replace("http", "ws", 1) + "/graphql"
     async with (
-        httpx.AsyncClient(base_url=url, timeout=30) as client,
+        client(url) as http,
         websockets.connect(ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws,
     ):
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
@@ -47,15 +48,13 @@ async def measure(url: str, mutations: int) -> dict[str, list[float]]:
         arrivals: dict[str, float] = {}
         done = asyncio.Event()
         listener = asyncio.create_task(_listen(ws, arrivals, mutations, done))
-        refs = await create_refs(client)
+        refs = await create_refs(http)
         sent: dict[str, float] = {}
         answered: dict[str, float] = {}
         for i in range(mutations):
             book = refs.book_input(f"Bench Book {i}")
             t0 = time.perf_counter()
-            response = await client.post(
-                "/graphql", json={"query": CREATE_BOOK, "variables": {"input": book}}
-            )
+            response = await http.post("/graphql", json={"query": CREATE_BOOK, "variables": {"input": book}})
             t1 = time.perf_counter()
             book_id = response.json()["data"]["createBook"]["bookId"]
             sent[book_id], answered[book_id] = t0, t1
@@ -91,9 +90,11 @@ def main() -> None:
     parser.add_argument("--url", help="a running Bookworm server; default: start one")
     args = parser.parse_args()
     if args.url:
+        sign_in(admin_token(os.environ))
         print_table(asyncio.run(measure(args.url, args.mutations)))
         return
     with bookworm_server() as server:
+        sign_in(server.admin_token())
         print_table(asyncio.run(measure(server.url, args.mutations)))
 
 

@@ -26,8 +26,8 @@ import httpx
 from _cpu import CpuProbe
 from _fanout import measure_fanout
 from _graphql import BOOK, BOOKS, CREATE_BOOK, CREATE_BOOK_READ_YOUR_WRITES, book_ids, create_refs, failure
-from _load import Operation, Row, Sample, client, print_table, run_load
-from _server import backends, bookworm_server
+from _load import Operation, Row, Sample, client, print_table, run_load, sign_in
+from _server import admin_token, backends, bookworm_server
 
 from app.eventstore.position import Position
 
@@ -245,11 +245,13 @@ def main() -> None:
     started = time.perf_counter()
     if args.url:
         _describe(f"the one at {args.url}")
+        sign_in(admin_token(os.environ))
         bench = Bench(url=args.url, duration=args.duration, probe=CpuProbe(None))
         asyncio.run(run(bench, args))
     else:
         with bookworm_server() as server:
             _describe(f"one `bookworm serve` (API and workers) on {server.url}; {backends(server.env)}")
+            sign_in(server.admin_token())
             seeding = time.perf_counter()
             print(
                 server.run_cli("seed", "--books", str(args.books)).strip(),

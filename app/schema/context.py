@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import strawberry
 from starlette.requests import Request
@@ -22,6 +22,8 @@ class Context:
     loaders: Loaders
     principal: Principal
     request: Request | WebSocket | None = None
+    # A websocket's connection_init payload; strawberry sets it, the view reads the token from it.
+    connection_params: dict[str, Any] | None = None
 
     @property
     def actor(self) -> str:
@@ -39,9 +41,24 @@ class Context:
         )
 
 
+PRINCIPAL = "principal"  # the request.state attribute that holds the verified caller
+
+
 def principal_of(request: Request | WebSocket | None) -> Principal:
-    """Return who is acting; the one place authentication plugs in."""
-    return ANONYMOUS
+    """Return who is acting: the principal the view verified from the bearer token, else anonymous.
+
+    A websocket starts anonymous; the view signs it in from its connection_init payload.
+    """
+    if request is None:
+        return ANONYMOUS
+    principal = getattr(request.state, PRINCIPAL, ANONYMOUS)
+    assert isinstance(principal, Principal)
+    return principal
+
+
+def sign_in(request: Request | WebSocket, principal: Principal) -> None:
+    """Record the verified caller of `request`, for principal_of."""
+    setattr(request.state, PRINCIPAL, principal)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

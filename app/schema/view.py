@@ -12,15 +12,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.domain.errors import DomainError
+from app.identity import ANONYMOUS, Principal
+from app.identity.keys import resolve_keys
+from app.identity.tokens import InvalidToken, verify
+from app.projections import PROJECTIONS
 from app.queries.consistency import wait_for_position
-from app.schema.consistency import CATALOG
-from app.schema.context import Context
+from app.schema.context import Context, sign_in
 from app.schema.positions import BadCursor, parse_cursor
 from app.settings import Settings
 
@@ -29,11 +34,16 @@ logger = logging.getLogger("bookworm.graphql")
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 POSITION_HEADER = "bookworm-position"
-READ_MODELS = (CATALOG,)  # the projections a Bookworm-Position header waits for
+PLAIN_ACK: UnsetType = UNSET  # on_ws_connect's answer for a connection_ack without a payload
+READ_MODELS = tuple(PROJECTIONS)  # a Bookworm-Position header waits for every read model
 
 
 class BodyTooLarge(Exception):
     """The request body passed settings.max_body_bytes."""
+
+
+class Unauthenticated(Exception):
+    """The request sent a bearer token that does not verify; the message says why."""
 
 
 class BookwormGraphQL(GraphQL[Context, None]):
@@ -47,6 +57,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=30),
         )
         self.settings = settings
+        self.keys = resolve_keys(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,10 +70,13 @@ class BookwormGraphQL(GraphQL[Context, None]):
     async def _respond(self, request: Request) -> Response:
         media_type = negotiate(request.headers.get("accept"))
         try:
+            sign_in(request, self.authenticate(request.headers.get("authorization")))
             await self._wait_for_position(request)
             return await self.run(request)
         except HTTPException as e:
             return error_response(e.status_code, e.reason, media_type)
+        except Unauthenticated as e:
+            return unauthenticated_response(str(e), media_type)
         except BodyTooLarge:
             limit = self.settings.max_body_bytes
             return error_response(413, f"The request body is larger than {limit} bytes.", media_type)
@@ -108,8 +122,35 @@ class BookwormGraphQL(GraphQL[Context, None]):
                 )
                 raise HTTPException(503, message)
 
+    def authenticate(self, authorization: object) -> Principal:
+        """Return the caller an Authorization value names; anonymous when there is none."""
+        if authorization is None or authorization == "":
+            return ANONYMOUS
+        scheme, _, token = str(authorization).strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("Send the token as `Authorization: Bearer <token>`.")
+        try:
+            return verify(token.strip(), self.keys)
+        except InvalidToken as e:
+            raise Unauthenticated(str(e)) from None
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         return Context.build(request.state.container, request)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        """Sign the websocket in from its connection_init payload; refuse a token that fails."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization", params.get("authorization"))
+        if authorization is None and context.request is not None:
+            # Clients that can set headers on the upgrade request may sign in there instead.
+            authorization = context.request.headers.get("authorization")
+        try:
+            context.principal = self.authenticate(authorization)
+        except Unauthenticated as e:
+            raise ConnectionRejectionError(unauthenticated_error(str(e))) from None
+        if context.request is not None:
+            sign_in(context.request, context.principal)
+        return PLAIN_ACK
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
@@ -171,6 +212,19 @@ def _quality(params: list[str]) -> float:
             except ValueError:
                 return 0.0
     return 1.0
+
+
+def unauthenticated_error(message: str) -> dict[str, object]:
+    """The GraphQL error of a bad bearer token."""
+    return {"message": message, "extensions": {"code": "UNAUTHENTICATED"}}
+
+
+def unauthenticated_response(message: str, media_type: str) -> Response:
+    """401 with the reason, as RFC 6750 asks for a token that is expired, forged or malformed."""
+    body = {"errors": [unauthenticated_error(message)]}
+    response = JSONResponse(body, status_code=401, media_type=media_type)
+    response.headers["www-authenticate"] = 'Bearer error="invalid_token"'
+    return response
 
 
 def error_response(status: int, message: str, media_type: str) -> Response:

@@ -34,25 +34,39 @@ async def gql(
     return data
 
 
-class Subscription:
-    """One websocket connection with one subscription, for either protocol."""
+def bearer(token: str) -> dict[str, str]:
+    """The HTTP header (or connection_init payload) that sends `token`."""
+    return {"Authorization": f"Bearer {token}"}
 
-    def __init__(self, protocol: str, url: str, query: str, variables: dict[str, Any]) -> None:
+
+class Subscription:
+    """One websocket connection with one subscription, for either protocol; `token` signs it in."""
+
+    def __init__(
+        self,
+        protocol: str,
+        url: str,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+    ) -> None:
         self.protocol = protocol
         self.url = url
         self.query = query
-        self.variables = variables
+        self.variables = variables or {}
+        self.token = token
         self.ws: ClientConnection | None = None
         self.op_id = str(next(_ids))
 
     async def __aenter__(self) -> Self:
         self.ws = await connect(self.url, subprotocols=[Subprotocol(self.protocol)], open_timeout=WAIT)
-        await self._send({"type": "connection_init", "payload": {}})
+        payload = {} if self.token is None else bearer(self.token)
+        await self._send({"type": "connection_init", "payload": payload})
         ack = await self._receive()
         assert ack["type"] == "connection_ack", ack
         start = "subscribe" if self.protocol == TRANSPORT_WS else "start"
-        payload = {"query": self.query, "variables": self.variables}
-        await self._send({"id": self.op_id, "type": start, "payload": payload})
+        operation = {"query": self.query, "variables": self.variables}
+        await self._send({"id": self.op_id, "type": start, "payload": operation})
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -10,9 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
+from app.identity import ADMIN, CUSTOMER
+from app.identity.tokens import issue
 from app.settings import Settings
-from tests.e2e.clients import gql
+from tests.e2e.clients import bearer, gql
+from tests.e2e.mailbox import Mailbox
 from tests.e2e.process import bookworm_command, free_port, wait_ready
+
+JWT_SECRET = "e2e-secret"
+MakeToken = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +28,16 @@ def e2e_settings(make_settings: Callable[[], Settings]) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def server(e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mailbox() -> Iterator[Mailbox]:
+    """An SMTP server on 127.0.0.1 that keeps every message the bookworm server sends."""
+    with Mailbox.serving("127.0.0.1", free_port()) as box:
+        yield box
+
+
+@pytest.fixture(scope="session")
+def server(
+    e2e_settings: Settings, mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """Start `bookworm serve`, wait for /readyz, yield its base URL, and stop it at the end."""
     port = free_port()
     env = {
@@ -33,6 +48,9 @@ def server(e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         "BOOKWORM_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "BOOKWORM_LEASE_TTL": str(e2e_settings.lease_ttl),
         "BOOKWORM_RELAY_POLL_INTERVAL": str(e2e_settings.relay_poll_interval),
+        "BOOKWORM_JWT_SECRET": JWT_SECRET,
+        "BOOKWORM_SMTP_HOST": mailbox.host,
+        "BOOKWORM_SMTP_PORT": str(mailbox.port),
     }
     log = tmp_path_factory.mktemp("server") / "serve.log"
     with log.open("wb") as output:
@@ -61,8 +79,45 @@ def ws_url(server: str) -> str:
 
 
 @pytest.fixture(scope="session")
-async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
+def make_token() -> MakeToken:
+    """Return a function that signs a token the e2e server accepts (a customer's, by default)."""
+
+    def make(
+        sub: str, roles: tuple[str, ...] = (CUSTOMER,), name: str | None = None, email: str | None = None
+    ) -> str:
+        return issue(JWT_SECRET, subject=sub, name=name, email=email, roles=roles)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def http(server: str, make_token: MakeToken) -> AsyncIterator[httpx.AsyncClient]:
+    """A client acting as an admin: it may change the catalog."""
+    token = make_token("admin", roles=(ADMIN, CUSTOMER), name="Admin", email="admin@example.com")
+    async with httpx.AsyncClient(base_url=server, timeout=30, headers=bearer(token)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def anon_http(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that sends no token."""
     async with httpx.AsyncClient(base_url=server, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def alice_http(server: str, make_token: MakeToken) -> AsyncIterator[httpx.AsyncClient]:
+    """Alice, a customer (alice@example.com)."""
+    token = make_token("alice", name="Alice", email="alice@example.com")
+    async with httpx.AsyncClient(base_url=server, timeout=30, headers=bearer(token)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def bob_http(server: str, make_token: MakeToken) -> AsyncIterator[httpx.AsyncClient]:
+    """Bob, a customer (bob@example.com)."""
+    token = make_token("bob", name="Bob", email="bob@example.com")
+    async with httpx.AsyncClient(base_url=server, timeout=30, headers=bearer(token)) as client:
         yield client
 
 

@@ -149,4 +149,4 @@ async def test_author_books_categories_publishers_and_history(
     [event] = data["streamHistory"]
     assert (event["streamId"], event["version"], event["type"]) == (created["bookId"], 1, "BookCreated")
     assert event["position"] == created["position"]
-    assert event["metadata"]["actor"] == "anonymous"
+    assert event["metadata"]["actor"] == "user:admin"

@@ -49,7 +49,21 @@ def test_serve_runs_on_embedded_servers_and_owns_its_data_dir(data_dir: Path) ->
         wait_ready(base_url, serve, log)
         assert f"http://127.0.0.1:{port}/graphql" in log.read_text()
 
-        created = httpx.post(f"{base_url}/graphql", json={"query": CREATE_AUTHOR}, timeout=30).json()
+        # README: with no BOOKWORM_JWT_SECRET, `bookworm token` signs with the data dir's secret.
+        token = subprocess.run(
+            [*bookworm_command(), "token", "--sub", "admin", "--role", "admin"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        created = httpx.post(
+            f"{base_url}/graphql",
+            json={"query": CREATE_AUTHOR},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ).json()
         payload = created["data"]["createAuthor"]
         assert payload["__typename"] == "CreateAuthorSuccess"
         assert payload["author"] == {"name": "Octavia E. Butler"}  # the in-process workers projected it

@@ -11,6 +11,7 @@ from app.commands.base import KEEP
 from app.domain.errors import FieldError, ValidationError
 from app.ids import new_id
 from app.schema import described
+from app.schema.access import require_admin
 from app.schema.catalog import inputs, payloads
 from app.schema.catalog.types import BookStatus
 from app.schema.commands import dispatch
@@ -82,16 +83,19 @@ def _camel(name: str) -> str:
 class BookMutation:
     @strawberry.mutation
     async def create_book(self, info: Info, input: inputs.CreateBookInput) -> payloads.CreateBookResult:
+        require_admin(info)
         done = await dispatch(info, create_command(input), input.idempotency_key)
         return payloads.CreateBookSuccess.of(done)
 
     @strawberry.mutation
     async def update_book(self, info: Info, input: inputs.UpdateBookInput) -> payloads.UpdateBookResult:
+        require_admin(info)
         done = await dispatch(info, update_command(input), input.idempotency_key)
         return payloads.UpdateBookSuccess.of(done)
 
     @described.mutation("Soft delete: the book leaves listings; its history stays.")
     async def delete_book(self, info: Info, input: inputs.DeleteBookInput) -> payloads.DeleteBookResult:
+        require_admin(info)
         command = commands.DeleteBook(book_id=check_id("id", input.id))
         done = await dispatch(info, command, input.idempotency_key)
         return payloads.DeleteBookSuccess.of(done)

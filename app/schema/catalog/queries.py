@@ -8,6 +8,7 @@ from app.queries.catalog import BookFilter as ReadFilter
 from app.queries.catalog import BookOrder
 from app.queries.history import stream_history
 from app.schema import described
+from app.schema.access import require_admin
 from app.schema.catalog.inputs import BookFilter
 from app.schema.catalog.types import Author, Book, BookOrderBy, Category, Publisher, RecordedEvent
 from app.schema.connections import Connection, page_connection, page_size
@@ -65,8 +66,9 @@ class CatalogQuery:
     async def publishers(self, info: Info) -> list[Publisher]:
         return [Publisher.from_row(row) for row in await info.context.container.catalog.list_publishers()]
 
-    @described.field("The audit trail of one stream, oldest first.")
+    @described.field("The audit trail of one stream, oldest first; admins only.")
     async def stream_history(self, info: Info, stream_id: strawberry.ID) -> list[RecordedEvent]:
+        require_admin(info)
         events = await stream_history(info.context.container.event_store, str(stream_id))
         return [RecordedEvent.from_recorded(event) for event in events]
 
