@@ -1,8 +1,12 @@
-"""Basket commands: every one names the customer whose basket it changes."""
+"""Basket commands: every one names the customer whose basket it changes.
+
+All are safe to retry after a concurrent change: re-deciding on the fresh basket is what was meant.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from app.commands.base import Command
 
@@ -11,6 +15,7 @@ from app.commands.base import Command
 class AddBasketItem(Command):
     """Put `quantity` more of a book in the basket."""
 
+    retry_safe: ClassVar[bool] = True
     customer_id: str
     book_id: str
     quantity: int
@@ -20,6 +25,7 @@ class AddBasketItem(Command):
 class UpdateBasketItem(Command):
     """Set a line's quantity."""
 
+    retry_safe: ClassVar[bool] = True
     customer_id: str
     book_id: str
     quantity: int
@@ -27,12 +33,14 @@ class UpdateBasketItem(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class RemoveBasketItem(Command):
+    retry_safe: ClassVar[bool] = True
     customer_id: str
     book_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClearBasket(Command):
+    retry_safe: ClassVar[bool] = True
     customer_id: str
 
 
@@ -40,5 +48,6 @@ class ClearBasket(Command):
 class CheckoutBasket(Command):
     """Hand the basket over to `order_id` (sent by the checkout saga); empties it."""
 
+    retry_safe: ClassVar[bool] = True
     customer_id: str
     order_id: str

@@ -1,0 +1,53 @@
+"""The basket's side of the checkout saga: each CheckoutRequested becomes a CheckoutBasket command.
+
+The command runs in the consumer's batch transaction, so it commits with the checkpoint: a redelivered
+request below the checkpoint is skipped, and one that slips past it (a crash between commit and XACK
+cannot, but a retried dead letter can) meets the aggregate's rule that an order is answered once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from app.bus import checkpoints
+from app.commands.basket import CheckoutBasket
+from app.commands.bus import CommandBus
+from app.events.finance import CheckoutRequested
+from app.eventstore import Position, RecordedEvent
+from app.live.notices import ChangeNotice
+
+NAME = "basket-checkout"
+ACTOR = "system:basket-checkout"
+
+
+class BasketCheckout:
+    """Consumer group `basket-checkout`: checks baskets out for the checkout saga."""
+
+    name = NAME
+
+    def __init__(self, commands: CommandBus) -> None:
+        self._commands = commands
+
+    async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
+        """Return the checkpoint, holding its row until the batch commits."""
+        return await checkpoints.load_checkpoint(conn, NAME, lock=True)
+
+    async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
+        """Store the checkpoint inside the batch transaction."""
+        await checkpoints.save_checkpoint(conn, NAME, position)
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
+        """Dispatch CheckoutBasket for every checkout request, inside the batch transaction."""
+        for recorded in events:
+            request = recorded.event
+            if isinstance(request, CheckoutRequested):
+                await self._commands.dispatch(
+                    CheckoutBasket(customer_id=request.customer_id, order_id=request.order_id),
+                    actor=ACTOR,
+                    correlation_id=recorded.metadata.get("correlation_id"),
+                    causation_id=recorded.event_id,
+                    conn=conn,
+                )
+        return []  # the basket projection announces what the command changed

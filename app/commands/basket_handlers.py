@@ -1,0 +1,52 @@
+"""Handlers of the basket commands: load the customer's basket, check the book, decide, append."""
+
+from __future__ import annotations
+
+from app.commands.base import Command, CommandResult
+from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, RemoveBasketItem, UpdateBasketItem
+from app.commands.catalog_facts import book_facts
+from app.commands.streams import Context, Handler, load, save
+from app.domain.basket import basket
+from app.ids import basket_id_of
+
+
+async def add_item(ctx: Context, command: AddBasketItem) -> CommandResult:
+    return await _change(ctx, command, command.customer_id, book_id=command.book_id)
+
+
+async def update_item(ctx: Context, command: UpdateBasketItem) -> CommandResult:
+    return await _change(ctx, command, command.customer_id, book_id=command.book_id)
+
+
+async def remove_item(ctx: Context, command: RemoveBasketItem) -> CommandResult:
+    # No catalog check: a line whose book was deleted must still be removable.
+    return await _change(ctx, command, command.customer_id)
+
+
+async def clear(ctx: Context, command: ClearBasket) -> CommandResult:
+    return await _change(ctx, command, command.customer_id)
+
+
+async def checkout(ctx: Context, command: CheckoutBasket) -> CommandResult:
+    return await _change(ctx, command, command.customer_id)
+
+
+async def _change(
+    ctx: Context, command: basket.Command, customer_id: str, *, book_id: str | None = None
+) -> CommandResult:
+    """Decide on the customer's basket; with `book_id`, the book must exist and not be deleted."""
+    basket_id = basket_id_of(customer_id)
+    loaded = await load(ctx, basket_id, basket.evolve, basket.State())
+    events = basket.decide(loaded.state, command)  # input errors first, then the catalog
+    if book_id is not None:
+        basket.require_book(book_id, (await book_facts(ctx, book_id)).available)
+    return CommandResult(basket_id, await save(ctx, basket_id, basket.STREAM_TYPE, loaded, events))
+
+
+HANDLERS: dict[type[Command], Handler] = {
+    AddBasketItem: add_item,
+    UpdateBasketItem: update_item,
+    RemoveBasketItem: remove_item,
+    ClearBasket: clear,
+    CheckoutBasket: checkout,
+}

@@ -1,0 +1,1 @@
+"""The basket context's aggregate: one basket per customer."""

@@ -1,0 +1,122 @@
+"""The basket aggregate: lines of books and quantities, and the orders it was already handed to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, RemoveBasketItem, UpdateBasketItem
+from app.domain.errors import FieldError, NotFoundError, ValidationError
+from app.events.base import Event
+from app.events.basket import (
+    BasketCheckedOut,
+    BasketCheckoutFailed,
+    BasketCleared,
+    BasketItemAdded,
+    BasketItemQuantityChanged,
+    BasketItemRemoved,
+)
+from app.ids import basket_id_of, is_id
+
+STREAM_TYPE = "Basket"
+MIN_QUANTITY = 1
+MAX_QUANTITY = 99
+EMPTY = "The basket is empty."
+Command = AddBasketItem | UpdateBasketItem | RemoveBasketItem | ClearBasket | CheckoutBasket
+
+
+@dataclass(frozen=True, kw_only=True)
+class State:
+    # Book id -> quantity, in the order first added; evolve builds a new mapping, never edits one.
+    lines: Mapping[str, int] = field(default_factory=dict)
+    handled_orders: frozenset[str] = frozenset()  # checked out or failed: a repeat changes nothing
+
+
+def evolve(state: State, event: Event) -> State:
+    """Fold one event into the state."""
+    if isinstance(event, BasketItemAdded | BasketItemQuantityChanged):
+        return replace(state, lines={**state.lines, event.book_id: event.quantity})
+    if isinstance(event, BasketItemRemoved):
+        return replace(state, lines={k: q for k, q in state.lines.items() if k != event.book_id})
+    if isinstance(event, BasketCleared):
+        return replace(state, lines={})
+    if isinstance(event, BasketCheckedOut):
+        return State(lines={}, handled_orders=state.handled_orders | {event.order_id})
+    if isinstance(event, BasketCheckoutFailed):
+        return replace(state, handled_orders=state.handled_orders | {event.order_id})
+    return state
+
+
+def decide(state: State, command: Command) -> list[Event]:
+    """Validate a command against the state; return the events it causes."""
+    if isinstance(command, AddBasketItem):
+        return [_add(state, command)]
+    if isinstance(command, UpdateBasketItem):
+        return _update(state, command)
+    if isinstance(command, RemoveBasketItem):
+        _require_line(state, command.book_id)
+        return [BasketItemRemoved(**_ids(command.customer_id), book_id=command.book_id)]
+    if isinstance(command, ClearBasket):
+        return [BasketCleared(**_ids(command.customer_id))] if state.lines else []
+    return _checkout(state, command)
+
+
+def _add(state: State, c: AddBasketItem) -> BasketItemAdded:
+    _check_line_input(c.book_id, c.quantity)
+    held = state.lines.get(c.book_id, 0)
+    if held + c.quantity > MAX_QUANTITY:
+        raise ValidationError.single(
+            "quantity",
+            f"The basket may hold at most {MAX_QUANTITY} of one book; it already holds {held}.",
+        )
+    return BasketItemAdded(**_ids(c.customer_id), book_id=c.book_id, quantity=held + c.quantity)
+
+
+def _update(state: State, c: UpdateBasketItem) -> list[Event]:
+    _check_line_input(c.book_id, c.quantity)
+    _require_line(state, c.book_id)
+    if state.lines[c.book_id] == c.quantity:
+        return []
+    return [BasketItemQuantityChanged(**_ids(c.customer_id), book_id=c.book_id, quantity=c.quantity)]
+
+
+def _checkout(state: State, c: CheckoutBasket) -> list[Event]:
+    if c.order_id in state.handled_orders:
+        return []  # the saga asked again (a retry or a redelivery): it already has its answer
+    if not state.lines:
+        return [BasketCheckoutFailed(**_ids(c.customer_id), order_id=c.order_id, reason=EMPTY)]
+    return [BasketCheckedOut(**_ids(c.customer_id), order_id=c.order_id)]
+
+
+def _ids(customer_id: str) -> dict[str, str]:
+    return {"basket_id": basket_id_of(customer_id), "customer_id": customer_id}
+
+
+def _check_line_input(book_id: str, quantity: int) -> None:
+    """Report a malformed book id and a quantity outside 1..99 together."""
+    errors: list[FieldError] = []
+    if not is_id(book_id):
+        errors.append(FieldError("bookId", "Must be a valid id."))
+    # bool is an int subclass; True is not a quantity.
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        errors.append(FieldError("quantity", "Must be a whole number."))
+    elif not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
+        errors.append(FieldError("quantity", f"Must be between {MIN_QUANTITY} and {MAX_QUANTITY}."))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _require_line(state: State, book_id: str) -> None:
+    if book_id not in state.lines:
+        raise NotFoundError(f"bookId: book {_short(book_id)} is not in the basket.")
+
+
+def require_book(book_id: str, available: bool) -> None:
+    """Refuse a book the catalog does not know or has deleted."""
+    if not available:
+        raise NotFoundError(f"bookId: no book with id {_short(book_id)}.")
+
+
+def _short(value: str, limit: int = 40) -> str:
+    """Quote a caller-supplied value in a message without echoing an oversized one."""
+    return value if len(value) <= limit else value[:limit] + "…"

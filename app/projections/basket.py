@@ -1,0 +1,149 @@
+"""The basket projection: each customer's basket, its lines, and the book prices that value them.
+
+Basket rows are guarded by the stream version (`version < $n`) and book rows by the book's, so
+re-applying an event is a no-op and announces nothing. A catalog change of a book's name, price or
+availability re-announces every basket that holds the book, on that basket's own topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+
+from app.events import basket as bev
+from app.events import catalog as cev
+from app.eventstore.types import RecordedEvent
+from app.live.notices import ChangeNotice, basket_topic
+from app.projections import basket_tables
+
+CREATED, UPDATED = "CREATED", "UPDATED"
+ENTITY = "Basket"
+BasketEvent = (
+    bev.BasketItemAdded
+    | bev.BasketItemQuantityChanged
+    | bev.BasketItemRemoved
+    | bev.BasketCleared
+    | bev.BasketCheckedOut
+    | bev.BasketCheckoutFailed
+)
+
+# Returns whether the row is new (xmax = 0 only for an inserted row); no row when already applied.
+_TOUCH_BASKET = """
+INSERT INTO read.{p}baskets AS b (id, customer_id, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $4)
+ON CONFLICT (id) DO UPDATE
+SET version = EXCLUDED.version, updated_at = CASE WHEN $5 THEN EXCLUDED.updated_at ELSE b.updated_at END
+WHERE b.version < EXCLUDED.version
+RETURNING xmax = 0 AS created"""
+
+_PUT_LINE = """
+INSERT INTO read.{p}lines (basket_id, book_id, quantity, seq) VALUES ($1, $2, $3, $4)
+ON CONFLICT (basket_id, book_id) DO UPDATE SET quantity = EXCLUDED.quantity"""
+_SET_QUANTITY = "UPDATE read.{p}lines SET quantity = $3 WHERE basket_id = $1 AND book_id = $2"
+_REMOVE_LINE = "DELETE FROM read.{p}lines WHERE basket_id = $1 AND book_id = $2"
+_EMPTY_BASKET = "DELETE FROM read.{p}lines WHERE basket_id = $1"
+
+# Returns whether what baskets show of the book changed; NULL for a book seen for the first time.
+_PUT_BOOK = """
+WITH old AS (SELECT name, unit_price, available FROM read.{p}books WHERE id = $1)
+INSERT INTO read.{p}books AS k (id, name, unit_price, available, version) VALUES ($1, $2, $3, true, $4)
+ON CONFLICT (id) DO UPDATE
+SET name = EXCLUDED.name, unit_price = EXCLUDED.unit_price, available = true, version = EXCLUDED.version
+WHERE k.version < EXCLUDED.version
+RETURNING (SELECT (o.name, o.unit_price, o.available) IS DISTINCT FROM (k.name, k.unit_price, k.available)
+           FROM old o) AS changed"""
+_DELETE_BOOK = """
+UPDATE read.{p}books SET available = false, version = $2 WHERE id = $1 AND version < $2 RETURNING true"""
+_HOLDERS = """
+SELECT b.id::text, b.customer_id::text FROM read.{p}lines l JOIN read.{p}baskets b ON b.id = l.basket_id
+WHERE l.book_id = $1 ORDER BY b.id"""
+
+
+def _notices(r: RecordedEvent, kind: str, baskets: Iterable[tuple[str, str]]) -> list[ChangeNotice]:
+    """Announce each (basket id, customer id) on the customer's basket topic."""
+    return [
+        ChangeNotice(
+            position=r.position, topic=basket_topic(customer), kind=kind, entity=ENTITY, entity_id=basket
+        )
+        for basket, customer in baskets
+    ]
+
+
+def _line_change(e: BasketEvent, r: RecordedEvent) -> tuple[str, list[object]] | None:
+    """Return the statement (unformatted) and arguments that apply `e` to the basket's lines."""
+    if isinstance(e, bev.BasketItemAdded):
+        return _PUT_LINE, [e.basket_id, e.book_id, e.quantity, r.stream_version]
+    if isinstance(e, bev.BasketItemQuantityChanged):
+        return _SET_QUANTITY, [e.basket_id, e.book_id, e.quantity]
+    if isinstance(e, bev.BasketItemRemoved):
+        return _REMOVE_LINE, [e.basket_id, e.book_id]
+    if isinstance(e, bev.BasketCleared | bev.BasketCheckedOut):
+        return _EMPTY_BASKET, [e.basket_id]
+    return None  # a failed checkout changes nothing a customer sees
+
+
+async def _basket_changed(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: BasketEvent
+) -> list[ChangeNotice]:
+    change = _line_change(e, r)
+    args = (e.basket_id, e.customer_id, r.stream_version, r.recorded_at, change is not None)
+    created = await conn.fetchval(_TOUCH_BASKET.format(p=p), *args)
+    if created is None or change is None:
+        return []
+    sql, line_args = change
+    await conn.execute(sql.format(p=p), *line_args)
+    return _notices(r, CREATED if created else UPDATED, [(e.basket_id, e.customer_id)])
+
+
+async def _book_changed(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: cev.BookCreated | cev.BookUpdated
+) -> list[ChangeNotice]:
+    unit_price = e.price if e.price_sale is None else e.price_sale
+    changed = await conn.fetchval(_PUT_BOOK.format(p=p), e.book_id, e.name, unit_price, r.stream_version)
+    return await _announce_holders(conn, r, p, e.book_id) if changed else []
+
+
+async def _book_deleted(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: cev.BookDeleted
+) -> list[ChangeNotice]:
+    if await conn.fetchval(_DELETE_BOOK.format(p=p), e.book_id, r.stream_version) is None:
+        return []
+    return await _announce_holders(conn, r, p, e.book_id)
+
+
+async def _announce_holders(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, book_id: str
+) -> list[ChangeNotice]:
+    holders = await conn.fetch(_HOLDERS.format(p=p), book_id)
+    return _notices(r, UPDATED, [(row[0], row[1]) for row in holders])
+
+
+class BasketProjection:
+    """Customers' baskets with lines valued at the catalog's current prices."""
+
+    name = "basket"
+    version = 1
+
+    def ddl(self, prefix: str) -> list[str]:
+        return basket_tables.ddl(prefix)
+
+    def view_ddl(self, prefix: str) -> list[str]:
+        return basket_tables.view_ddl(prefix)
+
+    def drop_ddl(self, prefix: str) -> list[str]:
+        return basket_tables.drop_ddl(prefix)
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
+        """Apply one event to `prefix`'s tables; events of other kinds change nothing."""
+        e = event.event
+        if isinstance(e, BasketEvent):
+            return await _basket_changed(conn, event, prefix, e)
+        if isinstance(e, cev.BookCreated | cev.BookUpdated):
+            return await _book_changed(conn, event, prefix, e)
+        if isinstance(e, cev.BookDeleted):
+            return await _book_deleted(conn, event, prefix, e)
+        return []
+
+
+BASKET = BasketProjection()
