@@ -1,11 +1,14 @@
-"""Ordering read model: buyers and orders.
+"""Ordering read model: generation 1 buyers and orders tables, their views, and the checkpoint row.
+
+The tables and views come from the projection's own DDL, like the catalog's (0002).
 
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-27
 """
 
-from migrations.script import run_script
+from app.projections.ordering import ORDERING
+from migrations.script import create_projection, drop_projection
 
 revision = "0005"
 down_revision = "0004"
@@ -14,8 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_script("SELECT 1;")
+    create_projection(ORDERING)
 
 
 def downgrade() -> None:
-    run_script("SELECT 1;")
+    drop_projection(ORDERING.name, ["buyer_view", "order_view"])
