@@ -2,6 +2,8 @@
 
 Every update is guarded by the stream version (`version < $n`), so re-applying an event is a no-op
 and announces nothing; the runner already skips events at or below the checkpoint.
+Ratings come from feedback streams, not the book's, so no book version guards them: they count on
+that checkpoint (one transaction with the batch) and on commit order when a rebuild replays them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncpg
 
 from app.events import catalog as ev
 from app.events.base import Event
+from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.eventstore.types import RecordedEvent
 from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
 from app.projections import catalog_tables
@@ -56,6 +59,14 @@ WHERE id = $1 AND version < $3 RETURNING id"""
 _DELETE_NAMED = """
 UPDATE read.{p}{table} SET deleted = true, version = $2, updated_at = $3
 WHERE id = $1 AND version < $2 RETURNING id"""
+
+# The average is computed afresh from sum and count (no drift); the book's version and updated_at stay,
+# since the book itself did not change. A deleted row keeps counting, so create and delete stay paired.
+_RATE_BOOK = """
+UPDATE read.{p}books SET rating_sum = rating_sum + $2, total_reviews = total_reviews + $3,
+    average_rating = CASE WHEN total_reviews + $3 = 0 THEN 0
+                          ELSE (rating_sum + $2) / (total_reviews + $3) END
+WHERE id = $1 RETURNING deleted"""
 
 # Renames fan out to every book row that shows the name; book version and updated_at stay, since
 # the book itself did not change. An author keeps its position in author_names.
@@ -169,6 +180,17 @@ async def _book_deleted(
     return _book_notices(r, DELETED, e.book_id)
 
 
+async def _book_rated(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: FeedbackCreated | FeedbackDeleted
+) -> list[ChangeNotice]:
+    """Count feedback in (or out of) its book's rating; feedback on a book with no row changes nothing."""
+    sign = 1 if isinstance(e, FeedbackCreated) else -1
+    deleted = await conn.fetchval(_RATE_BOOK.format(p=p), e.book_id, float(sign * e.rating), sign)
+    if deleted is None or deleted:
+        return []
+    return _book_notices(r, UPDATED, e.book_id)
+
+
 _NAMED_EVENTS: dict[type[Event], tuple[str, _Named]] = {
     ev.AuthorCreated: (CREATED, _AUTHOR),
     ev.AuthorRenamed: (UPDATED, _AUTHOR),
@@ -218,6 +240,8 @@ class CatalogProjection:
             return await _book_updated(conn, event, prefix, e)
         if isinstance(e, ev.BookDeleted):
             return await _book_deleted(conn, event, prefix, e)
+        if isinstance(e, FeedbackCreated | FeedbackDeleted):
+            return await _book_rated(conn, event, prefix, e)
         named = _NAMED_EVENTS.get(type(e))
         return [] if named is None else await _named_changed(conn, event, prefix, *named)
 

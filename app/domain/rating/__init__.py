@@ -1,0 +1,1 @@
+"""The rating context's domain: feedback that readers leave on books."""

@@ -1,0 +1,55 @@
+"""Rating mutation results: `<Verb>FeedbackSuccess` plus the typed errors, as one union per mutation.
+
+Each success payload's `feedback` field is read-your-writes: it waits until the rating read model has
+passed the mutation's position, then loads the row.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+import strawberry
+
+from app.commands.base import CommandResult
+from app.schema import described
+from app.schema.consistency import caught_up
+from app.schema.context import Info
+from app.schema.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.schema.positions import Position
+from app.schema.rating.types import Feedback, feedback_now
+
+PROJECTION = "rating"
+RYW = "The feedback as the read model holds it once it has applied this change (waits, bounded)."
+
+
+@strawberry.type
+class FeedbackPayload:
+    feedback_id: strawberry.ID
+    position: str
+    at: strawberry.Private[Position]
+
+    @classmethod
+    def of(cls, done: CommandResult) -> Self:
+        return cls(feedback_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
+
+    @described.field(RYW)
+    async def feedback(self, info: Info) -> Feedback | None:
+        await caught_up(info, self.at, projection=PROJECTION)
+        return await feedback_now(info, str(self.feedback_id))
+
+
+# The payload base is not in the schema itself; each mutation has its own success type.
+@strawberry.type
+class CreateFeedbackSuccess(FeedbackPayload):
+    pass
+
+
+@strawberry.type
+class DeleteFeedbackSuccess(FeedbackPayload):
+    pass
+
+
+Errors = ValidationFailed | NotFound | Conflict | Forbidden
+
+CreateFeedbackResult = Annotated[CreateFeedbackSuccess | Errors, strawberry.union("CreateFeedbackResult")]
+DeleteFeedbackResult = Annotated[DeleteFeedbackSuccess | Errors, strawberry.union("DeleteFeedbackResult")]
