@@ -1,0 +1,1 @@
+"""The finance context: the checkout saga that turns a placed order into a checked-out basket."""

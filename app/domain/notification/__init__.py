@@ -1,0 +1,1 @@
+"""The notification context: the mails customers receive about their orders."""

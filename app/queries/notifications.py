@@ -1,0 +1,106 @@
+"""Notification queries: the mail outbox, newest first, for admins."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from app.db import unavailable_when_down
+from app.domain.errors import ValidationError
+from app.ids import is_id
+from app.queries.paging import Edge, Page, check_first, decode_cursor, encode_cursor, make_page
+
+STATUSES = ("PENDING", "SENT", "FAILED")
+_ORDERING = "notification:newest"
+_COLUMNS = """id::text, order_id::text, kind, recipient, subject, status, attempts, last_error,
+    created_at, sent_at"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationRow:
+    id: str
+    order_id: str
+    kind: str
+    recipient: str
+    subject: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+
+    @classmethod
+    def from_record(cls, r: Any) -> NotificationRow:
+        return cls(
+            id=r["id"],
+            order_id=r["order_id"],
+            kind=r["kind"],
+            recipient=r["recipient"],
+            subject=r["subject"],
+            status=r["status"],
+            attempts=r["attempts"],
+            last_error=r["last_error"],
+            created_at=r["created_at"],
+            sent_at=r["sent_at"],
+        )
+
+
+class NotificationQueries:
+    """Read the outbox; never touches aggregates or events."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @unavailable_when_down
+    async def list_notifications(
+        self,
+        *,
+        first: int = 20,
+        after: str | None = None,
+        status: str | None = None,
+        order_id: str | None = None,
+    ) -> Page[NotificationRow]:
+        """Return one page of mails, newest first, optionally of one status or one order."""
+        check_first(first)
+        conditions, args = _filters(status, order_id)
+        count_sql = f"SELECT count(*) FROM notification.outbox WHERE {' AND '.join(conditions)}"
+        count_args = list(args)
+        if after is not None:
+            created_at, row_id = decode_cursor(after, _ORDERING, dt.datetime.fromisoformat)
+            args += [created_at, row_id]
+            conditions.append(f"(created_at, id) < (${len(args) - 1}::timestamptz, ${len(args)}::uuid)")
+        sql = (
+            f"SELECT {_COLUMNS} FROM notification.outbox WHERE {' AND '.join(conditions)} "
+            f"ORDER BY created_at DESC, id DESC LIMIT {first + 1}"
+        )
+        async with self._pool.acquire() as conn:
+            # One snapshot for both: the sender changes statuses all the time, and the count must agree.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                records = await conn.fetch(sql, *args)
+                total = await conn.fetchval(count_sql, *count_args)
+        edges = [Edge(_cursor(r), NotificationRow.from_record(r)) for r in records]
+        return make_page(edges, first, after=after, total_count=total)
+
+
+def _filters(status: str | None, order_id: str | None) -> tuple[list[str], list[Any]]:
+    """Return the WHERE conditions and their arguments; refuse a bad status or order id."""
+    args: list[Any] = []
+    conditions = ["TRUE"]
+    if status is not None:
+        if status not in STATUSES:
+            raise ValidationError.single("status", f"Must be one of {', '.join(STATUSES)}.")
+        args.append(status)
+        conditions.append(f"status = ${len(args)}")
+    if order_id is not None:
+        if not is_id(order_id):
+            raise ValidationError.single("orderId", "Not a valid id.")
+        args.append(order_id)
+        conditions.append(f"order_id = ${len(args)}::uuid")
+    return conditions, args
+
+
+def _cursor(r: Any) -> str:
+    return encode_cursor(_ORDERING, r["created_at"].isoformat(), r["id"])
