@@ -12,19 +12,33 @@ from broadcaster import Broadcast
 
 from app.bus.protocol import Consumer
 from app.bus.scheduler import Handler as ScheduledHandler
-from app.bus.workers import Workers
+from app.bus.scheduler import Scheduler
+from app.bus.workers import Job, Workers
+from app.commands.basket_checkout import BasketCheckout
 from app.commands.bus import CommandBus
+from app.commands.checkout_saga import TIMEOUT as CHECKOUT_TIMEOUT
+from app.commands.checkout_saga import CheckoutSaga
+from app.commands.feedback_check import FeedbackCheck
 from app.db import create_pool
 from app.eventstore import EventStore
 from app.live.backend import RedisPubSubBackend
 from app.live.hub import Hub
 from app.live.notifier import Notifier
+from app.notifications.mailer import mailer_for
+from app.notifications.outbox import NotificationOutbox
+from app.notifications.sender import PURGE_MAIL, SEND_MAIL, MailSender
 from app.projections import PROJECTIONS, ProjectionConsumer
 from app.projections.status import purge_changes
+from app.queries.basket import BasketQueries
 from app.queries.catalog import CatalogQueries
+from app.queries.notifications import NotificationQueries
+from app.queries.ordering import OrderingQueries
+from app.queries.rating import RatingQueries
 from app.settings import Settings
 
 CHANGES_PURGE_EVERY = 3600.0
+SEND_MAIL_EVERY = 2.0  # resends failed mail once its backoff is over; new mail is sent at once
+PURGE_MAIL_EVERY = 3600.0
 
 
 @dataclass
@@ -35,6 +49,10 @@ class Container:
     event_store: EventStore
     commands: CommandBus
     catalog: CatalogQueries
+    basket: BasketQueries
+    ordering: OrderingQueries
+    rating: RatingQueries
+    notifications: NotificationQueries
     broadcast: Broadcast
     notifier: Notifier
     hub: Hub
@@ -54,12 +72,39 @@ def build_consumers(container: Container) -> list[Consumer]:
 
 def build_processes(container: Container) -> list[Consumer]:
     """The consumers that react to events with commands or side effects (sagas, mail)."""
-    return []
+    processes: list[Consumer] = []
+    processes.append(BasketCheckout(container.commands))
+    processes.append(FeedbackCheck(container.commands, container.event_store))
+    processes.append(checkout_saga(container))
+    processes.append(NotificationOutbox(Scheduler(container.pool)))
+    return processes
 
 
 def build_scheduled(container: Container) -> dict[str, ScheduledHandler]:
     """Handlers of due-time messages by kind (saga timeouts)."""
-    return {}
+    scheduled: dict[str, ScheduledHandler] = {}
+    scheduled[CHECKOUT_TIMEOUT] = checkout_saga(container).on_timeout
+    return scheduled
+
+
+def checkout_saga(container: Container) -> CheckoutSaga:
+    """The checkout saga: a consumer group, and the handler of its timeouts."""
+    c = container
+    return CheckoutSaga(c.settings, c.pool, c.event_store, c.commands, Scheduler(c.pool))
+
+
+def mail_jobs(container: Container) -> dict[str, tuple[float, Job]]:
+    """The periodic jobs of the mail outbox: send what is due, purge old sent mail."""
+    settings = container.settings
+    sender = MailSender(container.pool, mailer_for(settings))
+
+    async def send() -> None:
+        await sender.send_due()
+
+    async def purge() -> None:
+        await sender.purge(settings.mail_retention_days)
+
+    return {SEND_MAIL: (SEND_MAIL_EVERY, send), PURGE_MAIL: (PURGE_MAIL_EVERY, purge)}
 
 
 def build_workers(container: Container) -> Workers:
@@ -76,7 +121,7 @@ def build_workers(container: Container) -> Workers:
         container.event_store,
         build_consumers(container),
         container.notifier.publish,
-        periodic={"purge-changes": (CHANGES_PURGE_EVERY, purge)},
+        periodic={"purge-changes": (CHANGES_PURGE_EVERY, purge), **mail_jobs(container)},
         scheduled=build_scheduled(container),
     )
 
@@ -103,6 +148,10 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             event_store=event_store,
             commands=CommandBus(pool, event_store),
             catalog=CatalogQueries(pool),
+            basket=BasketQueries(pool),
+            ordering=OrderingQueries(pool),
+            rating=RatingQueries(pool),
+            notifications=NotificationQueries(pool),
             broadcast=broadcast,
             notifier=Notifier(broadcast, settings),
             hub=hub,

@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from app import seed_data as words
-from app.commands.base import Command
 from app.commands.bus import CommandBus
 from app.commands.catalog import CreateAuthor, CreateBook, CreateCategory, CreatePublisher
 from app.eventstore import Position
+from app.seed_shop import Item, shopper_items
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -23,26 +24,27 @@ ACTOR = "system:seed"
 # Fixed seeds: the same catalog, ids and idempotency keys on every machine and every run.
 _RANDOM_SEED = 20261127
 _ID_EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z: the UUIDv7 time of the demo ids
-_ID_OFFSETS = {"author": 0, "category": 1_000, "publisher": 2_000, "book": 10_000}
+_ID_OFFSETS = {
+    "author": 0,
+    "category": 1_000,
+    "publisher": 2_000,
+    "book": 10_000,
+    "order": 500_000,
+    "feedback": 600_000,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
 class SeedSummary:
-    authors: int
-    categories: int
-    publishers: int
-    books: int
+    counts: dict[str, int]  # commands sent, by what they create: books, orders, reviews, ...
     created: int | None  # commands that wrote new events; None when it cannot be told
 
     def __str__(self) -> str:
-        total = self.authors + self.categories + self.publishers + self.books
-        counts = (
-            f"{self.authors} authors, {self.categories} categories, "
-            f"{self.publishers} publishers, {self.books} books"
-        )
+        listed = ", ".join(f"{n} {what}" for what, n in self.counts.items())
         if self.created is None:
-            return f"Seeded {counts}."
-        return f"Seeded {counts}: {self.created} new, {total - self.created} already there."
+            return f"Seeded {listed}."
+        total = sum(self.counts.values())
+        return f"Seeded {listed}: {self.created} new, {total - self.created} already there."
 
 
 def stable_id(kind: str, number: int) -> str:
@@ -55,19 +57,13 @@ def stable_id(kind: str, number: int) -> str:
     return str(uuid.UUID(int=value))
 
 
-@dataclass(frozen=True)
-class _Item:
-    key: str
-    command: Command
-
-
-def _catalog_items() -> Iterator[_Item]:
+def _catalog_items() -> Iterator[Item]:
     for i, name in enumerate(words.AUTHORS):
-        yield _Item(f"seed:author:{i}", CreateAuthor(author_id=stable_id("author", i), name=name))
+        yield Item(f"seed:author:{i}", CreateAuthor(author_id=stable_id("author", i), name=name))
     for i, name in enumerate(words.CATEGORIES):
-        yield _Item(f"seed:category:{i}", CreateCategory(category_id=stable_id("category", i), name=name))
+        yield Item(f"seed:category:{i}", CreateCategory(category_id=stable_id("category", i), name=name))
     for i, name in enumerate(words.PUBLISHERS):
-        yield _Item(f"seed:publisher:{i}", CreatePublisher(publisher_id=stable_id("publisher", i), name=name))
+        yield Item(f"seed:publisher:{i}", CreatePublisher(publisher_id=stable_id("publisher", i), name=name))
 
 
 def _authors_by_category() -> dict[int, list[int]]:
@@ -116,7 +112,7 @@ def _prices(rng: random.Random, category: str) -> tuple[Decimal, Decimal | None]
     return price, max(sale, Decimal("0.01"))
 
 
-def _book_items(count: int) -> Iterator[_Item]:
+def _book_items(count: int) -> Iterator[Item]:
     """Yield `count` books; book n is the same whatever the count, so a larger seed extends a smaller one."""
     rng = random.Random(_RANDOM_SEED)
     homes = _authors_by_category()
@@ -141,24 +137,32 @@ def _book_items(count: int) -> Iterator[_Item]:
             publisher_id=stable_id("publisher", rng.randrange(len(words.PUBLISHERS))),
             author_ids=tuple(stable_id("author", a) for a in authors),
         )
-        yield _Item(f"seed:book:{n}", command)
+        yield Item(f"seed:book:{n}", command)
+
+
+def _what(item: Item) -> str:
+    """Name what a seed command creates, for the summary: `seed:book:7` counts as books."""
+    kind = item.key.split(":")[1]
+    return {"category": "categories", "basket": "basket items", "address": "customers"}.get(kind, f"{kind}s")
+
+
+def plan(books: int) -> list[Item]:
+    """Return every seed command, in the order they are sent."""
+    book_ids = [stable_id("book", n) for n in range(books)]
+    return [*_catalog_items(), *_book_items(books), *shopper_items(book_ids, stable_id)]
 
 
 async def seed(target: Container | CommandBus, *, books: int = 300) -> SeedSummary:
-    """Load the demo catalog through the command bus; running it again changes nothing."""
+    """Load the demo catalog and shoppers through the command bus; running it again changes nothing."""
     bus = target if isinstance(target, CommandBus) else target.commands
     before: Position | None = None
     if not isinstance(target, CommandBus):
         before = await target.event_store.head()
     created = 0
-    for item in (*_catalog_items(), *_book_items(books)):
+    counts: Counter[str] = Counter()
+    for item in plan(books):
         result = await bus.dispatch(item.command, actor=ACTOR, idempotency_key=item.key)
+        counts[_what(item)] += 1
         if before is not None and result.position > before:
             created += 1
-    return SeedSummary(
-        authors=len(words.AUTHORS),
-        categories=len(words.CATEGORIES),
-        publishers=len(words.PUBLISHERS),
-        books=books,
-        created=None if before is None else created,
-    )
+    return SeedSummary(counts=dict(counts), created=None if before is None else created)

@@ -10,7 +10,10 @@ import asyncpg
 
 from app.commands import idempotency
 from app.commands.base import Command, CommandResult
+from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
 from app.commands.catalog_handlers import HANDLERS as CATALOG_HANDLERS
+from app.commands.ordering_handlers import HANDLERS as ORDERING_HANDLERS
+from app.commands.rating_handlers import HANDLERS as RATING_HANDLERS
 from app.commands.streams import Context, Handler
 from app.db import unavailable_when_down
 from app.domain.errors import ConflictError
@@ -24,7 +27,11 @@ _CONCURRENT = (ConcurrencyError, asyncpg.TransactionRollbackError)
 
 def default_handlers() -> dict[type[Command], Handler]:
     """Return the handler of every command the application knows."""
-    return dict(CATALOG_HANDLERS)
+    handlers = dict(CATALOG_HANDLERS)
+    handlers.update(BASKET_HANDLERS)
+    handlers.update(ORDERING_HANDLERS)
+    handlers.update(RATING_HANDLERS)
+    return handlers
 
 
 class CommandBus:

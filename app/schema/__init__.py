@@ -6,15 +6,29 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from app.schema.basket import BasketMutation, BasketQuery, BasketSubscription
 from app.schema.catalog import CatalogMutation, CatalogQuery, CatalogSubscription
 from app.schema.errors import EXCEPTION_HANDLERS, USER_ERROR_TYPES
 from app.schema.extensions import Schema, schema_extensions
+from app.schema.notifications import NotificationsQuery
+from app.schema.ordering import OrderingMutation, OrderingQuery, OrderingSubscription
+from app.schema.rating import RatingMutation, RatingQuery, RatingSubscription
 from app.schema.scalars import SCALARS
 from app.settings import Settings
 
 QUERIES: tuple[type, ...] = (CatalogQuery,)
 MUTATIONS: tuple[type, ...] = (CatalogMutation,)
 SUBSCRIPTIONS: tuple[type, ...] = (CatalogSubscription,)
+QUERIES += (BasketQuery,)
+MUTATIONS += (BasketMutation,)
+SUBSCRIPTIONS += (BasketSubscription,)
+QUERIES += (OrderingQuery,)
+MUTATIONS += (OrderingMutation,)
+SUBSCRIPTIONS += (OrderingSubscription,)
+QUERIES += (RatingQuery,)
+MUTATIONS += (RatingMutation,)
+SUBSCRIPTIONS += (RatingSubscription,)
+QUERIES += (NotificationsQuery,)
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:

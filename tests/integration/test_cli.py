@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import stat
 import sys
 from asyncio.subprocess import PIPE, Process
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from app.identity import Principal
+from app.identity.keys import SECRET_FILE, TokenKeys
+from app.identity.tokens import verify
+from app.seed import plan as seed_plan
 from app.settings import Settings
 from tests.conftest import ROOT
 
 SEED_BOOKS = 30
-SEED_COMMANDS = 40 + 12 + 15 + SEED_BOOKS  # authors, categories, publishers, books
+SEED_COMMANDS = len(seed_plan(SEED_BOOKS))  # catalog, customers, baskets, orders, reviews
 TIMEOUT = 120.0
 POLL_LIMIT = 20.0
 STOP_LIMIT = 30.0  # seconds a worker may take to stop after SIGTERM
@@ -91,6 +97,7 @@ async def first_seed(cli_settings: Settings, conn: asyncpg.Connection) -> int:
     run = await bookworm(cli_settings, "seed", "--books", str(SEED_BOOKS))
     assert run.status == 0, run
     assert f"{SEED_BOOKS} books" in run.stdout
+    assert "8 customers" in run.stdout and "5 orders" in run.stdout
     assert f"{SEED_COMMANDS} new" in run.stdout
     return await _event_count(conn)
 
@@ -205,3 +212,65 @@ async def test_unreachable_database_is_one_line(cli_settings: Settings) -> None:
     )
 
     assert_one_line_error(run, "PostgreSQL")
+
+
+async def test_token_verifies_with_the_data_dir_secret(cli_settings: Settings, tmp_path: Path) -> None:
+    run = await bookworm(
+        cli_settings,
+        *("token", "--sub", "alice", "--name", "Alice", "--email", "alice@example.com"),
+        *("--role", "customer", "--role", "admin", "--ttl", "600"),
+        BOOKWORM_DATA_DIR=str(tmp_path),
+    )
+
+    assert run.status == 0, run
+    secret_file = tmp_path / SECRET_FILE
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    principal = verify(run.stdout.strip(), TokenKeys(secret=secret_file.read_text().strip()))
+    assert principal == Principal(
+        subject="alice", name="Alice", email="alice@example.com", roles=frozenset({"customer", "admin"})
+    )
+
+
+async def test_token_twice_uses_the_same_secret(cli_settings: Settings, tmp_path: Path) -> None:
+    first = await bookworm(cli_settings, "token", "--sub", "bob", BOOKWORM_DATA_DIR=str(tmp_path))
+    secret = (tmp_path / SECRET_FILE).read_text()
+    second = await bookworm(cli_settings, "token", "--sub", "bob", BOOKWORM_DATA_DIR=str(tmp_path))
+
+    assert (tmp_path / SECRET_FILE).read_text() == secret
+    keys = TokenKeys(secret=secret.strip())
+    for run in (first, second):
+        principal = verify(run.stdout.strip(), keys)
+        assert principal.subject == "bob" and principal.roles == {"customer"}
+
+
+async def test_token_signs_with_the_configured_secret(cli_settings: Settings, tmp_path: Path) -> None:
+    secret = "a-configured-secret-for-the-token-command"
+    run = await bookworm(
+        cli_settings,
+        *("token", "--sub", "carol"),
+        BOOKWORM_DATA_DIR=str(tmp_path),
+        BOOKWORM_JWT_SECRET=secret,
+        BOOKWORM_JWT_ISSUER="https://bookworm.example",
+        BOOKWORM_JWT_AUDIENCE="bookworm",
+    )
+
+    keys = TokenKeys(secret=secret, issuer="https://bookworm.example", audience="bookworm")
+    assert verify(run.stdout.strip(), keys).subject == "carol"
+    assert not (tmp_path / SECRET_FILE).exists()
+
+
+async def test_token_with_only_a_public_key_is_one_line(cli_settings: Settings, tmp_path: Path) -> None:
+    run = await bookworm(
+        cli_settings, "token", "--sub", "dave", BOOKWORM_JWT_PUBLIC_KEY=str(tmp_path / "idp.pem")
+    )
+
+    assert run.status == 1
+    assert_one_line_error(run, "BOOKWORM_JWT_PUBLIC_KEY", "BOOKWORM_JWT_SECRET")
+
+
+@pytest.mark.parametrize("args", [(), ("--sub", "eve", "--ttl", "soon")])
+async def test_token_usage_errors_are_one_line(cli_settings: Settings, args: tuple[str, ...]) -> None:
+    run = await bookworm(cli_settings, "token", *args)
+
+    assert run.status == 2
+    assert_one_line_error(run, "bookworm token")
