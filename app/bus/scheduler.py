@@ -1,4 +1,12 @@
-"""Durable due-time messages in bus.scheduled (saga timeouts, periodic jobs), claimed with SKIP LOCKED."""
+"""Durable due-time messages in bus.scheduled (saga timeouts, periodic jobs), claimed with SKIP LOCKED.
+
+A claim is a short committed UPDATE that moves the message's due time a lease ahead; the handler then
+runs outside any transaction of the scheduler's. Holding the row lock while the handler ran would keep
+a transaction open, and an open transaction holds back every reader of all events (DESIGN §3: they
+read below the oldest running transaction), so a slow handler would stall the relay and subscriptions.
+A process that dies mid-handler leaves the message due again when the lease ends: handlers must be
+idempotent (at-least-once).
+"""
 
 from __future__ import annotations
 
@@ -24,22 +32,37 @@ INSERT INTO bus.scheduled (kind, key, due_at, payload) VALUES ($1, $2, $3, $4::j
 ON CONFLICT (kind, key) DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, attempts = 0
 """
 _CLAIM = """
-SELECT id, kind, key, payload::text AS payload, attempts FROM bus.scheduled
-WHERE due_at <= now() AND kind = ANY($1::text[])
-ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED
+UPDATE bus.scheduled SET due_at = clock_timestamp() + make_interval(secs => $2)
+WHERE id = (
+    SELECT id FROM bus.scheduled WHERE due_at <= clock_timestamp() AND kind = ANY($1::text[])
+    ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, kind, key, payload::text AS payload, attempts, due_at
 """
+# Each follow-up names the lease's due time: a message the handler (or anyone) moved meanwhile, with
+# schedule(), is theirs now and stays as they left it.
 _RESCHEDULE = """
-UPDATE bus.scheduled SET due_at = clock_timestamp() + make_interval(secs => $2), attempts = $3 WHERE id = $1
+UPDATE bus.scheduled SET due_at = clock_timestamp() + make_interval(secs => $2), attempts = $3
+WHERE id = $1 AND due_at = $4
 """
+_DONE = "DELETE FROM bus.scheduled WHERE id = $1 AND due_at = $2"
 
 
 class Scheduler:
     """Runs each due message once, across every process polling the same table."""
 
-    def __init__(self, pool: asyncpg.Pool, *, retry_first: float = 1.0, retry_cap: float = 300.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        retry_first: float = 1.0,
+        retry_cap: float = 300.0,
+        lease: float = 60.0,
+    ) -> None:
         self._pool = pool
         self._retry_first = retry_first
         self._retry_cap = retry_cap
+        self._lease = lease
         self._periodic: dict[str, float] = {}
 
     async def schedule(
@@ -94,23 +117,21 @@ class Scheduler:
             )
 
     async def _run_one(self, handlers: Mapping[str, Handler]) -> bool:
-        async with self._pool.acquire() as conn, conn.transaction():
-            # The row stays locked while its handler runs: a crash rolls back and it is due again.
-            row = await conn.fetchrow(_CLAIM, list(handlers))
-            if row is None:
-                return False
-            kind, attempts = row["kind"], row["attempts"]
-            try:
-                await handlers[kind](json.loads(row["payload"]))
-            except Exception as exc:
-                delay = min(self._retry_first * 2**attempts, self._retry_cap, self._periodic.get(kind, 1e9))
-                log.warning(
-                    "scheduler: %s/%s failed (attempt %d): %s", kind, row["key"], attempts + 1, describe(exc)
-                )
-                await conn.execute(_RESCHEDULE, row["id"], delay, attempts + 1)
-                return True
-            if kind in self._periodic and row["key"] == PERIODIC_KEY:
-                await conn.execute(_RESCHEDULE, row["id"], self._periodic[kind], 0)
-            else:
-                await conn.execute("DELETE FROM bus.scheduled WHERE id = $1", row["id"])
+        row = await self._pool.fetchrow(_CLAIM, list(handlers), self._lease)
+        if row is None:
+            return False
+        kind, attempts, leased = row["kind"], row["attempts"], row["due_at"]
+        try:
+            await handlers[kind](json.loads(row["payload"]))
+        except Exception as exc:
+            delay = min(self._retry_first * 2**attempts, self._retry_cap, self._periodic.get(kind, 1e9))
+            log.warning(
+                "scheduler: %s/%s failed (attempt %d): %s", kind, row["key"], attempts + 1, describe(exc)
+            )
+            await self._pool.execute(_RESCHEDULE, row["id"], delay, attempts + 1, leased)
+            return True
+        if kind in self._periodic and row["key"] == PERIODIC_KEY:
+            await self._pool.execute(_RESCHEDULE, row["id"], self._periodic[kind], 0, leased)
+        else:
+            await self._pool.execute(_DONE, row["id"], leased)
         return True

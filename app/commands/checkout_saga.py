@@ -6,8 +6,8 @@ the consumer's batch transaction (which also holds the checkpoint) or the timeou
 state, the CheckoutRequested event, the timeout and a compensating CancelOrder commit together or
 not at all, and a redelivered event finds the state already moved on and does nothing.
 
-Each request's timeout has its own key (`<order id>:<attempt>`): the scheduler keeps the due row
-locked while its handler runs, so the handler could not move that same row to the next due time.
+Each request's timeout has its own key (`<order id>:<attempt>`), so a timeout that fires late for an
+earlier request is told apart from the current one (the pure decision ignores it).
 """
 
 from __future__ import annotations
@@ -64,10 +64,6 @@ UPDATE finance.checkouts SET stage = $2, attempts = $3, updated_at = now() WHERE
 """
 
 
-class SagaBusy(RuntimeError):
-    """The saga's row is locked by the consumer right now; the scheduler runs the timeout again soon."""
-
-
 @dataclass(frozen=True, slots=True)
 class Cause:
     """What the saga's commands and events record as their correlation and causation."""
@@ -120,12 +116,7 @@ class CheckoutSaga:
         """Handle a due `checkout-timeout`: re-send the request, or cancel the order after the last."""
         timeout = TimedOut(order_id=str(payload["order_id"]), attempt=int(payload["attempt"]))
         async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                await self._react(conn, timeout.order_id, timeout, None, nowait=True)
-            except asyncpg.LockNotAvailableError:
-                # Waiting could deadlock: the consumer holding the row may be waiting for this
-                # timeout's scheduler row. Failing lets the scheduler release it and retry.
-                raise SagaBusy(f"checkout of order {timeout.order_id} is busy; retrying") from None
+            await self._react(conn, timeout.order_id, timeout, None)
 
     async def _react(
         self,
@@ -133,11 +124,9 @@ class CheckoutSaga:
         order_id: str,
         trigger: Trigger,
         cause: Cause | None,
-        *,
-        nowait: bool = False,
     ) -> None:
         """Decide on `trigger` and carry it out; without a cause, the saga's own correlation is used."""
-        row = await conn.fetchrow(_LOAD + (" NOWAIT" if nowait else ""), order_id)
+        row = await conn.fetchrow(_LOAD, order_id)
         state = None if row is None else _checkout(row)
         decision = react(state, trigger, max_attempts=self._settings.checkout_attempts)
         if decision.state is None or (decision.state == state and not decision.actions):

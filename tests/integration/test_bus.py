@@ -362,6 +362,40 @@ async def test_scheduler_runs_due_messages_retries_and_repeats(env: BusEnv) -> N
     assert await env.pool.fetchval("SELECT count(*) FROM bus.scheduled WHERE kind = 'tick'") == 1
 
 
+async def test_a_running_scheduled_handler_holds_back_no_event_reader(env: BusEnv) -> None:
+    scheduler = Scheduler(env.pool)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(_: dict[str, object]) -> None:
+        started.set()
+        await release.wait()
+
+    async with env.pool.acquire() as conn:
+        await scheduler.schedule(conn, "slow", "once", dt.datetime.now(dt.UTC))
+    running = env.start(scheduler.run_due({"slow": slow}))
+    await asyncio.wait_for(started.wait(), 10)
+    # Readers of all events stop at the oldest open transaction: none may be the scheduler's.
+    await env.append(1)
+    release.set()
+    assert await asyncio.wait_for(running, 10) == 1
+    assert await env.pool.fetchval("SELECT count(*) FROM bus.scheduled WHERE kind = 'slow'") == 0
+
+
+async def test_a_message_moved_by_its_own_handler_stays_scheduled(env: BusEnv) -> None:
+    scheduler = Scheduler(env.pool)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+
+    async def postpone(_: dict[str, object]) -> None:
+        async with env.pool.acquire() as conn:
+            await scheduler.schedule(conn, "postpone", "x", later)
+
+    async with env.pool.acquire() as conn:
+        await scheduler.schedule(conn, "postpone", "x", dt.datetime.now(dt.UTC))
+    assert await scheduler.run_due({"postpone": postpone}) == 1
+    due = await env.pool.fetchval("SELECT due_at FROM bus.scheduled WHERE kind = 'postpone'")
+    assert due == later
+
+
 async def test_workers_start_and_stop_cleanly(env: BusEnv) -> None:
     ran = asyncio.Event()
 

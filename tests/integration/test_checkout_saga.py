@@ -21,7 +21,7 @@ from app.commands import catalog as c
 from app.commands import ordering as o
 from app.commands.basket_checkout import BasketCheckout
 from app.commands.bus import CommandBus
-from app.commands.checkout_saga import ACTOR, NAME, TIMEOUT, CheckoutSaga, SagaBusy, timeout_key
+from app.commands.checkout_saga import ACTOR, NAME, TIMEOUT, CheckoutSaga, timeout_key
 from app.domain.finance.checkout import TIMED_OUT
 from app.events.base import Event, Metadata
 from app.events.basket import BasketCheckedOut, BasketCheckoutFailed
@@ -364,16 +364,21 @@ async def test_a_timeout_after_the_answer_does_nothing(make_flow: Any) -> None:
         assert len(await flow.requests(order)) == 1
 
 
-async def test_a_timeout_never_waits_for_the_consumer_holding_the_checkout(make_flow: Any) -> None:
+async def test_a_timeout_waits_for_the_consumer_holding_the_checkout_then_acts_once(make_flow: Any) -> None:
     async with make_flow() as flow:
         order, _, _ = await flow.place()
         await flow.run_saga()
-        async with flow.env.pool.acquire() as conn, conn.transaction():
+        async with flow.env.pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
             await conn.execute("SELECT 1 FROM finance.checkouts WHERE order_id = $1::uuid FOR UPDATE", order)
-            with pytest.raises(SagaBusy):
-                await asyncio.wait_for(flow.saga.on_timeout({"order_id": order, "attempt": 1}), 10)
-        assert await flow.state(order) == ("CHECKING_OUT", 1)
-        await flow.saga.on_timeout({"order_id": order, "attempt": 1})  # the scheduler's retry
+            timeout = asyncio.create_task(flow.saga.on_timeout({"order_id": order, "attempt": 1}))
+            await asyncio.sleep(0.2)
+            assert not timeout.done()  # serialised behind the row lock, not failing or skipping
+            await transaction.commit()
+        await asyncio.wait_for(timeout, 10)
+        assert await flow.state(order) == ("CHECKING_OUT", 2)
+        await flow.saga.on_timeout({"order_id": order, "attempt": 1})  # the same timeout again: stale
         assert await flow.state(order) == ("CHECKING_OUT", 2)
 
 
