@@ -28,3 +28,20 @@ async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = F
 async def save_checkpoint(conn: asyncpg.Connection, name: str, position: Position) -> None:
     """Store `position` as the checkpoint `name`."""
     await conn.execute(_SAVE, name, position.transaction_id, position.global_position)
+
+
+class OwnCheckpoint:
+    """Checkpoint methods of a consumer that keeps its checkpoint in bus.checkpoints under its `name`.
+
+    Process managers and the mail outbox use it; projections keep theirs in read.projections.
+    """
+
+    name: str
+
+    async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
+        """Return the checkpoint, holding its row until the batch commits."""
+        return await load_checkpoint(conn, self.name, lock=True)
+
+    async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
+        """Store the checkpoint inside the batch transaction."""
+        await save_checkpoint(conn, self.name, position)

@@ -11,32 +11,24 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from app.bus import checkpoints
+from app.bus.checkpoints import OwnCheckpoint
 from app.commands.basket import CheckoutBasket
 from app.commands.bus import CommandBus
 from app.events.finance import CheckoutRequested
-from app.eventstore import Position, RecordedEvent
+from app.eventstore import RecordedEvent
 from app.live.notices import ChangeNotice
 
 NAME = "basket-checkout"
 ACTOR = "system:basket-checkout"
 
 
-class BasketCheckout:
+class BasketCheckout(OwnCheckpoint):
     """Consumer group `basket-checkout`: checks baskets out for the checkout saga."""
 
     name = NAME
 
     def __init__(self, commands: CommandBus) -> None:
         self._commands = commands
-
-    async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
-        """Return the checkpoint, holding its row until the batch commits."""
-        return await checkpoints.load_checkpoint(conn, NAME, lock=True)
-
-    async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
-        """Store the checkpoint inside the batch transaction."""
-        await checkpoints.save_checkpoint(conn, NAME, position)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
         """Dispatch CheckoutBasket for every checkout request, inside the batch transaction."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from app.bus import checkpoints
+from app.bus.checkpoints import OwnCheckpoint
 from app.bus.scheduler import Scheduler
 from app.commands import ordering
 from app.commands.bus import CommandBus
@@ -40,7 +40,7 @@ from app.events.base import Metadata
 from app.events.basket import BasketCheckedOut, BasketCheckoutFailed
 from app.events.finance import CheckoutRequested
 from app.events.ordering import OrderCancelled, OrderCompleted, OrderPlaced
-from app.eventstore import EventStore, Position, RecordedEvent
+from app.eventstore import EventStore, RecordedEvent
 from app.ids import checkout_id_of
 from app.live.notices import ChangeNotice
 from app.settings import Settings
@@ -75,7 +75,7 @@ class Cause:
         return Metadata(actor=ACTOR, correlation_id=self.correlation_id, causation_id=self.causation_id)
 
 
-class CheckoutSaga:
+class CheckoutSaga(OwnCheckpoint):
     """Consumer group `checkout-saga`, and the `checkout-timeout` handler of the scheduler."""
 
     name = NAME
@@ -93,14 +93,6 @@ class CheckoutSaga:
         self._store = event_store
         self._commands = commands
         self._scheduler = scheduler
-
-    async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
-        """Return the checkpoint, holding its row until the batch commits."""
-        return await checkpoints.load_checkpoint(conn, NAME, lock=True)
-
-    async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
-        """Store the checkpoint inside the batch transaction."""
-        await checkpoints.save_checkpoint(conn, NAME, position)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
         """Move each order's checkout on, inside the batch transaction."""

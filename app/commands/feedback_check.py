@@ -11,14 +11,14 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from app.bus import checkpoints
+from app.bus.checkpoints import OwnCheckpoint
 from app.commands.bus import CommandBus
 from app.commands.catalog_facts import book_facts
 from app.commands.rating import DeleteFeedback
 from app.commands.streams import Context
 from app.events.base import Metadata
 from app.events.rating import FeedbackCreated
-from app.eventstore import EventStore, Position, RecordedEvent
+from app.eventstore import EventStore, RecordedEvent
 from app.live.notices import ChangeNotice
 
 NAME = "feedback-check"
@@ -26,7 +26,7 @@ ACTOR = "system:feedback-check"
 NO_SUCH_BOOK = "The book does not exist."
 
 
-class FeedbackCheck:
+class FeedbackCheck(OwnCheckpoint):
     """Consumer group `feedback-check`: compensates feedback whose book is unknown or deleted."""
 
     name = NAME
@@ -34,12 +34,6 @@ class FeedbackCheck:
     def __init__(self, commands: CommandBus, event_store: EventStore) -> None:
         self._commands = commands
         self._store = event_store
-
-    async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
-        return await checkpoints.load_checkpoint(conn, self.name, lock=True)
-
-    async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
-        await checkpoints.save_checkpoint(conn, self.name, position)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
         """Check the book of every new feedback; remove the feedback when the book does not exist."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from app.bus import checkpoints
+from app.bus.checkpoints import OwnCheckpoint
 from app.bus.scheduler import Scheduler
 from app.domain.notification.mail import (
     Letter,
@@ -26,7 +26,7 @@ from app.domain.notification.mail import (
 )
 from app.events.base import Event
 from app.events.ordering import OrderCancelled, OrderCompleted, OrderPlaced
-from app.eventstore import Position, RecordedEvent
+from app.eventstore import RecordedEvent
 from app.ids import new_id
 from app.live.notices import ChangeNotice
 from app.notifications.sender import SEND_MAIL
@@ -47,21 +47,13 @@ ON CONFLICT (order_id, kind) DO NOTHING RETURNING id
 """
 
 
-class NotificationOutbox:
+class NotificationOutbox(OwnCheckpoint):
     """Queues the order mails: received, completed, cancelled."""
 
     name = NAME
 
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
-
-    async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
-        """Return the checkpoint, holding its row until the batch commits."""
-        return await checkpoints.load_checkpoint(conn, NAME, lock=True)
-
-    async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
-        """Store the checkpoint inside the batch transaction."""
-        await checkpoints.save_checkpoint(conn, NAME, position)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
         """Queue the mail each order event calls for; wake the sender when any was new."""

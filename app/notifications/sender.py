@@ -57,7 +57,7 @@ SELECT count(*) FROM purged
 
 
 @dataclass(frozen=True, kw_only=True)
-class Backoff:
+class RetryPolicy:
     """When to try a failed mail again: first, doubling, capped, at most `attempts` tries in all."""
 
     first: float = 10.0
@@ -79,13 +79,13 @@ class MailSender:
         pool: asyncpg.Pool,
         mailer: Mailer,
         *,
-        backoff: Backoff | None = None,
+        backoff: RetryPolicy | None = None,
         max_per_run: int = 100,
         claim_for: float = 300.0,
     ) -> None:
         self._pool = pool
         self._mailer = mailer
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or RetryPolicy()
         self._max_per_run = max_per_run
         self._claim_for = claim_for
 

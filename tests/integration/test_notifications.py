@@ -22,7 +22,7 @@ from app.eventstore import START, Position, RecordedEvent
 from app.ids import basket_id_of, new_id
 from app.notifications.mailer import LogMailer, Mailer, SmtpMailer
 from app.notifications.outbox import NotificationOutbox
-from app.notifications.sender import SEND_MAIL, Backoff, MailSender
+from app.notifications.sender import SEND_MAIL, MailSender, RetryPolicy
 from app.queries.notifications import NotificationQueries
 from app.queries.paging import encode_cursor
 from app.settings import Settings
@@ -31,7 +31,7 @@ from tests.e2e.process import free_port
 from tests.integration.bus_support import BusEnv, bus_env, wait_until
 
 SENDER = "Bookworm <no-reply@shop.example>"
-QUICK = Backoff(first=0.05, cap=0.2, attempts=10)
+QUICK = RetryPolicy(first=0.05, cap=0.2, attempts=10)
 
 
 class RefusingMailbox(Mailbox):
@@ -106,7 +106,7 @@ class Post:
         )
         return [dict(r) for r in rows]
 
-    def sender(self, mailer: Mailer, backoff: Backoff = QUICK) -> MailSender:
+    def sender(self, mailer: Mailer, backoff: RetryPolicy = QUICK) -> MailSender:
         return MailSender(self.env.pool, mailer, backoff=backoff)
 
 
@@ -224,7 +224,7 @@ async def test_an_unreachable_server_is_retried_with_backoff_until_it_answers(po
     order = await post.order()
     await post.queue()
     port = free_port()  # nothing listens there yet
-    sender = post.sender(smtp(port), Backoff(first=0.5, cap=1.0))
+    sender = post.sender(smtp(port), RetryPolicy(first=0.5, cap=1.0))
 
     assert await sender.send_due() == 1
     (failed,) = await post.mails(order)
@@ -269,7 +269,7 @@ async def test_a_refusing_server_is_retried_until_it_accepts(post: Post) -> None
 async def test_sending_gives_up_after_the_last_attempt(post: Post) -> None:
     order = await post.order()
     await post.queue()
-    sender = post.sender(smtp(free_port()), Backoff(first=0.01, cap=0.01, attempts=2))
+    sender = post.sender(smtp(free_port()), RetryPolicy(first=0.01, cap=0.01, attempts=2))
     assert await sender.send_due() == 1
 
     async def given_up() -> bool:

@@ -20,7 +20,7 @@ from app.domain.notification.mail import (
 from app.events.ordering import OrderLine, OrderPlaced
 from app.ids import basket_id_of, new_id
 from app.notifications.mailer import LogMailer, OutgoingMail, SmtpMailer, mailer_for
-from app.notifications.sender import Backoff
+from app.notifications.sender import RetryPolicy
 from app.settings import Settings
 
 ORDER = "0190f3c2-7d1e-7a3b-9c4d-5e6f708192a3"
@@ -143,5 +143,5 @@ def test_smtp_is_used_only_when_a_host_is_set() -> None:
 
 
 def test_backoff_doubles_up_to_the_cap_then_gives_up() -> None:
-    backoff = Backoff(first=10.0, cap=60.0, attempts=5)
+    backoff = RetryPolicy(first=10.0, cap=60.0, attempts=5)
     assert [backoff.delay(n) for n in range(1, 6)] == [10.0, 20.0, 40.0, 60.0, None]
