@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 from app.bootstrap import Container, build_consumers
 from app.bus.deadletters import DeadLetter, list_dead_letters, retry_dead_letter
-from app.bus.status import relay_status
+from app.bus.status import checkpoint_status, relay_status
 from app.eventstore import Position
 from app.identity.keys import KeyConfigError, signing_secret
 from app.identity.tokens import issue
-from app.projections import ProjectionMissing
+from app.projections import PROJECTIONS, ProjectionMissing
 from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuild
 from app.projections.status import projection_status
 from app.seed import seed
@@ -48,15 +48,21 @@ def print_token(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def projections_status(args: argparse.Namespace, built: Container) -> None:
-    """Print the relay's and each projection's checkpoint and lag (events not yet processed)."""
+    """Print the checkpoint and lag (events not yet processed) of the relay and every consumer group."""
     rows = await projection_status(built.pool, built.event_store)
     relay = await relay_status(built.pool, built.event_store)
     head = await built.event_store.head()
+    processes = []
+    for consumer in build_consumers(built):
+        if consumer.name not in PROJECTIONS:
+            position, lag = await checkpoint_status(built.pool, consumer.name)
+            processes.append((consumer.name, "-", "-", str(position), str(lag)))
     print_table(
         ("NAME", "GENERATION", "VERSION", "POSITION", "LAG"),
         [
             ("relay", "-", "-", str(relay.checkpoint), str(relay.lag)),
             *[(r.name, str(r.generation), str(r.version), r.position, str(r.lag)) for r in rows],
+            *processes,
         ],
     )
     print(f"Event store head: {head}")

@@ -143,7 +143,15 @@ def _book_items(count: int) -> Iterator[Item]:
 def _what(item: Item) -> str:
     """Name what a seed command creates, for the summary: `seed:book:7` counts as books."""
     kind = item.key.split(":")[1]
-    return {"category": "categories", "basket": "basket items", "address": "customers"}.get(kind, f"{kind}s")
+    return _PLURALS.get(kind, f"{kind}s")
+
+
+_PLURALS = {
+    "category": "categories",
+    "basket": "basket items",
+    "address": "customers",
+    "complete": "completions",
+}
 
 
 def plan(books: int) -> list[Item]:

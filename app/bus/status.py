@@ -43,11 +43,22 @@ class LeaseStatus:
 async def relay_status(pool: asyncpg.Pool, event_store: EventStore) -> RelayStatus:
     """Return the relay's checkpoint, the event store's head and the lag between them in events."""
     async with pool.acquire() as conn:
-        checkpoint = await load_checkpoint(conn, CHECKPOINT)
+        checkpoint, lag = await _checkpoint_and_lag(conn, CHECKPOINT)
         head = await event_store.head(conn=conn)
-        lag = await conn.fetchval(_LAG, str(checkpoint.transaction_id), checkpoint.global_position)
         alive = await conn.fetchval(_LEADER, RELAY_LOCK)
     return RelayStatus(checkpoint=checkpoint, head=head, lag=lag, leader_alive=alive)
+
+
+async def checkpoint_status(pool: asyncpg.Pool, name: str) -> tuple[Position, int]:
+    """Return the bus.checkpoints checkpoint `name` (a process consumer's) and its lag in events."""
+    async with pool.acquire() as conn:
+        return await _checkpoint_and_lag(conn, name)
+
+
+async def _checkpoint_and_lag(conn: asyncpg.Connection, name: str) -> tuple[Position, int]:
+    checkpoint = await load_checkpoint(conn, name)
+    lag: int = await conn.fetchval(_LAG, str(checkpoint.transaction_id), checkpoint.global_position)
+    return checkpoint, lag
 
 
 async def lease_status(pool: asyncpg.Pool) -> list[LeaseStatus]:

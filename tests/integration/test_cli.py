@@ -140,14 +140,15 @@ async def test_events_list_pages_in_commit_order(cli_settings: Settings, first_s
     assert [r.split()[2] for r in one.stdout.splitlines()[1:]] == [stream]
 
 
-async def test_projections_status_lists_catalog(cli_settings: Settings) -> None:
+async def test_projections_status_lists_every_consumer_group(cli_settings: Settings) -> None:
     run = await bookworm(cli_settings, "projections", "status")
 
     assert run.status == 0, run
     header, *rows = run.stdout.splitlines()
     assert {"NAME", "GENERATION", "POSITION", "LAG"} <= set(header.split())
     names = {line.split()[0] for line in rows}
-    assert {"relay", "catalog"} <= names
+    assert {"relay", "catalog", "basket", "ordering", "rating"} <= names
+    assert {"checkout-saga", "basket-checkout", "feedback-check", "notifications"} <= names
 
 
 async def test_deadletters_list_runs_when_there_are_none(cli_settings: Settings) -> None:
