@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, RemoveBasketItem, UpdateBasketItem
 from app.domain.errors import FieldError, NotFoundError, ValidationError
+from app.domain.fields import short
 from app.events.base import Event
 from app.events.basket import (
     BasketCheckedOut,
@@ -108,15 +109,11 @@ def _check_line_input(book_id: str, quantity: int) -> None:
 
 def _require_line(state: State, book_id: str) -> None:
     if book_id not in state.lines:
-        raise NotFoundError(f"bookId: book {_short(book_id)} is not in the basket.")
+        raise NotFoundError(f"bookId: book {short(book_id)} is not in the basket.")
 
 
 def require_book(book_id: str, available: bool) -> None:
     """Refuse a book the catalog does not know or has deleted."""
     if not available:
-        raise NotFoundError(f"bookId: no book with id {_short(book_id)}.")
+        raise NotFoundError(f"bookId: no book with id {short(book_id)}.")
 
-
-def _short(value: str, limit: int = 40) -> str:
-    """Quote a caller-supplied value in a message without echoing an oversized one."""
-    return value if len(value) <= limit else value[:limit] + "…"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from app.domain.errors import FieldError, ValidationError
+from app.domain.errors import FieldError
+from app.domain.fields import Errors, entity_id, optional_text, raise_if_any, required_text, short
 from app.ids import is_id
 
 MAX_NAME = 100
@@ -15,37 +16,6 @@ MAX_AUTHORS = 20
 MAX_PRICE = Decimal("999999999.99")
 CENTS = Decimal("0.01")
 STATUSES = ("IN_STOCK", "OUT_OF_STOCK")
-
-Errors = list[FieldError]
-
-
-def raise_if_any(errors: Errors) -> None:
-    """Raise one ValidationError carrying every collected field error."""
-    if errors:
-        raise ValidationError(errors)
-
-
-def short(value: str, limit: int = 40) -> str:
-    """Quote a caller-supplied value in a message without echoing an oversized one."""
-    return value if len(value) <= limit else value[:limit] + "…"
-
-
-def name(value: str, errors: Errors, field: str = "name") -> str:
-    cleaned = value.strip()
-    if not cleaned:
-        errors.append(FieldError(field, "A name is required."))
-    elif len(cleaned) > MAX_NAME:
-        errors.append(FieldError(field, f"Must be at most {MAX_NAME} characters."))
-    return cleaned
-
-
-def description(value: str | None, errors: Errors, field: str = "description") -> str | None:
-    if value is None:
-        return None
-    cleaned = value.strip()
-    if len(cleaned) > MAX_DESCRIPTION:
-        errors.append(FieldError(field, f"Must be at most {MAX_DESCRIPTION} characters."))
-    return cleaned or None
 
 
 def price(value: Decimal, errors: Errors, field: str) -> Decimal:
@@ -65,12 +35,6 @@ def price(value: Decimal, errors: Errors, field: str) -> Decimal:
 def sale_within_price(sale: Decimal | None, full: Decimal, errors: Errors, field: str) -> None:
     if sale is not None and sale > full:
         errors.append(FieldError(field, "The sale price must not exceed the price."))
-
-
-def entity_id(value: str, errors: Errors, field: str) -> str:
-    if not is_id(value):
-        errors.append(FieldError(field, "Must be a valid id."))
-    return value
 
 
 def author_ids(values: Sequence[str], errors: Errors, field: str = "authorIds") -> tuple[str, ...]:
@@ -94,3 +58,14 @@ def status(value: str, errors: Errors, field: str = "status") -> str:
 def expected_version(value: int | None, errors: Errors, field: str = "expectedVersion") -> None:
     if value is not None and value < 1:
         errors.append(FieldError(field, "Must be at least 1."))
+
+
+def name(value: str, errors: Errors, field: str = "name") -> str:
+    return required_text(value, errors, field, limit=MAX_NAME, missing="A name is required.")
+
+
+def description(value: str | None, errors: Errors, field: str = "description") -> str | None:
+    return optional_text(value, errors, field, limit=MAX_DESCRIPTION)
+
+
+__all__ = ["Errors", "entity_id", "raise_if_any", "short"]

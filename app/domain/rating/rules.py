@@ -2,52 +2,13 @@
 
 from __future__ import annotations
 
-from app.domain.errors import FieldError, ValidationError
-from app.ids import is_id
+from app.domain.errors import FieldError
+from app.domain.fields import Errors, entity_id, optional_text, raise_if_any, required_text, short
 
 MIN_RATING = 0
 MAX_RATING = 5
 MAX_NAME = 50
 MAX_COMMENT = 1000
-
-Errors = list[FieldError]
-
-
-def raise_if_any(errors: Errors) -> None:
-    """Raise one ValidationError carrying every collected field error."""
-    if errors:
-        raise ValidationError(errors)
-
-
-def short(value: str, limit: int = 40) -> str:
-    """Quote a caller-supplied value in a message without echoing an oversized one."""
-    return value if len(value) <= limit else value[:limit] + "…"
-
-
-def entity_id(value: str, errors: Errors, field: str) -> str:
-    if not is_id(value):
-        errors.append(FieldError(field, "Must be a valid id."))
-    return value
-
-
-def person_name(value: str, errors: Errors, field: str) -> str:
-    """Check a required first or last name; return it trimmed."""
-    cleaned = value.strip()
-    if not cleaned:
-        errors.append(FieldError(field, "Is required."))
-    elif len(cleaned) > MAX_NAME:
-        errors.append(FieldError(field, f"Must be at most {MAX_NAME} characters."))
-    return cleaned
-
-
-def comment(value: str | None, errors: Errors, field: str = "comment") -> str | None:
-    """Check an optional comment; return it trimmed, None when blank."""
-    if value is None:
-        return None
-    cleaned = value.strip()
-    if len(cleaned) > MAX_COMMENT:
-        errors.append(FieldError(field, f"Must be at most {MAX_COMMENT} characters."))
-    return cleaned or None
 
 
 def rating(value: int, errors: Errors, field: str = "rating") -> int:
@@ -65,3 +26,16 @@ def reviewer_key(book_id: str, first_name: str, last_name: str) -> str:
 
     # A separator that cannot occur in a normalized name keeps ("a b", "c") apart from ("a", "b c").
     return "\n".join((book_id.lower(), normal(first_name), normal(last_name)))
+
+
+def person_name(value: str, errors: Errors, field: str) -> str:
+    """Check a required first or last name; return it trimmed."""
+    return required_text(value, errors, field, limit=MAX_NAME, missing="Is required.")
+
+
+def comment(value: str | None, errors: Errors, field: str = "comment") -> str | None:
+    """Check an optional comment; return it trimmed, None when blank."""
+    return optional_text(value, errors, field, limit=MAX_COMMENT)
+
+
+__all__ = ["Errors", "entity_id", "raise_if_any", "short"]

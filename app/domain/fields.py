@@ -1,0 +1,48 @@
+"""Field checks every context shares: each appends to a list of FieldErrors, so one error reports them all.
+
+This is a shared kernel of plain value rules, not a context: it knows no aggregate and no event.
+"""
+
+from __future__ import annotations
+
+from app.domain.errors import FieldError, ValidationError
+from app.ids import is_id
+
+Errors = list[FieldError]
+
+
+def raise_if_any(errors: Errors) -> None:
+    """Raise one ValidationError carrying every collected field error."""
+    if errors:
+        raise ValidationError(errors)
+
+
+def short(value: str, limit: int = 40) -> str:
+    """Quote a caller-supplied value in a message without echoing an oversized one."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def entity_id(value: str, errors: Errors, field: str) -> str:
+    if not is_id(value):
+        errors.append(FieldError(field, "Must be a valid id."))
+    return value
+
+
+def required_text(value: str, errors: Errors, field: str, *, limit: int, missing: str) -> str:
+    """Check a required text: not blank, at most `limit` characters once trimmed; return it trimmed."""
+    cleaned = value.strip()
+    if not cleaned:
+        errors.append(FieldError(field, missing))
+    elif len(cleaned) > limit:
+        errors.append(FieldError(field, f"Must be at most {limit} characters."))
+    return cleaned
+
+
+def optional_text(value: str | None, errors: Errors, field: str, *, limit: int) -> str | None:
+    """Check an optional text of at most `limit` characters; return it trimmed, None when blank."""
+    if value is None:
+        return None
+    cleaned = value.strip()
+    if len(cleaned) > limit:
+        errors.append(FieldError(field, f"Must be at most {limit} characters."))
+    return cleaned or None
