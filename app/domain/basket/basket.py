@@ -116,4 +116,3 @@ def require_book(book_id: str, available: bool) -> None:
     """Refuse a book the catalog does not know or has deleted."""
     if not available:
         raise NotFoundError(f"bookId: no book with id {short(book_id)}.")
-
