@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -62,15 +62,21 @@ class Workers:
     async def stop(self) -> None:
         """Cancel every loop, wait for them, and hand the leases over at once."""
         tasks, self._tasks = self._tasks, []
-        pending = set(tasks)
-        while pending:
-            # Cancel again until they are done: one cancel can be lost in a library's race.
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=1.0)
+        await cancel_and_wait(tasks)
         for runner in self.runners:
             with contextlib.suppress(Exception):
                 await runner.release()
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until every one has ended."""
+    pending = set(tasks)
+    while pending:
+        # Cancel again until they are done: Python 3.11's wait_for (inside asyncpg and redis-py) can
+        # lose a cancellation that arrives as the awaited operation completes.
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
 
 
 def _ignore_payload(job: Job) -> Handler:

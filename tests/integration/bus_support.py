@@ -15,6 +15,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from app.bus.checkpoints import load_checkpoint, save_checkpoint
+from app.bus.workers import cancel_and_wait
 from app.db import create_pool
 from app.domain.errors import ValidationError
 from app.events import Metadata
@@ -137,10 +138,11 @@ def _s(value: Any) -> str:
 
 
 async def stop(task: asyncio.Task[None]) -> None:
-    """Cancel `task` and wait for it, as a crash would stop it (nothing released)."""
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    """Cancel `task` and wait for it, as a crash would stop it (nothing released); raise what it raised."""
+    await cancel_and_wait([task])
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        raise error
 
 
 @contextlib.asynccontextmanager
