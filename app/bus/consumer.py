@@ -12,6 +12,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from app.aio import cancel_and_wait
 from app.bus.applier import Applier, EventRef
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, is_nogroup, text
 from app.bus.lease import Lease, LeaseLost
@@ -106,9 +107,8 @@ class ConsumerRunner:
             await self._applier.refresh()
             await self._follow(lost)
         finally:
-            keeper.cancel()
-            # gather, not suppress(CancelledError): a cancel of run() arriving here must propagate.
-            await asyncio.gather(keeper, return_exceptions=True)
+            # Not suppress(CancelledError): a cancel of run() arriving here must propagate.
+            await cancel_and_wait([keeper])
 
     async def _follow(self, lost: asyncio.Event) -> None:
         live = await self._sync()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 
+from app.aio import cancel_and_wait
 from app.bus.consumer import ConsumerRunner
 from app.bus.protocol import Consumer, Publish
 from app.bus.relay import Relay
@@ -66,17 +67,6 @@ class Workers:
         for runner in self.runners:
             with contextlib.suppress(Exception):
                 await runner.release()
-
-
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    """Cancel `tasks` and wait until every one has ended."""
-    pending = set(tasks)
-    while pending:
-        # Cancel again until they are done: Python 3.11's wait_for (inside asyncpg and redis-py) can
-        # lose a cancellation that arrives as the awaited operation completes.
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=1.0)
 
 
 def _ignore_payload(job: Job) -> Handler:

@@ -20,6 +20,8 @@ from redis import asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from app.aio import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 CATCH_UP = "catch-up"
@@ -75,8 +77,7 @@ class RedisPubSubBackend(BroadcastBackend):
     async def disconnect(self) -> None:
         """Close the connections and wake anyone waiting in next_published."""
         if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.wait([self._reader])
+            await cancel_and_wait([self._reader])
         await self._publisher.aclose()
         await self._connections.aclose()
         with contextlib.suppress(asyncio.QueueFull):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from broadcaster import Broadcast
 
+from app.aio import cancel_and_wait
 from app.eventstore.position import START, Position
 from app.live.backend import CATCH_UP
 from app.live.changes import changes_after, latest_position, retention_horizon
@@ -210,8 +211,4 @@ class Hub:
 
     @staticmethod
     async def _stop_pumps(entries: list[_Topic]) -> None:
-        pumps = [entry.pump for entry in entries if entry.pump is not None]
-        for pump in pumps:
-            pump.cancel()
-        if pumps:
-            await asyncio.wait(pumps)
+        await cancel_and_wait([entry.pump for entry in entries if entry.pump is not None])

@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from app.aio import cancel_and_wait
 from app.bus.checkpoints import load_checkpoint, save_checkpoint
-from app.bus.workers import cancel_and_wait
 from app.db import create_pool
 from app.domain.errors import ValidationError
 from app.events import Metadata
