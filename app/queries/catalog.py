@@ -11,7 +11,7 @@ import asyncpg
 from app.db import unavailable_when_down
 from app.ids import is_id
 from app.queries.books import BookFilter, BookListing, BookOrder
-from app.queries.paging import Edge, Page, check_first, decode_cursor, encode_cursor, make_page
+from app.queries.paging import Edge, Keyset, Page, check_first, decode_cursor, encode_cursor, make_page
 from app.queries.rows import (
     AUTHOR_COLUMNS,
     BOOK_COLUMNS,
@@ -25,6 +25,7 @@ from app.queries.rows import (
 
 R = TypeVar("R")
 _AUTHOR_ORDERING = "author:name"
+_AUTHORS = Keyset("read.author_view", AUTHOR_COLUMNS, "name", "text")
 _FIRST_BOOKS_OF_AUTHORS = f"""
 SELECT a.author_id AS for_author, b.*
 FROM unnest($1::uuid[]) AS a(author_id)
@@ -115,19 +116,12 @@ class CatalogQueries:
         if search and search.strip():
             args.append(_like_pattern(search.strip()))
             conditions.append(f"name ILIKE ${len(args)}")
-        count_sql = f"SELECT count(*) FROM read.author_view WHERE {' AND '.join(conditions)}"
-        count_args = list(args)
-        if after is not None:
-            name, row_id = decode_cursor(after, _AUTHOR_ORDERING, str)
-            args += [name, row_id]
-            conditions.append(f"(name, id) > (${len(args) - 1}::text, ${len(args)}::uuid)")
-        sql = (
-            f"SELECT {AUTHOR_COLUMNS} FROM read.author_view WHERE {' AND '.join(conditions)} "
-            f"ORDER BY name, id LIMIT {first + 1}"
-        )
+        cursor = None if after is None else decode_cursor(after, _AUTHOR_ORDERING, str)
+        count_sql = _AUTHORS.count_sql(conditions)
+        sql, page_args = _AUTHORS.page_sql(conditions, args, cursor, first)
         async with self._pool.acquire() as conn:
-            records = await conn.fetch(sql, *args)
-            total = await conn.fetchval(count_sql, *count_args)
+            records = await conn.fetch(sql, *page_args)
+            total = await conn.fetchval(count_sql, *args)
         edges = [
             Edge(encode_cursor(_AUTHOR_ORDERING, r["name"], str(r["id"])), AuthorRow.from_record(r))
             for r in records

@@ -11,7 +11,7 @@ import asyncpg
 from app.db import unavailable_when_down
 from app.domain.errors import ValidationError
 from app.ids import is_id
-from app.queries.paging import Edge, Page, check_first, decode_cursor, encode_cursor, make_page
+from app.queries.paging import Edge, Keyset, Page, check_first, decode_cursor, encode_cursor, make_page
 
 STATUSES = ("PENDING", "SENT", "FAILED")
 _ORDERING = "notification:newest"
@@ -48,6 +48,9 @@ class NotificationRow:
         )
 
 
+_LISTING = Keyset("notification.outbox", _COLUMNS, "created_at", "timestamptz", descending=True)
+
+
 class NotificationQueries:
     """Read the outbox; never touches aggregates or events."""
 
@@ -66,21 +69,14 @@ class NotificationQueries:
         """Return one page of mails, newest first, optionally of one status or one order."""
         check_first(first)
         conditions, args = _filters(status, order_id)
-        count_sql = f"SELECT count(*) FROM notification.outbox WHERE {' AND '.join(conditions)}"
-        count_args = list(args)
-        if after is not None:
-            created_at, row_id = decode_cursor(after, _ORDERING, dt.datetime.fromisoformat)
-            args += [created_at, row_id]
-            conditions.append(f"(created_at, id) < (${len(args) - 1}::timestamptz, ${len(args)}::uuid)")
-        sql = (
-            f"SELECT {_COLUMNS} FROM notification.outbox WHERE {' AND '.join(conditions)} "
-            f"ORDER BY created_at DESC, id DESC LIMIT {first + 1}"
-        )
+        cursor = None if after is None else decode_cursor(after, _ORDERING, dt.datetime.fromisoformat)
+        count_sql = _LISTING.count_sql(conditions)
+        sql, page_args = _LISTING.page_sql(conditions, args, cursor, first)
         async with self._pool.acquire() as conn:
             # One snapshot for both: the sender changes statuses all the time, and the count must agree.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                records = await conn.fetch(sql, *args)
-                total = await conn.fetchval(count_sql, *count_args)
+                records = await conn.fetch(sql, *page_args)
+                total = await conn.fetchval(count_sql, *args)
         edges = [Edge(_cursor(r), NotificationRow.from_record(r)) for r in records]
         return make_page(edges, first, after=after, total_count=total)
 

@@ -18,12 +18,13 @@ import asyncpg
 from app.db import unavailable_when_down
 from app.domain.errors import ValidationError
 from app.ids import is_id
-from app.queries.paging import Edge, Page, check_first, decode_cursor, encode_cursor, make_page
+from app.queries.paging import Edge, Keyset, Page, check_first, decode_cursor, encode_cursor, make_page
 
 ORDER_STATUSES = ("NEW", "COMPLETED", "CANCELLED")
 _NEWEST = "order:newest"
 _ORDER_COLUMNS = """id, buyer_id, buyer_name, buyer_email, street, city, province, status, note, lines,
     total, cancel_reason, version, created_at, updated_at"""
+_ORDERS = Keyset("read.order_view", _ORDER_COLUMNS, "created_at", "timestamptz", descending=True)
 _BUYER_COLUMNS = "id, name, email, street, city, province, version, created_at, updated_at"
 
 
@@ -166,19 +167,12 @@ class OrderingQueries:
                 raise ValidationError.single("status", f"Must be one of {', '.join(ORDER_STATUSES)}.")
             args.append(status)
             conditions.append(f"status = ${len(args)}")
-        count_sql = f"SELECT count(*) FROM read.order_view WHERE {' AND '.join(conditions)}"
-        count_args = list(args)
-        if after is not None:
-            created, row_id = decode_cursor(after, _NEWEST, _timestamp)
-            args += [created, row_id]
-            conditions.append(f"(created_at, id) < (${len(args) - 1}::timestamptz, ${len(args)}::uuid)")
-        sql = (
-            f"SELECT {_ORDER_COLUMNS} FROM read.order_view WHERE {' AND '.join(conditions)} "
-            f"ORDER BY created_at DESC, id DESC LIMIT {first + 1}"
-        )
+        cursor = None if after is None else decode_cursor(after, _NEWEST, _timestamp)
+        count_sql = _ORDERS.count_sql(conditions)
+        sql, page_args = _ORDERS.page_sql(conditions, args, cursor, first)
         async with self._pool.acquire() as conn:
-            records = await conn.fetch(sql, *args)
-            total = await conn.fetchval(count_sql, *count_args)
+            records = await conn.fetch(sql, *page_args)
+            total = await conn.fetchval(count_sql, *args)
         edges = [Edge(_cursor(r), OrderRow.from_record(r)) for r in records]
         return make_page(edges, first, after=after, total_count=total)
 

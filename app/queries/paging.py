@@ -72,3 +72,35 @@ def decode_cursor(cursor: str, ordering: str, parse_key: Callable[[Any], Any]) -
 def make_page(edges: Sequence[Edge[T]], first: int, *, after: str | None, total_count: int) -> Page[T]:
     """Build a page from up to first + 1 fetched edges (the extra one only tells there is more)."""
     return Page(tuple(edges[:first]), len(edges) > first, after is not None, total_count)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """The SQL of one keyset-paged listing: rows of `source` sorted by (`key`, id)."""
+
+    source: str  # a view or table
+    columns: str
+    key: str  # the sort column
+    key_type: str  # its SQL type, to cast the cursor's key to
+    descending: bool = False
+
+    def count_sql(self, conditions: Sequence[str]) -> str:
+        """Return the count of every row that matches `conditions` (placeholders $1..)."""
+        return f"SELECT count(*) FROM {self.source} WHERE {' AND '.join(conditions) or 'TRUE'}"
+
+    def page_sql(
+        self, conditions: Sequence[str], args: Sequence[Any], after: tuple[Any, str] | None, first: int
+    ) -> tuple[str, list[Any]]:
+        """Return the query of one page after the cursor's (key, id), and its arguments."""
+        where, page_args = list(conditions), list(args)
+        if after is not None:
+            page_args += list(after)
+            sign = "<" if self.descending else ">"
+            n = len(page_args)
+            where.append(f"({self.key}, id) {sign} (${n - 1}::{self.key_type}, ${n}::uuid)")
+        direction = " DESC" if self.descending else ""
+        sql = (
+            f"SELECT {self.columns} FROM {self.source} WHERE {' AND '.join(where) or 'TRUE'} "
+            f"ORDER BY {self.key}{direction}, id{direction} LIMIT {first + 1}"
+        )
+        return sql, page_args
