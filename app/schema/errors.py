@@ -77,3 +77,5 @@ EXCEPTION_HANDLERS: tuple[strawberry.ExceptionHandler[Any, Any], ...] = (
     ForbiddenHandler(),
 )
 USER_ERROR_TYPES = (ValidationFailed, NotFound, Conflict, Forbidden)
+# The error members of every mutation's result union, beside its `<Verb><Noun>Success`.
+MutationErrors = ValidationFailed | NotFound | Conflict | Forbidden

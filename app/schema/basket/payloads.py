@@ -15,7 +15,7 @@ from app.schema import described
 from app.schema.basket.types import Basket, basket_of
 from app.schema.consistency import caught_up
 from app.schema.context import Info
-from app.schema.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.schema.errors import MutationErrors as Errors
 from app.schema.positions import Position
 
 BASKET = "basket"  # the projection these payloads wait for
@@ -65,7 +65,6 @@ class ClearBasketSuccess(BasketPayload):
     pass
 
 
-Errors = ValidationFailed | NotFound | Conflict | Forbidden
 AddBasketItemResult = Annotated[AddBasketItemSuccess | Errors, strawberry.union("AddBasketItemResult")]
 UpdateBasketItemResult = Annotated[
     UpdateBasketItemSuccess | Errors, strawberry.union("UpdateBasketItemResult")

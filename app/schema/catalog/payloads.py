@@ -17,7 +17,7 @@ from app.schema import described
 from app.schema.catalog.types import Author, Book, Category, Publisher
 from app.schema.consistency import caught_up
 from app.schema.context import Info
-from app.schema.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.schema.errors import MutationErrors as Errors
 from app.schema.positions import Position
 
 R = TypeVar("R")
@@ -173,8 +173,6 @@ class UpdateBookSuccess(BookPayload):
 class DeleteBookSuccess(BookPayload):
     pass
 
-
-Errors = ValidationFailed | NotFound | Conflict | Forbidden
 
 CreateAuthorResult = Annotated[CreateAuthorSuccess | Errors, strawberry.union("CreateAuthorResult")]
 RenameAuthorResult = Annotated[RenameAuthorSuccess | Errors, strawberry.union("RenameAuthorResult")]

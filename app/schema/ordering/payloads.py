@@ -14,7 +14,7 @@ from app.commands.base import CommandResult
 from app.schema import described
 from app.schema.consistency import caught_up
 from app.schema.context import Info
-from app.schema.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.schema.errors import MutationErrors as Errors
 from app.schema.ordering.types import Buyer, Order, visible_scope
 from app.schema.positions import Position
 
@@ -81,8 +81,6 @@ class CompleteOrderSuccess(OrderPayload):
 class CancelOrderSuccess(OrderPayload):
     pass
 
-
-Errors = ValidationFailed | NotFound | Conflict | Forbidden
 
 UpdateBuyerAddressResult = Annotated[
     UpdateBuyerAddressSuccess | Errors, strawberry.union("UpdateBuyerAddressResult")

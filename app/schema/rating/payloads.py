@@ -14,7 +14,7 @@ from app.commands.base import CommandResult
 from app.schema import described
 from app.schema.consistency import caught_up
 from app.schema.context import Info
-from app.schema.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.schema.errors import MutationErrors as Errors
 from app.schema.positions import Position
 from app.schema.rating.types import Feedback, feedback_now
 
@@ -48,8 +48,6 @@ class CreateFeedbackSuccess(FeedbackPayload):
 class DeleteFeedbackSuccess(FeedbackPayload):
     pass
 
-
-Errors = ValidationFailed | NotFound | Conflict | Forbidden
 
 CreateFeedbackResult = Annotated[CreateFeedbackSuccess | Errors, strawberry.union("CreateFeedbackResult")]
 DeleteFeedbackResult = Annotated[DeleteFeedbackSuccess | Errors, strawberry.union("DeleteFeedbackResult")]
