@@ -1,4 +1,4 @@
-"""The `bookworm` command line: serve, worker, migrate, seed, projections, events, dead letters, token."""
+"""The `bookworm` command line: serve, worker, migrate, seed, projections, verify, events, deadletters."""
 
 from __future__ import annotations
 
@@ -116,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     rebuilding = actions.add_parser("rebuild", help="replay a projection into new tables and swap")
     rebuilding.add_argument("name", choices=sorted(PROJECTIONS), metavar="NAME", help=", ".join(PROJECTIONS))
     rebuilding.set_defaults(handler=_with_container(tasks.projections_rebuild))
+
+    verifying = commands.add_parser(
+        "verify",
+        help="replay the event store into scratch tables and compare every read model; 1 on a difference",
+    )
+    verifying.add_argument("name", nargs="*", metavar="NAME", help=f"only these ({', '.join(PROJECTIONS)})")
+    verifying.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="first wait up to S seconds for projections to catch up",
+    )
+    verifying.set_defaults(handler=_with_container(tasks.projections_verify))
 
     events = commands.add_parser("events", help="read the event store")
     actions = events.add_subparsers(required=True, metavar="ACTION")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from collections.abc import Sequence
 
@@ -15,6 +16,7 @@ from app.identity.tokens import issue
 from app.projections import PROJECTIONS, ProjectionMissing
 from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuild
 from app.projections.status import projection_status
+from app.projections.verify import report, verify
 from app.seed import seed
 from app.settings import Settings
 
@@ -83,6 +85,33 @@ async def projections_rebuild(args: argparse.Namespace, built: Container) -> Non
         f"Rebuilt {name}: generation {report.old_generation} -> {report.new_generation}, "
         f"{report.events} events replayed, up to position {report.position}."
     )
+
+
+async def projections_verify(args: argparse.Namespace, built: Container) -> None:
+    """Replay the event store into scratch tables, compare every live read model, fail on a difference."""
+    unknown = [name for name in args.name if name not in PROJECTIONS]
+    if unknown:
+        raise CliError(f"no projection named {', '.join(unknown)}; known: {', '.join(sorted(PROJECTIONS))}")
+    if args.wait:
+        await _wait_caught_up(built, args.wait)
+    checks = await verify(built.pool, built.event_store, args.name or None)
+    for line in report(checks):
+        print(line)
+    wrong = [check.name for check in checks if not check.ok]
+    if wrong:
+        raise CliError(f"read models differ from a replay of the event store: {', '.join(wrong)}")
+
+
+async def _wait_caught_up(built: Container, seconds: float) -> None:
+    """Wait until no projection lags behind the event store's head; fail after `seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while lagging := [r.name for r in await projection_status(built.pool, built.event_store) if r.lag]:
+        if loop.time() > deadline:
+            raise CliError(
+                f"projections still behind the event store after {seconds:g} s: {', '.join(lagging)}"
+            )
+        await asyncio.sleep(0.2)
 
 
 async def events_list(args: argparse.Namespace, built: Container) -> None:

@@ -275,3 +275,67 @@ async def test_token_usage_errors_are_one_line(cli_settings: Settings, args: tup
 
     assert run.status == 2
     assert_one_line_error(run, "bookworm token")
+
+
+@pytest.fixture(scope="module")
+async def projected(cli_settings: Settings, first_seed: int) -> Run:
+    """Run a worker until `verify --wait` sees every projection caught up; return that verify's run."""
+    process = await _spawn(_env(cli_settings), "worker")
+    try:
+        return await bookworm(cli_settings, "verify", "--wait", "60")
+    finally:
+        process.terminate()
+        await process.communicate()
+
+
+async def test_verify_passes_when_read_models_match_a_replay(projected: Run) -> None:
+    assert projected.status == 0, projected
+    lines = projected.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["catalog", "basket", "ordering", "rating"]
+    for line in lines:
+        assert ": ok (" in line and " 0 events replayed" not in line, line
+
+
+async def test_verify_prints_each_difference_and_fails(
+    cli_settings: Settings, conn: asyncpg.Connection, projected: Run
+) -> None:
+    assert projected.status == 0, projected
+    first_book = "(SELECT id FROM read.book_view ORDER BY id LIMIT 1)"
+    await conn.execute(f"UPDATE read.book_view SET name = 'Tampered' WHERE id = {first_book}")
+    await conn.execute(
+        "DELETE FROM read.feedback_view WHERE id = (SELECT id FROM read.feedback_view ORDER BY id LIMIT 1)"
+    )
+    try:
+        run = await bookworm(cli_settings, "verify")
+
+        assert run.status == 1
+        assert_one_line_error(run, "read models differ", "catalog", "rating")
+        assert "catalog: 2 differences" in run.stdout and "rating: 1 differences" in run.stdout
+        assert "  books live only: (" in run.stdout and "Tampered" in run.stdout
+        assert "  books replay only: (" in run.stdout
+        assert "  feedbacks replay only: (" in run.stdout
+        assert "basket: ok" in run.stdout and "ordering: ok" in run.stdout
+    finally:
+        for name in ("catalog", "rating"):  # the repair: replay into new tables
+            repaired = await bookworm(cli_settings, "projections", "rebuild", name)
+            assert repaired.status == 0, repaired
+    again = await bookworm(cli_settings, "verify", "catalog", "rating")
+    assert again.status == 0, again
+    assert again.stdout.count(": ok (") == 2
+
+
+async def test_verify_wait_fails_while_projections_lag(make_settings: Callable[[], Settings]) -> None:
+    lagging = make_settings()
+    assert (await bookworm(lagging, "seed", "--books", "3")).status == 0
+
+    waited = await bookworm(lagging, "verify", "--wait", "0.5")
+    assert_one_line_error(waited, "still behind the event store", "catalog")
+    # Without --wait it compares up to each checkpoint: nothing applied yet, nothing to differ.
+    unwaited = await bookworm(lagging, "verify")
+    assert unwaited.status == 0, unwaited
+    assert unwaited.stdout.count("ok (0 events replayed") == 4
+
+
+async def test_verify_of_an_unknown_projection_is_one_line(cli_settings: Settings) -> None:
+    run = await bookworm(cli_settings, "verify", "catalog", "nosuch")
+    assert_one_line_error(run, "no projection named nosuch")

@@ -1,0 +1,139 @@
+"""Verify the read models: replay the event store into scratch tables and compare them with the live ones.
+
+Everything happens in one REPEATABLE READ transaction that is rolled back at the end: the live tables,
+each projection's checkpoint and the event store are read in one snapshot, the scratch tables are filled
+with the events up to that projection's checkpoint (exactly what the live tables claim to hold), and the
+scratch tables vanish with the rollback. Rows are compared as text, so every column type compares and a
+difference prints as the row PostgreSQL would show.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from app.eventstore import EventStore, Position
+from app.eventstore.position import START
+from app.projections import PROJECTIONS
+from app.projections.base import Projection, ProjectionMissing, table_prefix
+
+BATCH_SIZE = 1000
+SHOWN_PER_TABLE = 20
+
+_CHECKPOINT = "SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1"
+_TABLES = """
+SELECT substr(tablename, length($1) + 1) FROM pg_tables
+WHERE schemaname = 'read' AND starts_with(tablename, $1) ORDER BY tablename
+"""
+# Both directions in one statement; EXCEPT ALL so that a duplicated row is a difference too.
+_DIFFERENCES = """
+(SELECT 'live only' AS side, t::text AS row FROM (
+    SELECT * FROM read."{live}" EXCEPT ALL SELECT * FROM read."{replay}") t ORDER BY 2)
+UNION ALL
+(SELECT 'replay only', t::text FROM (
+    SELECT * FROM read."{replay}" EXCEPT ALL SELECT * FROM read."{live}") t ORDER BY 2)
+"""
+_PARKED = "SELECT count(*) FROM bus.dead_letters WHERE consumer = $1 AND resolved_at IS NULL"
+
+
+@dataclass(frozen=True, slots=True)
+class TableDifference:
+    table: str
+    side: str  # "live only" or "replay only"
+    row: str
+
+
+@dataclass(slots=True)
+class ProjectionCheck:
+    """What verifying one projection found."""
+
+    name: str
+    position: Position
+    events: int = 0
+    rows: int = 0
+    differences: list[TableDifference] = field(default_factory=list)
+    parked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+async def verify(
+    pool: asyncpg.Pool, store: EventStore, names: Sequence[str] | None = None
+) -> list[ProjectionCheck]:
+    """Replay every projection (or those named) into scratch tables and compare them with the live ones."""
+    projections = [PROJECTIONS[name] for name in names] if names else list(PROJECTIONS.values())
+    async with pool.acquire() as conn:
+        tx = conn.transaction(isolation="repeatable_read")
+        await tx.start()
+        try:
+            return [await _verify_one(conn, store, projection) for projection in projections]
+        finally:
+            await tx.rollback()
+
+
+async def _verify_one(conn: asyncpg.Connection, store: EventStore, projection: Projection) -> ProjectionCheck:
+    row = await conn.fetchrow(_CHECKPOINT, projection.name)
+    if row is None:
+        raise ProjectionMissing(f"read.projections has no row {projection.name!r}; run the migrations")
+    check = ProjectionCheck(projection.name, Position(row["transaction_id"], row["global_position"]))
+    live = table_prefix(projection.name, row["generation"])
+    scratch = f"{projection.name}_verify{os.getpid()}_"
+    for statement in projection.ddl(scratch):
+        await conn.execute(statement)
+    check.events = await _replay(conn, store, projection, scratch, check.position)
+    for suffix in await _tables(conn, live):
+        check.rows += await conn.fetchval(f'SELECT count(*) FROM read."{live}{suffix}"')
+        found = await conn.fetch(_DIFFERENCES.format(live=live + suffix, replay=scratch + suffix))
+        check.differences += [TableDifference(suffix, r["side"], r["row"]) for r in found]
+    if set(await _tables(conn, scratch)) != set(await _tables(conn, live)):
+        check.differences.append(TableDifference("*", "tables", "the live generation has other tables"))
+    check.parked = await conn.fetchval(_PARKED, projection.name)
+    return check
+
+
+async def _replay(
+    conn: asyncpg.Connection, store: EventStore, projection: Projection, prefix: str, target: Position
+) -> int:
+    position, count = START, 0
+    while position < target:
+        events = [
+            e for e in await store.read_all(position, limit=BATCH_SIZE, conn=conn) if e.position <= target
+        ]
+        if not events:
+            break
+        for event in events:
+            await projection.apply(conn, event, prefix)
+        position, count = events[-1].position, count + len(events)
+    return count
+
+
+async def _tables(conn: asyncpg.Connection, prefix: str) -> list[str]:
+    return [suffix for (suffix,) in await conn.fetch(_TABLES, prefix)]
+
+
+def report(checks: Sequence[ProjectionCheck], *, shown: int = SHOWN_PER_TABLE) -> list[str]:
+    """Return the lines `bookworm verify` prints: one per projection, then each difference."""
+    lines: list[str] = []
+    for check in checks:
+        verdict = "ok" if check.ok else f"{len(check.differences)} differences"
+        lines.append(
+            f"{check.name}: {verdict} ({check.events} events replayed up to {check.position}, "
+            f"{check.rows} live rows)"
+        )
+        by_table: dict[str, int] = {}
+        for difference in check.differences:
+            by_table[difference.table] = by_table.get(difference.table, 0) + 1
+            if by_table[difference.table] <= shown:
+                lines.append(f"  {difference.table} {difference.side}: {difference.row}")
+        lines += [f"  {table}: {n - shown} more" for table, n in by_table.items() if n > shown]
+        if check.parked and not check.ok:
+            lines.append(
+                f"  {check.parked} unresolved dead letters for {check.name} may explain this: "
+                "`bookworm deadletters list`"
+            )
+    return lines
