@@ -24,6 +24,14 @@ from app.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        help="run the fault scenarios (tests/faults) at full length and load; takes many minutes",
+    )
+
+
 def _with_database(url: str, database: str) -> str:
     parts = urlsplit(plain_url(url))
     return urlunsplit(parts._replace(path=f"/{database}"))
@@ -54,25 +62,36 @@ def make_settings(server_urls: tuple[str, str]) -> Iterator[Callable[[], Setting
     created: list[str] = []
 
     def make() -> Settings:
-        name = f"bookworm_test_{uuid.uuid4().hex[:12]}"
-        _run(_admin(database_url, f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        url = _with_database(database_url, name)
-        _in_thread(lambda: migrate(url))
-        return replace(
-            Settings.from_env({}),
-            database_url=url,
-            redis_url=redis_url,
-            redis_prefix=f"bwtest:{name}",
-            data_dir=ROOT / ".bookworm-test",
-            lease_ttl=3.0,
-            relay_poll_interval=0.5,
-        )
+        settings = new_database_settings(database_url, redis_url)
+        created.append(settings.redis_prefix.removeprefix("bwtest:"))
+        return settings
 
     yield make
-    for name in created:
+    drop_databases(database_url, redis_url, created)
+
+
+def new_database_settings(database_url: str, redis_url: str) -> Settings:
+    """Create and migrate a new database on the server of `database_url`; return settings that use it."""
+    name = f"bookworm_test_{uuid.uuid4().hex[:12]}"
+    _run(_admin(database_url, f'CREATE DATABASE "{name}"'))
+    url = _with_database(database_url, name)
+    _in_thread(lambda: migrate(url))
+    return replace(
+        Settings.from_env({}),
+        database_url=url,
+        redis_url=redis_url,
+        redis_prefix=f"bwtest:{name}",
+        data_dir=ROOT / ".bookworm-test",
+        lease_ttl=3.0,
+        relay_poll_interval=0.5,
+    )
+
+
+def drop_databases(database_url: str, redis_url: str, names: list[str]) -> None:
+    """Drop the databases new_database_settings made, and their Redis keys."""
+    for name in names:
         _run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    _forget_redis_keys(redis_url, [f"bwtest:{name}:" for name in created])
+    _forget_redis_keys(redis_url, [f"bwtest:{name}:" for name in names])
 
 
 @pytest.fixture(scope="session")

