@@ -188,7 +188,7 @@ class ResumeRefused(Exception):
 
 _CHANGES = """
 SELECT transaction_id, global_position, upper(kind), entity, entity_id FROM read.changes
-WHERE topic = 'catalog' AND (transaction_id, global_position) > ($1::text::xid8, $2)
+WHERE topic = 'catalog' AND (transaction_id, global_position) > ($1::bigint, $2)
 ORDER BY transaction_id, global_position
 """
 
@@ -198,7 +198,7 @@ async def logged_changes(database_url: str, after: str) -> list[Change]:
     start = Position.parse(after)
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch(_CHANGES, str(start.transaction_id), start.global_position)
+        rows = await conn.fetch(_CHANGES, start.transaction_id, start.global_position)
     finally:
         await conn.close()
     return [(str(Position(r[0], r[1])), r[2], r[3], r[4]) for r in rows]
