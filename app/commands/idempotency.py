@@ -8,6 +8,7 @@ import asyncpg
 
 from app.commands.base import CommandResult
 from app.domain.errors import ConflictError, ValidationError
+from app.domain.fields import UNSTORABLE, is_storable
 from app.eventstore import Position
 
 MAX_KEY_LENGTH = 200
@@ -25,6 +26,8 @@ _RECORD = "UPDATE eventstore.idempotency SET result = $3::jsonb WHERE actor = $1
 def check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationError.single("idempotencyKey", f"Must be 1 to {MAX_KEY_LENGTH} characters.")
+    if not is_storable(key):
+        raise ValidationError.single("idempotencyKey", UNSTORABLE)
 
 
 async def claim(conn: asyncpg.Connection, actor: str, key: str, command_type: str) -> CommandResult | None:

@@ -5,10 +5,22 @@ This is a shared kernel of plain value rules, not a context: it knows no aggrega
 
 from __future__ import annotations
 
+import re
+
 from app.domain.errors import FieldError, ValidationError
 from app.ids import is_id
 
 Errors = list[FieldError]
+
+# What PostgreSQL text and jsonb cannot hold (U+0000, lone UTF-16 surrogates): refused as input,
+# since the append would fail, and a surrogate pair would come back from jsonb as another string.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = "Must not contain U+0000 or surrogate code points."
+
+
+def is_storable(text: str) -> bool:
+    """Tell whether PostgreSQL can store `text` as it is (no U+0000, no lone surrogate)."""
+    return _UNSTORABLE.search(text) is None
 
 
 def raise_if_any(errors: Errors) -> None:
@@ -35,6 +47,8 @@ def required_text(value: str, errors: Errors, field: str, *, limit: int, missing
         errors.append(FieldError(field, missing))
     elif len(cleaned) > limit:
         errors.append(FieldError(field, f"Must be at most {limit} characters."))
+    elif not is_storable(cleaned):
+        errors.append(FieldError(field, UNSTORABLE))
     return cleaned
 
 
@@ -45,4 +59,6 @@ def optional_text(value: str | None, errors: Errors, field: str, *, limit: int) 
     cleaned = value.strip()
     if len(cleaned) > limit:
         errors.append(FieldError(field, f"Must be at most {limit} characters."))
+    elif not is_storable(cleaned):
+        errors.append(FieldError(field, UNSTORABLE))
     return cleaned or None

