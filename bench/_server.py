@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import httpx
 
 READY_TIMEOUT = 120.0
+# "1": run `bookworm serve --no-workers` plus one `bookworm worker` (DESIGN §7's split) instead of one serve.
+SEPARATE_WORKER = "BENCH_SEPARATE_WORKER"
 
 
 @dataclass(frozen=True)
@@ -72,22 +74,30 @@ def bookworm_server() -> Iterator[Server]:
     """Start `bookworm serve` on a free port of 127.0.0.1; stop it on exit.
 
     It uses BOOKWORM_DATABASE_URL / BOOKWORM_REDIS_URL when they are set, else embedded servers in a
-    throw-away data directory (unless BOOKWORM_DATA_DIR names one).
+    throw-away data directory (unless BOOKWORM_DATA_DIR names one). With BENCH_SEPARATE_WORKER=1 the API
+    runs with `--no-workers` and one `bookworm worker` (which attaches to the same servers) runs beside it;
+    `pid` stays the API's, so the worker's CPU shows only in the machine's.
     """
     port = free_port()
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="bookworm-bench-") as data_dir:
         env.setdefault("BOOKWORM_DATA_DIR", data_dir)
         env.setdefault("BOOKWORM_LOG_LEVEL", "WARNING")
+        separate = env.get(SEPARATE_WORKER) == "1"
         cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd + ["--no-workers"] * separate, env=env, stdout=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
+        children = [proc]
         try:
             _wait_ready(url, proc)
+            if separate:
+                worker = [sys.executable, "-m", "app.cli", "worker"]
+                children.append(subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL))
             yield Server(url=url, env=env, pid=proc.pid)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for child in reversed(children):
+                child.terminate()
+                child.wait(30)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:

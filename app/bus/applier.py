@@ -1,4 +1,8 @@
-"""Apply events for one consumer: a batch per transaction, then one by one with retries, then park."""
+"""Apply events for one consumer: a batch per transaction, then one by one with retries, then park.
+
+A batch holds only events the consumer handles; the checkpoint still moves to the end of what was read,
+past the events it ignores. With nothing to apply, that move is one fenced statement, not a transaction.
+"""
 
 from __future__ import annotations
 
@@ -83,26 +87,44 @@ class Applier:
             self.checkpoint = await self._consumer.load_checkpoint(conn)
         return self.checkpoint
 
-    async def apply(self, events: Sequence[RecordedEvent]) -> None:
-        """Apply `events` exactly once each; a failing event is retried, then parked."""
+    async def apply(self, events: Sequence[RecordedEvent], end: Position) -> None:
+        """Apply `events` exactly once each and move the checkpoint to `end`, past events not handed in.
+
+        `end` is the position of the last event read (at or after the last of `events`). A failing event
+        is retried, then parked.
+        """
+        if end <= self.checkpoint:
+            return
         if not events:
+            await self._advance(end)
             return
         try:
-            await self._commit(events)
+            await self._commit(events, end)
             return
         except NOT_THE_EVENTS_FAULT:
             raise
         except Exception as exc:
             if len(events) == 1:
                 await self._retry(events[0], exc)
+                await self._advance(end)
                 return
             log.warning("%s: batch failed (%s); applying one at a time", self._consumer.name, describe(exc))
         for event in events:
             await self._apply_one(event)
+        await self._advance(end)
+
+    async def _advance(self, end: Position) -> None:
+        """Move the checkpoint past events the consumer ignores: one fenced statement, no transaction."""
+        if end <= self.checkpoint:
+            return
+        async with self._pool.acquire() as conn:
+            if not await self._consumer.advance_checkpoint(conn, end, self._lease):
+                raise LeaseLost(f"lease {self._lease.name} is no longer held by {self._lease.owner}")
+        self.checkpoint = end
 
     async def _apply_one(self, event: RecordedEvent) -> None:
         try:
-            await self._commit([event])
+            await self._commit([event], event.position)
         except NOT_THE_EVENTS_FAULT:
             raise
         except Exception as exc:
@@ -115,7 +137,7 @@ class Applier:
             delay = min(delay * 2, MAX_DELAY)
             attempts += 1
             try:
-                await self._commit([event])
+                await self._commit([event], event.position)
                 return
             except NOT_THE_EVENTS_FAULT:
                 raise
@@ -123,7 +145,7 @@ class Applier:
                 error = exc
         await self.park(EventRef.of(event), error, attempts)
 
-    async def _commit(self, events: Sequence[RecordedEvent]) -> None:
+    async def _commit(self, events: Sequence[RecordedEvent], end: Position) -> None:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 # No wait for the WAL flush: what a crash could lose here (the batch and its checkpoint,
@@ -136,7 +158,8 @@ class Applier:
                 notices: list[ChangeNotice] = []
                 if fresh:
                     notices = await self._consumer.apply(conn, fresh)
-                    checkpoint = fresh[-1].position
+                if end > checkpoint:
+                    checkpoint = end
                     await self._consumer.save_checkpoint(conn, checkpoint)
         self.checkpoint = checkpoint
         await self._announce(notices)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from app.bus.lease import Lease
 from app.eventstore import START, Position
 
 _LOAD = "SELECT transaction_id, global_position FROM bus.checkpoints WHERE name = $1"
@@ -11,6 +12,18 @@ _SAVE = """
 INSERT INTO bus.checkpoints (name, transaction_id, global_position) VALUES ($1, $2, $3)
 ON CONFLICT (name) DO UPDATE
 SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position, updated_at = now()
+"""
+
+# Lease.fence and the checkpoint move in one statement: FOR SHARE makes a standby's takeover wait for this
+# commit, as it waits for a batch transaction. The lease's CTE answers whether it is still held.
+_ADVANCE = """
+WITH lease AS (
+    SELECT FROM bus.leases WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR SHARE
+), moved AS (
+    UPDATE {table} SET transaction_id = $4, global_position = $5, updated_at = now()
+    WHERE name = $1 AND (transaction_id, global_position) < ($4, $5) AND EXISTS (SELECT FROM lease)
+)
+SELECT EXISTS (SELECT FROM lease)
 """
 
 
@@ -30,6 +43,19 @@ async def save_checkpoint(conn: asyncpg.Connection, name: str, position: Positio
     await conn.execute(_SAVE, name, position.transaction_id, position.global_position)
 
 
+async def advance_checkpoint(
+    conn: asyncpg.Connection, table: str, name: str, position: Position, lease: Lease
+) -> bool:
+    """Move checkpoint `name` of `table` forward to `position` (never back) while `lease` is held.
+
+    One statement, no batch transaction: what the runner does for events its consumer ignores.
+    Return whether the lease is still held (when not, nothing moved).
+    """
+    args = (name, lease.name, lease.owner, position.transaction_id, position.global_position)
+    held: bool = await conn.fetchval(_ADVANCE.format(table=table), *args)
+    return held
+
+
 class OwnCheckpoint:
     """Checkpoint methods of a consumer that keeps its checkpoint in bus.checkpoints under its `name`.
 
@@ -45,3 +71,7 @@ class OwnCheckpoint:
     async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
         """Store the checkpoint inside the batch transaction."""
         await save_checkpoint(conn, self.name, position)
+
+    async def advance_checkpoint(self, conn: asyncpg.Connection, position: Position, lease: Lease) -> bool:
+        """Move the checkpoint forward to `position` in one statement while `lease` is held."""
+        return await advance_checkpoint(conn, "bus.checkpoints", self.name, position, lease)

@@ -1,4 +1,8 @@
-"""ConsumerRunner: one active consumer per group (lease), catch-up from PostgreSQL, then the stream."""
+"""ConsumerRunner: one active consumer per group (lease), catch-up from PostgreSQL, then the stream.
+
+Events of a registered type the consumer does not handle are never decoded: they only move the checkpoint.
+Events of an unknown type still reach the decoder, which parks them (a newer writer's event, say).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -31,6 +36,25 @@ BLOCK_MS = 1000
 Entries = Sequence[tuple[Any, Any]]
 
 
+@dataclass
+class _Batch:
+    """Read but not yet settled: the events to apply, and the last position read (ignored ones count)."""
+
+    events: list[RecordedEvent] = field(default_factory=list)
+    end: Position | None = None
+
+    def add(self, event: RecordedEvent) -> None:
+        self.events.append(event)
+        self.end = event.position
+
+    def skip(self, position: Position) -> None:
+        self.end = position
+
+    def clear(self) -> None:
+        self.events.clear()
+        self.end = None
+
+
 class ConsumerRunner:
     """Feeds one consumer group: the lease holder applies, the others stand by."""
 
@@ -52,6 +76,7 @@ class ConsumerRunner:
         self._group = consumer.name
         self._lease = Lease(pool, consumer.name, settings.lease_ttl)
         self._applier = Applier(settings, pool, redis, consumer, self._lease, publish)
+        self._ignored = frozenset(event_store.registry.names()) - consumer.handles
         self.is_active = False
 
     @property
@@ -112,14 +137,16 @@ class ConsumerRunner:
 
     async def _follow(self, lost: asyncio.Event) -> None:
         live = await self._sync()
+        settled: list[str] = []
         while not lost.is_set():
             if not live:
                 await asyncio.sleep(self._settings.relay_poll_interval)
                 live = await self._sync()
                 continue
             try:
-                await self._handle(await self._read())
+                settled = await self._handle(await self._read(settled))
             except REDIS_DOWN as exc:
+                settled = []  # still pending: _sync claims them again, and acknowledges what it skips
                 if is_nogroup(exc):
                     log.info("%s: consumer group is gone (Redis flushed?); catching up", self._group)
                 else:
@@ -160,16 +187,19 @@ class ConsumerRunner:
 
     async def _apply_decodable(self, events: Sequence[RecordedEvent]) -> None:
         """Decode and apply `events` in order, parking each one that cannot be decoded."""
-        batch: list[RecordedEvent] = []
+        batch = _Batch()
         registry = self._store.registry
         for event in events:
+            if event.event_type in self._ignored:
+                batch.skip(event.position)
+                continue
             try:
                 decoded = registry.decode(event.event_type, event.schema_version, dict(event.data))
             except Exception as exc:
                 await self._flush(batch)
                 await self._applier.park(EventRef.of(event), exc, 1)
                 continue
-            batch.append(dataclasses.replace(event, event=decoded))
+            batch.add(dataclasses.replace(event, event=decoded))
         await self._flush(batch)
 
     async def _claim_pending(self) -> None:
@@ -179,44 +209,54 @@ class ConsumerRunner:
             reply: Any = await self._redis.xautoclaim(
                 self._stream, self._group, self.owner, min_idle_time=0, start_id=start, count=BATCH
             )
-            await self._handle([e for e in reply[1] if e and e[1] is not None])
+            settled = await self._handle([e for e in reply[1] if e and e[1] is not None])
+            if settled:
+                await self._redis.xack(self._stream, self._group, *settled)
             start = text(reply[0])
             if start == "0-0":
                 return
 
-    async def _read(self) -> Entries:
-        reply: Any = await self._redis.xreadgroup(
-            self._group, self.owner, {self._stream: ">"}, count=BATCH, block=BLOCK_MS
-        )
+    async def _read(self, settled: list[str]) -> Entries:
+        """Acknowledge `settled` and wait for new messages, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        if settled:
+            pipe.xack(self._stream, self._group, *settled)
+        pipe.xreadgroup(self._group, self.owner, {self._stream: ">"}, count=BATCH, block=BLOCK_MS)
+        replies: list[Any] = await pipe.execute()
+        reply = replies[-1]
         if not reply:
             return []
         streams = reply.values() if isinstance(reply, dict) else [entries for _, entries in reply]
         return [entry for entries in streams for entry in entries]
 
-    async def _handle(self, entries: Entries) -> None:
-        """Apply new messages in order; skip what the checkpoint covers; catch up over any gap; then XACK."""
+    async def _handle(self, entries: Entries) -> list[str]:
+        """Apply new messages in order; skip what the checkpoint covers; catch up over any gap.
+
+        Return the ids of the messages now settled (at or below the checkpoint), for XACK.
+        """
         done: list[str] = []
         seen: list[Message] = []
-        batch: list[RecordedEvent] = []
+        batch = _Batch()
         for message_id, raw in entries:
             message = _parse(message_id, raw)
             if message is None:
                 done.append(text(message_id))
                 continue
             seen.append(message)
-            expected = batch[-1].position if batch else self._applier.checkpoint
+            expected = batch.end or self._applier.checkpoint
             if message.position > expected:
                 await self._take(message, expected, batch)
         await self._flush(batch)
-        done += [m.message_id for m in seen if m.position <= self._applier.checkpoint]
-        if done:
-            await self._redis.xack(self._stream, self._group, *done)
+        return done + [m.message_id for m in seen if m.position <= self._applier.checkpoint]
 
-    async def _take(self, message: Message, expected: Position, batch: list[RecordedEvent]) -> None:
+    async def _take(self, message: Message, expected: Position, batch: _Batch) -> None:
         """Add `message` to `batch`, or settle the batch first when it cannot simply follow it."""
         if message.prev == expected:
+            if message.fields.get("type") in self._ignored:
+                batch.skip(message.position)
+                return
             try:
-                batch.append(message.recorded(self._store.registry))
+                batch.add(message.recorded(self._store.registry))
                 return
             except Exception as exc:  # unknown type or a payload its class does not accept
                 await self._flush(batch)
@@ -232,8 +272,9 @@ class ConsumerRunner:
         await self._flush(batch)
         await self._catch_up()
 
-    async def _flush(self, batch: list[RecordedEvent]) -> None:
-        await self._applier.apply(batch)
+    async def _flush(self, batch: _Batch) -> None:
+        if batch.end is not None:
+            await self._applier.apply(batch.events, batch.end)
         batch.clear()
 
 

@@ -7,6 +7,8 @@ from typing import Protocol
 
 import asyncpg
 
+from app.bus.lease import Lease
+from app.events import REGISTRY, Event
 from app.eventstore import Position, RecordedEvent
 from app.live.notices import ChangeNotice
 
@@ -21,6 +23,11 @@ class Consumer(Protocol):
         """The consumer group's name; also its lease and dead-letter name."""
         ...
 
+    @property
+    def handles(self) -> frozenset[str]:
+        """The event types `apply` acts on; the runner moves the checkpoint past all others unapplied."""
+        ...
+
     async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
         """Return the checkpoint inside the batch transaction, locking its row."""
         ...
@@ -29,6 +36,16 @@ class Consumer(Protocol):
         """Store the checkpoint inside the batch transaction."""
         ...
 
+    async def advance_checkpoint(self, conn: asyncpg.Connection, position: Position, lease: Lease) -> bool:
+        """Move the checkpoint forward to `position` in one statement; return whether `lease` is held."""
+        ...
+
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
         """Apply `events` (in commit order) inside the caller's transaction; never touch the checkpoint."""
         ...
+
+
+def type_names(*classes: type[Event]) -> frozenset[str]:
+    """Return the registered type names of event `classes`: what a consumer declares it handles."""
+    names = {REGISTRY.get(name).cls: name for name in REGISTRY.names()}
+    return frozenset(names[cls] for cls in classes)

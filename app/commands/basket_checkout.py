@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from app.bus.checkpoints import OwnCheckpoint
+from app.bus.protocol import type_names
 from app.commands.basket import CheckoutBasket
 from app.commands.bus import CommandBus
 from app.events.finance import CheckoutRequested
@@ -26,6 +27,7 @@ class BasketCheckout(OwnCheckpoint):
     """Consumer group `basket-checkout`: checks baskets out for the checkout saga."""
 
     name = NAME
+    handles = type_names(CheckoutRequested)
 
     def __init__(self, commands: CommandBus) -> None:
         self._commands = commands

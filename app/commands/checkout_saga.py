@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from app.bus.checkpoints import OwnCheckpoint
+from app.bus.protocol import type_names
 from app.bus.scheduler import Scheduler
 from app.commands import ordering
 from app.commands.bus import CommandBus
@@ -79,6 +80,7 @@ class CheckoutSaga(OwnCheckpoint):
     """Consumer group `checkout-saga`, and the `checkout-timeout` handler of the scheduler."""
 
     name = NAME
+    handles = type_names(*TRIGGERS)
 
     def __init__(
         self,

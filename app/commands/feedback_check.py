@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from app.bus.checkpoints import OwnCheckpoint
+from app.bus.protocol import type_names
 from app.commands.bus import CommandBus
 from app.commands.catalog_facts import book_facts
 from app.commands.rating import DeleteFeedback
@@ -30,6 +31,7 @@ class FeedbackCheck(OwnCheckpoint):
     """Consumer group `feedback-check`: compensates feedback whose book is unknown or deleted."""
 
     name = NAME
+    handles = type_names(FeedbackCreated)
 
     def __init__(self, commands: CommandBus, event_store: EventStore) -> None:
         self._commands = commands

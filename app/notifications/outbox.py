@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from app.bus.checkpoints import OwnCheckpoint
+from app.bus.protocol import type_names
 from app.bus.scheduler import Scheduler
 from app.domain.notification.mail import (
     Letter,
@@ -51,6 +52,7 @@ class NotificationOutbox(OwnCheckpoint):
     """Queues the order mails: received, completed, cancelled."""
 
     name = NAME
+    handles = type_names(OrderPlaced, OrderCompleted, OrderCancelled)  # the events `_letter_for` writes for
 
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler

@@ -13,6 +13,8 @@ from typing import Protocol
 
 import asyncpg
 
+from app.bus.checkpoints import advance_checkpoint
+from app.bus.lease import Lease
 from app.eventstore.position import Position
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice
@@ -23,6 +25,7 @@ class Projection(Protocol):
 
     name: str
     version: int
+    handles: frozenset[str]  # the event types `apply` changes anything for
 
     def ddl(self, prefix: str) -> list[str]:
         """Return the statements that create one generation's tables (prefix: `<name>_g<N>_`)."""
@@ -71,6 +74,7 @@ class ProjectionConsumer:
     def __init__(self, projection: Projection) -> None:
         self.projection = projection
         self.name = projection.name
+        self.handles = projection.handles
         self.generation: int | None = None
 
     async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
@@ -101,6 +105,10 @@ class ProjectionConsumer:
     async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
         """Move the checkpoint to `position` inside the caller's transaction."""
         await conn.execute(_SAVE_CHECKPOINT, self.name, position.transaction_id, position.global_position)
+
+    async def advance_checkpoint(self, conn: asyncpg.Connection, position: Position, lease: Lease) -> bool:
+        """Move the checkpoint forward to `position` in one statement while `lease` is held."""
+        return await advance_checkpoint(conn, "read.projections", self.name, position, lease)
 
 
 async def record_changes(conn: asyncpg.Connection, notices: Sequence[ChangeNotice]) -> None:

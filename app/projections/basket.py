@@ -7,10 +7,12 @@ availability re-announces every basket that holds the book, on that basket's own
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable
 
 import asyncpg
 
+from app.bus.protocol import type_names
 from app.events import basket as bev
 from app.events import catalog as cev
 from app.eventstore.types import RecordedEvent
@@ -124,6 +126,7 @@ class BasketProjection:
 
     name = "basket"
     version = 1
+    handles = type_names(*typing.get_args(BasketEvent), cev.BookCreated, cev.BookUpdated, cev.BookDeleted)
 
     def ddl(self, prefix: str) -> list[str]:
         return basket_tables.ddl(prefix)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from app.bus.protocol import type_names
 from app.events import catalog as ev
 from app.events.base import Event
 from app.events.rating import FeedbackCreated, FeedbackDeleted
@@ -221,6 +222,9 @@ class CatalogProjection:
 
     name = "catalog"
     version = 1
+    handles = type_names(
+        ev.BookCreated, ev.BookUpdated, ev.BookDeleted, FeedbackCreated, FeedbackDeleted, *_NAMED_EVENTS
+    )
 
     def ddl(self, prefix: str) -> list[str]:
         return catalog_tables.ddl(prefix)

@@ -10,6 +10,7 @@ import json
 
 import asyncpg
 
+from app.bus.protocol import type_names
 from app.events import ordering as ev
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, buyer_orders_topic, order_topic
@@ -104,6 +105,7 @@ class OrderingProjection:
 
     name = "ordering"
     version = 1
+    handles = type_names(ev.BuyerAddressUpdated, ev.OrderPlaced, ev.OrderCompleted, ev.OrderCancelled)
 
     def ddl(self, prefix: str) -> list[str]:
         return ordering_tables.ddl(prefix)

