@@ -133,7 +133,8 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
     async with AsyncExitStack() as stack:
         pool = await create_pool(database_url, size=settings.db_pool_size)
         stack.push_async_callback(pool.close)
-        redis = aioredis.Redis.from_url(redis_url)
+        timeout = settings.redis_timeout
+        redis = aioredis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
         stack.push_async_callback(redis.aclose)
         broadcast = Broadcast(backend=RedisPubSubBackend(redis_url))
         await broadcast.connect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -16,6 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from app.domain.errors import UnavailableError
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -30,6 +33,15 @@ POSTGRES_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
 )
+# What asyncpg raises on a connection whose server sent an error while it was idle (the FATAL "terminating
+# connection due to administrator command" of a shutdown): it waits for a sync that never comes.
+_BROKEN_PROTOCOL = ("another operation (2) is in progress", 'protocol is in the "failed" state')
+# Driver errors that may mean PostgreSQL is down; is_postgres_down tells.
+MAYBE_DOWN: tuple[type[BaseException], ...] = (
+    *POSTGRES_DOWN,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; nothing was changed. Retry shortly."
 
 
@@ -37,6 +49,8 @@ def is_postgres_down(exc: BaseException) -> bool:
     """Tell whether `exc` means PostgreSQL cannot be reached, rather than a bug or a bad request."""
     if isinstance(exc, POSTGRES_DOWN):
         return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        return any(broken in str(exc) for broken in _BROKEN_PROTOCOL)
     # asyncpg reports a connection or pool that went away as InterfaceError("... is closed/closing").
     return isinstance(exc, asyncpg.InterfaceError) and ("closed" in str(exc) or "closing" in str(exc))
 
@@ -48,7 +62,7 @@ def unavailable_when_down(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitabl
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
-        except (*POSTGRES_DOWN, asyncpg.InterfaceError) as exc:
+        except MAYBE_DOWN as exc:
             if not is_postgres_down(exc):
                 raise
             raise UnavailableError(UNAVAILABLE_MESSAGE) from None
@@ -68,9 +82,25 @@ def sqlalchemy_url(url: str) -> str:
     return "postgresql+asyncpg://" + plain_url(url)[len("postgresql://") :]
 
 
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
+    """A pool connection whose clean-up on release never turns a finished request into a failure."""
+
+    async def reset(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 - asyncpg's signature
+        # By release time the transaction has committed or rolled back. If PostgreSQL cut the connection
+        # just after (a shutdown), asyncpg's reset fails, terminates the connection and re-raises into
+        # the request, which then reports a committed mutation as an error: drop the connection only.
+        try:
+            await super().reset(timeout=timeout)
+        except Exception as exc:
+            log.warning("dropping a PostgreSQL connection that could not be reset: %s", exc)
+            self.terminate()
+
+
 async def create_pool(url: str, *, size: int = 10) -> asyncpg.Pool:
     """Open an asyncpg pool; JSON columns stay text and are decoded by their owners."""
-    pool = await asyncpg.create_pool(plain_url(url), min_size=1, max_size=size, command_timeout=30)
+    pool = await asyncpg.create_pool(
+        plain_url(url), min_size=1, max_size=size, command_timeout=30, connection_class=PooledConnection
+    )
     assert pool is not None
     return pool
 

@@ -27,6 +27,9 @@ class Settings:
     changes_retention_days: float = 7.0
     subscriber_queue_size: int = 256
     relay_poll_interval: float = 1.0
+    # Seconds to wait for Redis to connect or answer a command (longer than the consumers' 1 s XREADGROUP
+    # block): past it a frozen or cut-off Redis is treated as down, and consumers catch up from PostgreSQL.
+    redis_timeout: float = 5.0
     lease_ttl: float = 10.0
     max_query_depth: int = 12
     max_body_bytes: int = 1_000_000

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
 from redis.exceptions import RedisError, ResponseError
 
 from app import db
 
-# Loops wait and retry on these; a connection reported closed (InterfaceError) counts as well.
-POSTGRES_DOWN: tuple[type[BaseException], ...] = (*db.POSTGRES_DOWN, asyncpg.InterfaceError)
+# Loops wait and retry on these; a connection reported closed (InterfaceError) counts as well, and so
+# does asyncpg's InternalClientError, which a connection cut by a PostgreSQL shutdown raises: never the
+# event's fault.
+POSTGRES_DOWN: tuple[type[BaseException], ...] = db.MAYBE_DOWN
 
 REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError)
 

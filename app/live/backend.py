@@ -19,6 +19,7 @@ from broadcaster._backends.base import BroadcastBackend
 from redis import asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.aio import cancel_and_wait
 
@@ -28,6 +29,7 @@ CATCH_UP = "catch-up"
 """Message meaning "notices on this channel may have been lost": subscribers re-read read.changes."""
 
 _FIRST_RETRY_DELAY = 0.1
+_PUBLISH_TIMEOUT = 2.0  # a PUBLISH takes well under a millisecond; past this Redis is frozen or cut off
 _EVENT_BUFFER = 10_000
 
 
@@ -53,7 +55,10 @@ class RedisPubSubBackend(BroadcastBackend):
         self._connections = aioredis.ConnectionPool.from_url(
             url, protocol=2, client_name=self.client_name, socket_connect_timeout=5
         )
-        self._publisher = aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        self._publisher = aioredis.Redis.from_url(
+            url, socket_connect_timeout=5, socket_timeout=_PUBLISH_TIMEOUT
+        )
+        self._silent_until = 0.0  # loop time until which publish fails at once: Redis stopped answering
         self._health_interval = health_interval
         self._max_retry_delay = max_retry_delay
         self._confirm_timeout = confirm_timeout
@@ -110,9 +115,16 @@ class RedisPubSubBackend(BroadcastBackend):
 
     async def publish(self, channel: str, message: Any) -> None:
         """Publish a message; raise BackendUnavailable if Redis cannot take it."""
+        # After a timeout, fail at once for a while: a frozen Redis must not hold every projection's
+        # commit loop for the timeout, batch after batch (the notifier announces a catch-up later).
+        now = asyncio.get_running_loop().time()
+        if now < self._silent_until:
+            raise BackendUnavailable(f"cannot publish to Redis channel {channel!r}: Redis stopped answering")
         try:
             await self._publisher.publish(channel, message)
         except (RedisError, OSError) as error:
+            if isinstance(error, RedisTimeoutError | TimeoutError):
+                self._silent_until = now + _PUBLISH_TIMEOUT + self._max_retry_delay
             raise BackendUnavailable(f"cannot publish to Redis channel {channel!r}: {error}") from None
 
     async def next_published(self) -> Event:

@@ -17,6 +17,7 @@ from strawberry.extensions import (
 from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.types import ExecutionContext
 
+from app.db import is_postgres_down
 from app.domain.errors import DomainError, UnavailableError, ValidationError
 from app.live.errors import ResumeTooOld
 
@@ -32,6 +33,12 @@ RESUME_EXPIRED_MESSAGE = (
     "subscribe again without `after` (or with a position returned since)."
 )
 EXPECTED_ERRORS = (DomainError, ResumeTooOld)
+
+
+def _is_unreachable(error: BaseException | None) -> bool:
+    """Tell whether an error an adapter let through means a server cannot be reached (not a bug)."""
+    # Any OSError counts: a refused or timed-out connection to PostgreSQL or Redis.
+    return error is not None and is_postgres_down(error)
 
 
 def _needs_rewrite(error: GraphQLError) -> bool:
@@ -52,8 +59,9 @@ class PublicErrors(MaskErrors):
             return self._public(error, original.message, _extensions(original))
         if isinstance(original, ResumeTooOld):
             return self._public(error, RESUME_EXPIRED_MESSAGE, {"code": RESUME_EXPIRED})
-        if isinstance(original, OSError | TimeoutError):
-            # A refused or lost connection that an adapter let through: still a clear, typed answer.
+        if _is_unreachable(original):
+            # A refused or lost connection (or PostgreSQL shutting down, starting up) that an adapter
+            # let through: still a clear, typed answer.
             return self._public(error, UNAVAILABLE, {"code": UnavailableError.code})
         return self._public(error, self.error_message, {"code": "INTERNAL_SERVER_ERROR"})
 
@@ -76,8 +84,13 @@ class Schema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         for error in errors:
-            if _needs_rewrite(error) and not isinstance(error.original_error, EXPECTED_ERRORS):
-                logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
+            original = error.original_error
+            if not _needs_rewrite(error) or isinstance(original, EXPECTED_ERRORS):
+                continue
+            if _is_unreachable(original):
+                logger.warning("%s answered UNAVAILABLE: %s", error.path or "a request", original)
+            else:
+                logger.error("unexpected error at %s", error.path, exc_info=original)
 
 
 def _extensions(error: DomainError) -> dict[str, object]:
