@@ -120,7 +120,7 @@ def build_workers(container: Container) -> Workers:
         container.redis,
         container.event_store,
         build_consumers(container),
-        container.notifier.publish,
+        container.notifier,
         periodic={"purge-changes": (CHANGES_PURGE_EVERY, purge), **mail_jobs(container)},
         scheduled=build_scheduled(container),
     )

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN
 from app.bus.lease import Lease, LeaseLost
-from app.bus.protocol import Consumer, Publish
+from app.bus.protocol import Announcer, Consumer
 from app.domain.errors import ValidationError
 from app.events import UnknownEventType
 from app.eventstore import START, Position, RecordedEvent
@@ -71,14 +71,14 @@ class Applier:
         redis: aioredis.Redis,
         consumer: Consumer,
         lease: Lease,
-        publish: Publish,
+        announcer: Announcer,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._redis = redis
         self._consumer = consumer
         self._lease = lease
-        self._publish = publish
+        self._announcer = announcer
         self.checkpoint = START
 
     async def refresh(self) -> Position:
@@ -168,7 +168,7 @@ class Applier:
         if not notices:
             return
         try:
-            await self._publish(notices)
+            await self._announcer.publish(notices)
         except Exception:
             # Subscribers resume from read.changes, so a lost notice delays them but loses nothing.
             log.exception("%s: publishing %d change notices failed", self._consumer.name, len(notices))

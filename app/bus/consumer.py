@@ -22,11 +22,11 @@ from app.bus.applier import Applier, EventRef
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, is_nogroup, text
 from app.bus.lease import Lease, LeaseLost
 from app.bus.messages import Message
-from app.bus.protocol import Consumer, Publish
+from app.bus.protocol import Announcer, Consumer
 from app.eventstore import EventStore, Position, RecordedEvent
 from app.settings import Settings
 
-__all__ = ["Consumer", "ConsumerRunner", "Publish"]
+__all__ = ["Announcer", "Consumer", "ConsumerRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ConsumerRunner:
         redis: aioredis.Redis,
         event_store: EventStore,
         consumer: Consumer,
-        publish: Publish,
+        announcer: Announcer,
     ) -> None:
         self._settings = settings
         self._pool = pool
@@ -75,7 +75,8 @@ class ConsumerRunner:
         self._stream = settings.events_stream
         self._group = consumer.name
         self._lease = Lease(pool, consumer.name, settings.lease_ttl)
-        self._applier = Applier(settings, pool, redis, consumer, self._lease, publish)
+        self._announcer = announcer
+        self._applier = Applier(settings, pool, redis, consumer, self._lease, announcer)
         self._ignored = frozenset(event_store.registry.names()) - consumer.handles
         self.is_active = False
 
@@ -130,6 +131,8 @@ class ConsumerRunner:
         keeper = asyncio.create_task(self._lease.keep(lost))
         try:
             await self._applier.refresh()
+            # The previous leader may have died between committing a batch and announcing it.
+            await self._announcer.catch_up_everyone()
             await self._follow(lost)
         finally:
             # Not suppress(CancelledError): a cancel of run() arriving here must propagate.

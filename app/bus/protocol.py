@@ -1,8 +1,8 @@
-"""The port a consumer group implements, and what the runner hands to `publish`."""
+"""The port a consumer group implements, and the port the runner announces committed changes through."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import asyncpg
@@ -12,7 +12,17 @@ from app.events import REGISTRY, Event
 from app.eventstore import Position, RecordedEvent
 from app.live.notices import ChangeNotice
 
-Publish = Callable[[list[ChangeNotice]], Awaitable[None]]
+
+class Announcer(Protocol):
+    """Where a consumer announces the changes it committed (the live notifier)."""
+
+    async def publish(self, notices: Sequence[ChangeNotice]) -> None:
+        """Announce committed changes; never raises (subscribers can re-read read.changes)."""
+        ...
+
+    async def catch_up_everyone(self) -> bool:
+        """Tell every subscriber that notices may have been lost; return whether that was sent."""
+        ...
 
 
 class Consumer(Protocol):

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from app.aio import cancel_and_wait
 from app.bus.consumer import ConsumerRunner
-from app.bus.protocol import Consumer, Publish
+from app.bus.protocol import Announcer, Consumer
 from app.bus.relay import Relay
 from app.bus.scheduler import Handler, Scheduler
 from app.eventstore import EventStore
@@ -37,13 +37,13 @@ class Workers:
         redis: aioredis.Redis,
         event_store: EventStore,
         consumers: Sequence[Consumer],
-        publish: Publish,
+        announcer: Announcer,
         periodic: Mapping[str, tuple[float, Job]] = _NO_JOBS,
         *,
         scheduled: Mapping[str, Handler] = _NO_HANDLERS,
     ) -> None:
         self.relay = Relay(settings, pool, redis, event_store)
-        self.runners = [ConsumerRunner(settings, pool, redis, event_store, c, publish) for c in consumers]
+        self.runners = [ConsumerRunner(settings, pool, redis, event_store, c, announcer) for c in consumers]
         self.scheduler = Scheduler(pool)
         self._handlers: dict[str, Handler] = dict(scheduled)
         for kind, (seconds, job) in periodic.items():

@@ -2,9 +2,11 @@
 
 A subscriber never misses a change and never sees one twice: it registers for live notices before
 it replays read.changes, skips live notices it has already delivered, and, when its queue overflows
-or the backend reconnects, it is marked lagging and catches up from read.changes before going live
-again. Its memory stays bounded by its queue. A resume from a position whose changes may have been
-purged (below the retention horizon) raises ResumeTooOld instead of leaving a gap.
+or the backend reconnects, or a CATCH_UP arrives on the every-topic channel (notices were lost, or a
+consumer took over from one that may have died between its commit and its publish), it is marked
+lagging and catches up from read.changes before going live again. Its memory stays bounded by its
+queue. A resume from a position whose changes may have been purged (below the retention horizon)
+raises ResumeTooOld instead of leaving a gap.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from app.live.backend import CATCH_UP
 from app.live.changes import changes_after, latest_position, retention_horizon
 from app.live.errors import ResumeTooOld
 from app.live.notices import ChangeNotice
+from app.live.notifier import EVERY_TOPIC
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ class Hub:
         self._pool = pool
         self._settings = settings
         self._topics: dict[str, _Topic] = {}
+        self._everyone: asyncio.Task[None] | None = None  # follows the every-topic catch-up channel
         self._closed = False
 
     async def subscribe(
@@ -134,6 +138,8 @@ class Hub:
             for subscriber in entry.subscribers:
                 subscriber.wake()
         await self._stop_pumps(entries)
+        if self._everyone is not None:
+            await cancel_and_wait([self._everyone])
 
     def topics(self) -> set[str]:
         """Return the topics this process is subscribed to."""
@@ -167,6 +173,8 @@ class Hub:
             raise ResumeTooOld(subscriber.position, horizon)
 
     def _join(self, topic: str, subscriber: _Subscriber) -> _Topic:
+        if self._everyone is None:
+            self._everyone = asyncio.create_task(self._pump_everyone(), name="hub every topic")
         entry = self._topics.get(topic)
         if entry is None:
             entry = self._topics[topic] = _Topic()
@@ -195,6 +203,25 @@ class Hub:
             for subscriber in entry.subscribers:
                 subscriber.fall_behind()
             await asyncio.sleep(PUMP_RETRY)
+
+    async def _pump_everyone(self) -> None:
+        """Follow the channel whose CATCH_UP concerns every topic (notices lost, a consumer took over)."""
+        channel = self._settings.changes_channel(EVERY_TOPIC)
+        while True:
+            try:
+                async with self._broadcast.subscribe(channel) as events:
+                    while True:
+                        await events.get()
+                        self._everyone_falls_behind()
+            except Exception:
+                log.exception("live notices: the every-topic subscription failed; retrying")
+            self._everyone_falls_behind()
+            await asyncio.sleep(PUMP_RETRY)
+
+    def _everyone_falls_behind(self) -> None:
+        for entry in self._topics.values():
+            for subscriber in entry.subscribers:
+                subscriber.fall_behind()
 
     def _fan_out(self, entry: _Topic, message: str) -> None:
         if message == CATCH_UP:

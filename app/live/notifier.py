@@ -13,9 +13,10 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Topics whose notices were lost are remembered to tell their subscribers to catch up; past this
-# many, the rest rely on the subscribers' own reconnect (a long outage drops their connection too).
-_MAX_MISSED_TOPICS = 10_000
+# The pseudo-topic whose CATCH_UP tells every subscriber of every topic, in every API process, to re-read
+# read.changes: after lost notices, and when a consumer starts leading (its predecessor may have died
+# between a commit and its publish).
+EVERY_TOPIC = "*"
 
 
 class Notifier:
@@ -24,26 +25,22 @@ class Notifier:
     def __init__(self, broadcast: Broadcast, settings: Settings) -> None:
         self._broadcast = broadcast
         self._settings = settings
-        self._missed: set[str] = set()
+        self._lost = False  # notices were lost and no catch-up has been announced since
 
     async def publish(self, notices: Sequence[ChangeNotice]) -> None:
         """Publish each notice to its topic's channel, in the order read.changes replays them."""
-        if self._missed and not await self._announce_catch_up():
-            self._remember(notices)
+        if self._lost and not await self.catch_up_everyone():
             return
         ordered = sorted(notices, key=lambda notice: (notice.position, notice.entity_id))
-        for index, notice in enumerate(ordered):
+        for notice in ordered:
             if not await self._send(notice.topic, notice.to_json()):
-                self._remember(ordered[index:])
+                self._lost = True
                 return
 
-    async def _announce_catch_up(self) -> bool:
-        # Subscribers elsewhere never saw the lost notices: they must re-read read.changes.
-        for topic in sorted(self._missed):
-            if not await self._send(topic, CATCH_UP):
-                return False
-            self._missed.discard(topic)
-        return True
+    async def catch_up_everyone(self) -> bool:
+        """Tell every subscriber to re-read read.changes (it may have missed notices); return whether sent."""
+        self._lost = not await self._send(EVERY_TOPIC, CATCH_UP)
+        return not self._lost
 
     async def _send(self, topic: str, message: str) -> bool:
         try:
@@ -52,9 +49,3 @@ class Notifier:
             log.warning("live notices: cannot publish to topic %s: %s", topic, error)
             return False
         return True
-
-    def _remember(self, notices: Sequence[ChangeNotice]) -> None:
-        for notice in notices:
-            if len(self._missed) >= _MAX_MISSED_TOPICS:
-                return
-            self._missed.add(notice.topic)

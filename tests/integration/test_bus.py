@@ -66,7 +66,7 @@ class Counter(CountingConsumer, OwnCheckpoint):
 
 def runner(env: BusEnv, consumer: Counter | None = None) -> ConsumerRunner:
     consumer = consumer or Counter()
-    return ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env.publish)
+    return ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env)
 
 
 def relay(env: BusEnv) -> Relay:
@@ -427,9 +427,7 @@ async def test_workers_start_and_stop_cleanly(env: BusEnv) -> None:
     async def job() -> None:
         ran.set()
 
-    workers = Workers(
-        env.settings, env.pool, env.redis, env.store, [Counter()], env.publish, {"job": (60.0, job)}
-    )
+    workers = Workers(env.settings, env.pool, env.redis, env.store, [Counter()], env, {"job": (60.0, job)})
     await workers.start()
     await env.append(2)
     await applied_count(env, 2)
@@ -532,7 +530,7 @@ async def test_events_a_consumer_ignores_move_its_checkpoint_without_a_batch_tra
     assert list(await env.applied("late")) == event_ids(authors)
     # A projection passes events it ignores too, so read-your-writes on it does not wait for its next event.
     rating = ProjectionConsumer(RATING)
-    env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, rating, env.publish).run())
+    env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, rating, env).run())
     assert await wait_for_position(env.pool, "rating", head, timeout=10.0)
 
 
@@ -567,7 +565,7 @@ async def test_a_consumer_that_lost_its_lease_cannot_move_its_checkpoint(env: Bu
     consumer = Counter()
     lost = Lease(env.pool, consumer.name, env.settings.lease_ttl)
     assert await lost.try_acquire()
-    applier = Applier(env.settings, env.pool, env.redis, consumer, lost, env.publish)
+    applier = Applier(env.settings, env.pool, env.redis, consumer, lost, env)
     await applier.refresh()
     await applier.apply([], author.position)
     assert applier.checkpoint == author.position

@@ -140,7 +140,7 @@ class Flow:
             env.redis,
             env.store,
             consumers,
-            env.publish,
+            env,
             scheduled={TIMEOUT: self.saga.on_timeout},
         )
 

@@ -28,7 +28,7 @@ from app.live.changes import changes_after, latest_position, retention_horizon
 from app.live.errors import ResumeTooOld
 from app.live.hub import Hub
 from app.live.notices import ChangeNotice
-from app.live.notifier import Notifier
+from app.live.notifier import EVERY_TOPIC, Notifier
 from app.projections.status import purge_changes
 from app.settings import Settings
 
@@ -259,20 +259,23 @@ async def test_notifier_tells_subscribers_to_catch_up_after_failed_publishes(
     listening = RedisPubSubBackend(f"unix://{tmp_path}/valkey.sock", max_retry_delay=0.2)
     notifier = Notifier(Broadcast(backend=publishing), settings)
     topic = new_topic()
-    channel = settings.changes_channel(topic)
+    channel, everyone = settings.changes_channel(topic), settings.changes_channel(EVERY_TOPIC)
     try:
         await listening.connect()
         await listening.subscribe(channel)
+        await listening.subscribe(everyone)
         await asyncio.to_thread(server.stop)
         await notifier.publish(make_notices(topic, 1))  # lost, and remembered
 
         await asyncio.to_thread(restarted.start)
         # The listener's own reconnect first, then the notifier's announcement before its next notice.
-        assert await asyncio.wait_for(listening.next_published(), WAIT) == Event(channel, CATCH_UP)
+        reconnected = [await asyncio.wait_for(listening.next_published(), WAIT) for _ in range(2)]
+        assert sorted(e.channel for e in reconnected) == sorted([channel, everyone])
+        assert {e.message for e in reconnected} == {CATCH_UP}
         notice = make_notices(topic, 1)[0]
         await notifier.publish([notice])
         received = [await asyncio.wait_for(listening.next_published(), WAIT) for _ in range(2)]
-        assert received == [Event(channel, CATCH_UP), Event(channel, notice.to_json())]
+        assert received == [Event(everyone, CATCH_UP), Event(channel, notice.to_json())]
     finally:
         await listening.disconnect()
         await publishing.disconnect()
@@ -405,6 +408,22 @@ async def test_slow_subscriber_catches_up_in_order_with_a_bounded_queue(
     finally:
         await hub.close()
     assert deepest <= 4
+
+
+async def test_a_catch_up_for_every_topic_recovers_notices_never_published(
+    hub: Hub, notifier: Notifier, pool: asyncpg.Pool
+) -> None:
+    # What a worker killed between a projection's commit and its publish leaves behind: rows in
+    # read.changes that no notice announced. The next leader's catch_up_everyone() recovers them.
+    topic = new_topic()
+    async with contextlib.aclosing(hub.subscribe(topic, START)) as stream:
+        published = make_notices(topic, 1)
+        await commit(pool, notifier, published)
+        assert await take(stream, 1) == published
+        silent = make_notices(topic, 2)
+        await record(pool, silent)  # committed, never announced
+        assert await notifier.catch_up_everyone()
+        assert await take(stream, 2) == in_replay_order(silent)
 
 
 async def test_hub_recovers_what_was_lost_while_the_backend_reconnected(

@@ -332,7 +332,7 @@ async def test_the_workers_send_new_mail_at_once(
 
         # A periodic run an hour apart: only the wake-up the consumer schedules can send promptly.
         workers = Workers(
-            settings, env.pool, env.redis, env.store, [post.outbox], env.publish, {SEND_MAIL: (3600.0, send)}
+            settings, env.pool, env.redis, env.store, [post.outbox], env, {SEND_MAIL: (3600.0, send)}
         )
         await workers.start()
         try:

@@ -113,7 +113,7 @@ async def shop(make_settings: Callable[[], Settings]) -> AsyncIterator[Shop]:
         bus = CommandBus(env.pool, env.store)
         check = FeedbackCheck(bus, env.store)
         consumers = [ProjectionConsumer(CATALOG), ProjectionConsumer(RATING), check]
-        workers = Workers(settings, env.pool, env.redis, env.store, consumers, env.publish)
+        workers = Workers(settings, env.pool, env.redis, env.store, consumers, env)
         await workers.start()
         try:
             yield Shop(env, bus, check, workers, CatalogQueries(env.pool), RatingQueries(env.pool))
