@@ -240,7 +240,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         _run_migrations(resolved)
         _announce(settings, resolved, workers=not args.no_workers)
         app = create_app(resolved, workers=not args.no_workers)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            ws_ping_interval=settings.ws_ping_interval,
+            ws_ping_timeout=settings.ws_ping_timeout,
+        )
 
 
 class _Stopped(Exception):

@@ -30,6 +30,10 @@ class Settings:
     # Seconds to wait for Redis to connect or answer a command (longer than the consumers' 1 s XREADGROUP
     # block): past it a frozen or cut-off Redis is treated as down, and consumers catch up from PostgreSQL.
     redis_timeout: float = 5.0
+    # Websocket keep-alive: a ping every interval; the connection is closed when no pong came within the
+    # timeout. A subscriber that stops reading cannot answer, so the timeout is how long one may pause.
+    ws_ping_interval: float = 20.0
+    ws_ping_timeout: float = 60.0
     lease_ttl: float = 10.0
     max_query_depth: int = 12
     max_body_bytes: int = 1_000_000
