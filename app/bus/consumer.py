@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 BLOCK_MS = 1000
+REDIS_RETRY_CAP = 5.0  # seconds between tries of an unreachable Redis, while PostgreSQL is read
 
 Entries = Sequence[tuple[Any, Any]]
 
@@ -141,10 +142,14 @@ class ConsumerRunner:
     async def _follow(self, lost: asyncio.Event) -> None:
         live = await self._sync()
         settled: list[str] = []
+        redis_retry = Backoff(self._settings.relay_poll_interval, REDIS_RETRY_CAP)
         while not lost.is_set():
             if not live:
-                await asyncio.sleep(self._settings.relay_poll_interval)
+                # PostgreSQL at every poll, Redis only at a backoff: a frozen Redis costs a timeout per try.
+                await self._poll_postgres(redis_retry.next(), lost)
                 live = await self._sync()
+                if live:
+                    redis_retry.reset()
                 continue
             try:
                 settled = await self._handle(await self._read(settled))
@@ -156,6 +161,16 @@ class ConsumerRunner:
                     log.warning("%s: Redis unavailable (%s); reading PostgreSQL", self._group, exc)
                 live = await self._sync()
         raise LeaseLost(f"lease {self._group} lost by {self.owner}")
+
+    async def _poll_postgres(self, seconds: float, lost: asyncio.Event) -> None:
+        """Catch up from PostgreSQL every poll interval for `seconds`, leaving Redis alone."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not lost.is_set():
+            await asyncio.sleep(self._settings.relay_poll_interval)
+            if loop.time() >= deadline:
+                return
+            await self._catch_up()
 
     async def _sync(self) -> bool:
         """Catch up from PostgreSQL; return whether the stream can be followed again."""
