@@ -142,6 +142,8 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
         event_store = EventStore(pool)
         hub = Hub(broadcast, pool, settings)
         stack.push_async_callback(hub.close)
+        notifier = Notifier(broadcast, settings)
+        stack.push_async_callback(notifier.close)
         built = Container(
             settings=settings,
             pool=pool,
@@ -154,7 +156,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             rating=RatingQueries(pool),
             notifications=NotificationQueries(pool),
             broadcast=broadcast,
-            notifier=Notifier(broadcast, settings),
+            notifier=notifier,
             hub=hub,
             workers=None,
         )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
 from broadcaster import Broadcast
 
+from app.aio import cancel_and_wait
+from app.bus.infra import Backoff
 from app.live.backend import CATCH_UP
 from app.live.notices import ChangeNotice
 from app.settings import Settings
@@ -17,6 +20,7 @@ log = logging.getLogger(__name__)
 # read.changes: after lost notices, and when a consumer starts leading (its predecessor may have died
 # between a commit and its publish).
 EVERY_TOPIC = "*"
+RETRY_FIRST, RETRY_CAP = 0.5, 5.0  # seconds between tries of a lost catch-up announcement
 
 
 class Notifier:
@@ -26,6 +30,7 @@ class Notifier:
         self._broadcast = broadcast
         self._settings = settings
         self._lost = False  # notices were lost and no catch-up has been announced since
+        self._retry: asyncio.Task[None] | None = None
 
     async def publish(self, notices: Sequence[ChangeNotice]) -> None:
         """Publish each notice to its topic's channel, in the order read.changes replays them."""
@@ -34,13 +39,35 @@ class Notifier:
         ordered = sorted(notices, key=lambda notice: (notice.position, notice.entity_id))
         for notice in ordered:
             if not await self._send(notice.topic, notice.to_json()):
-                self._lost = True
+                self._lose()
                 return
 
     async def catch_up_everyone(self) -> bool:
         """Tell every subscriber to re-read read.changes (it may have missed notices); return whether sent."""
-        self._lost = not await self._send(EVERY_TOPIC, CATCH_UP)
-        return not self._lost
+        if await self._send(EVERY_TOPIC, CATCH_UP):
+            self._lost = False
+            return True
+        self._lose()
+        return False
+
+    async def close(self) -> None:
+        """Stop retrying a catch-up announcement."""
+        if self._retry is not None:
+            await cancel_and_wait([self._retry])
+
+    def _lose(self) -> None:
+        # Announced again until it gets through, not only with the next notices: the lost ones may
+        # have been the last for a long while, and their subscribers would wait for them until then.
+        self._lost = True
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.create_task(self._announce_until_sent(), name="notifier catch-up")
+
+    async def _announce_until_sent(self) -> None:
+        backoff = Backoff(RETRY_FIRST, RETRY_CAP)
+        while self._lost:
+            await backoff.wait()
+            if self._lost and await self._send(EVERY_TOPIC, CATCH_UP):
+                self._lost = False
 
     async def _send(self, topic: str, message: str) -> bool:
         try:
