@@ -2,7 +2,8 @@
 
 The new generation is filled up to the live consumer's checkpoint, never past it: the consumer goes
 on from its checkpoint on the new tables after the swap, so no event is applied twice and every
-change after the checkpoint is still announced by the consumer. The rebuild itself writes no
+change after the checkpoint is still announced by the consumer. Events the consumer parked are
+replayed like any other, so the swap resolves their dead letters. The rebuild itself writes no
 read.changes rows (subscribers already saw those changes).
 """
 
@@ -22,6 +23,12 @@ BATCH_SIZE = 500
 
 _CHECKPOINT = "SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1"
 _SWAP_SET = "UPDATE read.projections SET generation = $2, version = $3, updated_at = now() WHERE name = $1"
+# The new generation replayed every event up to the checkpoint, parked ones included: a later
+# `deadletters retry` would apply them a second time (a rating counted twice).
+_RESOLVE_PARKED = """
+UPDATE bus.dead_letters SET resolved_at = now()
+WHERE consumer = $1 AND resolved_at IS NULL AND (transaction_id, global_position) <= ($2, $3)
+"""
 
 
 class UnknownProjection(LookupError):
@@ -123,6 +130,7 @@ async def _swap(
         for statement in projection.view_ddl(prefix):
             await conn.execute(statement)
         await conn.execute(_SWAP_SET, projection.name, new, projection.version)
+        await conn.execute(_RESOLVE_PARKED, projection.name, target.transaction_id, target.global_position)
     return position, count
 
 
