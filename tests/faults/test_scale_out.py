@@ -19,8 +19,7 @@ from app.db import create_pool
 from app.eventstore import EventStore, Position
 from tests.faults.cluster import Cluster, Proc, admin_token
 from tests.faults.conftest import Profile, record
-from tests.faults.test_worker_crash import wait_received
-from tests.faults.traffic import Load, Watcher, check_exactly_once, logged_changes, make_refs
+from tests.faults.traffic import Load, Watcher, check_exactly_once, logged_changes, make_refs, wait_received
 
 HANDOVER_LIMIT = 60.0  # seconds; generous for a loaded CI machine (the lease TTL is 3 s)
 

@@ -31,7 +31,6 @@ from app.schema.extensions import PublicErrors
 from tests.e2e.clients import TRANSPORT_WS, bearer
 from tests.faults.cluster import Cluster, PrivatePostgres, PrivateValkey, Proc, admin_token
 from tests.faults.conftest import Profile, record
-from tests.faults.test_worker_crash import wait_received
 from tests.faults.traffic import (
     CATALOG_CHANGED,
     CREATE_BOOK,
@@ -41,6 +40,7 @@ from tests.faults.traffic import (
     check_exactly_once,
     logged_changes,
     make_refs,
+    wait_received,
 )
 
 FROZEN_SOAK = 10.0  # the "Redis unreachable for 10 s"

@@ -23,7 +23,6 @@ from websockets.typing import Subprotocol
 from tests.e2e.clients import TRANSPORT_WS
 from tests.faults.cluster import Cluster, Proc, admin_token
 from tests.faults.conftest import Profile, record
-from tests.faults.test_worker_crash import wait_received
 from tests.faults.traffic import (
     CATALOG_CHANGED,
     Change,
@@ -32,6 +31,7 @@ from tests.faults.traffic import (
     check_exactly_once,
     logged_changes,
     make_refs,
+    wait_received,
 )
 
 MARGIN = 1.01  # a few more mutations than changes wanted: an update that repeats a price changes nothing

@@ -7,9 +7,7 @@ import random
 
 from tests.faults.cluster import Cluster, admin_token
 from tests.faults.conftest import Profile, record
-from tests.faults.traffic import Load, Watcher, check_exactly_once, logged_changes, make_refs
-
-SETTLE = 60.0  # seconds the subscriber may take to receive the last changes
+from tests.faults.traffic import Load, Watcher, check_exactly_once, logged_changes, make_refs, wait_received
 
 
 async def test_sigkilled_worker_loses_skips_and_repeats_nothing(cluster: Cluster, profile: Profile) -> None:
@@ -47,10 +45,3 @@ async def test_sigkilled_worker_loses_skips_and_repeats_nothing(cluster: Cluster
         changes_received=f"{len(watcher.received)} of {len(expected)}",
         caught_up_after_load=f"{recovered:.2f} s",
     )
-
-
-async def wait_received(watcher: Watcher, count: int, limit: float = SETTLE) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while len(watcher.received) < count and loop.time() < deadline:  # noqa: ASYNC110 - polls a list
-        await asyncio.sleep(0.1)

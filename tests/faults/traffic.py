@@ -25,6 +25,7 @@ from app.eventstore import Position
 from tests.e2e.clients import TRANSPORT_WS, bearer
 
 REQUEST_TIMEOUT = 30.0
+SETTLE = 60.0  # seconds a subscriber may take to receive the last changes
 
 REFS = """mutation($n: String!) {
   a: createAuthor(input: {name: $n}) { ... on CreateAuthorSuccess { authorId position } }
@@ -180,6 +181,14 @@ class Watcher:
     @property
     def last_position(self) -> str | None:
         return self.received[-1][0] if self.received else self.after
+
+
+async def wait_received(watcher: Watcher, count: int, limit: float = SETTLE) -> None:
+    """Wait until the watcher holds `count` changes or `limit` seconds pass (the check then fails)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while len(watcher.received) < count and loop.time() < deadline:  # noqa: ASYNC110 - polls a list
+        await asyncio.sleep(0.1)
 
 
 class ResumeRefused(Exception):
