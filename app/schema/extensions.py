@@ -1,12 +1,15 @@
-"""Schema extensions: parser and validation caches, a depth limit, and public error formatting."""
+"""Schema extensions: parser and validation caches, a depth limit, public error formatting, and an
+executor whose subscriptions do not grow with every event."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.execution import Executor
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -15,6 +18,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.extensions.query_depth_limiter import create_validator
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from app.db import is_postgres_down
@@ -91,6 +95,22 @@ class Schema(strawberry.Schema):
                 logger.warning("%s answered UNAVAILABLE: %s", error.path or "a request", original)
             else:
                 logger.error("unexpected error at %s", error.path, exc_info=original)
+
+
+class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Run each subscription event with a subfield memo of its own, so a subscription stays the same size.
+
+    graphql-core 3.3.2 builds every event's executor as a shallow copy of the subscription's, so all
+    events share one memo of collected subfields. It is keyed by the identity of field lists that each
+    event creates anew, and keeps them alive: it gains entries with every event (about 1.5 KiB per
+    event delivered) and is freed only when the subscription ends. The memo only pays within one
+    execution (a list of objects), so each event gets an empty one.
+    """
+
+    def build_per_event_executor(self, payload: Any) -> Executor[Any]:
+        executor = super().build_per_event_executor(payload)
+        executor._relevant_sub_fields = {}
+        return executor
 
 
 def _extensions(error: DomainError) -> dict[str, object]:

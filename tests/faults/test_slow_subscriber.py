@@ -38,11 +38,11 @@ MARGIN = 1.01  # a few more mutations than changes wanted: an update that repeat
 READ_LIMIT = 120.0  # seconds the slow client may take to read everything once it reads again
 RECEIVE_BUFFER = 16 * 1024  # bytes: the slow client's kernel buffer, so backpressure reaches the server soon
 SAMPLE_EVERY = 0.2  # seconds between two samples of the API's resident memory
-# MiB the watched API may grow by. Generous: the hub holds at most subscriber_queue_size (256) queued
-# and one page (500) of caught-up notices per subscriber, well under 1 MiB, and uvicorn stops at its
-# 64 KiB write buffer. Measured on a loaded 2-core machine: +6 MiB for 2,000 changes, +29 MiB for
-# 10,000 (the same with an unbounded queue, so not the slow subscriber's: about 3 KiB per change).
-MEMORY_BOUND = 64.0
+# MiB the watched API may grow by. The hub holds at most subscriber_queue_size (256) queued and one
+# page (500) of caught-up notices per subscriber, well under 1 MiB, and uvicorn stops at its 64 KiB
+# write buffer; a few MiB of warm-up remain. Growing with the changes would exceed it: graphql-core's
+# per-event memo (fixed by PerEventExecutor) grew by about 3 KiB per change, +29 MiB for 10,000.
+MEMORY_BOUND = 16.0
 
 
 @dataclass
