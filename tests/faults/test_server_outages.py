@@ -37,10 +37,8 @@ from tests.faults.traffic import (
     Load,
     Refs,
     Watcher,
-    check_exactly_once,
-    logged_changes,
+    check_watched,
     make_refs,
-    wait_received,
 )
 
 FROZEN_SOAK = 10.0  # the "Redis unreachable for 10 s"
@@ -91,9 +89,7 @@ async def settle(scene: Scene, scenario: str, **figures: object) -> None:
     await scene.loading
     caught_up = await cluster.caught_up()
     verified = await cluster.verify()
-    expected = await logged_changes(cluster.settings.database_url or "", scene.refs.position)
-    await wait_received(scene.watcher, len(expected))
-    check_exactly_once(scene.watcher.received, expected)
+    expected = await check_watched(cluster.settings.database_url or "", scene.watcher, scene.refs.position)
     written = await cluster.count("SELECT count(*) FROM eventstore.events")
     record(
         scenario,

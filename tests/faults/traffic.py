@@ -191,6 +191,14 @@ async def wait_received(watcher: Watcher, count: int, limit: float = SETTLE) -> 
         await asyncio.sleep(0.1)
 
 
+async def check_watched(database_url: str, watcher: Watcher, after: str) -> list[Change]:
+    """Wait for the catalog changes logged after `after` to reach the watcher; check each came once."""
+    expected = await logged_changes(database_url, after)
+    await wait_received(watcher, len(expected))
+    check_exactly_once(watcher.received, expected)
+    return expected
+
+
 class ResumeRefused(Exception):
     """The server ended or refused the subscription (say, while PostgreSQL restarts): resume later."""
 
