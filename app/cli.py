@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="first wait up to S seconds for projections to catch up",
     )
+    verifying.add_argument(
+        "--max-shown", type=_count, metavar="N", help="print at most N differences per table (default: all)"
+    )
     verifying.set_defaults(handler=_with_container(tasks.projections_verify))
 
     events = commands.add_parser("events", help="read the event store")

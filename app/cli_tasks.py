@@ -95,7 +95,7 @@ async def projections_verify(args: argparse.Namespace, built: Container) -> None
     if args.wait:
         await _wait_caught_up(built, args.wait)
     checks = await verify(built.pool, built.event_store, args.name or None)
-    for line in report(checks):
+    for line in report(checks, shown=args.max_shown):
         print(line)
     wrong = [check.name for check in checks if not check.ok]
     if wrong:

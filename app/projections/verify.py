@@ -21,7 +21,6 @@ from app.projections import PROJECTIONS
 from app.projections.base import Projection, ProjectionMissing, table_prefix
 
 BATCH_SIZE = 1000
-SHOWN_PER_TABLE = 20
 
 _CHECKPOINT = "SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1"
 _TABLES = """
@@ -116,8 +115,9 @@ async def _tables(conn: asyncpg.Connection, prefix: str) -> list[str]:
     return [suffix for (suffix,) in await conn.fetch(_TABLES, prefix)]
 
 
-def report(checks: Sequence[ProjectionCheck], *, shown: int = SHOWN_PER_TABLE) -> list[str]:
-    """Return the lines `bookworm verify` prints: one per projection, then each difference."""
+def report(checks: Sequence[ProjectionCheck], *, shown: int | None = None) -> list[str]:
+    """Return the lines `bookworm verify` prints: one per projection, then each difference (or `shown`
+    per table, and how many more)."""
     lines: list[str] = []
     for check in checks:
         verdict = "ok" if check.ok else f"{len(check.differences)} differences"
@@ -128,9 +128,10 @@ def report(checks: Sequence[ProjectionCheck], *, shown: int = SHOWN_PER_TABLE) -
         by_table: dict[str, int] = {}
         for difference in check.differences:
             by_table[difference.table] = by_table.get(difference.table, 0) + 1
-            if by_table[difference.table] <= shown:
+            if shown is None or by_table[difference.table] <= shown:
                 lines.append(f"  {difference.table} {difference.side}: {difference.row}")
-        lines += [f"  {table}: {n - shown} more" for table, n in by_table.items() if n > shown]
+        if shown is not None:
+            lines += [f"  {table}: {n - shown} more" for table, n in by_table.items() if n > shown]
         if check.parked and not check.ok:
             lines.append(
                 f"  {check.parked} unresolved dead letters for {check.name} may explain this: "

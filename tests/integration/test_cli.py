@@ -315,6 +315,9 @@ async def test_verify_prints_each_difference_and_fails(
         assert "  books replay only: (" in run.stdout
         assert "  feedbacks replay only: (" in run.stdout
         assert "basket: ok" in run.stdout and "ordering: ok" in run.stdout
+        limited = await bookworm(cli_settings, "verify", "catalog", "--max-shown", "1")
+        assert limited.status == 1
+        assert limited.stdout.count("  books ") == 1 and "  books: 1 more" in limited.stdout
     finally:
         for name in ("catalog", "rating"):  # the repair: replay into new tables
             repaired = await bookworm(cli_settings, "projections", "rebuild", name)
