@@ -75,7 +75,7 @@ async def test_a_failing_event_is_parked_the_rest_carries_on_and_retry_replays_i
     verified = await cluster.verify()
     record(
         "5 dead letter",
-        mutations=f"{load.succeeded} at {profile.rate:g}/s for {profile.seconds:g} s",
+        mutations=load.summary(),
         parked_after=f"{parked_after:.2f} s ({TRIES} attempts)",
         books_in_read_model=f"{len(load.book_ids) + 1} of {len(load.book_ids) + 1} after retry",
         verify_while_parked=f"failed as it must ({differences.group(1)} catalog rows differ)",

@@ -106,7 +106,7 @@ async def test_rebuilds_under_load_answer_every_query_and_lose_nothing(
     replayed = ", ".join(str(events_replayed(run)) for run in rebuilds)
     record(
         "8 rebuild under load",
-        mutations=f"{load.succeeded} at {profile.rate:g}/s for {profile.seconds:g} s over 2 APIs",
+        mutations=f"{load.summary()}, over 2 APIs",
         rebuilds=f"{len(rebuilds)} (events replayed each: {replayed})",
         queries=f"{answered} by {READERS} readers (none failed, empty or going back)",
         books=f"{created} created, {created} in the read model",

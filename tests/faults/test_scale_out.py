@@ -70,7 +70,7 @@ async def test_changes_cross_api_processes_and_leases_move_to_the_standby_worker
     written = await cluster.count("SELECT count(*) FROM eventstore.events")
     record(
         "4 two APIs, two workers",
-        mutations=f"{load.succeeded} at {profile.rate:g}/s for {profile.seconds:g} s through API 1",
+        mutations=f"{load.summary()}, through API 1",
         changes_received_on_api_2=f"{len(watcher.received)} of {len(expected)}",
         leases=len(consumers),
         events_written=written,

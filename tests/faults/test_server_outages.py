@@ -159,14 +159,10 @@ async def test_redis_outage_fails_no_mutation(
         await settle(
             scene,
             scenario,
-            mutations=_mutations(scene.load, profile),
+            mutations=scene.load.summary(),
             redis=redis,
             projections_caught_up_after_redis_returned=f"{recovered:.2f} s",
         )
-
-
-def _mutations(load: Load, profile: Profile) -> str:
-    return f"{load.succeeded} of {int(profile.rate * profile.seconds)} at {profile.rate:g}/s"
 
 
 @dataclass(frozen=True)
@@ -295,7 +291,7 @@ async def test_postgres_restart_answers_unavailable_then_recovers(
         await settle(
             scene,
             "3 PostgreSQL restart",
-            mutations=_mutations(scene.load, profile),
+            mutations=scene.load.summary(),
             unavailable_answers=sum(scene.load.failures().values()),
             postgres_down=f"{started - stopped:.1f} s",
             probe_during_outage=dict(during),

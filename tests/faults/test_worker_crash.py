@@ -41,7 +41,7 @@ async def test_sigkilled_worker_loses_skips_and_repeats_nothing(cluster: Cluster
     written = await cluster.count("SELECT count(*) FROM eventstore.events")
     record(
         "1 worker SIGKILL",
-        mutations=f"{load.succeeded} at {profile.rate:g}/s for {profile.seconds:g} s",
+        mutations=load.summary(),
         kills=profile.kills,
         events_written=written,
         events_verified=verified,

@@ -69,11 +69,20 @@ class Load:
     clients: int = 16
     outcomes: Counter[str] = field(default_factory=Counter)
     book_ids: list[str] = field(default_factory=list)
-    _sent: int = 0
+    elapsed: float = 0.0  # seconds from the first request to the last answer
 
     @property
     def succeeded(self) -> int:
         return self.outcomes["ok"]
+
+    def summary(self) -> str:
+        """What was sent and how fast it really went (the schedule only says what was asked for)."""
+        sent = sum(self.outcomes.values())
+        achieved = sent / self.elapsed if self.elapsed else 0.0
+        return (
+            f"{self.succeeded} of {sent} succeeded, asked {self.rate:g}/s, "
+            f"sent in {self.elapsed:.1f} s ({achieved:.0f}/s)"
+        )
 
     def failures(self) -> dict[str, int]:
         return {kind: n for kind, n in self.outcomes.items() if kind != "ok"}
@@ -94,6 +103,7 @@ class Load:
                     self.outcomes[await self._send(http, slot)] += 1
 
         await asyncio.gather(*(client(n) for n in range(self.clients)))
+        self.elapsed = loop.time() - start
 
     async def _send(self, http: httpx.AsyncClient, slot: int) -> str:
         if slot % 4 == 3 and self.book_ids:
