@@ -22,14 +22,15 @@ class Profile:
 
     soak: bool
     rate: float  # mutations per second of the steady load
+    clients: int  # concurrent HTTP clients sending it (each waits for its answer)
     seconds: float  # how long the load of one scenario lasts
     kills: int  # how many times scenario 1 kills the worker
     slow_seconds: float  # how long the slow subscriber reads nothing
     slow_changes: int  # how many changes flow meanwhile
 
 
-CI = Profile(soak=False, rate=100, seconds=8, kills=3, slow_seconds=10, slow_changes=2_000)
-SOAK = Profile(soak=True, rate=200, seconds=30, kills=8, slow_seconds=30, slow_changes=10_000)
+CI = Profile(soak=False, rate=100, clients=16, seconds=8, kills=3, slow_seconds=10, slow_changes=2_000)
+SOAK = Profile(soak=True, rate=200, clients=48, seconds=30, kills=8, slow_seconds=30, slow_changes=10_000)
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ async def test_a_failing_event_is_parked_the_rest_carries_on_and_retry_replays_i
     refs = await make_refs(api.url, token)
     books = await break_the_handler(cluster)
 
-    load = Load([api.url], token, refs, profile.rate)
+    load = Load([api.url], token, refs, profile.rate, profile.clients)
     loading = asyncio.create_task(load.run(profile.seconds))
     await wait_for(lambda: len(load.book_ids) >= profile.rate, "the load never got going")  # books before it
     poison_id = await create_poison(api.url, token, refs)

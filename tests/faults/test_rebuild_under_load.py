@@ -81,7 +81,7 @@ async def test_rebuilds_under_load_answer_every_query_and_lose_nothing(
     readers = [Reader(apis[n % len(apis)].url, token) for n in range(READERS)]
     stop = asyncio.Event()
     reading = [asyncio.create_task(reader.run(stop)) for reader in readers]
-    load = Load([api.url for api in apis], token, refs, profile.rate)
+    load = Load([api.url for api in apis], token, refs, profile.rate, profile.clients)
     loading = asyncio.create_task(load.run(profile.seconds))
     try:
         await started(load)

@@ -44,7 +44,7 @@ async def test_changes_cross_api_processes_and_leases_move_to_the_standby_worker
     refs = await make_refs(api_1.url, token)
     watcher = Watcher([api_2.ws_url], after=refs.position)
     watching = asyncio.create_task(watcher.run())
-    load = Load([api_1.url], token, refs, profile.rate)
+    load = Load([api_1.url], token, refs, profile.rate, profile.clients)
     loading = asyncio.create_task(load.run(profile.seconds))
 
     await asyncio.sleep(profile.seconds / 3)  # when to strike, not a wait for correctness

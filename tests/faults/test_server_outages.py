@@ -75,7 +75,7 @@ async def under_load(cluster: Cluster, profile: Profile) -> AsyncIterator[Scene]
     await projections_reach_head(cluster)
     watcher = Watcher([api.ws_url], after=refs.position)
     watching = asyncio.create_task(watcher.run())
-    load = Load([api.url], token, refs, profile.rate)
+    load = Load([api.url], token, refs, profile.rate, profile.clients)
     loading = asyncio.create_task(load.run(profile.seconds))
     try:
         yield Scene(cluster, api, refs, load, loading, watcher, watching)

@@ -122,7 +122,7 @@ async def test_a_slow_subscriber_is_neither_dropped_nor_buffered(cluster: Cluste
     async with slow_subscriber(watched.ws_url, refs.position) as slow:
         memory = MemorySampler(watched)
         sampling = asyncio.create_task(memory.run())
-        load = Load([writer.url], token, refs, profile.slow_changes / profile.slow_seconds)
+        load = Load([writer.url], token, refs, profile.slow_changes / profile.slow_seconds, profile.clients)
         loading = asyncio.create_task(load.run(profile.slow_seconds * MARGIN))
         await stall(profile.slow_seconds, watcher, database, refs.position)
         reading = asyncio.create_task(slow.run())

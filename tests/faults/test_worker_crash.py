@@ -16,12 +16,13 @@ from tests.faults.traffic import (
 
 
 async def test_sigkilled_worker_loses_skips_and_repeats_nothing(cluster: Cluster, profile: Profile) -> None:
-    api, worker = cluster.api(), cluster.worker()
+    # Two API processes: one serves about 170 mutations/s on this 2-core machine, the soak asks 200.
+    apis, worker = [cluster.api("api-1"), cluster.api("api-2")], cluster.worker()
     token = admin_token()
-    refs = await make_refs(api.url, token)
-    watcher = Watcher([api.ws_url], after=refs.position)
+    refs = await make_refs(apis[0].url, token)
+    watcher = Watcher([apis[1].ws_url], after=refs.position)
     watching = asyncio.create_task(watcher.run())
-    load = Load([api.url], token, refs, profile.rate)
+    load = Load([api.url for api in apis], token, refs, profile.rate, profile.clients)
     loading = asyncio.create_task(load.run(profile.seconds))
 
     gap = profile.seconds / (profile.kills + 1)
