@@ -46,6 +46,7 @@ FROZEN_CI = 3.0
 ANSWER_BOUND = 10.0  # every request meeting an outage is answered within this many seconds
 RECOVERY_LIMIT = 60.0
 UNAVAILABLE = "UNAVAILABLE"
+CONFLICT = "CONFLICT"
 # Words that must never reach a client: a Python trace, a driver's name, SQL.
 LEAKS = ("Traceback", 'File "', "asyncpg", "redis.", "SELECT ", "INSERT ", "UPDATE ", "eventstore.")
 BOOKS = "{ books(first: 1) { totalCount } }"
@@ -309,6 +310,9 @@ def _assert_answers_typed(probed: Counter[str], subscription: Answer, load: Load
     assert _untyped(Counter({f"subscription: {subscription.outcome}": 1})) == {}, subscription
     # The load counts "http <status>: <codes>" or "transport: <error>"; a timeout there is a hang.
     loaded = Counter({f"load: {kind.split(': ')[-1]}": n for kind, n in load.failures().items()})
+    # Also typed, and no outage leak: the requests held up by the restart arrive together, so an
+    # updateBook of a popular book may lose the version race three times (the bus's retries).
+    loaded.pop(f"load: {CONFLICT}", None)
     assert _untyped(loaded) == {}, load.outcomes
 
 
