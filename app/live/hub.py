@@ -86,6 +86,11 @@ class _Topic:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     subscribers: set[_Subscriber] = field(default_factory=set)
 
+    def fall_behind(self) -> None:
+        """Send every subscriber of the topic to re-read read.changes: notices may have been lost."""
+        for subscriber in self.subscribers:
+            subscriber.fall_behind()
+
 
 class Hub:
     """Deliver each topic's change notices to this process's subscribers: in order, no gap, no duplicate."""
@@ -200,8 +205,7 @@ class Hub:
             finally:
                 entry.ready.set()  # never leave a joining subscriber waiting
             # Notices may have been missed meanwhile: everyone re-reads read.changes once we are back.
-            for subscriber in entry.subscribers:
-                subscriber.fall_behind()
+            entry.fall_behind()
             await asyncio.sleep(PUMP_RETRY)
 
     async def _pump_everyone(self) -> None:
@@ -220,13 +224,11 @@ class Hub:
 
     def _everyone_falls_behind(self) -> None:
         for entry in self._topics.values():
-            for subscriber in entry.subscribers:
-                subscriber.fall_behind()
+            entry.fall_behind()
 
     def _fan_out(self, entry: _Topic, message: str) -> None:
         if message == CATCH_UP:
-            for subscriber in entry.subscribers:
-                subscriber.fall_behind()
+            entry.fall_behind()
             return
         try:
             notice = ChangeNotice.from_json(message)

@@ -66,8 +66,8 @@ class Notifier:
         backoff = Backoff(RETRY_FIRST, RETRY_CAP)
         while self._lost:
             await backoff.wait()
-            if self._lost and await self._send(EVERY_TOPIC, CATCH_UP):
-                self._lost = False
+            if self._lost:  # a publish may have announced it meanwhile
+                await self.catch_up_everyone()
 
     async def _send(self, topic: str, message: str) -> bool:
         try:
