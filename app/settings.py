@@ -35,8 +35,42 @@ class Settings:
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 60.0
     lease_ttl: float = 10.0
-    max_query_depth: int = 12
     max_body_bytes: int = 1_000_000
+    # Admission control (docs/operations.md, "Bounded cost"). Every operation is analysed before it runs.
+    max_query_depth: int = 12
+    max_query_tokens: int = 5_000
+    max_query_aliases: int = 50
+    max_query_fields: int = 1_000
+    max_query_cost: int = 1_000
+    # The size a list field without `first` is assumed to have when its cost is computed.
+    list_size_estimate: int = 5
+    # Budgets per client (signed-in user, else IP), shared by every API process through Redis: a bucket of
+    # cost points that refills over time, and a smaller one for mutations (one point per mutation field).
+    budget_capacity: int = 1_000
+    budget_refill: float = 100.0
+    write_budget_capacity: int = 50
+    write_budget_refill: float = 5.0
+    # What a `Bookworm-Position` wait adds to the request's cost.
+    position_wait_cost: int = 10
+    # Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: str = ""
+    # Connections, per API process.
+    max_requests_in_flight: int = 256
+    max_ws_connections: int = 10_000
+    max_ws_connections_per_ip: int = 100
+    max_operations_per_connection: int = 100
+    max_subscriptions_per_user: int = 200
+    connection_init_timeout: float = 10.0
+    max_ws_message_bytes: int = 1_000_000
+    # Output and logs.
+    max_response_bytes: int = 5_000_000
+    max_log_value_chars: int = 200
+    max_log_line_chars: int = 4_000
+    # Tokens: the longest lifetime (exp - iat, or exp - now) a bearer token may have.
+    max_token_lifetime: float = 86_400.0
+    # Production switches.
+    graphiql: bool = True
+    anonymous_introspection: bool = True
     log_level: str = "INFO"
     # Identity: HS256 with jwt_secret (the embedded default keeps one in data_dir when unset), or
     # RS256 with jwt_public_key (a PEM, or a path to one) for an external identity provider.
