@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from app import bootstrap
 from app.db import current_revision, head_revision
+from app.middleware import InFlightLimit, SecurityHeaders
 from app.schema import build_schema
 from app.schema.view import BookwormGraphQL
 from app.settings import Settings
@@ -79,4 +81,8 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness(head_revision()), methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, debug=False)
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(InFlightLimit, limit=settings.max_requests_in_flight),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, debug=False)

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
 from typing import Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.domain.errors import DomainError
@@ -26,6 +28,8 @@ from app.identity.tokens import InvalidToken, verify
 from app.projections import PROJECTIONS
 from app.queries.consistency import wait_for_position
 from app.schema.context import Context, sign_in
+from app.schema.ide import content_security_policy
+from app.schema.output import cap_response
 from app.schema.positions import BadCursor, parse_cursor
 from app.settings import Settings
 
@@ -35,11 +39,28 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 POSITION_HEADER = "bookworm-position"
 PLAIN_ACK: UnsetType = UNSET  # on_ws_connect's answer for a connection_ack without a payload
+SUBSCRIPTION_OVER_HTTP = (
+    "Subscriptions are served over websockets on this path (graphql-transport-ws or graphql-ws), "
+    "not over plain HTTP."
+)
+UNEXPECTED = "Unexpected error. It has been logged; the request may be retried."
 READ_MODELS = tuple(PROJECTIONS)  # a Bookworm-Position header waits for every read model
 
 
 class BodyTooLarge(Exception):
     """The request body passed settings.max_body_bytes."""
+
+
+class Refused(Exception):
+    """A request refused before it ran, with its HTTP status, message and typed code."""
+
+    def __init__(self, status: int, message: str, code: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.retry_after = status, message, code, retry_after
+
+
+class BadBody(Exception):
+    """The request body is JSON, but not a GraphQL request object."""
 
 
 class Unauthenticated(Exception):
@@ -52,12 +73,14 @@ class BookwormGraphQL(GraphQL[Context, None]):
     def __init__(self, schema: BaseSchema, settings: Settings) -> None:
         super().__init__(
             schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
             keep_alive=True,
             keep_alive_interval=15,
             connection_init_wait_timeout=timedelta(seconds=30),
         )
         self.settings = settings
         self.keys = resolve_keys(settings)
+        self.ide_policy = content_security_policy(self.graphql_ide_html) if settings.graphiql else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,6 +103,18 @@ class BookwormGraphQL(GraphQL[Context, None]):
         except BodyTooLarge:
             limit = self.settings.max_body_bytes
             return error_response(413, f"The request body is larger than {limit} bytes.", media_type)
+        except BadBody as e:
+            return error_response(400, str(e), media_type)
+        except Refused as e:
+            response = error_response(e.status, e.message, media_type, code=e.code)
+            if e.retry_after is not None:
+                response.headers["retry-after"] = str(max(1, math.ceil(e.retry_after)))
+            return response
+        except Exception:
+            # Strawberry's request parsing may fail in ways its own checks did not foresee; the client
+            # still gets a typed JSON answer, and the trace goes to the log only.
+            logger.exception("unexpected error while answering %s %s", request.method, request.url.path)
+            return error_response(500, UNEXPECTED, media_type, code="INTERNAL_SERVER_ERROR")
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         limit = self.settings.max_body_bytes
@@ -122,6 +157,23 @@ class BookwormGraphQL(GraphQL[Context, None]):
                 )
                 raise HTTPException(503, message)
 
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            parsed = super().parse_json(data)
+        except RecursionError:
+            raise BadBody("The request body is nested too deeply.") from None
+        if not isinstance(parsed, dict | list):
+            raise BadBody("The request body must be a JSON object with a `query` member.")
+        return parsed
+
+    def encode_json(self, data: object) -> str:
+        return cap_response(super().encode_json(data), data, self.settings.max_response_bytes)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        response = HTMLResponse(self.graphql_ide_html)
+        response.headers["content-security-policy"] = self.ide_policy
+        return response
+
     def authenticate(self, authorization: object) -> Principal:
         """Return the caller an Authorization value names; anonymous when there is none."""
         if authorization is None or authorization == "":
@@ -157,17 +209,37 @@ class BookwormGraphQL(GraphQL[Context, None]):
         sub_response.media_type = negotiate(request.headers.get("accept"))
         return sub_response
 
-    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # Plain HTTP answers queries and mutations; a subscription needs a stream (websockets here).
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
         try:
-            return await super().execute_single(*args, **kwargs)
-        except HTTPException as e:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as e:
+            raise HTTPException(400, e.as_http_error_reason()) from None
+        except InvalidOperationTypeError as e:
+            if e.operation_type is OperationType.SUBSCRIPTION:
+                raise Refused(400, SUBSCRIPTION_OVER_HTTP, "OPERATION_NOT_SUPPORTED") from None
             # GraphQL-over-HTTP: a mutation sent with GET is 405, not 400.
-            if (
-                isinstance(e.__cause__, InvalidOperationTypeError)
-                and kwargs["request_adapter"].method == "GET"
-            ):
-                raise HTTPException(405, e.reason) from None
-            raise
+            status = 405 if request_adapter.method == "GET" else 400
+            raise HTTPException(status, e.as_http_error_reason(request_adapter.method)) from None
+        except MissingQueryError:
+            raise HTTPException(400, "No GraphQL query found in the request") from None
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
@@ -227,12 +299,23 @@ def unauthenticated_response(message: str, media_type: str) -> Response:
     return response
 
 
-def error_response(status: int, message: str, media_type: str) -> Response:
+# The code of each request error, so clients can tell them apart without parsing messages.
+STATUS_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "BODY_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    503: "UNAVAILABLE",
+}
+
+
+def error_response(status: int, message: str, media_type: str, code: str | None = None) -> Response:
     """A request error in the GraphQL response shape, so clients parse every answer the same way."""
     if status == 400 and message == "Unsupported content type":
         status, message = 415, "Send the request as application/json (or use GET)."
-    body = {"errors": [{"message": message}]}
-    response = JSONResponse(body, status_code=status, media_type=media_type)
+    error = {"message": message, "extensions": {"code": code or STATUS_CODES.get(status, "BAD_REQUEST")}}
+    response = JSONResponse({"errors": [error]}, status_code=status, media_type=media_type)
     if status == 405:
         response.headers["allow"] = "POST"
     if status == 503:

@@ -1,0 +1,75 @@
+"""ASGI middleware every response passes through: security headers and a cap on requests in flight."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("bookworm.api")
+
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+BUSY_MESSAGE = "The server is busy; retry in a moment."
+BUSY_CODE = "SERVER_BUSY"
+RETRY_AFTER_SECONDS = 1
+
+
+class SecurityHeaders:
+    """Send `X-Content-Type-Options: nosniff` with every HTTP response, so no browser guesses a type."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                message["headers"] = [*message.get("headers", []), NOSNIFF]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class InFlightLimit:
+    """Answer a fast 503 once `limit` HTTP requests are in flight in this process, instead of queueing.
+
+    A queue without end only turns overload into latency for everyone; a 503 with Retry-After lets
+    clients and load balancers back off or go elsewhere. Websockets are capped apart (per IP and in all).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: frozenset[str] = frozenset({"/healthz"})) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt  # liveness must answer under load, or a supervisor restarts a busy process
+        self.in_flight = 0
+        self.refused = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            await self._refuse(send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _refuse(self, send: Send) -> None:
+        self.refused += 1
+        if self.refused == 1 or self.refused % 1000 == 0:
+            logger.warning("%d requests in flight: answered 503 (%d so far)", self.limit, self.refused)
+        body = json.dumps({"errors": [{"message": BUSY_MESSAGE, "extensions": {"code": BUSY_CODE}}]})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body.encode()})
