@@ -27,6 +27,8 @@ from app.identity.keys import resolve_keys
 from app.identity.tokens import InvalidToken, verify
 from app.projections import PROJECTIONS
 from app.queries.consistency import wait_for_position
+from app.admission.analysis import QUERY_TOO_COMPLEX
+from app.schema.admission import RATE_LIMITED
 from app.schema.context import Context, sign_in
 from app.schema.ide import content_security_policy
 from app.schema.output import cap_response
@@ -258,7 +260,21 @@ class BookwormGraphQL(GraphQL[Context, None]):
         response.headers["content-type"] = media_type
         if media_type == GRAPHQL_RESPONSE and isinstance(response_data, dict) and "data" not in response_data:
             response.status_code = 400
+        if isinstance(response_data, dict):
+            refusal_status(response, response_data)
         return response
+
+
+def refusal_status(response: Response, response_data: GraphQLHTTPResponse) -> None:
+    """Give an admission refusal its HTTP status: 429 with Retry-After, or 400 for a query too complex."""
+    for error in response_data.get("errors") or ():
+        extensions = error.get("extensions") or {}
+        code = extensions.get("code")
+        if code == RATE_LIMITED:
+            response.status_code = 429
+            response.headers["retry-after"] = str(max(1, math.ceil(extensions.get("retryAfter", 1))))
+        elif code == QUERY_TOO_COMPLEX:
+            response.status_code = 400
 
 
 def is_request_error(result: ExecutionResult) -> bool:

@@ -1,0 +1,117 @@
+"""The admission extension: every operation is parsed within limits, analysed, charged to its caller's
+budget and only then validated and run, over HTTP and websockets alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, specified_rules, validate
+from strawberry.extensions import SchemaExtension
+
+from app.admission.analysis import Analysis, Limits, QueryTooComplex, analyse, check, parse_limited
+from app.admission.budget import Charge
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.schema.context import Context
+
+RATE_LIMITED = "RATE_LIMITED"
+INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
+VALIDATION_CACHE_SIZE = 1024
+RULES = tuple(specified_rules)
+
+
+@lru_cache(maxsize=VALIDATION_CACHE_SIZE)
+def _validate(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
+    # Keyed by the parsed document, which the parse cache hands out again for the same text.
+    return validate(schema, document, RULES)
+
+
+class Admission(SchemaExtension):
+    """Refuse what is too complex or over budget before graphql-core validates or runs any of it."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.limits = Limits.from_settings(settings)
+        self.analysis: Analysis | None = None
+        self.charge: Charge | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query is not None:
+            try:
+                context.graphql_document = parse_limited(context.query, self.settings.max_query_tokens)
+            except QueryTooComplex as refused:
+                raise too_complex(refused) from None
+        yield
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        assert context.graphql_document is not None
+        schema = context.schema._schema
+        error = await self._admit(schema, context.graphql_document)
+        if error is not None:
+            context.pre_execution_errors = [error]
+        else:
+            context.pre_execution_errors = _validate(schema, context.graphql_document)
+        yield
+
+    async def _admit(self, schema: GraphQLSchema, document: DocumentNode) -> GraphQLError | None:
+        context = self.execution_context
+        caller: Context = context.context
+        analysis = analyse(
+            schema,
+            document,
+            context.operation_name,
+            context.variables,
+            list_size_estimate=self.settings.list_size_estimate,
+        )
+        self.analysis = analysis
+        try:
+            check(analysis, self.limits)
+        except QueryTooComplex as refused:
+            return too_complex(refused)
+        anonymous = not caller.principal.is_authenticated
+        if analysis.introspection and anonymous and not self.settings.anonymous_introspection:
+            return introspection_refused()
+        self.charge = await caller.container.budgets.charge(
+            caller.client_key, analysis.cost, writes=analysis.mutation_fields
+        )
+        return None if self.charge.allowed else rate_limited(self.charge)
+
+    def get_results(self) -> dict[str, Any]:
+        if self.charge is not None:
+            return {"cost": self.charge.extensions()}
+        if self.analysis is not None:
+            return {"cost": {"requestedQueryCost": self.analysis.cost}}
+        return {}
+
+
+def admission(settings: Settings) -> Callable[[], Admission]:
+    """Return the factory strawberry calls for each operation."""
+    return lambda: Admission(settings)
+
+
+def too_complex(refused: QueryTooComplex) -> GraphQLError:
+    """The error of an operation over a static limit; it names the limit and the figures."""
+    return GraphQLError(refused.message, extensions=refused.extensions())
+
+
+def rate_limited(charge: Charge) -> GraphQLError:
+    """The error of an operation its caller cannot afford now; it says when it can."""
+    seconds = max(charge.retry_after, 0.001)
+    message = (
+        f"The {charge.bucket} budget of this client is spent: this operation costs {charge.cost}. "
+        f"Retry after {seconds:.1f} s."
+    )
+    extensions = {"code": RATE_LIMITED, "retryAfter": round(seconds, 3), "cost": charge.extensions()}
+    return GraphQLError(message, extensions=extensions)
+
+
+def introspection_refused() -> GraphQLError:
+    """The error of an anonymous introspection query when the server refuses those."""
+    message = "Introspection is disabled for anonymous callers on this server; sign in to read the schema."
+    return GraphQLError(message, extensions={"code": INTROSPECTION_DISABLED})
