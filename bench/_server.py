@@ -83,6 +83,10 @@ def bookworm_server() -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="bookworm-bench-") as data_dir:
         env.setdefault("BOOKWORM_DATA_DIR", data_dir)
         env.setdefault("BOOKWORM_LOG_LEVEL", "WARNING")
+        # A benchmark's few clients stand for many: per-client budgets would measure the limiter, not the
+        # server. Set them in the environment to measure with budgets on.
+        for name in ("BUDGET_CAPACITY", "BUDGET_REFILL", "WRITE_BUDGET_CAPACITY", "WRITE_BUDGET_REFILL"):
+            env.setdefault(f"BOOKWORM_{name}", "1000000000")
         separate = env.get(SEPARATE_WORKER) == "1"
         cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
         proc = subprocess.Popen(cmd + ["--no-workers"] * separate, env=env, stdout=subprocess.DEVNULL)

@@ -51,6 +51,11 @@ def server(
         "BOOKWORM_JWT_SECRET": JWT_SECRET,
         "BOOKWORM_SMTP_HOST": mailbox.host,
         "BOOKWORM_SMTP_PORT": str(mailbox.port),
+        # The suite sends hundreds of requests a second as a few users; budgets are tested in tests/abuse/.
+        **{
+            f"BOOKWORM_{name}": "1000000000"
+            for name in ("BUDGET_CAPACITY", "BUDGET_REFILL", "WRITE_BUDGET_CAPACITY", "WRITE_BUDGET_REFILL")
+        },
     }
     log = tmp_path_factory.mktemp("server") / "serve.log"
     with log.open("wb") as output:
