@@ -138,16 +138,19 @@ class Budgets:
         return self._charge_from(taken, cost, writes)
 
     async def _charge_redis(self, key: str, cost: int, writes: int) -> Taken | None:
-        self._probing = self._local_since is not None
+        probe = self._probing = self._local_since is not None
         try:
             async with asyncio.timeout(CHARGE_TIMEOUT):
                 reply = await self._script(keys=self._keys(key), args=self._args(cost, writes))
         except REDIS_DOWN as exc:
-            self._redis_failed(exc)
+            self._redis_failed(exc, probe)
             return None
         finally:
-            self._probing = False
-        self._redis_answered()
+            if probe:
+                self._probing = False
+        if probe:
+            # Only a probe ends the fallback: an answer to a charge sent before Redis failed proves little.
+            self._redis_answered()
         allowed, bucket, left, writes_left, retry_after = reply
         return Taken(
             int(allowed) == 1,
@@ -163,19 +166,19 @@ class Budgets:
         # One charge at a time finds out whether Redis is back; the rest stay local meanwhile.
         return not self._probing and time.monotonic() >= self._retry_at
 
-    def _redis_failed(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        self._retry_at = now + self._backoff.next()
+    def _redis_failed(self, exc: BaseException, probe: bool) -> None:
         if self._local_since is None:
-            self._local_since = now
+            self._local_since = time.monotonic()
             log.warning("budgets: Redis unavailable (%r); charging per-process buckets until it answers", exc)
+        elif not probe:
+            return  # one more charge that was under way when Redis failed: the next try is set already
+        self._retry_at = time.monotonic() + self._backoff.next()
 
     def _redis_answered(self) -> None:
-        if self._local_since is not None:
-            away = time.monotonic() - self._local_since
-            log.info("budgets: Redis answers again after %.1f s; charging the shared buckets", away)
-            self._local_since = None
-            self._backoff.reset()
+        away = time.monotonic() - (self._local_since or 0.0)
+        log.info("budgets: Redis answers again after %.1f s; charging the shared buckets", away)
+        self._local_since = None
+        self._backoff.reset()
 
     def _keys(self, key: str) -> list[str]:
         prefix = self._settings.redis_prefix

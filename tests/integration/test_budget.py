@@ -172,7 +172,7 @@ async def test_without_redis_each_process_charges_its_own_buckets(
 
 
 async def test_a_frozen_redis_costs_a_short_timeout_not_the_client_timeout(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = private_server(tmp_path)
     await asyncio.to_thread(server.start)
@@ -184,8 +184,10 @@ async def test_a_frozen_redis_costs_a_short_timeout_not_the_client_timeout(
         await frozen.ping()
         await admin.client_pause(3000, all=True)
         started = time.monotonic()
-        first = await budgets.charge(key, 4)
-        second = await budgets.charge(key, 4)
+        with caplog.at_level(logging.WARNING, logger="app.admission.budget"):
+            together = await asyncio.gather(*(budgets.charge(key, 0) for _ in range(20)))
+            first = await budgets.charge(key, 4)
+            second = await budgets.charge(key, 4)
         elapsed = time.monotonic() - started
     finally:
         await admin.client_unpause()
@@ -193,8 +195,10 @@ async def test_a_frozen_redis_costs_a_short_timeout_not_the_client_timeout(
             await client.aclose()
         await asyncio.to_thread(server.stop)
 
+    assert all(c.allowed and c.remaining == 10 for c in together)
     assert first.allowed and second.allowed and second.remaining == pytest.approx(2)
     assert elapsed < CHARGE_TIMEOUT + 1.5
+    assert len([r for r in caplog.records if "Redis unavailable" in r.getMessage()]) == 1
 
 
 async def test_charges_go_back_to_redis_when_it_returns(
