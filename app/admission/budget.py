@@ -32,8 +32,7 @@ Bucket = Literal["cost", "writes"]
 # KEYS: the cost bucket, the write bucket. ARGV: cost, capacity, refill per second, then the same three
 # for writes. A missing hash is a full bucket; a refused charge writes nothing; a kept hash expires when
 # it would have refilled, so an idle client costs no memory. A charge above a capacity never fits: it is
-# told to wait for a full refill. Fractions are returned as strings because
-# Redis truncates Lua numbers to integers.
+# told to wait for a full refill. Fractions are returned as strings: Redis truncates Lua numbers.
 # Reply: {allowed (1/0), refusing bucket or "", cost points left, writes left, seconds to retry}.
 CHARGE_SCRIPT = """
 local now = redis.call('TIME')
