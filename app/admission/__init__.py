@@ -1,0 +1,1 @@
+"""Admission control: what a request may cost, and who pays for it."""

@@ -1,0 +1,228 @@
+"""Budgets against real Redis: shared token buckets, the write bucket, expiry, and the local stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from app.admission.budget import CHARGE_TIMEOUT, RETRY_FIRST, Budgets
+from app.settings import Settings
+from tests.integration.test_live import private_server, unused_redis_url
+
+SLOW = 0.001  # a refill so slow that nothing comes back during a test
+
+
+def new_key() -> str:
+    return f"ip:test-{uuid.uuid4().hex}"
+
+
+def limits(settings: Settings, **changes: float) -> Settings:
+    defaults = {
+        "budget_capacity": 10,
+        "budget_refill": SLOW,
+        "write_budget_capacity": 2,
+        "write_budget_refill": SLOW,
+    }
+    return replace(settings, **{**defaults, **changes})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def raw_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """A client that answers bytes, as the one bootstrap builds."""
+    client = aioredis.Redis.from_url(settings.redis_url or "")
+    yield client
+    await client.aclose()
+
+
+async def test_a_bucket_allows_up_to_its_capacity_then_refuses(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    budgets, key = Budgets(redis, limits(settings, budget_refill=2.0)), new_key()
+
+    first, second = await budgets.charge(key, 4), await budgets.charge(key, 4)
+    refused = await budgets.charge(key, 4)
+
+    assert first.allowed and second.allowed
+    assert first.remaining == pytest.approx(6, abs=0.1) and second.remaining == pytest.approx(2, abs=0.1)
+    assert not refused.allowed and refused.bucket == "cost"
+    assert 0.5 < refused.retry_after <= 1.0  # 2 points missing at 2 per second
+    assert refused.remaining == pytest.approx(2, abs=0.1)
+    assert refused.extensions() == {
+        "requestedQueryCost": 4,
+        "throttleStatus": {"maximumAvailable": 10, "currentlyAvailable": 2, "restoreRate": 2.0},
+    }
+
+
+async def test_a_bucket_refills_over_time(settings: Settings, redis: aioredis.Redis) -> None:
+    budgets, key = Budgets(redis, limits(settings, budget_refill=20.0)), new_key()
+    assert (await budgets.charge(key, 10)).allowed
+    assert not (await budgets.charge(key, 5)).allowed
+
+    await asyncio.sleep(0.3)  # 6 points back
+
+    assert (await budgets.charge(key, 5)).allowed
+
+
+async def test_the_write_bucket_refuses_on_its_own_and_takes_nothing_from_the_cost_bucket(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    budgets, key = Budgets(redis, limits(settings)), new_key()
+    assert (await budgets.charge(key, 1, writes=1)).allowed
+    assert (await budgets.charge(key, 1, writes=1)).allowed
+
+    refused = await budgets.charge(key, 1, writes=1)
+
+    assert not refused.allowed and refused.bucket == "writes"
+    assert refused.retry_after == pytest.approx(1 / SLOW, rel=0.01)
+    assert refused.remaining == pytest.approx(8, abs=0.01)
+    assert refused.extensions()["writeThrottleStatus"] == {
+        "maximumAvailable": 2,
+        "currentlyAvailable": 0,
+        "restoreRate": SLOW,
+    }
+    assert (await budgets.charge(key, 0)).remaining == pytest.approx(8, abs=0.01)
+    assert (await budgets.charge(key, 8)).allowed  # reads go on while writes are spent
+
+
+async def test_a_refused_cost_takes_no_write(settings: Settings, redis: aioredis.Redis) -> None:
+    budgets, key = Budgets(redis, limits(settings)), new_key()
+
+    refused = await budgets.charge(key, 11, writes=1)
+
+    assert not refused.allowed and refused.bucket == "cost"
+    assert refused.writes_remaining == pytest.approx(2)
+    assert (await budgets.charge(key, 1, writes=2)).allowed
+
+
+async def test_a_charge_above_capacity_is_refused_with_a_finite_wait(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    budgets, key = Budgets(redis, limits(settings, budget_refill=5.0)), new_key()
+
+    refused = await budgets.charge(key, 1_000_000)
+
+    assert not refused.allowed and refused.retry_after == pytest.approx(2.0)  # a full refill
+    assert (await budgets.charge(key, 10)).allowed
+
+
+async def test_two_processes_share_one_bucket_and_clients_do_not(
+    settings: Settings, redis: aioredis.Redis, raw_redis: aioredis.Redis
+) -> None:
+    one, other = Budgets(redis, limits(settings)), Budgets(raw_redis, limits(settings))
+    key, someone_else = new_key(), new_key()
+
+    assert (await one.charge(key, 6)).allowed
+    refused = await other.charge(key, 6, writes=1)
+    allowed = await other.charge(someone_else, 6, writes=1)
+
+    assert not refused.allowed and refused.remaining == pytest.approx(4, abs=0.01)
+    assert allowed.allowed and allowed.remaining == pytest.approx(4, abs=0.01)
+    assert allowed.writes_remaining == pytest.approx(1, abs=0.01)
+
+
+async def test_a_bucket_expires_once_it_would_be_full(settings: Settings, redis: aioredis.Redis) -> None:
+    limited = limits(settings, budget_refill=10.0, write_budget_refill=1.0)
+    budgets, key = Budgets(redis, limited), new_key()
+    cost_key = f"{settings.redis_prefix}:budget:cost:{key}"
+    writes_key = f"{settings.redis_prefix}:budget:writes:{key}"
+
+    await budgets.charge(key, 3, writes=1)
+
+    assert 0 < await redis.pttl(cost_key) <= 301
+    assert 0 < await redis.pttl(writes_key) <= 1001
+    await asyncio.sleep(0.4)
+    assert not await redis.exists(cost_key)
+    assert (await budgets.charge(key, 10)).allowed
+
+
+async def test_a_refused_or_empty_charge_writes_nothing(settings: Settings, redis: aioredis.Redis) -> None:
+    budgets, key = Budgets(redis, limits(settings)), new_key()
+
+    await budgets.charge(key, 11)
+    await budgets.charge(key, 0)
+
+    assert not await redis.keys(f"{settings.redis_prefix}:budget:*:{key}")
+
+
+async def test_without_redis_each_process_charges_its_own_buckets(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = aioredis.Redis.from_url(unused_redis_url(), socket_timeout=5, socket_connect_timeout=5)
+    budgets, key = Budgets(closed, limits(settings)), new_key()
+    try:
+        with caplog.at_level(logging.WARNING, logger="app.admission.budget"):
+            started = time.monotonic()
+            outcomes = [await budgets.charge(key, 1) for _ in range(12)]
+            elapsed = time.monotonic() - started
+    finally:
+        await closed.aclose()
+
+    assert [c.allowed for c in outcomes] == [True] * 10 + [False] * 2
+    assert outcomes[-1].bucket == "cost" and outcomes[-1].retry_after > 0
+    assert elapsed < 2.0  # one failed connection, then no more tries
+    assert len([r for r in caplog.records if "Redis unavailable" in r.getMessage()]) == 1
+
+
+async def test_a_frozen_redis_costs_a_short_timeout_not_the_client_timeout(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = private_server(tmp_path)
+    await asyncio.to_thread(server.start)
+    url = f"unix://{tmp_path}/valkey.sock"
+    frozen = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    admin = aioredis.Redis.from_url(url)
+    budgets, key = Budgets(frozen, limits(settings)), new_key()
+    try:
+        await frozen.ping()
+        await admin.client_pause(3000, all=True)
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="app.admission.budget"):
+            together = await asyncio.gather(*(budgets.charge(key, 0) for _ in range(20)))
+            first = await budgets.charge(key, 4)
+            second = await budgets.charge(key, 4)
+        elapsed = time.monotonic() - started
+    finally:
+        await admin.client_unpause()
+        for client in (frozen, admin):
+            await client.aclose()
+        await asyncio.to_thread(server.stop)
+
+    assert all(c.allowed and c.remaining == 10 for c in together)
+    assert first.allowed and second.allowed and second.remaining == pytest.approx(2)
+    assert elapsed < CHARGE_TIMEOUT + 1.5
+    assert len([r for r in caplog.records if "Redis unavailable" in r.getMessage()]) == 1
+
+
+async def test_charges_go_back_to_redis_when_it_returns(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = private_server(tmp_path), private_server(tmp_path)
+    await asyncio.to_thread(first.start)
+    client = aioredis.Redis.from_url(f"unix://{tmp_path}/valkey.sock")
+    budgets, key = Budgets(client, limits(settings)), new_key()
+    try:
+        assert (await budgets.charge(key, 3)).remaining == pytest.approx(7, abs=0.01)
+        await asyncio.to_thread(first.stop)
+        assert (await budgets.charge(key, 1)).remaining == pytest.approx(9)  # a fresh local bucket
+        await asyncio.to_thread(second.start)  # empty: the shared bucket is full again
+        await asyncio.sleep(RETRY_FIRST + 0.1)
+        with caplog.at_level(logging.INFO, logger="app.admission.budget"):
+            back = await budgets.charge(key, 5)
+        shared = await client.pttl(f"{settings.redis_prefix}:budget:cost:{key}")
+    finally:
+        await client.aclose()
+        for server in (first, second):
+            if server.is_running():
+                await asyncio.to_thread(server.stop)
+
+    assert back.allowed and back.remaining == pytest.approx(5, abs=0.01)
+    assert shared > 0
+    assert [r.getMessage() for r in caplog.records if "answers again" in r.getMessage()] != []
