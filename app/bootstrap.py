@@ -10,6 +10,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from broadcaster import Broadcast
 
+from app.admission.budget import Budgets
+from app.admission.clients import TrustedProxies
 from app.bus.protocol import Consumer
 from app.bus.scheduler import Handler as ScheduledHandler
 from app.bus.scheduler import Scheduler
@@ -56,6 +58,8 @@ class Container:
     broadcast: Broadcast
     notifier: Notifier
     hub: Hub
+    budgets: Budgets
+    proxies: TrustedProxies
     workers: Workers | None
 
 
@@ -158,6 +162,8 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             broadcast=broadcast,
             notifier=notifier,
             hub=hub,
+            budgets=Budgets(redis, settings),
+            proxies=TrustedProxies.parse(settings.trusted_proxies),
             workers=None,
         )
         if workers:

@@ -9,6 +9,7 @@ import strawberry
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from app.admission.clients import TrustedProxies, client_ip, client_key
 from app.identity import ANONYMOUS, Principal
 from app.schema.loaders import Loaders
 
@@ -24,10 +25,17 @@ class Context:
     request: Request | WebSocket | None = None
     # A websocket's connection_init payload; strawberry sets it, the view reads the token from it.
     connection_params: dict[str, Any] | None = None
+    # The caller's address: the peer's, or X-Forwarded-For's behind a trusted proxy.
+    ip: str = "unknown"
 
     @property
     def actor(self) -> str:
         return self.principal.actor
+
+    @property
+    def client_key(self) -> str:
+        """Who pays for this operation: the signed-in user, else the caller's IP."""
+        return client_key(self.principal, self.ip)
 
     @classmethod
     def build(cls, container: Container, request: Request | WebSocket | None = None) -> Context:
@@ -38,7 +46,17 @@ class Context:
             loaders=Loaders(container.catalog, cache=not long_lived),
             principal=principal_of(request),
             request=request,
+            ip=ip_of(request, container.proxies),
         )
+
+
+def ip_of(request: Request | WebSocket | None, proxies: TrustedProxies) -> str:
+    """The caller's IP address, believing X-Forwarded-For only from a trusted proxy."""
+    if request is None:
+        return "unknown"
+    peer = request.client.host if request.client else None
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
+    return client_ip(peer, forwarded, proxies)
 
 
 PRINCIPAL = "principal"  # the request.state attribute that holds the verified caller
