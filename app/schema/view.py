@@ -24,7 +24,7 @@ from app.identity import ANONYMOUS, Principal
 from app.identity.keys import resolve_keys
 from app.identity.tokens import InvalidToken, verify
 from app.projections import PROJECTIONS
-from app.queries.consistency import wait_for_position
+from app.queries.consistency import TooManyWaiters
 from app.schema.context import Context, sign_in
 from app.schema.positions import BadCursor, parse_cursor
 from app.settings import Settings
@@ -108,19 +108,18 @@ class BookwormGraphQL(GraphQL[Context, None]):
             raise HTTPException(
                 400, f"Header Bookworm-Position is not a position Bookworm returned: {raw[:40]!r}"
             ) from None
-        pool = request.state.container.pool
+        positions = request.state.container.positions
         timeout = self.settings.read_your_writes_timeout
-        for projection in READ_MODELS:
-            try:
-                reached = await wait_for_position(pool, projection, position, timeout)
-            except (OSError, TimeoutError, DomainError):
-                logger.warning("cannot check the %s read model's position", projection, exc_info=True)
-                raise HTTPException(503, "PostgreSQL cannot be reached right now; retry later.") from None
-            if not reached:
-                message = (
-                    f"The {projection} read model did not reach position {position} within {timeout:g} s."
-                )
-                raise HTTPException(503, message)
+        try:
+            behind = await positions.wait_all(READ_MODELS, position, timeout)
+        except TooManyWaiters as e:
+            raise HTTPException(503, e.message) from None
+        except (OSError, TimeoutError, DomainError):
+            logger.warning("cannot check the read models' positions", exc_info=True)
+            raise HTTPException(503, "PostgreSQL cannot be reached right now; retry later.") from None
+        if behind:
+            message = f"The {behind[0]} read model did not reach position {position} within {timeout:g} s."
+            raise HTTPException(503, message)
 
     def authenticate(self, authorization: object) -> Principal:
         """Return the caller an Authorization value names; anonymous when there is none."""
