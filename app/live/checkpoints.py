@@ -91,20 +91,20 @@ class CheckpointListener:
             await self._drop()
 
     async def _open(self) -> None:
-        conn: asyncpg.Connection | None = None
         try:
             conn = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
-            await conn.add_listener(CHANNEL, self._heard)
-            # After LISTEN: a move committed from here on is both read or notified, none is missed.
-            rows = await conn.fetch(_ALL, timeout=CONNECT_TIMEOUT)
         except Exception as exc:  # any failure means "not listening yet"; the loop tries again
-            if conn is not None:
-                conn.terminate()
-            if not self._down_logged:
-                log.warning(
-                    "cannot listen for checkpoint notices (retrying): %s: %s", type(exc).__name__, exc
-                )
-                self._down_logged = True
+            self._cannot_listen(exc)
+            return
+        try:
+            await conn.add_listener(CHANNEL, self._heard)
+            # After LISTEN: a move committed from here on is read here or notified; none is missed.
+            rows = await conn.fetch(_ALL, timeout=CONNECT_TIMEOUT)
+        except BaseException as exc:  # a cancellation too: never leave the connection open behind
+            conn.terminate()
+            if not isinstance(exc, Exception):
+                raise
+            self._cannot_listen(exc)
             return
         if self._down_logged:
             log.info("listening for checkpoint notices again")
@@ -113,6 +113,12 @@ class CheckpointListener:
         self.connections += 1
         for row in rows:
             self._on_move(row[0], Position(row[1], row[2]))
+
+    def _cannot_listen(self, exc: Exception) -> None:
+        if not self._down_logged:  # once per outage: the loop retries every few seconds
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("cannot listen for checkpoint notices (retrying): %.200s", reason)
+            self._down_logged = True
 
     async def _until_lost(self, conn: asyncpg.Connection) -> None:
         lost = asyncio.Event()

@@ -254,3 +254,12 @@ async def test_a_one_second_wait_costs_a_few_queries(env: BusEnv) -> None:
         await waiters.close()
     # One read at the start, then the fallback re-read every RECHECK_INTERVAL (polling took 100).
     assert counting.queries <= 1 + round(1.0 / RECHECK_INTERVAL)
+
+
+async def test_an_unreachable_database_leaves_the_listener_retrying(env: BusEnv) -> None:
+    waiters = PositionWaiters(env.pool, "postgresql://postgres@127.0.0.1:1/none", PROJECTIONS)
+    await waiters.start()  # does not raise: the API starts, waits fall back to re-reads
+    try:
+        assert not waiters.listener.listening
+    finally:
+        await waiters.close()
