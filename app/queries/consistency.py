@@ -9,11 +9,12 @@ until a notice passes its position or its timeout ends.
 
 Why PostgreSQL NOTIFY rather than a Redis pub/sub notice: the notice is queued by the statement that
 moves the checkpoint and delivered exactly when it commits, by the server every API process already
-needs to answer the read. A publish after commit from the worker would be lost when the worker dies or
-Redis is down between the commit and the publish, would cost the worker a round trip per move (ignored
-events included), and would make read-your-writes depend on Redis too. The price: one idle connection
-per process outside the pool (a session connection: not through a transaction-mode PgBouncer), and
-commits that notify are serialised by PostgreSQL, which only the projections' batch commits do.
+needs to answer the read, whichever process or machine the workers run in. A publish after commit from
+the worker would be lost when the worker dies or Redis is down between the commit and the publish,
+would cost the worker a round trip per move (ignored events included), and would make read-your-writes
+depend on Redis too. The price: one idle connection per process outside the pool (a session connection:
+not through a transaction-mode PgBouncer), and a commit that notifies takes PostgreSQL's notify lock,
+which every event-store append already takes to wake the relay; checkpoint moves come one per batch.
 
 Notices are lost while the LISTEN connection is down: on reconnection it reads every checkpoint, and
 while anyone waits, one shared query re-reads the awaited checkpoints every RECHECK_INTERVAL. Bounds:
