@@ -33,6 +33,7 @@ from app.projections import PROJECTIONS, ProjectionConsumer
 from app.projections.status import purge_changes
 from app.queries.basket import BasketQueries
 from app.queries.catalog import CatalogQueries
+from app.queries.consistency import PositionWaiters
 from app.queries.notifications import NotificationQueries
 from app.queries.ordering import OrderingQueries
 from app.queries.rating import RatingQueries
@@ -55,6 +56,7 @@ class Container:
     ordering: OrderingQueries
     rating: RatingQueries
     notifications: NotificationQueries
+    positions: PositionWaiters
     broadcast: Broadcast
     notifier: Notifier
     hub: Hub
@@ -148,6 +150,9 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
         stack.push_async_callback(hub.close)
         notifier = Notifier(broadcast, settings)
         stack.push_async_callback(notifier.close)
+        positions = PositionWaiters(pool, database_url, PROJECTIONS)
+        await positions.start()
+        stack.push_async_callback(positions.close)
         built = Container(
             settings=settings,
             pool=pool,
@@ -159,6 +164,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             ordering=OrderingQueries(pool),
             rating=RatingQueries(pool),
             notifications=NotificationQueries(pool),
+            positions=positions,
             broadcast=broadcast,
             notifier=notifier,
             hub=hub,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
@@ -26,14 +26,18 @@ from app.identity import ANONYMOUS, Principal
 from app.identity.keys import resolve_keys
 from app.identity.tokens import InvalidToken, verify
 from app.projections import PROJECTIONS
-from app.queries.consistency import wait_for_position
 from app.admission.analysis import QUERY_TOO_COMPLEX
-from app.schema.admission import RATE_LIMITED
-from app.schema.context import Context, sign_in
+from app.queries.consistency import TooManyWaiters
+from app.admission.clients import client_key
+from app.schema.admission import RATE_LIMITED, rate_limited
+from app.schema.context import Context, ip_of, principal_of, sign_in
 from app.schema.ide import content_security_policy
 from app.schema.output import cap_response
 from app.schema.positions import BadCursor, parse_cursor
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
 
 logger = logging.getLogger("bookworm.graphql")
 
@@ -145,19 +149,28 @@ class BookwormGraphQL(GraphQL[Context, None]):
             raise HTTPException(
                 400, f"Header Bookworm-Position is not a position Bookworm returned: {raw[:40]!r}"
             ) from None
-        pool = request.state.container.pool
+        container = request.state.container
+        await self._charge_wait(request, container)
+        positions = container.positions
         timeout = self.settings.read_your_writes_timeout
-        for projection in READ_MODELS:
-            try:
-                reached = await wait_for_position(pool, projection, position, timeout)
-            except (OSError, TimeoutError, DomainError):
-                logger.warning("cannot check the %s read model's position", projection, exc_info=True)
-                raise HTTPException(503, "PostgreSQL cannot be reached right now; retry later.") from None
-            if not reached:
-                message = (
-                    f"The {projection} read model did not reach position {position} within {timeout:g} s."
-                )
-                raise HTTPException(503, message)
+        try:
+            behind = await positions.wait_all(READ_MODELS, position, timeout)
+        except TooManyWaiters as e:
+            raise HTTPException(503, e.message) from None
+        except (OSError, TimeoutError, DomainError):
+            logger.warning("cannot check the read models' positions", exc_info=True)
+            raise HTTPException(503, "PostgreSQL cannot be reached right now; retry later.") from None
+        if behind:
+            message = f"The {behind[0]} read model did not reach position {position} within {timeout:g} s."
+            raise HTTPException(503, message)
+
+    async def _charge_wait(self, request: Request, container: Container) -> None:
+        """A wait holds a request open: it costs its caller budget before it starts."""
+        payer = client_key(principal_of(request), ip_of(request, container.proxies))
+        charge = await container.budgets.charge(payer, self.settings.position_wait_cost)
+        if not charge.allowed:
+            error = rate_limited(charge)
+            raise Refused(429, error.message, RATE_LIMITED, retry_after=charge.retry_after)
 
     def parse_json(self, data: str | bytes) -> Any:
         try:

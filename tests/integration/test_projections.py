@@ -25,7 +25,6 @@ from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuil
 from app.projections.status import ProjectionStatus, projection_status, purge_changes
 from app.queries.books import BookFilter
 from app.queries.catalog import CatalogQueries
-from app.queries.consistency import wait_for_position
 from app.queries.history import stream_history
 from app.settings import Settings
 
@@ -437,19 +436,6 @@ async def test_status_reports_lag_in_events(empty: Fresh) -> None:
     await c.project(limit=2)
     status = await _catalog_status(empty)
     assert status.lag == 0 and status.position == status.head
-
-
-async def test_wait_for_position_waits_until_the_projection_passes(db: Fresh) -> None:
-    position = await db.catalog.emit(
-        new_id(), "Author", ev.AuthorCreated(author_id=new_id(), name="Waited For")
-    )
-    assert not await wait_for_position(db.pool, "catalog", position, 0.02)
-
-    waiter = asyncio.create_task(wait_for_position(db.pool, "catalog", position, 10.0))
-    await asyncio.sleep(0.03)
-    await db.catalog.project()
-    assert await waiter
-    assert await wait_for_position(db.pool, "catalog", position, 0.0)
 
 
 async def test_purge_changes_drops_only_old_rows(db: Fresh) -> None:

@@ -13,11 +13,11 @@ import pytest
 
 from app.domain.errors import UnavailableError, ValidationError
 from app.events import catalog as ev
-from app.eventstore import START, EventStore
+from app.eventstore import EventStore, Position
 from app.ids import new_id
 from app.queries.books import BookFilter, BookOrder
 from app.queries.catalog import CatalogQueries
-from app.queries.consistency import wait_for_position
+from app.queries.consistency import PositionWaiters
 from app.queries.paging import Page
 from app.queries.rows import BookRow
 from app.settings import Settings
@@ -334,6 +334,8 @@ async def test_reads_from_an_unreachable_database_are_unavailable(event_store: E
         with pytest.raises(UnavailableError):
             await queries.books_by_ids([new_id()])
         with pytest.raises(UnavailableError):
-            await wait_for_position(pool, "catalog", START, timeout=0.1)
+            await PositionWaiters(pool, "postgresql://postgres@127.0.0.1:1/none", ["catalog"]).wait(
+                "catalog", Position(1, 1), timeout=0.1
+            )
     finally:
         await pool.close()
