@@ -150,7 +150,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
         stack.push_async_callback(hub.close)
         notifier = Notifier(broadcast, settings)
         stack.push_async_callback(notifier.close)
-        positions = PositionWaiters(pool, database_url, PROJECTIONS)
+        positions = PositionWaiters(pool, database_url, PROJECTIONS, limit=settings.max_position_waits)
         await positions.start()
         stack.push_async_callback(positions.close)
         built = Container(

@@ -50,8 +50,9 @@ class Settings:
     budget_refill: float = 100.0
     write_budget_capacity: int = 50
     write_budget_refill: float = 5.0
-    # What a `Bookworm-Position` wait adds to the request's cost.
+    # What a `Bookworm-Position` wait costs its caller, and how many may wait at once in one process.
     position_wait_cost: int = 10
+    max_position_waits: int = 1_000
     # Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: str = ""
     # Connections, per API process.
