@@ -51,6 +51,7 @@ from app.admission.counting import Counter, count_unused, fragment_order, page_s
 
 INTROSPECTION = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
 CONNECTION_SUFFIX = "Connection"
+Parent = GraphQLObjectType | GraphQLInterfaceType | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +108,6 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
     if name is not None:
         return next((o for o in operations if o.name is not None and o.name.value == name), None)
     return operations[0] if len(operations) == 1 else None
-
-
-Parent = GraphQLObjectType | GraphQLInterfaceType | None
 
 
 class _Walk:

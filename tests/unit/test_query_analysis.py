@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from graphql import GraphQLSchema, GraphQLSyntaxError
+from graphql import GraphQLSchema, GraphQLSyntaxError, parse
 
 from app.admission import Analysis, Limits, QueryTooComplex, analyse, check, parse_limited
+from app.admission.parsing import DocumentCache
 from app.schema import build_schema
 from app.settings import Settings
 
@@ -133,6 +134,11 @@ def test_a_long_chain_of_fragments_does_not_exhaust_the_stack(schema: GraphQLSch
     assert measure(schema, query, max_tokens=30_000).fields == 1
 
 
+def test_the_deepest_document_the_parser_takes_is_walked(schema: GraphQLSchema) -> None:
+    query = "{" + "a {" * 190 + "b" + "}" * 191
+    assert measure(schema, query).depth == 191
+
+
 def test_unknown_fields_count_as_plain_fields(schema: GraphQLSchema) -> None:
     analysis = measure(schema, '{ nope { id } book(id: "1") { alsoNope } }')
     assert (analysis.fields, analysis.cost, analysis.depth) == (4, 2, 2)
@@ -201,6 +207,21 @@ def test_a_syntax_error_stays_a_syntax_error() -> None:
 
 def test_a_parsed_document_is_cached() -> None:
     assert parse_limited(BOOK, TOKENS) is parse_limited("".join(BOOK), TOKENS)
+
+
+def test_the_cache_is_bounded_by_documents_and_by_tokens() -> None:
+    cache = DocumentCache(size=2, tokens=12)
+    large = "{ " + "a " * 11 + "}"
+    documents = {q: parse(q) for q in ("{ a }", "{ b }", "{ c }", "{ a b c d e f }", large)}
+    for query, document in documents.items():
+        cache.put((query, 9), document)
+    assert cache.get(("{ a }", 9)) is None  # the least recently used of three
+    assert cache.get((large, 9)) is None  # 13 tokens: never kept
+    assert cache.get(("{ a b c d e f }", 9)) is documents["{ a b c d e f }"]
+    assert cache.get(("{ c }", 9)) is documents["{ c }"]  # 8 + 3 tokens held
+    cache.put(("{ b }", 9), documents["{ b }"])
+    assert cache.get(("{ a b c d e f }", 9)) is None  # past 12 tokens: the least recently used goes
+    assert cache.get(("{ c }", 9)) is not None
 
 
 def test_a_megabyte_document_is_refused() -> None:
