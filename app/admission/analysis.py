@@ -17,7 +17,11 @@ its selection), where n is
   named `...Connection`: its `edges` are already paid for by the connection's `first`);
 - else 1.
 Inline fragments and fragment spreads add the cost of their selection at their own level. An
-operation costs the sum over its root fields, and at least 1.
+operation costs the sum over its root fields, and at least 1. Introspection is counted the same way,
+except that `ofType` (the type a list or non-null `__Type` wraps) costs only its selection: a chain of
+wrappers spells one type. GraphiQL's introspection query then costs about 500 (with
+`list_size_estimate` 5); deeper ones, such as `types { fields { type { fields { ... } } } }`, grow
+fivefold with each list.
 
 Depth counts nested fields (a root field is at depth 1); introspection fields (`__schema`, `__type`,
 `__typename`) and what they select do not count, so GraphiQL's introspection query passes.
@@ -51,6 +55,8 @@ from app.admission.counting import Counter, count_unused, fragment_order, page_s
 
 INTROSPECTION = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
 CONNECTION_SUFFIX = "Connection"
+# Introspection's list and non-null wrappers: a chain of them spells one type, so it is not paid per link.
+WRAPPED = ("__Type", "ofType")
 Parent = GraphQLObjectType | GraphQLInterfaceType | None
 
 
@@ -100,6 +106,11 @@ def analyse(
         operation_type=kind,
         introspection=root.introspection,
     )
+
+
+def _own_cost(name: str, parent: Parent) -> int:
+    """Return what a field with a selection costs besides its selection: 1, but 0 for `ofType`."""
+    return 0 if parent is not None and (parent.name, name) == WRAPPED else 1
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -174,7 +185,7 @@ class _Walk:
         counter.fields += inner.fields
         counter.aliases += inner.aliases
         counter.introspection = counter.introspection or inner.introspection
-        counter.cost += self._size(node, definition, parent) * (1 + inner.cost)
+        counter.cost += self._size(node, definition, parent) * (_own_cost(name, parent) + inner.cost)
         if not name.startswith("__"):
             counter.depth = max(counter.depth, 1 + inner.depth)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from graphql import GraphQLSchema, GraphQLSyntaxError, parse
+from graphql import GraphQLSchema, GraphQLSyntaxError, get_introspection_query, parse
 
 from app.admission import Analysis, Limits, QueryTooComplex, analyse, check, parse_limited
 from app.admission.parsing import DocumentCache
@@ -158,6 +158,15 @@ def test_introspection_is_told_and_left_out_of_depth(
 ) -> None:
     analysis = measure(schema, query)
     assert (analysis.introspection, analysis.depth) == (introspection, depth)
+
+
+def test_the_introspection_query_passes_but_a_nested_one_does_not(schema: GraphQLSchema) -> None:
+    check(measure(schema, get_introspection_query(True, True, True, True, True)), LIMITS)
+    nested = "{ __schema { types { fields { type { ofType { fields { type { fields { type { fields { name } "
+    nested += "} } } } } } } } } }"
+    with pytest.raises(QueryTooComplex) as refused:
+        check(measure(schema, nested), LIMITS)
+    assert refused.value.limit == "cost"
 
 
 def test_mutation_fields_are_the_root_fields_of_a_mutation(schema: GraphQLSchema) -> None:
