@@ -91,7 +91,8 @@ def analyse(
     if operation is None:
         unused = count_unused(document, None, ())
         return replace(UNKNOWN_OPERATION, aliases=unused.aliases, fields=unused.fields)
-    walk = _Walk(schema, operation, variables or {}, list_size_estimate)
+    # Variables are the request's JSON: anything but an object leaves every `first` to its defaults.
+    walk = _Walk(schema, operation, variables if isinstance(variables, Mapping) else {}, list_size_estimate)
     walk.measure_fragments(document)
     root = walk.selection_set(operation.selection_set, schema.get_root_type(operation.operation))
     # Validation reads the whole document: what is not run counts too, once, as written.

@@ -66,10 +66,11 @@ def test_a_books_page_costs_its_default_page_size_from_the_schema(schema: GraphQ
         ("query($n: Int) { books(first: $n) %s }", {"n": 10**40}, 10_000),
         ("query($n: Int) { books(first: $n) %s }", {"n": "many"}, 5),
         ('{ books(first: "many") %s }', None, 5),
+        ("query($n: Int) { books(first: $n) %s }", ["n", 7], 20),  # not an object: no variables
     ],
 )
 def test_first_is_the_literal_else_the_variable_else_a_default_within_bounds(
-    schema: GraphQLSchema, query: str, variables: dict[str, Any] | None, size: int
+    schema: GraphQLSchema, query: str, variables: Any, size: int
 ) -> None:
     assert measure(schema, query % PAGE, variables).cost == size * 3
 
