@@ -39,7 +39,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS),
         types=USER_ERROR_TYPES,
-        extensions=schema_extensions(settings.max_query_depth),
+        extensions=schema_extensions(settings),
         config=StrawberryConfig(scalar_map=SCALARS),
         exception_handlers=EXCEPTION_HANDLERS,
         execution_context_class=PerEventExecutor,

@@ -3,14 +3,14 @@ budget and only then validated and run, over HTTP and websockets alike."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, specified_rules, validate
 from strawberry.extensions import SchemaExtension
 
-from app.admission.analysis import Analysis, Limits, QueryTooComplex, analyse, check, parse_limited
+from app.admission import Analysis, Limits, QueryTooComplex, analyse, check, parse_limited
 from app.admission.budget import Charge
 from app.settings import Settings
 
@@ -38,10 +38,15 @@ class Admission(SchemaExtension):
         self.limits = Limits.from_settings(settings)
         self.analysis: Analysis | None = None
         self.charge: Charge | None = None
+        self.upfront = 0  # what the document's size already paid
 
-    def on_parse(self) -> Iterator[None]:
+    async def on_parse(self) -> AsyncIterator[None]:
         context = self.execution_context
         if context.graphql_document is None and context.query is not None:
+            # Parsing costs in proportion to the text, so the text's size is charged before it is parsed:
+            # a client out of budget cannot make the server parse anything.
+            self.upfront = upfront_cost(context.query)
+            await self._charge(self.upfront)
             try:
                 context.graphql_document = parse_limited(context.query, self.settings.max_query_tokens)
             except QueryTooComplex as refused:
@@ -52,14 +57,15 @@ class Admission(SchemaExtension):
         context = self.execution_context
         assert context.graphql_document is not None
         schema = context.schema._schema
-        error = await self._admit(schema, context.graphql_document)
-        if error is not None:
-            context.pre_execution_errors = [error]
+        try:
+            await self._admit(schema, context.graphql_document)
+        except GraphQLError as refused:
+            context.pre_execution_errors = [refused]
         else:
             context.pre_execution_errors = _validate(schema, context.graphql_document)
         yield
 
-    async def _admit(self, schema: GraphQLSchema, document: DocumentNode) -> GraphQLError | None:
+    async def _admit(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         context = self.execution_context
         caller: Context = context.context
         analysis = analyse(
@@ -73,21 +79,30 @@ class Admission(SchemaExtension):
         try:
             check(analysis, self.limits)
         except QueryTooComplex as refused:
-            return too_complex(refused)
+            raise too_complex(refused) from None
         anonymous = not caller.principal.is_authenticated
         if analysis.introspection and anonymous and not self.settings.anonymous_introspection:
-            return introspection_refused()
-        self.charge = await caller.container.budgets.charge(
-            caller.client_key, analysis.cost, writes=analysis.mutation_fields
-        )
-        return None if self.charge.allowed else rate_limited(self.charge)
+            raise introspection_refused()
+        rest = max(0, analysis.cost - self.upfront)
+        if rest or analysis.mutation_fields:
+            await self._charge(rest, writes=analysis.mutation_fields)
+
+    async def _charge(self, cost: int, writes: int = 0) -> None:
+        caller: Context = self.execution_context.context
+        self.charge = await caller.container.budgets.charge(caller.client_key, cost, writes=writes)
+        if not self.charge.allowed:
+            raise rate_limited(self.charge)
 
     def get_results(self) -> dict[str, Any]:
-        if self.charge is not None:
-            return {"cost": self.charge.extensions()}
+        cost: dict[str, Any] = self.charge.extensions() if self.charge is not None else {}
         if self.analysis is not None:
-            return {"cost": {"requestedQueryCost": self.analysis.cost}}
-        return {}
+            cost["requestedQueryCost"] = self.analysis.cost
+        return {"cost": cost} if cost else {}
+
+
+def upfront_cost(query: str) -> int:
+    """What a document's text costs before it is parsed: one point, and one more per 1,000 characters."""
+    return 1 + len(query) // 1_000
 
 
 def admission(settings: Settings) -> Callable[[], Admission]:

@@ -1,4 +1,4 @@
-"""Schema extensions: parser and validation caches, a depth limit, public error formatting, and an
+"""Schema extensions: admission control (parse, analyse, charge, validate), public error formatting, and an
 executor whose subscriptions do not grow with every event."""
 
 from __future__ import annotations
@@ -10,20 +10,15 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from graphql.execution import Executor
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
-from strawberry.extensions.query_depth_limiter import create_validator
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from app.db import is_postgres_down
 from app.domain.errors import DomainError, UnavailableError, ValidationError
 from app.live.errors import ResumeTooOld
+from app.schema.admission import admission
+from app.settings import Settings
 
 logger = logging.getLogger("bookworm.graphql")
 
@@ -120,13 +115,7 @@ def _extensions(error: DomainError) -> dict[str, object]:
     return extensions
 
 
-def schema_extensions(max_query_depth: int) -> list[Callable[[], SchemaExtension]]:
+def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     """Return the extension factories, in the order they must run."""
-    # One rule class for the schema's life, so the validation cache sees the same rules every time.
-    depth_rule = create_validator(max_query_depth, None)
-    return [
-        lambda: ParserCache(maxsize=CACHE_SIZE),
-        lambda: AddValidationRules([depth_rule]),
-        lambda: ValidationCache(maxsize=CACHE_SIZE),
-        PublicErrors,
-    ]
+    # Admission parses (cached, within limits), analyses, charges the caller and validates (cached).
+    return [admission(settings), PublicErrors]

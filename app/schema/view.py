@@ -21,14 +21,14 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from app.admission.clients import client_key
+from app.admission.limits import CODE as QUERY_TOO_COMPLEX
 from app.domain.errors import DomainError
 from app.identity import ANONYMOUS, Principal
 from app.identity.keys import resolve_keys
 from app.identity.tokens import InvalidToken, verify
 from app.projections import PROJECTIONS
-from app.admission.analysis import QUERY_TOO_COMPLEX
 from app.queries.consistency import TooManyWaiters
-from app.admission.clients import client_key
 from app.schema.admission import RATE_LIMITED, rate_limited
 from app.schema.context import Context, ip_of, principal_of, sign_in
 from app.schema.ide import content_security_policy
@@ -280,7 +280,8 @@ class BookwormGraphQL(GraphQL[Context, None]):
 
 def refusal_status(response: Response, response_data: GraphQLHTTPResponse) -> None:
     """Give an admission refusal its HTTP status: 429 with Retry-After, or 400 for a query too complex."""
-    for error in response_data.get("errors") or ():
+    errors: list[dict[str, Any]] = response_data.get("errors") or []  # type: ignore[assignment]
+    for error in errors:
         extensions = error.get("extensions") or {}
         code = extensions.get("code")
         if code == RATE_LIMITED:
