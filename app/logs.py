@@ -144,19 +144,19 @@ class ThrottledLogger:
 
 
 class ThrottleFilter(logging.Filter):
-    """A logging filter that lets at most `burst` records with one format per `window` seconds through.
+    """Let at most `burst` records per format per `window` seconds through, for formats with `prefixes`.
 
     For lines a library writes per connection (uvicorn's handshake lines): the first record let through
     after some were dropped says how many.
     """
 
-    def __init__(self, *, burst: int = 5, window: float = 10.0, prefix: str = "") -> None:
+    def __init__(self, *, burst: int = 5, window: float = 10.0, prefixes: tuple[str, ...] = ("",)) -> None:
         super().__init__()
-        self.prefix = prefix
+        self.prefixes = prefixes
         self.throttle = Throttle(burst=burst, window=window)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not isinstance(record.msg, str) or not record.msg.startswith(self.prefix):
+        if not isinstance(record.msg, str) or not record.msg.startswith(self.prefixes):
             return True
         admitted, dropped = self.throttle.admit(record.msg)
         if admitted and dropped:

@@ -120,7 +120,7 @@ async def test_an_event_loop_timer_reports_the_drops_when_the_window_ends(
 
 
 def test_filter_drops_repeated_formats_and_notes_the_count(clock: Clock) -> None:
-    log_filter = ThrottleFilter(burst=2, window=10.0, prefix="%s - ")
+    log_filter = ThrottleFilter(burst=2, window=10.0, prefixes=("%s - ", "connection open"))
     log_filter.throttle.clock = clock
 
     def record(msg: str) -> logging.LogRecord:
