@@ -166,7 +166,7 @@ class ConnectionGuard:
     @property
     def client_ip(self) -> str:
         request = self.context.request
-        return "unknown" if request is None else str(request.scope.get("state", {}).get(CLIENT_IP))
+        return "unknown" if request is None else str(request.scope.get("state", {}).get(CLIENT_IP, "unknown"))
 
     def too_many_operations(self, active: int) -> dict[str, object] | None:
         """The error for one more operation when `active` already run; None when it may start."""
