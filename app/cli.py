@@ -26,6 +26,7 @@ from app.domain.errors import DomainError
 from app.eventstore import START, EventStoreError, InvalidPosition, Position
 from app.identity.keys import KeyConfigError
 from app.live.backend import BackendUnavailable
+from app.logs import ThrottleFilter
 from app.projections import PROJECTIONS
 from app.settings import Settings
 
@@ -33,6 +34,13 @@ Handler = Callable[[argparse.Namespace, Settings], None]
 Task = Callable[[argparse.Namespace, Container], Awaitable[None]]
 
 _UVICORN_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# How the lines uvicorn (and the websockets library, through uvicorn's logger) write per handshake start.
+UVICORN_WEBSOCKET_LINES = (
+    '%s - "WebSocket %s"',
+    "connection open",
+    "connection rejected",
+    "connection closed",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -243,6 +251,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         _run_migrations(resolved)
         _announce(settings, resolved, workers=not args.no_workers)
         app = create_app(resolved, workers=not args.no_workers)
+        # uvicorn writes a line per websocket handshake: a flood of them must not flood the log.
+        logging.getLogger("uvicorn.error").addFilter(ThrottleFilter(prefixes=UVICORN_WEBSOCKET_LINES))
         uvicorn.run(
             app,
             host=settings.host,
@@ -250,6 +260,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
             log_level=log_level,
             ws_ping_interval=settings.ws_ping_interval,
             ws_ping_timeout=settings.ws_ping_timeout,
+            # A bigger websocket message closes the connection with 1009, as a bigger body gets 413.
+            ws_max_size=settings.max_ws_message_bytes,
+            # The client address is the peer's; X-Forwarded-For counts only from BOOKWORM_TRUSTED_PROXIES
+            # (uvicorn would otherwise rewrite it from any local peer's header).
+            proxy_headers=False,
         )
 
 

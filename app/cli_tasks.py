@@ -36,6 +36,12 @@ def print_token(args: argparse.Namespace, settings: Settings) -> None:
         secret = signing_secret(settings)
     except KeyConfigError as exc:
         raise CliError(str(exc)) from None
+    if args.ttl > settings.max_token_lifetime:
+        limit = settings.max_token_lifetime
+        raise CliError(
+            f"--ttl {args.ttl} is longer than BOOKWORM_MAX_TOKEN_LIFETIME ({limit:g} s): "
+            "this server would refuse the token"
+        )
     token = issue(
         secret,
         subject=args.sub,

@@ -33,6 +33,8 @@ class TokenKeys:
     public_key: RSAPublicKey | None = None
     issuer: str | None = None
     audience: str | None = None
+    # The longest lifetime (exp - iat, else exp - now) a token may have: a stolen one is useful that long.
+    max_lifetime: float = Settings.max_token_lifetime
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -60,7 +62,11 @@ def resolve_keys(settings: Settings) -> TokenKeys:
             MIN_SECRET_BYTES,
         )
     return TokenKeys(
-        secret=secret, public_key=public_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        secret=secret,
+        public_key=public_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        max_lifetime=settings.max_token_lifetime,
     )
 
 

@@ -18,6 +18,9 @@ class Principal:
     name: str = ""
     email: str | None = None
     roles: frozenset[str] = frozenset()
+    # When the token that proved who this is stops being valid (seconds since the epoch); None when no
+    # token did (anonymous). A websocket signed in with the token is closed at that moment.
+    expires_at: float | None = None
 
     @property
     def is_authenticated(self) -> bool:

@@ -16,7 +16,8 @@ from app.identity.keys import HS256, TokenKeys
 from app.identity.principal import CUSTOMER, Principal
 
 CLOCK_SKEW = 30  # seconds of leeway on exp and nbf, for clocks that are slightly apart
-DEFAULT_TTL = 86_400
+DEFAULT_TTL = 86_400  # within Settings.max_token_lifetime's default, so issued tokens verify
+TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 class InvalidToken(Exception):
@@ -43,7 +44,28 @@ def verify(token: str, keys: TokenKeys) -> Principal:
             )
     except jwt.PyJWTError as exc:
         raise InvalidToken(_reason(exc, keys)) from None
+    check_lifetime(claims, keys.max_lifetime)
     return principal_from(claims)
+
+
+def check_lifetime(claims: Mapping[str, Any], max_lifetime: float, now: float | None = None) -> None:
+    """Refuse time claims that are not numbers, and a token that lives longer than `max_lifetime`."""
+    for claim in TIME_CLAIMS:
+        value = claims.get(claim)
+        # PyJWT reads "1700000000" (a string) and true (a bool) as numbers; RFC 7519 says NumericDate.
+        if claim in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InvalidToken(f"The token's `{claim}` claim must be a number of seconds since the epoch.")
+    issued_at = claims.get("iat")
+    if issued_at is None:
+        # Without iat the lifetime left is all we can see; allow for the issuer's clock being ahead.
+        lifetime = claims["exp"] - (time.time() if now is None else now) - CLOCK_SKEW
+    else:
+        lifetime = claims["exp"] - issued_at
+    if lifetime > max_lifetime:
+        raise InvalidToken(
+            f"The token is valid for {lifetime:.0f} s; this server accepts tokens valid for at most "
+            f"{max_lifetime:g} s (exp - iat). Ask for a shorter-lived token."
+        )
 
 
 def principal_from(claims: Mapping[str, Any]) -> Principal:
@@ -55,7 +77,14 @@ def principal_from(claims: Mapping[str, Any]) -> Principal:
     email = claims.get("email")
     if not isinstance(name, str) or not (email is None or isinstance(email, str)):
         raise InvalidToken("The token's `name` and `email` claims must be strings.")
-    return Principal(subject=subject, name=name, email=email or None, roles=frozenset(roles_of(claims)))
+    expires_at = claims.get("exp")
+    return Principal(
+        subject=subject,
+        name=name,
+        email=email or None,
+        roles=frozenset(roles_of(claims)),
+        expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
+    )
 
 
 def roles_of(claims: Mapping[str, Any]) -> Iterator[str]:
@@ -126,6 +155,8 @@ def _reason(exc: jwt.PyJWTError, keys: TokenKeys) -> str:
         return f"The token was not issued by {keys.issuer!r}."
     if isinstance(exc, jwt.InvalidAudienceError):
         return f"The token is not meant for this server: its audience must include {keys.audience!r}."
+    if isinstance(exc, jwt.DecodeError) and "(exp)" in str(exc):
+        return "The token's `exp` claim must be a number of seconds since the epoch."
     if isinstance(exc, InvalidSubjectError):
         return "The token's `sub` claim must be a non-empty string."
     if isinstance(exc, jwt.InvalidKeyError | jwt.InvalidAlgorithmError):

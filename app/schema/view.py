@@ -34,6 +34,7 @@ from app.schema.context import Context, ip_of, principal_of, sign_in
 from app.schema.ide import content_security_policy
 from app.schema.output import cap_response
 from app.schema.positions import BadCursor, parse_cursor
+from app.schema.websockets import LegacyWSHandler, TransportWSHandler, WebsocketLimits
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -76,21 +77,25 @@ class Unauthenticated(Exception):
 class BookwormGraphQL(GraphQL[Context, None]):
     """Serve GraphQL over HTTP (GET/POST), graphql-transport-ws and graphql-ws on one path."""
 
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, schema: BaseSchema, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             keep_alive=True,
             keep_alive_interval=15,
-            connection_init_wait_timeout=timedelta(seconds=30),
+            connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout),
         )
         self.settings = settings
+        self.ws_limits = WebsocketLimits(settings)
         self.keys = resolve_keys(settings)
         self.ide_policy = content_security_policy(self.graphql_ide_html) if settings.graphiql else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
+            await self.ws_limits.serve(scope, receive, send, super().__call__)
             return
         request = Request(scope, receive=self._limited(scope, receive))
         response = await self._respond(request)

@@ -7,6 +7,7 @@ import os
 import signal
 import stat
 import sys
+import time
 from asyncio.subprocess import PIPE, Process
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -228,8 +229,26 @@ async def test_token_verifies_with_the_data_dir_secret(cli_settings: Settings, t
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     principal = verify(run.stdout.strip(), TokenKeys(secret=secret_file.read_text().strip()))
     assert principal == Principal(
-        subject="alice", name="Alice", email="alice@example.com", roles=frozenset({"customer", "admin"})
+        subject="alice",
+        name="Alice",
+        email="alice@example.com",
+        roles=frozenset({"customer", "admin"}),
+        expires_at=principal.expires_at,
     )
+    assert principal.expires_at == pytest.approx(time.time() + 600, abs=10)
+
+
+async def test_token_longer_than_the_maximum_lifetime_is_refused(
+    cli_settings: Settings, tmp_path: Path
+) -> None:
+    run = await bookworm(
+        cli_settings,
+        *("token", "--sub", "alice", "--ttl", "700"),
+        BOOKWORM_DATA_DIR=str(tmp_path),
+        BOOKWORM_MAX_TOKEN_LIFETIME="600",
+    )
+
+    assert_one_line_error(run, "BOOKWORM_MAX_TOKEN_LIFETIME")
 
 
 async def test_token_twice_uses_the_same_secret(cli_settings: Settings, tmp_path: Path) -> None:

@@ -73,10 +73,15 @@ HS = TokenKeys(secret=SECRET)
 
 
 def test_hs256_token_names_its_caller() -> None:
-    principal = verify(hs256(roles=["customer"]), HS)
+    expires = int(time.time()) + HOUR
+    principal = verify(hs256(roles=["customer"], exp=expires), HS)
 
     assert principal == Principal(
-        subject="alice", name="Alice", email="alice@example.com", roles=frozenset({"customer"})
+        subject="alice",
+        name="Alice",
+        email="alice@example.com",
+        roles=frozenset({"customer"}),
+        expires_at=float(expires),
     )
     assert principal.is_authenticated and not principal.is_admin
 
@@ -216,6 +221,63 @@ def test_issuer_and_audience_ignored_when_not_configured() -> None:
 )
 def test_missing_or_malformed_claims(overrides: dict[str, Any], reason: str) -> None:
     assert reason in refused(hs256(**overrides), HS)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"exp": str(int(time.time()) + HOUR)},
+        {"exp": "soon"},
+        {"exp": True},
+        {"exp": [int(time.time()) + HOUR]},
+        {"iat": str(int(time.time()))},
+        {"nbf": str(int(time.time()))},
+    ],
+)
+def test_time_claims_must_be_numbers(overrides: dict[str, Any]) -> None:
+    claim = next(iter(overrides))
+    reason = refused(hs256(**overrides), HS)
+    # PyJWT reads true as 1, an expiry in 1970.
+    assert f"`{claim}` claim must be a number" in reason or (overrides[claim] is True and "expired" in reason)
+
+
+def test_a_float_expiry_is_a_number() -> None:
+    assert verify(hs256(exp=time.time() + HOUR), HS).subject == "alice"
+
+
+def test_a_token_living_longer_than_the_maximum_is_refused() -> None:
+    now = int(time.time())
+    keys = TokenKeys(secret=SECRET, max_lifetime=HOUR)
+
+    assert verify(hs256(iat=now, exp=now + HOUR), keys).subject == "alice"
+    reason = refused(hs256(iat=now, exp=now + HOUR + 1), keys)
+    assert f"at most {HOUR} s" in reason and "shorter-lived" in reason
+    # A token issued long ago with a long life is refused even when little of it is left.
+    assert "at most" in refused(hs256(iat=now - 10 * HOUR, exp=now + 60), keys)
+
+
+def test_without_iat_the_lifetime_left_counts() -> None:
+    now = int(time.time())
+    keys = TokenKeys(secret=SECRET, max_lifetime=HOUR)
+
+    assert verify(hs256(iat=None, exp=now + HOUR), keys).subject == "alice"
+    assert "at most" in refused(hs256(iat=None, exp=now + 2 * HOUR), keys)
+
+
+def test_the_default_maximum_lifetime_admits_the_default_ttl() -> None:
+    assert verify(issue(SECRET, subject="dev"), HS).subject == "dev"
+    assert "at most" in refused(issue(SECRET, subject="dev", ttl=86_401), HS)
+
+
+def test_the_maximum_lifetime_comes_from_settings(tmp_path: Path) -> None:
+    keys = resolve_keys(settings(tmp_path, jwt_secret=SECRET, max_token_lifetime=600.0))
+    assert keys.max_lifetime == 600.0
+    assert "at most 600 s" in refused(issue(SECRET, subject="dev", ttl=601), keys)
+
+
+def test_the_principal_carries_the_expiry() -> None:
+    token = issue(SECRET, subject="dev", ttl=60)
+    assert verify(token, HS).expires_at == pytest.approx(time.time() + 60, abs=2)
 
 
 @pytest.mark.parametrize("garbage", ["", "garbage", "a.b.c", "Bearer x.y.z"])

@@ -1,0 +1,230 @@
+"""Websocket limits of one API process: connections per address and in all (checked at the handshake),
+operations per connection, live subscriptions per caller, and timers that close a connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Literal, Protocol, cast
+
+from graphql import GraphQLError, parse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.types.graphql import OperationType
+from strawberry.utils.operation import get_operation_type
+
+from app.logs import ThrottledLogger
+from app.schema.context import Context
+from app.settings import Settings
+
+logger = logging.getLogger("bookworm.websockets")
+
+CLIENT_IP = "client_ip"  # the connection state key of the address the limits count the connection under
+RETRY_AFTER = 5  # seconds a refused client is asked to wait before connecting again
+TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
+TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+MESSAGE_TOO_BIG = 1009  # the close code the websocket server uses past its ws_max_size
+INIT_TIMEOUT = (4408, "Connection initialisation timeout")
+TOKEN_EXPIRED = (4403, "token expired")
+TOKEN_EXPIRED_MESSAGE = "The token has expired; sign in again."
+Refusal = Literal["per_key", "total"]
+
+
+class Slots:
+    """What each key holds now, at most `per_key` each and `total` (when set) for all keys together."""
+
+    def __init__(self, *, per_key: int, total: int | None = None) -> None:
+        self.per_key = per_key
+        self.total = total
+        self._held: Counter[str] = Counter()
+        self._sum = 0
+
+    def acquire(self, key: str) -> Refusal | None:
+        """Take one slot for `key`; return which cap refused it, or None when it was granted."""
+        if self.total is not None and self._sum >= self.total:
+            return "total"
+        if self._held[key] >= self.per_key:
+            return "per_key"
+        self._held[key] += 1
+        self._sum += 1
+        return None
+
+    def release(self, key: str) -> None:
+        """Give back one slot `key` acquired."""
+        if self._held[key] <= 0:
+            return
+        self._held[key] -= 1
+        self._sum -= 1
+        if not self._held[key]:
+            del self._held[key]
+
+    def held(self, key: str | None = None) -> int:
+        """Slots held by `key`, or by every key when None."""
+        return self._sum if key is None else self._held[key]
+
+
+def _peer_ip(scope: Scope) -> str:
+    # TODO(lead): use app.admission.clients.client_ip (X-Forwarded-For from settings.trusted_proxies).
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def error(code: str, message: str) -> dict[str, object]:
+    """A GraphQL error with a machine-readable code, as websocket `error` payloads carry it."""
+    return {"message": message, "extensions": {"code": code}}
+
+
+class WebsocketLimits:
+    """The websocket caps of one API process, shared by all its connections."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        per_ip, total = settings.max_ws_connections_per_ip, settings.max_ws_connections
+        self.connections = Slots(per_key=per_ip, total=total)
+        self.subscriptions = Slots(per_key=settings.max_subscriptions_per_user)
+        self.log = ThrottledLogger(logger, max_value_chars=settings.max_log_value_chars)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+        """Run `app` for a websocket handshake within the connection caps; refuse it before accepting."""
+        ip = _peer_ip(scope)
+        scope.setdefault("state", {})[CLIENT_IP] = ip
+        refusal = self.connections.acquire(ip)
+        if refusal is not None:
+            await self._refuse(scope, send, ip, refusal)
+            return
+        try:
+            await app(scope, self._watch(receive, ip), send)
+        finally:
+            self.connections.release(ip)
+
+    async def _refuse(self, scope: Scope, send: Send, ip: str, refusal: Refusal) -> None:
+        if refusal == "per_key":
+            status, cap, why = 429, self.settings.max_ws_connections_per_ip, "connections from one address"
+            message = f"Too many websocket connections from your address (at most {cap}); retry later."
+        else:
+            status, cap, why = 503, self.settings.max_ws_connections, "connections to this process"
+            message = f"This server holds its maximum of {cap} websocket connections; retry later."
+        self.log.warning(f"ws-refused-{refusal}", "websocket refused: over %s %s (client %s)", cap, why, ip)
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            # Closing before accepting: the server answers the handshake with HTTP 403.
+            await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+            return
+        body = json.dumps({"errors": [error(TOO_MANY_CONNECTIONS, message)]}).encode()
+        headers = [(b"content-type", b"application/json"), (b"retry-after", str(RETRY_AFTER).encode())]
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+
+    def _watch(self, receive: Receive, ip: str) -> Receive:
+        async def receive_and_log_too_big() -> Message:
+            message = await receive()
+            if message["type"] == "websocket.disconnect" and message.get("code") == MESSAGE_TOO_BIG:
+                limit = self.settings.max_ws_message_bytes
+                self.log.warning(
+                    "ws-closed-too-big", "websocket closed: a message over %s bytes (client %s)", limit, ip
+                )
+            return message
+
+        return receive_and_log_too_big
+
+
+class _LimitedView(Protocol):
+    ws_limits: WebsocketLimits
+
+
+def limits_of(view: object) -> WebsocketLimits:
+    """The WebsocketLimits of the view a protocol handler serves."""
+    return cast(_LimitedView, view).ws_limits
+
+
+def is_subscription(query: object, operation_name: object, max_tokens: int) -> bool:
+    """Tell whether a document runs a subscription; one that cannot be read counts as one (the safe side)."""
+    if not isinstance(query, str):
+        return False
+    try:
+        document = parse(query, no_location=True, max_tokens=max_tokens)
+        name = operation_name if isinstance(operation_name, str) else None
+        return get_operation_type(document, name) is OperationType.SUBSCRIPTION
+    except (GraphQLError, RuntimeError):
+        return True
+
+
+class ConnectionGuard:
+    """What one websocket connection may do: how many operations, its caller's subscriptions, how long."""
+
+    def __init__(self, limits: WebsocketLimits, context: Context) -> None:
+        self.limits = limits
+        self.context = context
+        self.timers: list[asyncio.Task[None]] = []
+        self.watching_expiry = False
+
+    @property
+    def client_ip(self) -> str:
+        request = self.context.request
+        return "unknown" if request is None else str(request.scope.get("state", {}).get(CLIENT_IP, "unknown"))
+
+    def too_many_operations(self, active: int) -> dict[str, object] | None:
+        """The error for one more operation when `active` already run; None when it may start."""
+        cap = self.limits.settings.max_operations_per_connection
+        if active < cap:
+            return None
+        self.log_refusal("ws-refused-operations", "an operation over %s on one connection", cap)
+        return error(TOO_MANY_OPERATIONS, f"At most {cap} operations may run at once on one connection.")
+
+    @contextmanager
+    def subscription(self, query: object, operation_name: object) -> Iterator[dict[str, object] | None]:
+        """Hold one of the caller's subscription slots while a subscription runs; yield the error if none."""
+        settings = self.limits.settings
+        if not is_subscription(query, operation_name, settings.max_query_tokens):
+            yield None
+            return
+        principal = self.context.principal
+        key = principal.actor if principal.is_authenticated else f"ip:{self.client_ip}"
+        slots = self.limits.subscriptions
+        if slots.acquire(key) is not None:
+            cap = settings.max_subscriptions_per_user
+            self.log_refusal("ws-refused-subscriptions", "a subscription over %s for %s", cap, key)
+            yield error(TOO_MANY_SUBSCRIPTIONS, f"At most {cap} subscriptions may be live for one caller.")
+            return
+        try:
+            yield None
+        finally:
+            slots.release(key)
+
+    def log_refusal(self, kind: str, what: str, *args: object) -> None:
+        self.limits.log.warning(kind, f"websocket refused {what} (client %s)", *args, self.client_ip)
+
+    def log_close(self, kind: str, why: str) -> None:
+        self.limits.log.warning(kind, "websocket closed: %s (client %s)", why, self.client_ip)
+
+    def after(self, delay: float, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` in `delay` seconds unless the connection ends first."""
+
+        async def later() -> None:
+            await asyncio.sleep(max(delay, 0.0))
+            try:
+                await action()
+            except Exception:  # the client may have gone meanwhile: nothing left to close
+                logger.debug("websocket timer action failed", exc_info=True)
+
+        self.timers.append(asyncio.create_task(later()))
+
+    def watch_expiry(self, on_expired: Callable[[], Awaitable[None]]) -> None:
+        """Call `on_expired` when the signed-in caller's token expires."""
+        expires_at = self.context.principal.expires_at
+        if expires_at is not None and not self.watching_expiry:
+            self.watching_expiry = True
+            self.after(expires_at - time.time(), on_expired)
+
+    async def stop(self) -> None:
+        """Cancel the timers; wait until they are done."""
+        for timer in self.timers:
+            timer.cancel()
+        if self.timers:
+            await asyncio.wait(self.timers)
+        self.timers.clear()

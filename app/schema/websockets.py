@@ -1,0 +1,206 @@
+"""Strawberry's two websocket protocol handlers, held to the websocket limits (app.schema.websocket_limits).
+
+Both protocols: a connection_init deadline, a typed `error` for an operation past the per-connection
+cap or a subscription past the caller's cap (the connection stays open), and a close when the token
+that signed the connection in expires. Legacy graphql-ws also runs queries and mutations properly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from typing import Any, cast
+
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws import types as transport
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_ws import types as legacy
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.utils.aio import aclosing
+
+from app.schema.context import Context
+from app.schema.websocket_limits import (
+    INIT_TIMEOUT,
+    TOKEN_EXPIRED,
+    TOKEN_EXPIRED_MESSAGE,
+    UNAUTHENTICATED,
+    ConnectionGuard,
+    WebsocketLimits,
+    error,
+    limits_of,
+)
+
+BAD_MESSAGE = (4400, "Failed to parse message")
+SECOND_INIT = (4429, "Too many initialisation requests")
+NO_INCREMENTAL = "Incremental delivery (@defer, @stream) is not supported over graphql-ws."
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws within the websocket limits."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = ConnectionGuard(limits_of(self.view), self.context)
+        self.max_subscriptions_per_connection = None  # the guard's typed refusal replaces strawberry's
+
+    async def handle_message(self, message: transport.Message) -> None:
+        try:
+            await super().handle_message(message)
+        except (TypeError, AttributeError):  # a message, or its payload, that is not a JSON object
+            await self.websocket.close(*BAD_MESSAGE)
+
+    async def handle_connection_init(self, message: transport.ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self.guard.watch_expiry(self._token_expired)
+
+    async def handle_connection_init_timeout(self) -> None:
+        await super().handle_connection_init_timeout()
+        if self.connection_timed_out:
+            self.guard.log_close("ws-closed-init-timeout", "no connection_init in time")
+
+    async def handle_subscribe(self, message: transport.SubscribeMessage) -> None:
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            refusal = self.guard.too_many_operations(len(self.operations))
+            if refusal is not None:
+                await self.send_message(_transport_error(message["id"], refusal))
+                return
+        await super().handle_subscribe(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        with self.guard.subscription(operation.query, operation.operation_name) as refusal:
+            if refusal is None:
+                await super().run_operation(operation)
+                return
+        await operation.send_operation_message(_transport_error(operation.id, refusal))
+
+    async def shutdown(self) -> None:
+        await self.guard.stop()
+        await super().shutdown()
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        if isinstance(error, WebSocketDisconnected):
+            return  # the client left while its result was being sent: nothing went wrong here
+        await super().handle_task_exception(error)
+
+    async def _token_expired(self) -> None:
+        self.guard.log_close("ws-closed-token-expired", "token expired")
+        await self.websocket.close(*TOKEN_EXPIRED)
+
+
+def _transport_error(operation_id: str, payload: dict[str, object]) -> transport.Message:
+    return cast(transport.ErrorMessage, {"id": operation_id, "type": "error", "payload": [payload]})
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """Legacy graphql-ws within the websocket limits; runs queries and mutations as well as subscriptions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = ConnectionGuard(limits_of(self.view), self.context)
+        self.max_subscriptions_per_connection = None  # the guard's typed refusal replaces strawberry's
+        self.init_received = False
+
+    async def handle(self) -> None:
+        # The protocol sets no deadline for connection_init; without one an idle socket lives forever.
+        self.guard.after(self.guard.limits.settings.connection_init_timeout, self._init_deadline)
+        try:
+            await super().handle()
+        finally:
+            await self.guard.stop()
+
+    async def handle_message(self, message: legacy.OperationMessage) -> None:
+        try:
+            await super().handle_message(message)
+        except (KeyError, TypeError, AttributeError):  # a message without id or payload, or not an object
+            await self.websocket.close(*BAD_MESSAGE)
+
+    async def handle_connection_init(self, message: legacy.ConnectionInitMessage) -> None:
+        if self.init_received:
+            # A second init would sign in again and start a second keep-alive task.
+            await self.websocket.close(*SECOND_INIT)
+            return
+        self.init_received = True
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self.guard.watch_expiry(self._token_expired)
+
+    async def handle_start(self, message: legacy.StartMessage) -> None:
+        if self.connection_acknowledged and message["id"] not in self.tasks:
+            refusal = self.guard.too_many_operations(len(self.tasks))
+            if refusal is not None:
+                await self.send_message(_legacy_error(message["id"], refusal))
+                return
+        await super().handle_start(message)
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        try:
+            with self.guard.subscription(query, operation_name) as refusal:
+                if refusal is not None:
+                    await self.send_message(_legacy_error(operation_id, refusal))
+                    return
+                await self._run(operation_id, query, operation_name, variables)
+        except asyncio.CancelledError:
+            # A `stop` (or the connection's end): the protocol answers a stop with `complete`.
+            with suppress(WebSocketDisconnected):
+                await self.send_message({"type": "complete", "id": operation_id})
+        except WebSocketDisconnected:
+            pass  # the client left while its result was being sent: nothing went wrong here
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
+
+    async def _run(
+        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
+    ) -> None:
+        # stream() runs any operation type; strawberry's subscribe() refuses queries and mutations with
+        # an error that reads as an internal one.
+        results = await self.schema.stream(
+            query,
+            variable_values=variables,
+            context_value=self.context,
+            root_value=self.root_value,
+            operation_name=operation_name,
+        )
+        self.subscriptions[operation_id] = results
+        async with aclosing(results):
+            first = True
+            async for result in results:
+                if first and isinstance(result, PreExecutionError):
+                    assert result.errors
+                    await self.send_message(_legacy_error(operation_id, result.errors[0].formatted))
+                    return
+                if not isinstance(result, ExecutionResult):
+                    await self.send_message(_legacy_error(operation_id, {"message": NO_INCREMENTAL}))
+                    return
+                await self.send_data_message(result, operation_id)
+                first = False
+        await self.send_message({"type": "complete", "id": operation_id})
+
+    async def _init_deadline(self) -> None:
+        if not self.init_received:
+            self.guard.log_close("ws-closed-init-timeout", "no connection_init in time")
+            await self.websocket.close(*INIT_TIMEOUT)
+
+    async def _token_expired(self) -> None:
+        self.guard.log_close("ws-closed-token-expired", "token expired")
+        message = {"type": "connection_error", "payload": error(UNAUTHENTICATED, TOKEN_EXPIRED_MESSAGE)}
+        await self.send_message(cast(legacy.ConnectionErrorMessage, message))
+        await self.websocket.close(*TOKEN_EXPIRED)
+
+
+def _legacy_error(operation_id: str, payload: Any) -> legacy.OperationMessage:
+    return cast(legacy.ErrorMessage, {"type": "error", "id": operation_id, "payload": payload})
+
+
+__all__ = ["LegacyWSHandler", "TransportWSHandler", "WebsocketLimits"]

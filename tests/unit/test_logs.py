@@ -1,0 +1,136 @@
+"""Bounded logging: cut values, a few lines per kind per window, and one line counting the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from app.logs import Throttle, ThrottledLogger, ThrottleFilter, shorten
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records]
+
+
+def throttled(clock: Clock, name: str = "test.throttled") -> ThrottledLogger:
+    return ThrottledLogger(logging.getLogger(name), burst=3, window=10.0, max_value_chars=8, clock=clock)
+
+
+def test_shorten_cuts_long_values_only() -> None:
+    assert shorten("short", 8) == "short"
+    assert shorten("x" * 20, 8) == "xxxxxxx…"
+    assert len(shorten("x" * 20, 8)) == 8
+    assert shorten(12345, 3) == "12…"
+
+
+def test_throttle_admits_a_burst_per_window_and_counts_the_rest(clock: Clock) -> None:
+    throttle = Throttle(burst=2, window=5.0, clock=clock)
+
+    admitted = [throttle.admit("a")[0] for _ in range(5)]
+    other = throttle.admit("b")
+    clock.now += 5.0
+    after_window = throttle.admit("a")
+
+    assert admitted == [True, True, False, False, False]
+    assert other == (True, 0)  # each kind has its own budget
+    assert after_window == (True, 3)  # the new window reports what the last one dropped
+
+
+def test_burst_then_one_summary_line(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    log = throttled(clock)
+    with caplog.at_level(logging.WARNING, "test.throttled"):
+        for number in range(20_000):
+            log.warning("refused", "refused %s", number)
+        clock.now += 10.0
+        log.warning("refused", "refused %s", "again")
+
+    assert lines(caplog) == [
+        "refused 0",
+        "refused 1",
+        "refused 2",
+        "… 19997 more refused lines not logged in 10 s",
+        "refused again",
+    ]
+
+
+def test_kinds_are_throttled_separately(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    log = throttled(clock)
+    with caplog.at_level(logging.WARNING, "test.throttled"):
+        for _ in range(5):
+            log.warning("a", "line a")
+            log.warning("b", "line b")
+
+    assert lines(caplog).count("line a") == 3 and lines(caplog).count("line b") == 3
+
+
+def test_values_are_cut(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "test.throttled"):
+        throttled(clock).warning("long", "client %s said %s", "1.2.3.4", "y" * 10_000)
+
+    assert lines(caplog) == ["client 1.2.3.4 said yyyyyyy…"]
+
+
+def test_flush_reports_drops_without_waiting_for_a_next_line(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = throttled(clock)
+    with caplog.at_level(logging.WARNING, "test.throttled"):
+        for _ in range(5):
+            log.warning("quiet", "line")
+        log.flush()
+        log.flush()  # nothing new to report
+
+    assert lines(caplog) == ["line"] * 3 + ["… 2 more quiet lines not logged in 10 s"]
+
+
+def test_disabled_level_costs_nothing(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    log = throttled(clock)
+    with caplog.at_level(logging.ERROR, "test.throttled"):
+        for _ in range(5):
+            log.info("kind", "line")
+
+    assert lines(caplog) == [] and log.throttle.keys() == []
+
+
+async def test_an_event_loop_timer_reports_the_drops_when_the_window_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = ThrottledLogger(logging.getLogger("test.timer"), burst=1, window=0.05)
+    with caplog.at_level(logging.WARNING, "test.timer"):
+        for _ in range(4):
+            log.warning("burst", "line")
+        await asyncio.sleep(0.2)
+
+    assert lines(caplog) == ["line", "… 3 more burst lines not logged in 0.05 s"]
+
+
+def test_filter_drops_repeated_formats_and_notes_the_count(clock: Clock) -> None:
+    log_filter = ThrottleFilter(burst=2, window=10.0, prefixes=("%s - ", "connection open"))
+    log_filter.throttle.clock = clock
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, msg, ("1.2.3.4",), None)
+
+    passed = [log_filter.filter(record("%s - refused")) for _ in range(6)]
+    other = log_filter.filter(record("started on %s"))  # another prefix: never throttled
+    clock.now += 10.0
+    later = record("%s - refused")
+
+    assert passed == [True, True, False, False, False, False] and other
+    assert log_filter.filter(later)
+    assert later.getMessage() == "1.2.3.4 - refused (and 4 more like it not logged)"
