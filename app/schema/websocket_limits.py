@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
+from app.admission.clients import TrustedProxies, client_ip, ip_group
 from app.logs import ThrottledLogger
 from app.schema.context import Context
 from app.settings import Settings
@@ -69,10 +70,12 @@ class Slots:
         return self._sum if key is None else self._held[key]
 
 
-def _peer_ip(scope: Scope) -> str:
-    # TODO(lead): use app.admission.clients.client_ip (X-Forwarded-For from settings.trusted_proxies).
+def _client_ip(scope: Scope, proxies: TrustedProxies) -> str:
+    """The handshake's client address (its /64 for IPv6), X-Forwarded-For believed from trusted proxies."""
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    peer = str(client[0]) if client else None
+    forwarded = b",".join(value for name, value in scope.get("headers", ()) if name == b"x-forwarded-for")
+    return ip_group(client_ip(peer, forwarded.decode("latin-1") or None, proxies))
 
 
 def error(code: str, message: str) -> dict[str, object]:
@@ -89,10 +92,11 @@ class WebsocketLimits:
         self.connections = Slots(per_key=per_ip, total=total)
         self.subscriptions = Slots(per_key=settings.max_subscriptions_per_user)
         self.log = ThrottledLogger(logger, max_value_chars=settings.max_log_value_chars)
+        self.proxies = TrustedProxies.parse(settings.trusted_proxies)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
         """Run `app` for a websocket handshake within the connection caps; refuse it before accepting."""
-        ip = _peer_ip(scope)
+        ip = _client_ip(scope, self.proxies)
         scope.setdefault("state", {})[CLIENT_IP] = ip
         refusal = self.connections.acquire(ip)
         if refusal is not None:
