@@ -19,6 +19,7 @@ from app.domain.fields import short
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 MAX_DECIMAL_LENGTH = 40
 _DECIMAL_HINT = 'send digits with an optional point, such as "12.50"'
+MAX_DATETIME_LENGTH = 64
 
 
 def serialize_decimal(value: decimal.Decimal) -> str:
@@ -62,12 +63,19 @@ def serialize_datetime(value: dt.datetime) -> str:
 
 
 def parse_datetime(value: Any) -> dt.datetime:
-    if not isinstance(value, str):
-        raise ValueError("DateTime must be an ISO-8601 string")
-    parsed = dt.datetime.fromisoformat(value)
+    """Parse an ISO-8601 string with a time zone; refusals are typed errors, like Decimal's."""
+    if not isinstance(value, str) or len(value) > MAX_DATETIME_LENGTH:
+        raise bad_value("DateTime must be an ISO-8601 string.")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise bad_value(f"Not an ISO-8601 date and time: {short(value)!r}.") from None
     if parsed.tzinfo is None:
-        raise ValueError("DateTime must carry a time zone (use Z for UTC)")
-    return parsed.astimezone(dt.UTC)
+        raise bad_value("DateTime must carry a time zone (use Z for UTC).")
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # year 1 east of UTC, or year 9999 west of it
+        raise bad_value("DateTime is out of range once moved to UTC.") from None
 
 
 SCALARS: dict[object, ScalarDefinition] = {

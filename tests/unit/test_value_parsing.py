@@ -14,7 +14,7 @@ from app.eventstore.position import MAX_PART, InvalidPosition, Position
 from app.ids import new_id
 from app.queries.paging import decode_cursor, encode_cursor, number_key, text_key, timestamp_key, whole_key
 from app.queries.search import MAX_SEARCH, clean_search
-from app.schema.scalars import parse_decimal
+from app.schema.scalars import parse_datetime, parse_decimal
 
 
 @pytest.mark.parametrize("position", [Position(0, 1), Position(2**40, 17), Position(MAX_PART, MAX_PART)])
@@ -109,3 +109,16 @@ def test_search_is_trimmed_bounded_and_storable() -> None:
     for bad in ("a\x00b", "\udfff", "x" * (MAX_SEARCH + 1)):
         with pytest.raises(ValidationError):
             clean_search(bad)
+
+
+@pytest.mark.parametrize(
+    "value", ["yesterday", "2024-01-01T00:00:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", 5]
+)
+def test_bad_datetimes_are_a_typed_error(value: object) -> None:
+    with pytest.raises(GraphQLError) as caught:
+        parse_datetime(value)
+    assert caught.value.extensions == {"code": "VALIDATION_FAILED"}
+
+
+def test_a_datetime_is_moved_to_utc() -> None:
+    assert parse_datetime("2024-01-01T05:00:00+05:00").isoformat() == "2024-01-01T00:00:00+00:00"
