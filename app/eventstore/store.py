@@ -56,6 +56,12 @@ WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY transaction_id DESC, global_position DESC LIMIT 1
 """
 
+# Every committed event, whether or not an older transaction still holds it back from commit order.
+_NEWEST = """
+SELECT transaction_id::text::bigint, global_position FROM eventstore.events
+ORDER BY transaction_id DESC, global_position DESC LIMIT 1
+"""
+
 
 class EventStore:
     """Append-only log of domain events; the source of truth."""
@@ -139,6 +145,14 @@ class EventStore:
     async def head(self, *, conn: asyncpg.Connection | None = None) -> Position:
         """Return the position of the last event a commit-order reader can see now."""
         row = await (conn or self._pool).fetchrow(_HEAD)
+        return START if row is None else Position(row[0], row[1])
+
+    async def newest(self, *, conn: asyncpg.Connection | None = None) -> Position:
+        """Return the position of the newest committed event (START when there is none).
+
+        No position Bookworm handed out lies beyond it: each is an event's, returned once committed.
+        """
+        row = await (conn or self._pool).fetchrow(_NEWEST)
         return START if row is None else Position(row[0], row[1])
 
     def _recorded(self, row: Any, *, decode: bool = True) -> RecordedEvent:

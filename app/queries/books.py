@@ -11,8 +11,9 @@ from typing import Any
 
 from app.domain.errors import FieldError, ValidationError
 from app.ids import is_id
-from app.queries.paging import decode_cursor, encode_cursor
+from app.queries.paging import decimal_key, decode_cursor, encode_cursor, number_key, text_key, timestamp_key
 from app.queries.rows import BOOK_COLUMNS
+from app.queries.search import clean_search
 
 BOOK_STATUSES = ("IN_STOCK", "OUT_OF_STOCK")
 _QUERY = "websearch_to_tsquery('english'::regconfig, {q}::text)"
@@ -38,18 +39,6 @@ class BookFilter:
     status: str | None = None
 
 
-def _text(key: Any) -> str:
-    if not isinstance(key, str):
-        raise TypeError(key)
-    return key
-
-
-def _number(key: Any) -> float:
-    if not isinstance(key, int | float) or isinstance(key, bool):
-        raise TypeError(key)
-    return float(key)
-
-
 @dataclass(frozen=True)
 class _Sort:
     expression: str  # over read.book_view; {q} is the search argument
@@ -60,17 +49,11 @@ class _Sort:
 
 
 _SORTS = {
-    BookOrder.NAME: _Sort("name", "text", False, str, _text),
-    BookOrder.PRICE: _Sort("price", "numeric", False, str, lambda k: Decimal(_text(k))),
-    BookOrder.RATING: _Sort("average_rating", "float8", False, float, _number),
-    BookOrder.NEWEST: _Sort(
-        "created_at",
-        "timestamptz",
-        True,
-        dt.datetime.isoformat,
-        lambda k: dt.datetime.fromisoformat(_text(k)),
-    ),
-    BookOrder.RELEVANCE: _Sort(f"ts_rank(search, {_QUERY})", "real", True, float, _number),
+    BookOrder.NAME: _Sort("name", "text", False, str, text_key),
+    BookOrder.PRICE: _Sort("price", "numeric", False, str, decimal_key),
+    BookOrder.RATING: _Sort("average_rating", "float8", False, float, number_key),
+    BookOrder.NEWEST: _Sort("created_at", "timestamptz", True, dt.datetime.isoformat, timestamp_key),
+    BookOrder.RELEVANCE: _Sort(f"ts_rank(search, {_QUERY})", "real", True, float, number_key),
 }
 
 
@@ -82,7 +65,7 @@ class BookListing:
     ) -> None:
         self.args: list[Any] = []
         self.conditions: list[str] = ["TRUE"]
-        self.search = search.strip() if search and search.strip() else None
+        self.search = clean_search(search)
         self.order = order_by or (BookOrder.RELEVANCE if self.search else BookOrder.NAME)
         if self.order is BookOrder.RELEVANCE and self.search is None:
             raise ValidationError.single("orderBy", "RELEVANCE needs a search.")

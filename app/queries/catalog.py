@@ -11,7 +11,16 @@ import asyncpg
 from app.db import unavailable_when_down
 from app.ids import is_id
 from app.queries.books import BookFilter, BookListing, BookOrder
-from app.queries.paging import Edge, Keyset, Page, check_first, decode_cursor, encode_cursor, make_page
+from app.queries.paging import (
+    Edge,
+    Keyset,
+    Page,
+    check_first,
+    decode_cursor,
+    encode_cursor,
+    make_page,
+    text_key,
+)
 from app.queries.rows import (
     AUTHOR_COLUMNS,
     BOOK_COLUMNS,
@@ -22,6 +31,7 @@ from app.queries.rows import (
     CategoryRow,
     PublisherRow,
 )
+from app.queries.search import clean_search
 
 R = TypeVar("R")
 _AUTHOR_ORDERING = "author:name"
@@ -113,10 +123,11 @@ class CatalogQueries:
         check_first(first)
         args: list[Any] = []
         conditions = ["TRUE"]
-        if search and search.strip():
-            args.append(_like_pattern(search.strip()))
+        search = clean_search(search)
+        if search is not None:
+            args.append(_like_pattern(search))
             conditions.append(f"name ILIKE ${len(args)}")
-        cursor = None if after is None else decode_cursor(after, _AUTHOR_ORDERING, str)
+        cursor = None if after is None else decode_cursor(after, _AUTHOR_ORDERING, text_key)
         count_sql = _AUTHORS.count_sql(conditions)
         sql, page_args = _AUTHORS.page_sql(conditions, args, cursor, first)
         async with self._pool.acquire() as conn:

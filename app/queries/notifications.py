@@ -11,7 +11,16 @@ import asyncpg
 from app.db import unavailable_when_down
 from app.domain.errors import ValidationError
 from app.ids import is_id
-from app.queries.paging import Edge, Keyset, Page, check_first, decode_cursor, encode_cursor, make_page
+from app.queries.paging import (
+    Edge,
+    Keyset,
+    Page,
+    check_first,
+    decode_cursor,
+    encode_cursor,
+    make_page,
+    timestamp_key,
+)
 
 STATUSES = ("PENDING", "SENT", "FAILED")
 _ORDERING = "notification:newest"
@@ -69,7 +78,7 @@ class NotificationQueries:
         """Return one page of mails, newest first, optionally of one status or one order."""
         check_first(first)
         conditions, args = _filters(status, order_id)
-        cursor = None if after is None else decode_cursor(after, _ORDERING, dt.datetime.fromisoformat)
+        cursor = None if after is None else decode_cursor(after, _ORDERING, timestamp_key)
         count_sql = _LISTING.count_sql(conditions)
         sql, page_args = _LISTING.page_sql(conditions, args, cursor, first)
         async with self._pool.acquire() as conn:

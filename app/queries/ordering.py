@@ -18,7 +18,16 @@ import asyncpg
 from app.db import unavailable_when_down
 from app.domain.errors import ValidationError
 from app.ids import is_id
-from app.queries.paging import Edge, Keyset, Page, check_first, decode_cursor, encode_cursor, make_page
+from app.queries.paging import (
+    Edge,
+    Keyset,
+    Page,
+    check_first,
+    decode_cursor,
+    encode_cursor,
+    make_page,
+    timestamp_key,
+)
 
 ORDER_STATUSES = ("NEW", "COMPLETED", "CANCELLED")
 _NEWEST = "order:newest"
@@ -167,7 +176,7 @@ class OrderingQueries:
                 raise ValidationError.single("status", f"Must be one of {', '.join(ORDER_STATUSES)}.")
             args.append(status)
             conditions.append(f"status = ${len(args)}")
-        cursor = None if after is None else decode_cursor(after, _NEWEST, _timestamp)
+        cursor = None if after is None else decode_cursor(after, _NEWEST, timestamp_key)
         count_sql = _ORDERS.count_sql(conditions)
         sql, page_args = _ORDERS.page_sql(conditions, args, cursor, first)
         async with self._pool.acquire() as conn:
@@ -182,12 +191,6 @@ def _require_buyer_id(value: str) -> str:
     if canonical is None:
         raise ValidationError.single("buyerId", "Must be a valid id.")
     return canonical
-
-
-def _timestamp(key: Any) -> dt.datetime:
-    if not isinstance(key, str):
-        raise TypeError(key)
-    return dt.datetime.fromisoformat(key)
 
 
 def _cursor(record: Any) -> str:

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from app.domain.errors import ValidationError
+from app.domain.fields import is_storable
 from app.ids import is_id
 
 T = TypeVar("T")
 MAX_FIRST = 100
+# Far above any cursor Bookworm makes (a sort key of at most a few hundred characters, and an id).
+MAX_CURSOR_LENGTH = 2048
+MAX_TEXT_KEY = 1000
+# Beyond the largest finite float4 (`real`, what ts_rank returns): PostgreSQL could not take it back.
+MAX_NUMBER_KEY = 3.4e38
+_DECIMAL_KEY = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,20})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +68,67 @@ def encode_cursor(ordering: str, key: Any, row_id: str) -> str:
 
 
 def decode_cursor(cursor: str, ordering: str, parse_key: Callable[[Any], Any]) -> tuple[Any, str]:
-    """Return (sort key, id) of a cursor made for `ordering`; anything else is a ValidationError."""
+    """Return (sort key, id) of a cursor made for `ordering`; anything else is a ValidationError.
+
+    `parse_key` must refuse (with ValueError or TypeError) any key PostgreSQL could not compare.
+    """
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        made_for, key, row_id = json.loads(raw)
+        # No NaN or Infinity: the server never writes them, and PostgreSQL sorts them apart.
+        made_for, key, row_id = json.loads(raw, parse_constant=_refuse_constant)
         if made_for != ordering or not isinstance(row_id, str) or not is_id(row_id):
             raise ValueError(cursor)
         return parse_key(key), row_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, ArithmeticError):
+    # RecursionError: json.loads of a deeply nested array such as [[[[...]]]].
+    except (ValueError, TypeError, binascii.Error, ArithmeticError, RecursionError):
         raise ValidationError.single("after", "Not a cursor of this list.") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def text_key(key: Any) -> str:
+    """A text sort key that PostgreSQL can compare: no U+0000, no lone surrogate, bounded."""
+    if not isinstance(key, str) or len(key) > MAX_TEXT_KEY or not is_storable(key):
+        raise TypeError("not a text key")
+    return key
+
+
+def number_key(key: Any) -> float:
+    """A float sort key: finite, and within what a float4 column can hold."""
+    if not isinstance(key, int | float) or isinstance(key, bool):
+        raise TypeError("not a number key")
+    # Compared before float(): an int of 400 digits would overflow it. NaN compares false.
+    if not -MAX_NUMBER_KEY <= key <= MAX_NUMBER_KEY:
+        raise ValueError("not a finite number in range")
+    return float(key)
+
+
+def whole_key(key: Any) -> int:
+    """An integer sort key within PostgreSQL's integer."""
+    if not isinstance(key, int) or isinstance(key, bool) or not -(2**31) <= key < 2**31:
+        raise TypeError("not an integer key")
+    return key
+
+
+def decimal_key(key: Any) -> Decimal:
+    """A numeric sort key written as plain digits (no exponent, NaN or Infinity)."""
+    if not isinstance(key, str) or _DECIMAL_KEY.fullmatch(key) is None:
+        raise TypeError("not a decimal key")
+    return Decimal(key)
+
+
+def timestamp_key(key: Any) -> dt.datetime:
+    """A timestamptz sort key: ISO-8601 with an offset, and still a date once moved to UTC."""
+    if not isinstance(key, str) or len(key) > 64:
+        raise TypeError("not a timestamp key")
+    parsed = dt.datetime.fromisoformat(key)
+    if parsed.tzinfo is None:
+        raise ValueError("no time zone")
+    return parsed.astimezone(dt.UTC)  # OverflowError (an ArithmeticError) past year 1 or 9999
 
 
 def make_page(edges: Sequence[Edge[T]], first: int, *, after: str | None, total_count: int) -> Page[T]:

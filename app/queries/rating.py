@@ -14,7 +14,16 @@ import asyncpg
 from app.db import unavailable_when_down
 from app.domain.errors import ValidationError
 from app.ids import is_id
-from app.queries.paging import Edge, Page, check_first, decode_cursor, encode_cursor, make_page
+from app.queries.paging import (
+    Edge,
+    Page,
+    check_first,
+    decode_cursor,
+    encode_cursor,
+    make_page,
+    timestamp_key,
+    whole_key,
+)
 
 FEEDBACK_COLUMNS = "id, book_id, first_name, last_name, comment, rating, created_at"
 
@@ -47,18 +56,6 @@ class FeedbackRow:
         )
 
 
-def _timestamp(key: Any) -> dt.datetime:
-    if not isinstance(key, str):
-        raise TypeError(key)
-    return dt.datetime.fromisoformat(key)
-
-
-def _whole(key: Any) -> int:
-    if not isinstance(key, int) or isinstance(key, bool):
-        raise TypeError(key)
-    return key
-
-
 @dataclass(frozen=True)
 class _Sort:
     column: str
@@ -69,8 +66,8 @@ class _Sort:
 
 # Both orders run from the largest key down, with the id breaking ties the same way.
 _SORTS = {
-    FeedbackOrder.NEWEST: _Sort("created_at", "timestamptz", dt.datetime.isoformat, _timestamp),
-    FeedbackOrder.RATING: _Sort("rating", "integer", int, _whole),
+    FeedbackOrder.NEWEST: _Sort("created_at", "timestamptz", dt.datetime.isoformat, timestamp_key),
+    FeedbackOrder.RATING: _Sort("rating", "integer", int, whole_key),
 }
 
 _COUNT = "SELECT count(*) FROM read.feedback_view WHERE book_id = $1"

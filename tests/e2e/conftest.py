@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,8 +36,14 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 @pytest.fixture(scope="session")
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file that the `server` process writes its output (and any traceback) to."""
+    return tmp_path_factory.mktemp("server") / "serve.log"
+
+
+@pytest.fixture(scope="session")
 def server(
-    e2e_settings: Settings, mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory
+    e2e_settings: Settings, mailbox: Mailbox, server_log: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """Start `bookworm serve`, wait for /readyz, yield its base URL, and stop it at the end."""
     port = free_port()
@@ -57,7 +64,7 @@ def server(
             for name in ("BUDGET_CAPACITY", "BUDGET_REFILL", "WRITE_BUDGET_CAPACITY", "WRITE_BUDGET_REFILL")
         },
     }
-    log = tmp_path_factory.mktemp("server") / "serve.log"
+    log = server_log
     with log.open("wb") as output:
         process = subprocess.Popen(
             [*bookworm_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],

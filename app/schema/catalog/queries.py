@@ -69,7 +69,7 @@ class CatalogQuery:
     @described.field("The audit trail of one stream, oldest first; admins only.")
     async def stream_history(self, info: Info, stream_id: strawberry.ID) -> list[RecordedEvent]:
         require_admin(info)
-        events = await stream_history(info.context.container.event_store, str(stream_id))
+        events = await stream_history(info.context.container.event_store, check_id("streamId", stream_id))
         return [RecordedEvent.from_recorded(event) for event in events]
 
 

@@ -29,8 +29,15 @@ async def resume_position(info: Info, after: str | None) -> Position | None:
     """Parse `after` and check its changes are still kept (else ResumeTooOld), before the stream starts."""
     position = after_position(after)
     if position is not None:
+        await require_handed_out(info, position)
         await info.context.container.hub.check_resume(position)
     return position
+
+
+async def require_handed_out(info: Info, position: Position) -> None:
+    """Refuse a position beyond the newest event: the subscription would wait, silent, until it came."""
+    if position > await info.context.container.event_store.newest():
+        raise ValidationError.single("after", "Beyond the newest event: not a position Bookworm returned.")
 
 
 async def notices(info: Info, topic: str, after: Position | None) -> AsyncGenerator[ChangeNotice, None]:
