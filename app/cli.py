@@ -18,7 +18,7 @@ import redis.exceptions
 import sqlalchemy.exc
 
 from app import cli_tasks as tasks
-from app import embedded
+from app import embedded, logs
 from app.bootstrap import Container, container
 from app.cli_tasks import CliError, first_line
 from app.db import head_revision, migrate
@@ -55,9 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logs.configure(settings.log_level, limit=settings.max_log_line_chars)
     except ValueError as exc:  # a number that is not one, or an unknown log level
         return _fail(f"invalid BOOKWORM_* setting: {exc}")
     handler: Handler = args.handler
@@ -265,6 +263,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
             # The client address is the peer's; X-Forwarded-For counts only from BOOKWORM_TRUSTED_PROXIES
             # (uvicorn would otherwise rewrite it from any local peer's header).
             proxy_headers=False,
+            # uvicorn's lines go through our handler too, so they are bounded like every other line.
+            log_config=None,
         )
 
 

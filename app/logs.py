@@ -162,3 +162,29 @@ class ThrottleFilter(logging.Filter):
         if admitted and dropped:
             record.msg = f"{record.msg} (and {dropped} more like it not logged)"
         return admitted
+
+
+class BoundedFormatter(logging.Formatter):
+    """Format records, cutting any longer than `limit` characters in the middle.
+
+    Values an attacker sends may reach a log line (an error's message, a path); the middle goes, so the
+    head (time, level, logger) and the tail (a traceback's last frame and error) stay readable.
+    """
+
+    def __init__(self, fmt: str, *, limit: int) -> None:
+        super().__init__(fmt)
+        self.limit = limit
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if len(text) <= self.limit:
+            return text
+        half = max(self.limit // 2, 1)
+        return f"{text[:half]} {ELLIPSIS} {len(text) - 2 * half} characters cut {ELLIPSIS} {text[-half:]}"
+
+
+def configure(level: str, *, limit: int) -> None:
+    """Send every log record to standard error, one bounded line (or traceback) each."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(BoundedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", limit=limit))
+    logging.basicConfig(level=level.upper(), handlers=[handler])

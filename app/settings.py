@@ -38,9 +38,9 @@ class Settings:
     max_body_bytes: int = 1_000_000
     # Admission control (docs/operations.md, "Bounded cost"). Every operation is analysed before it runs.
     max_query_depth: int = 12
-    max_query_tokens: int = 5_000
+    max_query_tokens: int = 2_000
     max_query_aliases: int = 50
-    max_query_fields: int = 1_000
+    max_query_fields: int = 500
     max_query_cost: int = 1_000
     # The size a list field without `first` is assumed to have when its cost is computed.
     list_size_estimate: int = 5

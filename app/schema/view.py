@@ -50,6 +50,7 @@ SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions are served over websockets on this path (graphql-transport-ws or graphql-ws), "
     "not over plain HTTP."
 )
+BEYOND_NEWEST = "Header Bookworm-Position is beyond the newest event: not a position Bookworm returned."
 UNEXPECTED = "Unexpected error. It has been logged; the request may be retried."
 READ_MODELS = tuple(PROJECTIONS)  # a Bookworm-Position header waits for every read model
 
@@ -156,6 +157,8 @@ class BookwormGraphQL(GraphQL[Context, None]):
             ) from None
         container = request.state.container
         await self._charge_wait(request, container)
+        if position > await container.event_store.newest():
+            raise HTTPException(400, BEYOND_NEWEST)
         positions = container.positions
         timeout = self.settings.read_your_writes_timeout
         try:
