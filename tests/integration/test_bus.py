@@ -29,7 +29,6 @@ from app.eventstore import START, Position
 from app.ids import new_id
 from app.projections import ProjectionConsumer
 from app.projections.rating import RATING
-from app.queries.consistency import wait_for_position
 from app.settings import Settings
 from tests.integration.bus_support import (
     META,
@@ -534,7 +533,7 @@ async def test_events_a_consumer_ignores_move_its_checkpoint_without_a_batch_tra
     # A projection passes events it ignores too, so read-your-writes on it does not wait for its next event.
     rating = ProjectionConsumer(RATING)
     env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, rating, env).run())
-    assert await wait_for_position(env.pool, "rating", head, timeout=10.0)
+    await checkpoint_reached(env, "rating", head)
 
 
 async def test_a_mixed_batch_applies_exactly_the_handled_events(env: BusEnv) -> None:
