@@ -502,6 +502,16 @@ async def append_categories(env: BusEnv, conn: asyncpg.Connection, names: list[s
     )
 
 
+async def projection_reached(env: BusEnv, name: str, position: Position) -> None:
+    async def reached() -> bool:
+        row = await env.pool.fetchrow(
+            "SELECT transaction_id, global_position FROM read.projections WHERE name = $1", name
+        )
+        return row is not None and Position(row[0], row[1]) >= position
+
+    await wait_until(reached, what=f"projection {name} at {position}")
+
+
 async def checkpoint_reached(env: BusEnv, name: str, position: Position) -> None:
     async def reached() -> bool:
         async with env.pool.acquire() as conn:
@@ -533,7 +543,7 @@ async def test_events_a_consumer_ignores_move_its_checkpoint_without_a_batch_tra
     # A projection passes events it ignores too, so read-your-writes on it does not wait for its next event.
     rating = ProjectionConsumer(RATING)
     env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, rating, env).run())
-    await checkpoint_reached(env, "rating", head)
+    await projection_reached(env, "rating", head)
 
 
 async def test_a_mixed_batch_applies_exactly_the_handled_events(env: BusEnv) -> None:

@@ -8,11 +8,20 @@ from types import SimpleNamespace
 
 from graphql.execution.collect_fields import FieldDetails
 
+from app.admission.budget import Charge
 from app.eventstore.position import Position
+from app.identity import ANONYMOUS
 from app.live.notices import ChangeNotice
 from app.schema import build_schema
 
 CATALOG_CHANGED = "subscription { catalogChanged { kind position entity entityId } }"
+
+
+class UnlimitedBudgets:
+    """Stands in for the Redis budgets: every charge is allowed."""
+
+    async def charge(self, key: str, cost: int, writes: int = 0) -> Charge:
+        return Charge(allowed=True, cost=cost, remaining=1000, capacity=1000, refill_rate=100.0)
 
 
 class EndlessHub:
@@ -44,7 +53,8 @@ async def receive(results: AsyncIterator[object], count: int) -> None:
 
 
 async def test_a_subscription_does_not_grow_with_the_events_it_delivers() -> None:
-    context = SimpleNamespace(container=SimpleNamespace(hub=EndlessHub()))
+    container = SimpleNamespace(hub=EndlessHub(), budgets=UnlimitedBudgets())
+    context = SimpleNamespace(container=container, principal=ANONYMOUS, client_key="ip:test")
     results = await build_schema().subscribe(CATALOG_CHANGED, context_value=context)
     assert isinstance(results, AsyncGenerator)
     try:
