@@ -15,7 +15,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from app import bootstrap
+from app.aio import cancel_and_wait
 from app.db import current_revision, head_revision
+from app.memory import release_free_memory
 from app.middleware import InFlightLimit, SecurityHeaders
 from app.schema import build_schema
 from app.schema.view import BookwormGraphQL
@@ -72,7 +74,11 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with bootstrap.container(settings, workers=workers) as container:
-            yield {"container": container}
+            trimming = asyncio.create_task(release_free_memory(), name="release-free-memory")
+            try:
+                yield {"container": container}
+            finally:
+                await cancel_and_wait([trimming])
 
     graphql = BookwormGraphQL(build_schema(settings), settings)
     routes = [

@@ -57,6 +57,9 @@ class Settings:
     trusted_proxies: str = ""
     # Connections, per API process.
     max_requests_in_flight: int = 256
+    # Each client's HTTP requests: how many run at once, and how many more wait their turn (429 past it).
+    client_requests_running: int = 4
+    client_requests_waiting: int = 64
     max_ws_connections: int = 10_000
     max_ws_connections_per_ip: int = 100
     max_operations_per_connection: int = 100

@@ -22,6 +22,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.admission.clients import client_key
+from app.admission.fairness import FairShare, TooManyWaiting
 from app.admission.limits import CODE as QUERY_TOO_COMPLEX
 from app.domain.errors import DomainError
 from app.identity import ANONYMOUS, Principal
@@ -50,6 +51,8 @@ SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions are served over websockets on this path (graphql-transport-ws or graphql-ws), "
     "not over plain HTTP."
 )
+TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"
+TOO_MANY_WAITING = "This client has too many requests running and waiting; send fewer at once."
 BEYOND_NEWEST = "Header Bookworm-Position is beyond the newest event: not a position Bookworm returned."
 UNEXPECTED = "Unexpected error. It has been logged; the request may be retried."
 READ_MODELS = tuple(PROJECTIONS)  # a Bookworm-Position header waits for every read model
@@ -92,6 +95,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         self.settings = settings
         self.ws_limits = WebsocketLimits(settings)
         self.keys = resolve_keys(settings)
+        self.fair_share = FairShare(settings.client_requests_running, settings.client_requests_waiting)
         self.ide_policy = content_security_policy(self.graphql_ide_html) if settings.graphiql else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,9 +109,12 @@ class BookwormGraphQL(GraphQL[Context, None]):
     async def _respond(self, request: Request) -> Response:
         media_type = negotiate(request.headers.get("accept"))
         try:
-            sign_in(request, self.authenticate(request.headers.get("authorization")))
-            await self._wait_for_position(request)
-            return await self.run(request)
+            principal = self.authenticate(request.headers.get("authorization"))
+            sign_in(request, principal)
+            payer = client_key(principal, ip_of(request, request.state.container.proxies))
+            async with self.fair_share.turn(payer):
+                await self._wait_for_position(request)
+                return await self.run(request)
         except HTTPException as e:
             return error_response(e.status_code, e.reason, media_type)
         except Unauthenticated as e:
@@ -117,11 +124,10 @@ class BookwormGraphQL(GraphQL[Context, None]):
             return error_response(413, f"The request body is larger than {limit} bytes.", media_type)
         except BadBody as e:
             return error_response(400, str(e), media_type)
+        except TooManyWaiting:
+            return error_response(429, TOO_MANY_WAITING, media_type, code=TOO_MANY_REQUESTS, retry_after=1)
         except Refused as e:
-            response = error_response(e.status, e.message, media_type, code=e.code)
-            if e.retry_after is not None:
-                response.headers["retry-after"] = str(max(1, math.ceil(e.retry_after)))
-            return response
+            return error_response(e.status, e.message, media_type, code=e.code, retry_after=e.retry_after)
         except Exception:
             # Strawberry's request parsing may fail in ways its own checks did not foresee; the client
             # still gets a typed JSON answer, and the trace goes to the log only.
@@ -348,7 +354,9 @@ STATUS_CODES = {
 }
 
 
-def error_response(status: int, message: str, media_type: str, code: str | None = None) -> Response:
+def error_response(
+    status: int, message: str, media_type: str, code: str | None = None, retry_after: float | None = None
+) -> Response:
     """A request error in the GraphQL response shape, so clients parse every answer the same way."""
     if status == 400 and message == "Unsupported content type":
         status, message = 415, "Send the request as application/json (or use GET)."
@@ -356,6 +364,6 @@ def error_response(status: int, message: str, media_type: str, code: str | None 
     response = JSONResponse({"errors": [error]}, status_code=status, media_type=media_type)
     if status == 405:
         response.headers["allow"] = "POST"
-    if status == 503:
-        response.headers["retry-after"] = "1"
+    if status == 503 or retry_after is not None:
+        response.headers["retry-after"] = str(max(1, math.ceil(retry_after or 1)))
     return response

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import statistics
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from tests.conftest import ROOT
 
 REQUEST_TIMEOUT = 30.0
 BOOK_BY_ID = "query($id: ID!) { book(id: $id) { id name price status version } }"
@@ -42,41 +46,44 @@ def percentile(values: list[float], fraction: float) -> float:
 
 @dataclass
 class Bystander:
-    """A well-behaved anonymous client reading one book at a steady rate, well within its budget."""
+    """A well-behaved anonymous client reading one book at a steady rate, well within its budget.
+
+    It runs in a process of its own (`python -m tests.abuse.bystander`), so what it measures is the
+    server, not the attacker's client work sharing its event loop.
+    """
 
     base_url: str
     book_id: str
     rate: float = 20.0
     latencies: list[float] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
-    _task: asyncio.Task[None] | None = None
+    _process: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Bystander:
-        self._task = asyncio.create_task(self._run())
-        await asyncio.sleep(1.0)  # a warm connection and a few answers before the attack starts
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.abuse.bystander",
+            self.base_url,
+            self.book_id,
+            str(self.rate),
+            new_address(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        assert self._process.stdout is not None
+        ready = await asyncio.wait_for(self._process.stdout.readline(), 30)
+        assert ready.strip() == b"ready", ready  # a warm connection and a few answers before the attack
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        body = {"query": BOOK_BY_ID, "variables": {"id": self.book_id}}
-        async with client(self.base_url, new_address()) as http:
-            tick = loop.time()
-            while True:
-                start = loop.time()
-                try:
-                    response = await http.post("/graphql", json=body)
-                    ok = response.status_code == 200 and response.json()["data"]["book"]["id"] == self.book_id
-                    self.outcomes["ok" if ok else f"status {response.status_code}"] += 1
-                except httpx.HTTPError as error:
-                    self.outcomes[type(error).__name__] += 1
-                self.latencies.append(loop.time() - start)
-                tick += 1 / self.rate
-                await asyncio.sleep(max(0.0, tick - loop.time()))
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.close()
+        output, _ = await asyncio.wait_for(self._process.communicate(), 30)
+        measured = json.loads(output)
+        self.latencies = measured["latencies"]
+        self.outcomes = Counter(measured["outcomes"])
 
     def p99_ms(self) -> float:
         return percentile(self.latencies, 0.99) * 1000

@@ -21,9 +21,17 @@ from tests.faults.cluster import customer_token
 pytestmark = pytest.mark.usefixtures("unharmed")
 DEFAULTS = Settings()
 SOCKETS = 2_000  # the attack used 20,000; the per-IP cap refuses all but the first 100 either way
+OPENING = 10  # handshakes the attacker keeps under way at once
 
 
-async def _open(shop: Shop, address: str, protocol: str) -> ClientConnection | str:
+async def _open(
+    shop: Shop, address: str, protocol: str, opening: asyncio.Semaphore
+) -> ClientConnection | str:
+    async with opening:
+        return await _handshake(shop, address, protocol)
+
+
+async def _handshake(shop: Shop, address: str, protocol: str) -> ClientConnection | str:
     try:
         return await connect(
             shop.ws_url, subprotocols=[Subprotocol(protocol)], local_addr=(address, 0), open_timeout=30
@@ -37,7 +45,8 @@ async def _open(shop: Shop, address: str, protocol: str) -> ClientConnection | s
 async def test_sockets_that_never_initialise_are_capped_and_closed(shop: Shop) -> None:
     address = new_address()
     async with Bystander(shop.url, shop.book_id) as bystander:
-        opened = await asyncio.gather(*(_open(shop, address, LEGACY_WS) for _ in range(SOCKETS)))
+        opening = asyncio.Semaphore(OPENING)
+        opened = await asyncio.gather(*(_open(shop, address, LEGACY_WS, opening) for _ in range(SOCKETS)))
         sockets = [ws for ws in opened if isinstance(ws, ClientConnection)]
         refused = Counter(outcome for outcome in opened if isinstance(outcome, str))
         # A bystander's own websocket still gets in and is answered.
