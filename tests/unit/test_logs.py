@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import pytest
 
-from app.logs import Throttle, ThrottledLogger, ThrottleFilter, shorten
+from app.logs import BoundedFormatter, Throttle, ThrottledLogger, ThrottleFilter, shorten
 
 
 class Clock:
@@ -134,3 +135,27 @@ def test_filter_drops_repeated_formats_and_notes_the_count(clock: Clock) -> None
     assert passed == [True, True, False, False, False, False] and other
     assert log_filter.filter(later)
     assert later.getMessage() == "1.2.3.4 - refused (and 4 more like it not logged)"
+
+
+def test_a_long_line_is_cut_in_the_middle_so_its_head_and_tail_stay() -> None:
+    formatter = BoundedFormatter("%(levelname)s %(message)s", limit=100)
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "value=%s end", ("A" * 10_000,), None)
+    line = formatter.format(record)
+    assert len(line) < 160
+    assert line.startswith("ERROR value=AAA") and line.endswith("A end")
+    assert "characters cut" in line
+
+
+def test_a_traceback_counts_towards_the_bound() -> None:
+    formatter = BoundedFormatter("%(message)s", limit=200)
+    try:
+        raise ValueError("x" * 5_000)
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = formatter.format(record)
+    assert len(line) < 260 and line.startswith("failed") and line.endswith("x")
+
+
+def test_short_lines_are_left_alone() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("you",), None)
+    assert BoundedFormatter("%(message)s", limit=100).format(record) == "hello you"
