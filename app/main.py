@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from app import bootstrap
 from app.aio import cancel_and_wait
 from app.db import current_revision, head_revision
-from app.memory import release_free_memory
+from app.memory import freeze_startup_objects, release_free_memory
 from app.middleware import InFlightLimit, SecurityHeaders
 from app.schema import build_schema
 from app.schema.view import BookwormGraphQL
@@ -74,6 +74,7 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with bootstrap.container(settings, workers=workers) as container:
+            freeze_startup_objects()
             trimming = asyncio.create_task(release_free_memory(), name="release-free-memory")
             try:
                 yield {"container": container}

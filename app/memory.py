@@ -1,4 +1,10 @@
-"""Give memory freed after a burst back to the operating system.
+"""Keep the process's memory work out of its clients' way: a garbage collector that does not rescan what
+startup built, and memory freed after a burst given back to the operating system.
+
+`freeze_startup_objects` moves everything alive once the application is built (modules, the GraphQL
+schema, the container: some 120,000 objects) out of the collector's reach. A full collection then scans
+only what requests created since, not 35-50 ms of objects that never die, which otherwise lands on
+whichever request happens to allocate when the collector runs.
 
 glibc's malloc returns freed memory at the top of its heap only: after a burst of connections (a
 handshake flood, a thousand subscribers leaving) most of the heap is free but stays resident, and the
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 from collections.abc import Callable
 
 TRIM_EVERY = 15.0  # seconds
@@ -36,3 +43,9 @@ async def release_free_memory(every: float = TRIM_EVERY) -> None:
     while True:
         await asyncio.sleep(every)
         trim(0)
+
+
+def freeze_startup_objects() -> None:
+    """Collect once, then exempt every object alive now from later collections (see the module doc)."""
+    gc.collect()
+    gc.freeze()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -35,6 +36,18 @@ INIT_TIMEOUT = (4408, "Connection initialisation timeout")
 TOKEN_EXPIRED = (4403, "token expired")
 TOKEN_EXPIRED_MESSAGE = "The token has expired; sign in again."
 Refusal = Literal["per_key", "total"]
+
+
+SPREAD = 0.2  # deadlines of connections opened together end over a fifth of their length, not at once
+
+
+def spread(seconds: float, *, of: float | None = None) -> float:
+    """Return `seconds` plus a random share of `of` (default: of `seconds`) up to SPREAD.
+
+    Connections opened in one burst (a flood, a reconnecting fleet) would otherwise reach their
+    deadlines in the same turn of the event loop, and closing them all at once stalls every other client.
+    """
+    return seconds + random.uniform(0.0, SPREAD) * (seconds if of is None else of)
 
 
 class Slots:

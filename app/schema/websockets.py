@@ -32,6 +32,7 @@ from app.schema.websocket_limits import (
     WebsocketLimits,
     error,
     limits_of,
+    spread,
 )
 
 BAD_MESSAGE = (4400, "Failed to parse message")
@@ -59,6 +60,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self.guard.watch_expiry(self._token_expired)
 
     async def handle_connection_init_timeout(self) -> None:
+        await asyncio.sleep(spread(0.0, of=self.connection_init_wait_timeout.total_seconds()))
         await super().handle_connection_init_timeout()
         if self.connection_timed_out:
             self.guard.log_close("ws-closed-init-timeout", "no connection_init in time")
@@ -107,7 +109,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
     async def handle(self) -> None:
         # The protocol sets no deadline for connection_init; without one an idle socket lives forever.
-        self.guard.after(self.guard.limits.settings.connection_init_timeout, self._init_deadline)
+        self.guard.after(spread(self.guard.limits.settings.connection_init_timeout), self._init_deadline)
         try:
             await super().handle()
         finally:
