@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -23,7 +22,6 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from app.admission.clients import client_key
 from app.admission.fairness import FairShare, TooManyWaiting
-from app.admission.limits import CODE as QUERY_TOO_COMPLEX
 from app.domain.errors import DomainError
 from app.identity import ANONYMOUS, Principal
 from app.identity.keys import resolve_keys
@@ -35,6 +33,16 @@ from app.schema.context import Context, ip_of, principal_of, sign_in
 from app.schema.ide import content_security_policy
 from app.schema.output import cap_response
 from app.schema.positions import BadCursor, parse_cursor
+from app.schema.responses import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    error_response,
+    is_request_error,
+    negotiate,
+    refusal_status,
+    unauthenticated_error,
+    unauthenticated_response,
+)
 from app.schema.websockets import LegacyWSHandler, TransportWSHandler, WebsocketLimits
 from app.settings import Settings
 
@@ -43,8 +51,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("bookworm.graphql")
 
-GRAPHQL_RESPONSE = "application/graphql-response+json"
-JSON = "application/json"
 POSITION_HEADER = "bookworm-position"
 PLAIN_ACK: UnsetType = UNSET  # on_ws_connect's answer for a connection_ack without a payload
 SUBSCRIPTION_OVER_HTTP = (
@@ -290,80 +296,3 @@ class BookwormGraphQL(GraphQL[Context, None]):
         if isinstance(response_data, dict):
             refusal_status(response, response_data)
         return response
-
-
-def refusal_status(response: Response, response_data: GraphQLHTTPResponse) -> None:
-    """Give an admission refusal its HTTP status: 429 with Retry-After, or 400 for a query too complex."""
-    errors: list[dict[str, Any]] = response_data.get("errors") or []  # type: ignore[assignment]
-    for error in errors:
-        extensions = error.get("extensions") or {}
-        code = extensions.get("code")
-        if code == RATE_LIMITED:
-            response.status_code = 429
-            response.headers["retry-after"] = str(max(1, math.ceil(extensions.get("retryAfter", 1))))
-        elif code == QUERY_TOO_COMPLEX:
-            response.status_code = 400
-
-
-def is_request_error(result: ExecutionResult) -> bool:
-    """Tell whether the request failed before execution (syntax, validation, variables)."""
-    return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors or ())
-
-
-def negotiate(accept: str | None) -> str:
-    """Pick the response media type: the GraphQL one when the client names it, else JSON."""
-    for part in (accept or "").split(","):
-        media, *params = (piece.strip() for piece in part.split(";"))
-        if media.lower() == GRAPHQL_RESPONSE and _quality(params) > 0:
-            return GRAPHQL_RESPONSE
-    return JSON
-
-
-def _quality(params: list[str]) -> float:
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                return float(value)
-            except ValueError:
-                return 0.0
-    return 1.0
-
-
-def unauthenticated_error(message: str) -> dict[str, object]:
-    """The GraphQL error of a bad bearer token."""
-    return {"message": message, "extensions": {"code": "UNAUTHENTICATED"}}
-
-
-def unauthenticated_response(message: str, media_type: str) -> Response:
-    """401 with the reason, as RFC 6750 asks for a token that is expired, forged or malformed."""
-    body = {"errors": [unauthenticated_error(message)]}
-    response = JSONResponse(body, status_code=401, media_type=media_type)
-    response.headers["www-authenticate"] = 'Bearer error="invalid_token"'
-    return response
-
-
-# The code of each request error, so clients can tell them apart without parsing messages.
-STATUS_CODES = {
-    400: "BAD_REQUEST",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "BODY_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    503: "UNAVAILABLE",
-}
-
-
-def error_response(
-    status: int, message: str, media_type: str, code: str | None = None, retry_after: float | None = None
-) -> Response:
-    """A request error in the GraphQL response shape, so clients parse every answer the same way."""
-    if status == 400 and message == "Unsupported content type":
-        status, message = 415, "Send the request as application/json (or use GET)."
-    error = {"message": message, "extensions": {"code": code or STATUS_CODES.get(status, "BAD_REQUEST")}}
-    response = JSONResponse({"errors": [error]}, status_code=status, media_type=media_type)
-    if status == 405:
-        response.headers["allow"] = "POST"
-    if status == 503 or retry_after is not None:
-        response.headers["retry-after"] = str(max(1, math.ceil(retry_after or 1)))
-    return response

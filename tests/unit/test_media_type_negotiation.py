@@ -1,6 +1,6 @@
 import pytest
 
-from app.schema.view import GRAPHQL_RESPONSE, JSON, negotiate
+from app.schema.responses import GRAPHQL_RESPONSE, JSON, negotiate
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,94 @@
+"""HTTP answers of the /graphql endpoint: media type negotiation, request errors in the GraphQL response
+shape with a typed code, and the status codes of admission refusals."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from app.admission.limits import CODE as QUERY_TOO_COMPLEX
+from app.schema.admission import RATE_LIMITED
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+def refusal_status(response: Response, response_data: GraphQLHTTPResponse) -> None:
+    """Give an admission refusal its HTTP status: 429 with Retry-After, or 400 for a query too complex."""
+    errors: list[dict[str, Any]] = response_data.get("errors") or []  # type: ignore[assignment]
+    for error in errors:
+        extensions = error.get("extensions") or {}
+        code = extensions.get("code")
+        if code == RATE_LIMITED:
+            response.status_code = 429
+            response.headers["retry-after"] = str(max(1, math.ceil(extensions.get("retryAfter", 1))))
+        elif code == QUERY_TOO_COMPLEX:
+            response.status_code = 400
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Tell whether the request failed before execution (syntax, validation, variables)."""
+    return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors or ())
+
+
+def negotiate(accept: str | None) -> str:
+    """Pick the response media type: the GraphQL one when the client names it, else JSON."""
+    for part in (accept or "").split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        if media.lower() == GRAPHQL_RESPONSE and _quality(params) > 0:
+            return GRAPHQL_RESPONSE
+    return JSON
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def unauthenticated_error(message: str) -> dict[str, object]:
+    """The GraphQL error of a bad bearer token."""
+    return {"message": message, "extensions": {"code": "UNAUTHENTICATED"}}
+
+
+def unauthenticated_response(message: str, media_type: str) -> Response:
+    """401 with the reason, as RFC 6750 asks for a token that is expired, forged or malformed."""
+    body = {"errors": [unauthenticated_error(message)]}
+    response = JSONResponse(body, status_code=401, media_type=media_type)
+    response.headers["www-authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
+# The code of each request error, so clients can tell them apart without parsing messages.
+STATUS_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "BODY_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    503: "UNAVAILABLE",
+}
+
+
+def error_response(
+    status: int, message: str, media_type: str, code: str | None = None, retry_after: float | None = None
+) -> Response:
+    """A request error in the GraphQL response shape, so clients parse every answer the same way."""
+    if status == 400 and message == "Unsupported content type":
+        status, message = 415, "Send the request as application/json (or use GET)."
+    error = {"message": message, "extensions": {"code": code or STATUS_CODES.get(status, "BAD_REQUEST")}}
+    response = JSONResponse({"errors": [error]}, status_code=status, media_type=media_type)
+    if status == 405:
+        response.headers["allow"] = "POST"
+    if status == 503 or retry_after is not None:
+        response.headers["retry-after"] = str(max(1, math.ceil(retry_after or 1)))
+    return response
