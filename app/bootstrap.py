@@ -40,6 +40,7 @@ from app.queries.rating import RatingQueries
 from app.settings import Settings
 
 CHANGES_PURGE_EVERY = 3600.0
+REDIS_CONNECTIONS = 32  # per process: the consumers' blocking reads hold one each, the rest is shared
 SEND_MAIL_EVERY = 2.0  # resends failed mail once its backoff is over; new mail is sent at once
 PURGE_MAIL_EVERY = 3600.0
 
@@ -140,7 +141,16 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
         pool = await create_pool(database_url, size=settings.db_pool_size)
         stack.push_async_callback(pool.close)
         timeout = settings.redis_timeout
-        redis = aioredis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # A bounded pool: a burst of commands (a thousand budget charges at once) waits for a connection
+        # rather than opening a thousand; past `timeout` waiting counts as Redis being unreachable.
+        connections = aioredis.BlockingConnectionPool.from_url(
+            redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        redis = aioredis.Redis.from_pool(connections)
         stack.push_async_callback(redis.aclose)
         broadcast = Broadcast(backend=RedisPubSubBackend(redis_url))
         await broadcast.connect()

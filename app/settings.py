@@ -62,8 +62,8 @@ class Settings:
     client_requests_waiting: int = 64
     max_ws_connections: int = 10_000
     max_ws_connections_per_ip: int = 100
-    max_operations_per_connection: int = 100
-    max_subscriptions_per_user: int = 200
+    max_operations_per_connection: int = 50
+    max_subscriptions_per_user: int = 100
     connection_init_timeout: float = 10.0
     max_ws_message_bytes: int = 1_000_000
     # Output and logs.

@@ -101,6 +101,7 @@ class Hub:
         self._settings = settings
         self._topics: dict[str, _Topic] = {}
         self._everyone: asyncio.Task[None] | None = None  # follows the every-topic catch-up channel
+        self._latest: dict[str, asyncio.Future[Position]] = {}  # a topic's newest position, being read
         self._closed = False
 
     async def subscribe(
@@ -118,7 +119,7 @@ class Hub:
         try:
             await entry.ready.wait()  # live first, so nothing falls between the replay and live
             if after is None:
-                subscriber.position = await latest_position(self._pool, topic)
+                subscriber.position = await self._latest_position(topic)
             else:
                 subscriber.position, subscriber.lagging, subscriber.resuming = after, True, True
             while not self._closed:
@@ -127,6 +128,19 @@ class Hub:
                     yield notice
         finally:
             await self._leave(topic, entry, subscriber)
+
+    async def _latest_position(self, topic: str) -> Position:
+        """The topic's newest change, read once for every subscriber that asks while it is being read.
+
+        A thousand clients subscribing at once then cost one query, not a thousand in the pool's queue
+        ahead of everyone else's. A subscriber may share a read that began a moment before it joined:
+        it then also gets the changes of that moment, never a gap.
+        """
+        pending = self._latest.get(topic)
+        if pending is None:
+            pending = self._latest[topic] = asyncio.ensure_future(latest_position(self._pool, topic))
+            pending.add_done_callback(lambda _: self._latest.pop(topic, None))
+        return await asyncio.shield(pending)
 
     async def check_resume(self, after: Position) -> None:
         """Raise ResumeTooOld if changes after `after` may have been purged from read.changes."""

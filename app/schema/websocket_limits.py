@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal, Protocol, cast
 
-from graphql import GraphQLError, parse
+from graphql import GraphQLError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
+from app.admission import QueryTooComplex, parse_limited
 from app.admission.clients import TrustedProxies, client_ip, ip_group
 from app.logs import ThrottledLogger
 from app.schema.context import Context
@@ -164,10 +165,10 @@ def is_subscription(query: object, operation_name: object, max_tokens: int) -> b
     if not isinstance(query, str):
         return False
     try:
-        document = parse(query, no_location=True, max_tokens=max_tokens)
+        document = parse_limited(query, max_tokens)  # cached: the operation's own parse finds it there
         name = operation_name if isinstance(operation_name, str) else None
         return get_operation_type(document, name) is OperationType.SUBSCRIPTION
-    except (GraphQLError, RuntimeError):
+    except (GraphQLError, QueryTooComplex, RuntimeError):
         return True
 
 
@@ -193,20 +194,36 @@ class ConnectionGuard:
         self.log_refusal("ws-refused-operations", "an operation over %s on one connection", cap)
         return error(TOO_MANY_OPERATIONS, f"At most {cap} operations may run at once on one connection.")
 
+    def before_start(self, active: int, query: object, operation_name: object) -> dict[str, object] | None:
+        """The error for an operation that cannot start (too many on this connection, or a subscription
+        over its caller's cap); None when it may. Checked before its task exists: a burst of refused
+        operations then costs no task each, and no turn of the event loop."""
+        refusal = self.too_many_operations(active)
+        if refusal is None and is_subscription(query, operation_name, self.limits.settings.max_query_tokens):
+            if self.limits.subscriptions.held(self.subscriber) >= self.limits.subscriptions.per_key:
+                refusal = self._too_many_subscriptions()
+        return refusal
+
+    @property
+    def subscriber(self) -> str:
+        """Whose subscriptions are counted: the signed-in caller's, else the client address's."""
+        principal = self.context.principal
+        return principal.actor if principal.is_authenticated else f"ip:{self.client_ip}"
+
+    def _too_many_subscriptions(self) -> dict[str, object]:
+        cap = self.limits.settings.max_subscriptions_per_user
+        self.log_refusal("ws-refused-subscriptions", "a subscription over %s for %s", cap, self.subscriber)
+        return error(TOO_MANY_SUBSCRIPTIONS, f"At most {cap} subscriptions may be live for one caller.")
+
     @contextmanager
     def subscription(self, query: object, operation_name: object) -> Iterator[dict[str, object] | None]:
         """Hold one of the caller's subscription slots while a subscription runs; yield the error if none."""
-        settings = self.limits.settings
-        if not is_subscription(query, operation_name, settings.max_query_tokens):
+        if not is_subscription(query, operation_name, self.limits.settings.max_query_tokens):
             yield None
             return
-        principal = self.context.principal
-        key = principal.actor if principal.is_authenticated else f"ip:{self.client_ip}"
-        slots = self.limits.subscriptions
+        key, slots = self.subscriber, self.limits.subscriptions
         if slots.acquire(key) is not None:
-            cap = settings.max_subscriptions_per_user
-            self.log_refusal("ws-refused-subscriptions", "a subscription over %s for %s", cap, key)
-            yield error(TOO_MANY_SUBSCRIPTIONS, f"At most {cap} subscriptions may be live for one caller.")
+            yield self._too_many_subscriptions()
             return
         try:
             yield None

@@ -40,6 +40,16 @@ SECOND_INIT = (4429, "Too many initialisation requests")
 NO_INCREMENTAL = "Incremental delivery (@defer, @stream) is not supported over graphql-ws."
 
 
+async def take_turns() -> None:
+    """Let other connections and requests run before this connection's next message.
+
+    Messages a client sent in one burst are all buffered already, so reading the next one does not wait:
+    without this, one connection would handle its hundred messages in one go, and a hundred such
+    connections would hold the event loop for seconds.
+    """
+    await asyncio.sleep(0)
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws within the websocket limits."""
 
@@ -49,6 +59,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.max_subscriptions_per_connection = None  # the guard's typed refusal replaces strawberry's
 
     async def handle_message(self, message: transport.Message) -> None:
+        await take_turns()
         try:
             await super().handle_message(message)
         except (TypeError, AttributeError):  # a message, or its payload, that is not a JSON object
@@ -67,7 +78,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_subscribe(self, message: transport.SubscribeMessage) -> None:
         if self.connection_acknowledged and message["id"] not in self.operations:
-            refusal = self.guard.too_many_operations(len(self.operations))
+            payload = message["payload"]
+            query, name = payload.get("query"), payload.get("operationName")
+            refusal = self.guard.before_start(len(self.operations), query, name)
             if refusal is not None:
                 await self.send_message(_transport_error(message["id"], refusal))
                 return
@@ -116,6 +129,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.guard.stop()
 
     async def handle_message(self, message: legacy.OperationMessage) -> None:
+        await take_turns()
         try:
             await super().handle_message(message)
         except (KeyError, TypeError, AttributeError):  # a message without id or payload, or not an object
@@ -133,7 +147,9 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
     async def handle_start(self, message: legacy.StartMessage) -> None:
         if self.connection_acknowledged and message["id"] not in self.tasks:
-            refusal = self.guard.too_many_operations(len(self.tasks))
+            payload = message["payload"]
+            query, name = payload.get("query"), payload.get("operationName")
+            refusal = self.guard.before_start(len(self.tasks), query, name)
             if refusal is not None:
                 await self.send_message(_legacy_error(message["id"], refusal))
                 return

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from app.settings import Settings
@@ -104,35 +105,51 @@ async def test_sockets_that_never_initialise_are_capped_and_closed(
     bystander.assert_served()
 
 
-async def test_subscriptions_are_capped_per_user_and_per_connection(shop: Shop) -> None:
-    token = customer_token("mallory")
-    address = new_address()
+async def _subscribe(
+    url: str, address: str, token: str, count: int, outcomes: Counter[str]
+) -> ClientConnection | None:
+    """Open one connection and ask for `count` subscriptions on it at once; None if it is refused."""
+    try:
+        ws = await connect(url, subprotocols=[Subprotocol(TRANSPORT_WS)], local_addr=(address, 0))
+    except InvalidStatus as refused:
+        outcomes[f"connection refused {refused.response.status_code}"] += 1
+        return None
+    await ws.send(json.dumps({"type": "connection_init", "payload": bearer(token)}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    subscribe = {"query": "subscription { catalogChanged { kind } }"}
+    for n in range(count):
+        await ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": subscribe}))
+    return ws
+
+
+async def _count_errors(ws: ClientConnection, outcomes: Counter[str]) -> None:
+    """Count the error codes a connection is answered with until it has been quiet for 2 s; close it."""
+    async with ws:
+        try:
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 2))
+                if message["type"] == "error":
+                    outcomes[message["payload"][0]["extensions"]["code"]] += 1
+        except TimeoutError:
+            pass
+
+
+async def test_subscriptions_are_capped_per_user_and_per_address(shop: Shop) -> None:
+    connections, each = 200, 100  # the attack: 200 connections x 100 subscriptions, one user
     outcomes: Counter[str] = Counter()
-    connections: list[ClientConnection] = []
+    address, token = new_address(), customer_token("mallory")
     async with Bystander(shop.url, shop.book_id) as bystander:
-        for _ in range(10):
-            ws = await connect(shop.ws_url, subprotocols=[Subprotocol(TRANSPORT_WS)], local_addr=(address, 0))
-            connections.append(ws)
-            await ws.send(json.dumps({"type": "connection_init", "payload": bearer(token)}))
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
-            for n in range(DEFAULTS.max_operations_per_connection + 5):
-                subscribe = {"query": "subscription { catalogChanged { kind } }"}
-                await ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": subscribe}))
-        for ws in connections:
-            try:
-                while True:
-                    message = json.loads(await asyncio.wait_for(ws.recv(), 2))
-                    if message["type"] == "error":
-                        outcomes[message["payload"][0]["extensions"]["code"]] += 1
-            except TimeoutError:
-                pass
-        for ws in connections:
-            await ws.close()
+        opened = [await _subscribe(shop.ws_url, address, token, each, outcomes) for _ in range(connections)]
+        await asyncio.gather(*(_count_errors(ws, outcomes) for ws in opened if ws is not None))
     record(
-        "10 connections x 105 subscriptions, one user", errors=dict(outcomes), bystander=bystander.summary()
+        f"{connections} connections x {each} subscriptions, one user",
+        outcomes=dict(outcomes),
+        bystander=bystander.summary(),
     )
-    sent = 10 * (DEFAULTS.max_operations_per_connection + 5)
-    assert sum(outcomes.values()) == sent - DEFAULTS.max_subscriptions_per_user, outcomes
+    accepted = DEFAULTS.max_ws_connections_per_ip
+    assert outcomes["connection refused 429"] == connections - accepted
+    refused = outcomes["TOO_MANY_OPERATIONS"] + outcomes["TOO_MANY_SUBSCRIPTIONS"]
+    assert refused == accepted * each - DEFAULTS.max_subscriptions_per_user
     bystander.assert_served()
 
 
