@@ -12,6 +12,7 @@ import pytest
 
 from app.settings import Settings
 from tests.faults.cluster import Cluster, Proc
+from tests.measured import Measured
 
 MEMORY_SLACK_MIB = 50.0
 SETTLE_SECONDS = 20.0
@@ -77,16 +78,9 @@ async def unharmed(shop: Shop) -> AsyncIterator[None]:
     assert "Traceback" not in during, during[-4000:]
 
 
-RESULTS: list[str] = []
-
-
-def record(attack: str, **figures: object) -> None:
-    """Keep one line of what an attack measured, for the summary printed at the end of the run."""
-    RESULTS.append(f"{attack}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures.items()))
+ATTACKS = Measured("abuse: what each attack cost and what the bystander saw")
+record = ATTACKS.record
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if RESULTS:
-        terminalreporter.section("abuse: what each attack cost and what the bystander saw")
-        for line in RESULTS:
-            terminalreporter.write_line(line)
+    ATTACKS.report(terminalreporter)

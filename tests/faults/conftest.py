@@ -12,8 +12,9 @@ import pytest
 from app.settings import Settings
 from tests.conftest import new_database_settings
 from tests.faults.cluster import Cluster, PrivatePostgres, PrivateValkey
+from tests.measured import Measured
 
-RESULTS: list[str] = []
+SCENARIOS = Measured("fault scenarios: what was measured")
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,11 @@ def profile(request: pytest.FixtureRequest) -> Profile:
     return SOAK if request.config.getoption("--soak") else CI
 
 
-def record(scenario: str, **figures: object) -> None:
-    """Keep one line of figures for the summary printed at the end of the run."""
-    RESULTS.append(f"{scenario}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures.items()))
+record = SCENARIOS.record
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if RESULTS:
-        terminalreporter.section("fault scenarios: what was measured")
-        for line in RESULTS:
-            terminalreporter.write_line(line)
+    SCENARIOS.report(terminalreporter)
 
 
 @pytest.fixture
