@@ -73,3 +73,18 @@ async def test_mutations_spend_a_smaller_budget_of_their_own(shop: Shop) -> None
     assert statuses[429] >= 5, statuses
     assert read.status_code == 200
     record("60 createAuthor from one admin", statuses=dict(statuses))
+
+
+async def test_a_bookworm_position_wait_is_charged_before_it_waits(shop: Shop) -> None:
+    position = f"{1:032x}"  # long passed: each request waits for nothing, but still pays for the wait
+    body = {"query": "{ __typename }"}
+    statuses: Counter[int] = Counter()
+    async with client(shop.url, new_address(), **{"bookworm-position": position}) as http:
+        for _ in range(DEFAULTS.budget_capacity // DEFAULTS.position_wait_cost + 20):
+            response = await http.post("/graphql", json=body)
+            statuses[response.status_code] += 1
+            if response.status_code == 429:
+                assert codes(response.json()) == {"RATE_LIMITED"}
+    record("Bookworm-Position waits from one client", statuses=dict(statuses))
+    assert statuses[429] >= 10, statuses
+    assert statuses[200] < DEFAULTS.budget_capacity // DEFAULTS.position_wait_cost + 10
