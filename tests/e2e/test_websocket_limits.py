@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,7 +22,7 @@ from websockets.typing import Subprotocol
 from app.identity.tokens import issue
 from app.settings import Settings
 from tests.e2e.clients import LEGACY_WS, TRANSPORT_WS, WAIT, bearer
-from tests.e2e.process import bookworm_command, free_port, wait_ready
+from tests.faults.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -69,37 +67,14 @@ def limited(
     make_settings: Callable[[], Settings], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """A `bookworm serve` (no workers) with tight websocket limits; its log is read by the tests."""
-    settings = make_settings()
-    port = free_port()
-    env = {
-        **os.environ,
-        "BOOKWORM_DATABASE_URL": settings.database_url or "",
-        "BOOKWORM_REDIS_URL": settings.redis_url or "",
-        "BOOKWORM_REDIS_PREFIX": settings.redis_prefix,
-        "BOOKWORM_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-        "BOOKWORM_JWT_SECRET": SECRET,
-        **{name: str(value) for name, value in LIMITS.items()},
-    }
-    log = tmp_path_factory.mktemp("limited") / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [*bookworm_command(), "serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
+    cluster = Cluster(make_settings(), tmp_path_factory.mktemp("limited"))
+    limits = {name: str(value) for name, value in LIMITS.items()}
     try:
-        wait_ready(base_url, process, log)
-        yield Server(base_url, log)
+        api = cluster.api("limited", BOOKWORM_JWT_SECRET=SECRET, BOOKWORM_LOG_LEVEL="INFO", **limits)
+        yield Server(api.url, api.log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    assert "Traceback" not in log.read_text()
+        cluster.stop()
+    assert "Traceback" not in api.log.read_text()
 
 
 def token(subject: str, ttl: int = 600) -> str:
