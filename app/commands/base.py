@@ -28,6 +28,9 @@ class Command:
     # The bus re-runs a command after a concurrent write only when re-deciding on fresh state is
     # what the caller meant (renames, deletes); commands carrying an expected_version never are.
     retry_safe: ClassVar[bool] = False
+    # Fields the server fills with a fresh id on every request: they are not part of what the caller
+    # asked for, so an idempotency key's fingerprint leaves them out.
+    minted: ClassVar[tuple[str, ...]] = ()
 
 
 @dataclass(frozen=True, slots=True)

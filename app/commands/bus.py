@@ -113,7 +113,7 @@ class CommandBus:
         key: str | None,
     ) -> CommandResult:
         if key is not None:
-            earlier = await idempotency.claim(conn, metadata.actor, key, type(command).__name__)
+            earlier = await idempotency.claim(conn, metadata.actor, key, command)
             if earlier is not None:
                 return earlier
         result = await handler(Context(conn, self._store, metadata), command)

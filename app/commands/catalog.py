@@ -14,6 +14,7 @@ from app.commands.base import KEEP, Command, Keep
 
 @dataclass(frozen=True, kw_only=True)
 class CreateAuthor(Command):
+    minted: ClassVar[tuple[str, ...]] = ("author_id",)
     author_id: str
     name: str
 
@@ -33,6 +34,7 @@ class DeleteAuthor(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class CreateCategory(Command):
+    minted: ClassVar[tuple[str, ...]] = ("category_id",)
     category_id: str
     name: str
 
@@ -52,6 +54,7 @@ class DeleteCategory(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class CreatePublisher(Command):
+    minted: ClassVar[tuple[str, ...]] = ("publisher_id",)
     publisher_id: str
     name: str
 
@@ -71,6 +74,7 @@ class DeletePublisher(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class CreateBook(Command):
+    minted: ClassVar[tuple[str, ...]] = ("book_id",)
     book_id: str
     name: str
     description: str | None = None

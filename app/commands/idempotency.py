@@ -1,13 +1,21 @@
-"""Idempotency keys: the first result of a keyed command, stored in the command's own transaction."""
+"""Idempotency keys: the first result of a keyed command, stored in the command's own transaction.
+
+With the key goes a fingerprint of the request, so that the same key sent with another request is
+refused instead of answered with a result for a write that never happened.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import hashlib
 import json
+from decimal import Decimal
 
 import asyncpg
 
-from app.commands.base import CommandResult
-from app.domain.errors import ConflictError, ValidationError
+from app.commands.base import Command, CommandResult
+from app.domain.errors import KeyReusedError, ValidationError
 from app.domain.fields import UNSTORABLE, is_storable
 from app.eventstore import Position
 
@@ -16,10 +24,10 @@ MAX_KEY_LENGTH = 200
 # Inserting the key first makes a concurrent repeat wait on this row until the first command commits
 # (then it finds the result) or rolls back (then it runs the command itself).
 _CLAIM = """
-INSERT INTO eventstore.idempotency (actor, key, command_type) VALUES ($1, $2, $3)
+INSERT INTO eventstore.idempotency (actor, key, command_type, fingerprint) VALUES ($1, $2, $3, $4)
 ON CONFLICT DO NOTHING RETURNING true
 """
-_FIND = "SELECT command_type, result FROM eventstore.idempotency WHERE actor = $1 AND key = $2"
+_FIND = "SELECT command_type, fingerprint, result FROM eventstore.idempotency WHERE actor = $1 AND key = $2"
 _RECORD = "UPDATE eventstore.idempotency SET result = $3::jsonb WHERE actor = $1 AND key = $2"
 
 
@@ -30,13 +38,39 @@ def check_key(key: str) -> None:
         raise ValidationError.single("idempotencyKey", UNSTORABLE)
 
 
-async def claim(conn: asyncpg.Connection, actor: str, key: str, command_type: str) -> CommandResult | None:
-    """Take `key` for this command, or return the result of the command that took it first."""
-    if await conn.fetchval(_CLAIM, actor, key, command_type):
+def fingerprint(command: Command) -> str:
+    """Return the sha256 hex of the command's type and the fields its caller chose, as canonical JSON."""
+    chosen = {
+        field.name: getattr(command, field.name)
+        for field in dataclasses.fields(command)
+        if field.name not in command.minted
+    }
+    request = {"type": type(command).__name__, "fields": chosen}
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=_plain)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value.normalize())  # 12.5 and 12.50 are one price
+    if isinstance(value, enum.Enum):
+        return value.name
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
+async def claim(conn: asyncpg.Connection, actor: str, key: str, command: Command) -> CommandResult | None:
+    """Take `key` for this command, or return the result of the same request that took it first.
+
+    Raise KeyReusedError when the key was taken by a different request. Keys stored before fingerprints
+    existed have none and match any request of their command type.
+    """
+    command_type = type(command).__name__
+    printed = fingerprint(command)
+    if await conn.fetchval(_CLAIM, actor, key, command_type, printed):
         return None
     row = await conn.fetchrow(_FIND, actor, key)
-    if row["command_type"] != command_type:
-        raise ConflictError(f"This idempotency key was already used for {row['command_type']}.")
+    if row["command_type"] != command_type or row["fingerprint"] not in (None, printed):
+        raise KeyReusedError()
     data = json.loads(row["result"])
     return CommandResult(data["entity_id"], Position.parse(data["position"]))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from app.commands.base import Command
 
@@ -20,6 +21,8 @@ class UpdateBuyerAddress(Command):
 @dataclass(frozen=True, kw_only=True)
 class PlaceOrder(Command):
     """Build order `order_id` from the buyer's basket, at the books' current prices."""
+
+    minted: ClassVar[tuple[str, ...]] = ("order_id",)
 
     order_id: str
     buyer_id: str

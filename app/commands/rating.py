@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from app.commands.base import Command
 
 
 @dataclass(frozen=True, kw_only=True)
 class CreateFeedback(Command):
+    minted: ClassVar[tuple[str, ...]] = ("feedback_id",)
     feedback_id: str
     book_id: str
     first_name: str

@@ -41,6 +41,17 @@ class ConflictError(DomainError):
     code = "CONFLICT"
 
 
+class KeyReusedError(ConflictError):
+    """An idempotency key that already answered a different request."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This idempotency key was used for a different request; use a new key for a new request."
+        )
+
+
 class ForbiddenError(DomainError):
     code = "FORBIDDEN"
 

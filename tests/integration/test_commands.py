@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,13 @@ from app.commands import catalog as c
 from app.commands.base import CommandResult
 from app.commands.bus import CommandBus
 from app.db import UNAVAILABLE_MESSAGE, plain_url
-from app.domain.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
+from app.domain.errors import (
+    ConflictError,
+    KeyReusedError,
+    NotFoundError,
+    UnavailableError,
+    ValidationError,
+)
 from app.events.catalog import BookCreated, BookDeleted, BookUpdated
 from app.eventstore import EventStore
 from app.ids import new_id
@@ -290,7 +297,8 @@ async def test_validation_reports_every_bad_field(bus: CommandBus) -> None:
 async def test_a_repeated_key_returns_the_first_result(bus: CommandBus, event_store: EventStore) -> None:
     key = new_id()
     first = await run(bus, c.CreateAuthor(author_id=new_id(), name="Once"), idempotency_key=key)
-    again = await run(bus, c.CreateAuthor(author_id=new_id(), name="Twice"), idempotency_key=key)
+    # The server mints a new id for each request: a true repeat differs from the first only there.
+    again = await run(bus, c.CreateAuthor(author_id=new_id(), name="Once"), idempotency_key=key)
     assert again == first
     assert await types_of(event_store, first.entity_id) == ["AuthorCreated"]
     # Keys belong to their actor.
@@ -304,6 +312,33 @@ async def test_a_key_reused_for_another_command_type_conflicts(bus: CommandBus) 
     key = new_id()
     await run(bus, c.CreateAuthor(author_id=new_id(), name="A"), idempotency_key=key)
     with pytest.raises(ConflictError):
+        await run(bus, c.CreateCategory(category_id=new_id(), name=unique("C")), idempotency_key=key)
+
+
+async def test_a_key_reused_for_another_request_is_refused_and_writes_nothing(
+    bus: CommandBus, pool: asyncpg.Pool
+) -> None:
+    key = new_id()
+    book = await book_command(bus, price=Decimal("12.50"))
+    first = await run(bus, book, idempotency_key=key)
+    same = dataclasses.replace(book, book_id=new_id(), price=Decimal("12.5"))
+    assert await run(bus, same, idempotency_key=key) == first
+    before = await total_events(pool)
+    with pytest.raises(KeyReusedError) as caught:
+        await run(bus, dataclasses.replace(book, book_id=new_id(), name="Other"), idempotency_key=key)
+    assert caught.value.code == "IDEMPOTENCY_KEY_REUSED"
+    assert await total_events(pool) == before
+
+
+async def test_a_key_stored_without_a_fingerprint_matches_its_command_type(
+    bus: CommandBus, pool: asyncpg.Pool
+) -> None:
+    key = new_id()
+    first = await run(bus, c.CreateAuthor(author_id=new_id(), name="Before"), idempotency_key=key)
+    await pool.execute("UPDATE eventstore.idempotency SET fingerprint = NULL WHERE key = $1", key)
+    again = await run(bus, c.CreateAuthor(author_id=new_id(), name="Whatever"), idempotency_key=key)
+    assert again == first
+    with pytest.raises(KeyReusedError):
         await run(bus, c.CreateCategory(category_id=new_id(), name=unique("C")), idempotency_key=key)
 
 
