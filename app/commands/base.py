@@ -28,6 +28,9 @@ class Command:
     # The bus re-runs a command after a concurrent write only when re-deciding on fresh state is
     # what the caller meant (renames, deletes); commands carrying an expected_version never are.
     retry_safe: ClassVar[bool] = False
+    # Commands that commute with their own kind (adding to a basket) keep re-deciding after lost races
+    # until a deadline: two of them racing is a double click, not a conflict the caller should see.
+    commutes: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True)
