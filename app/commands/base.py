@@ -31,6 +31,9 @@ class Command:
     # Fields the server fills with a fresh id on every request: they are not part of what the caller
     # asked for, so an idempotency key's fingerprint leaves them out.
     minted: ClassVar[tuple[str, ...]] = ()
+    # Commands that commute with their own kind (adding to a basket) keep re-deciding after lost races
+    # until a deadline: two of them racing is a double click, not a conflict the caller should see.
+    commutes: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,8 @@
 """Basket commands: every one names the customer whose basket it changes.
 
 All are safe to retry after a concurrent change: re-deciding on the fresh basket is what was meant.
+The customer's own changes commute, so the bus retries them until a deadline; checkout (sent by the
+saga, inside its transaction) keeps the short retry of every other command.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ class AddBasketItem(Command):
     """Put `quantity` more of a book in the basket."""
 
     retry_safe: ClassVar[bool] = True
+    commutes: ClassVar[bool] = True
     customer_id: str
     book_id: str
     quantity: int
@@ -26,6 +29,7 @@ class UpdateBasketItem(Command):
     """Set a line's quantity."""
 
     retry_safe: ClassVar[bool] = True
+    commutes: ClassVar[bool] = True
     customer_id: str
     book_id: str
     quantity: int
@@ -34,6 +38,7 @@ class UpdateBasketItem(Command):
 @dataclass(frozen=True, kw_only=True)
 class RemoveBasketItem(Command):
     retry_safe: ClassVar[bool] = True
+    commutes: ClassVar[bool] = True
     customer_id: str
     book_id: str
 
@@ -41,6 +46,7 @@ class RemoveBasketItem(Command):
 @dataclass(frozen=True, kw_only=True)
 class ClearBasket(Command):
     retry_safe: ClassVar[bool] = True
+    commutes: ClassVar[bool] = True
     customer_id: str
 
 

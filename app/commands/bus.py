@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import asyncpg
 
+from app.bus.infra import Backoff
 from app.commands import idempotency
 from app.commands.base import Command, CommandResult
 from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
@@ -23,6 +24,14 @@ from app.ids import new_id
 
 # Lost races: a stream that moved, or PostgreSQL breaking a deadlock between two writers.
 _CONCURRENT = (ConcurrencyError, asyncpg.TransactionRollbackError)
+
+# Commands that commute re-decide after lost races until this long after their first attempt, and at
+# most this many times: enough for fifty writers of one basket, yet a stuck stream still answers soon.
+COMMUTING_DEADLINE = 2.0
+COMMUTING_ATTEMPTS = 50
+# Full-jitter exponential backoff: each wait is drawn from [0, ceiling), the ceiling doubling up to its cap.
+RETRY_FIRST = 0.005
+RETRY_CAP = 0.2
 
 
 def default_handlers() -> dict[type[Command], Handler]:
@@ -45,12 +54,16 @@ class CommandBus:
         handlers: Mapping[type[Command], Handler] | None = None,
         max_attempts: int = 3,
         acquire_timeout: float = 5.0,
+        commuting_deadline: float = COMMUTING_DEADLINE,
+        commuting_attempts: int = COMMUTING_ATTEMPTS,
     ) -> None:
         self._pool = pool
         self._store = event_store
         self._handlers = dict(default_handlers() if handlers is None else handlers)
         self._max_attempts = max_attempts
         self._acquire_timeout = acquire_timeout
+        self._commuting_deadline = commuting_deadline
+        self._commuting_attempts = commuting_attempts
 
     async def dispatch(
         self,
@@ -84,6 +97,8 @@ class CommandBus:
         key: str | None,
         conn: asyncpg.Connection | None,
     ) -> CommandResult:
+        attempts, deadline = self._retry_limits(command, conn)
+        backoff = Backoff(RETRY_FIRST, RETRY_CAP)
         attempt = 1
         while True:
             try:
@@ -92,11 +107,20 @@ class CommandBus:
                         return await self._decide(conn, handler, command, metadata, key)
                 return await self._attempt(handler, command, metadata, key)
             except _CONCURRENT as exc:
-                if attempt >= self._max_attempts or not _may_retry(command):
+                # Full jitter, so that writers that just collided do not collide again.
+                delay = random.uniform(0, backoff.next())
+                late = asyncio.get_running_loop().time() + delay > deadline
+                if attempt >= attempts or late or not _may_retry(command):
                     raise ConflictError(_conflict_message(exc)) from None
             attempt += 1
-            # Jitter so that writers that just collided do not collide again.
-            await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+            await asyncio.sleep(delay)
+
+    def _retry_limits(self, command: Command, conn: asyncpg.Connection | None) -> tuple[int, float]:
+        """Return how many attempts `command` gets and the loop time past which it stops retrying."""
+        # Inside a caller's transaction every wait holds its locks: commuting or not, retry briefly.
+        if command.commutes and conn is None:
+            return self._commuting_attempts, asyncio.get_running_loop().time() + self._commuting_deadline
+        return self._max_attempts, float("inf")
 
     async def _attempt(
         self, handler: Handler, command: Command, metadata: Metadata, key: str | None

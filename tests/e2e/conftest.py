@@ -63,6 +63,8 @@ def server(
             f"BOOKWORM_{name}": "1000000000"
             for name in ("BUDGET_CAPACITY", "BUDGET_REFILL", "WRITE_BUDGET_CAPACITY", "WRITE_BUDGET_REFILL")
         },
+        # A caller's concurrent requests all run, so that races between them happen (fairness: tests/abuse/).
+        "BOOKWORM_CLIENT_REQUESTS_RUNNING": "64",
     }
     log = server_log
     with log.open("wb") as output:

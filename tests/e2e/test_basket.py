@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -208,6 +210,18 @@ async def test_a_line_holds_at_most_99(alice: Customer, books: list[str]) -> Non
     assert refused["__typename"] == "ValidationFailed"
     assert "at most 99" in refused["fields"][0]["message"]
     assert await alice.basket() == full["basket"]
+
+
+async def test_fifty_concurrent_adds_for_one_customer_all_succeed(alice: Customer, books: list[str]) -> None:
+    # A double click is not a conflict: adds commute, so the server re-decides a lost race itself.
+    adds = 50
+    answers = await asyncio.gather(*(alice.mutate(ADD, bookId=books[n % 2], quantity=1) for n in range(adds)))
+    assert Counter(answer["__typename"] for answer in answers) == {"AddBasketItemSuccess": adds}
+    basket = await alice.basket()
+    assert {item["bookId"]: item["quantity"] for item in basket["items"]} == {
+        books[0]: adds // 2,
+        books[1]: adds // 2,
+    }
 
 
 async def test_unknown_malformed_and_absent_books_are_typed_errors(alice: Customer, books: list[str]) -> None:

@@ -19,7 +19,7 @@ from app.commands.base import CommandResult
 from app.commands.basket_checkout import ACTOR, BasketCheckout
 from app.commands.bus import CommandBus
 from app.db import create_pool
-from app.domain.errors import NotFoundError, ValidationError
+from app.domain.errors import ConflictError, NotFoundError, ValidationError
 from app.events.base import Metadata
 from app.events.finance import CheckoutRequested
 from app.eventstore import START, EventStore, Position, RecordedEvent
@@ -342,6 +342,31 @@ async def test_a_rebuild_reproduces_every_basket(shop: Shop) -> None:
     assert report.new_generation == report.old_generation + 1
     assert await shop.queries.basket_of(alice) == before
     assert before.total_price == Decimal("15.00")
+
+
+# ---- concurrent changes of one basket
+
+
+async def concurrent_adds(bus: CommandBus, who: str, book: str, count: int) -> list[object]:
+    adds = [b.AddBasketItem(customer_id=who, book_id=book, quantity=1) for _ in range(count)]
+    return await asyncio.gather(*(bus.dispatch(a, actor="user:alice") for a in adds), return_exceptions=True)
+
+
+async def test_concurrent_adds_retry_until_each_succeeds(shop: Shop) -> None:
+    alice, book = customer(), await shop.book()
+    answers = await concurrent_adds(shop.bus, alice, book, 30)
+    assert all(isinstance(a, CommandResult) for a in answers), answers
+    assert len(await shop.events_of(alice)) == 30
+
+
+async def test_past_the_deadline_a_lost_race_is_a_conflict(shop: Shop) -> None:
+    alice, book = customer(), await shop.book()
+    impatient = CommandBus(shop.pool, shop.store, commuting_deadline=0.0)
+    answers = await concurrent_adds(impatient, alice, book, 30)
+    won = sum(isinstance(a, CommandResult) for a in answers)
+    assert won + sum(isinstance(a, ConflictError) for a in answers) == 30, answers
+    assert won < 30  # the pool runs ten at once: some lose, and nothing retries them
+    assert len(await shop.events_of(alice)) == won
 
 
 # ---- the checkout consumer
