@@ -83,7 +83,13 @@ def build_processes(container: Container) -> list[Consumer]:
     processes.append(BasketCheckout(container.commands))
     processes.append(FeedbackCheck(container.commands, container.event_store))
     processes.append(checkout_saga(container))
-    processes.append(NotificationOutbox(Scheduler(container.pool)))
+    settings = container.settings
+    outbox = NotificationOutbox(
+        Scheduler(container.pool),
+        trust_unverified=settings.trust_unverified_email,
+        max_per_hour=settings.max_mails_per_customer_per_hour,
+    )
+    processes.append(outbox)
     return processes
 
 

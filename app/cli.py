@@ -162,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a signed bearer token, for development")
     token.add_argument("--sub", required=True, help="the subject: who the token is for")
     token.add_argument("--name", help="display name")
-    token.add_argument("--email", help="e-mail address")
+    token.add_argument("--email", help="e-mail address (verified, so order mail goes to it)")
+    token.add_argument(
+        "--email-unverified", action="store_true", help="mark --email unverified: no order mail goes to it"
+    )
     token.add_argument(
         "--role", action="append", metavar="ROLE", help="a role to grant; repeatable (default: customer)"
     )

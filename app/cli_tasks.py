@@ -47,6 +47,7 @@ def print_token(args: argparse.Namespace, settings: Settings) -> None:
         subject=args.sub,
         name=args.name,
         email=args.email,
+        email_verified=not args.email_unverified,
         roles=args.role or ["customer"],
         ttl=args.ttl,
         issuer=settings.jwt_issuer,

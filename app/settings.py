@@ -93,6 +93,8 @@ class Settings:
     smtp_starttls: bool = False
     mail_from: str = "Bookworm <no-reply@bookworm.local>"
     mail_retention_days: float = 30.0
+    trust_unverified_email: bool = False  # mail addresses lacking email_verified (IdP checks all)
+    max_mails_per_customer_per_hour: int = 10  # past it a customer's mails are skipped, not queued
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -29,6 +29,7 @@ class PlaceOrder(Command):
     buyer_name: str
     buyer_email: str | None
     note: str | None
+    buyer_email_verified: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -46,6 +46,8 @@ class OrderPlaced(Event):
     note: str | None
     lines: tuple[OrderLine, ...]
     total: Decimal
+    # The identity provider vouched for buyer_email; False for orders placed before this was recorded.
+    buyer_email_verified: bool = False
 
 
 @REGISTRY.event("OrderCompleted")

@@ -17,6 +17,8 @@ class Principal:
     subject: str | None = None
     name: str = ""
     email: str | None = None
+    # The identity provider vouches that `email` is the caller's (the `email_verified` claim).
+    email_verified: bool = False
     roles: frozenset[str] = frozenset()
     # When the token that proved who this is stops being valid (seconds since the epoch); None when no
     # token did (anonymous). A websocket signed in with the token is closed at that moment.

@@ -69,7 +69,7 @@ def check_lifetime(claims: Mapping[str, Any], max_lifetime: float, now: float | 
 
 
 def principal_from(claims: Mapping[str, Any]) -> Principal:
-    """Read the caller from verified claims: sub, name, email and roles."""
+    """Read the caller from verified claims: sub, name, email, email_verified and roles."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip():
         raise InvalidToken("The token's `sub` claim must be a non-empty string.")
@@ -82,9 +82,16 @@ def principal_from(claims: Mapping[str, Any]) -> Principal:
         subject=subject,
         name=name,
         email=email or None,
+        # OIDC says boolean; some providers (Cognito) send the string "true".
+        email_verified=_is_true(claims.get("email_verified")),
         roles=frozenset(roles_of(claims)),
         expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
     )
+
+
+def _is_true(value: object) -> bool:
+    # Not `value in (True, "true")`: 1 == True, and a claim of 1 is no boolean.
+    return value is True or value == "true"
 
 
 def roles_of(claims: Mapping[str, Any]) -> Iterator[str]:
@@ -107,13 +114,17 @@ def issue(
     subject: str,
     name: str | None = None,
     email: str | None = None,
+    email_verified: bool | None = None,
     roles: Iterable[str] = (CUSTOMER,),
     ttl: int = DEFAULT_TTL,
     issuer: str | None = None,
     audience: str | None = None,
     now: float | None = None,
 ) -> str:
-    """Sign an HS256 token for `subject` that expires after `ttl` seconds."""
+    """Sign an HS256 token for `subject` that expires after `ttl` seconds.
+
+    A development token vouches for its `email` (email_verified) unless `email_verified` is False.
+    """
     issued_at = int(time.time() if now is None else now)
     claims: dict[str, Any] = {
         "sub": subject,
@@ -122,6 +133,8 @@ def issue(
         "nbf": issued_at,
         "exp": issued_at + ttl,
     }
+    if email is not None:
+        claims["email_verified"] = email_verified is not False
     optional = {"name": name, "email": email, "iss": issuer, "aud": audience}
     claims.update({claim: value for claim, value in optional.items() if value is not None})
     with _short_keys_allowed():

@@ -26,6 +26,7 @@ class OutgoingMail:
     recipient: str
     subject: str
     body: str
+    order_id: str = ""
 
 
 class MailError(Exception):
@@ -48,8 +49,9 @@ class LogMailer:
     """Writes each mail to the log instead of sending it (no SMTP server configured)."""
 
     async def send(self, mail: OutgoingMail) -> None:
-        """Log `mail` as sent."""
-        log.info("mail to %s: %s\n%s", mail.recipient, mail.subject, mail.body)
+        """Log `mail` as sent: one line at INFO, the body only at DEBUG (it holds customer-written text)."""
+        log.info("mail to %s: %s (order %s)", mail.recipient, mail.subject, mail.order_id or "?")
+        log.debug("mail %s body:\n%s", mail.id, mail.body)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,7 +30,7 @@ FROM (
     ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED
 ) AS due
 WHERE o.id = due.id
-RETURNING o.id::text, o.recipient, o.subject, o.body, o.attempts
+RETURNING o.id::text, o.recipient, o.subject, o.body, o.attempts, o.order_id::text
 """
 _SENT = """
 UPDATE notification.outbox SET status = 'SENT', sent_at = now(), next_attempt_at = NULL, last_error = NULL
@@ -45,7 +45,8 @@ WHERE id = $1::uuid
 _PURGE = """
 WITH purged AS (
     DELETE FROM notification.outbox
-    WHERE status = 'SENT' AND sent_at < now() - make_interval(secs => $1)
+    WHERE (status = 'SENT' AND sent_at < now() - make_interval(secs => $1))
+       OR (status = 'SKIPPED' AND created_at < now() - make_interval(secs => $1))
     RETURNING order_id, kind
 ), forgotten AS (
     -- The order's last mail is gone: nothing more will be written to its buyer.
@@ -100,13 +101,13 @@ class MailSender:
             if row is None:
                 break
             tried += 1
-            mail = OutgoingMail(id=row[0], recipient=row[1], subject=row[2], body=row[3])
+            mail = OutgoingMail(id=row[0], recipient=row[1], subject=row[2], body=row[3], order_id=row[5])
             if not await self._send(mail, row[4]):
                 break
         return tried
 
     async def purge(self, retention_days: float) -> int:
-        """Delete mails sent more than `retention_days` ago; return how many."""
+        """Delete mails sent (or skipped) more than `retention_days` ago; return how many."""
         count: int = await self._pool.fetchval(_PURGE, retention_days * 86400.0)
         return count
 

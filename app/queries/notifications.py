@@ -22,7 +22,7 @@ from app.queries.paging import (
     timestamp_key,
 )
 
-STATUSES = ("PENDING", "SENT", "FAILED")
+STATUSES = ("PENDING", "SENT", "FAILED", "SKIPPED")
 _ORDERING = "notification:newest"
 _COLUMNS = """id::text, order_id::text, kind, recipient, subject, status, attempts, last_error,
     created_at, sent_at"""

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.identity.tokens import issue
 from tests.e2e.clients import WAIT, bearer, gql
-from tests.e2e.conftest import MakeToken
+from tests.e2e.conftest import JWT_SECRET, MakeToken
 from tests.e2e.mailbox import Mail, Mailbox
 from tests.e2e.operations import ERRORS, create_book
 
@@ -139,6 +140,40 @@ async def test_admins_list_the_mails_of_an_order(
         1,
     )
     assert node["lastError"] is None and node["sentAt"] is not None
+
+
+async def test_an_address_the_identity_provider_did_not_verify_gets_no_mail(
+    server: str, book_id: str, mailbox: Mailbox, http: httpx.AsyncClient, shopper: Shopper
+) -> None:
+    verified_shopper = shopper
+    subject = f"mallory-{uuid.uuid4().hex[:8]}"
+    email = f"stranger-{subject}@example.com"  # someone else's address, in a token that does not vouch for it
+    token = issue(JWT_SECRET, subject=subject, name="Mallory", email=email, email_verified=False)
+    async with httpx.AsyncClient(base_url=server, timeout=30, headers=bearer(token)) as client:
+        stranger = Shopper(client, email)
+        await stranger.mutate(UPDATE_ADDRESS, {"input": ADDRESS})
+        order_id = await stranger.place_order(book_id)
+        await stranger.mutate(CANCEL_ORDER, {"id": order_id})
+
+    async with asyncio.timeout(WAIT):
+        while True:
+            page = (await gql(http, NOTIFICATIONS, {"orderId": order_id}))["notifications"]
+            if page["totalCount"] >= 1:
+                break
+            await asyncio.sleep(0.05)
+    (edge,) = page["edges"]
+    node = edge["node"]
+    assert (node["kind"], node["status"], node["attempts"], node["sentAt"]) == (
+        "ORDER_RECEIVED",
+        "SKIPPED",
+        0,
+        None,
+    )
+    assert "not verified" in node["lastError"]
+    # A verified customer's order placed after it is mailed; the stranger never was.
+    later = await verified_shopper.place_order(book_id)
+    await mailbox.wait_for(about(later, "received"))
+    assert mailbox.received(lambda mail: email in mail.recipients) == []
 
 
 async def test_customers_may_not_list_mails(alice_http: httpx.AsyncClient) -> None:

@@ -232,10 +232,20 @@ async def test_token_verifies_with_the_data_dir_secret(cli_settings: Settings, t
         subject="alice",
         name="Alice",
         email="alice@example.com",
+        email_verified=True,
         roles=frozenset({"customer", "admin"}),
         expires_at=principal.expires_at,
     )
     assert principal.expires_at == pytest.approx(time.time() + 600, abs=10)
+
+
+async def test_token_may_leave_its_address_unverified(cli_settings: Settings, tmp_path: Path) -> None:
+    args = ("token", "--sub", "eve", "--email", "eve@example.com", "--email-unverified")
+    run = await bookworm(cli_settings, *args, BOOKWORM_DATA_DIR=str(tmp_path))
+
+    assert run.status == 0, run
+    principal = verify(run.stdout.strip(), TokenKeys(secret=(tmp_path / SECRET_FILE).read_text().strip()))
+    assert (principal.email, principal.email_verified) == ("eve@example.com", False)
 
 
 async def test_token_longer_than_the_maximum_lifetime_is_refused(

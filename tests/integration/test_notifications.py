@@ -21,7 +21,7 @@ from app.events.ordering import OrderCancelled, OrderCompleted, OrderLine, Order
 from app.eventstore import START, Position, RecordedEvent
 from app.ids import basket_id_of, new_id
 from app.notifications.mailer import LogMailer, Mailer, SmtpMailer
-from app.notifications.outbox import NotificationOutbox
+from app.notifications.outbox import OVER_LIMIT, UNVERIFIED, NotificationOutbox
 from app.notifications.sender import SEND_MAIL, MailSender, RetryPolicy
 from app.queries.notifications import NotificationQueries
 from app.queries.paging import encode_cursor
@@ -53,10 +53,16 @@ class Post:
     outbox: NotificationOutbox
     last: Position = START
 
-    async def order(self, *later: str, email: str | None = "alice@example.com") -> str:
+    async def order(
+        self,
+        *later: str,
+        email: str | None = "alice@example.com",
+        verified: bool = True,
+        buyer: str | None = None,
+    ) -> str:
         """Append OrderPlaced and then each of `later` ("completed", "cancelled"); return the order id."""
-        order, buyer = new_id(), new_id()
-        await self.append(order, placed(order, buyer, email))
+        order, buyer = new_id(), buyer or new_id()
+        await self.append(order, placed(order, buyer, email, verified))
         for what in later:
             event: Event = (
                 OrderCompleted(order_id=order, buyer_id=buyer)
@@ -110,12 +116,13 @@ class Post:
         return MailSender(self.env.pool, mailer, backoff=backoff)
 
 
-def placed(order: str, buyer: str, email: str | None) -> OrderPlaced:
+def placed(order: str, buyer: str, email: str | None, verified: bool = True) -> OrderPlaced:
     return OrderPlaced(
         order_id=order,
         buyer_id=buyer,
         buyer_name="Alice",
         buyer_email=email,
+        buyer_email_verified=verified,
         basket_id=basket_id_of(buyer),
         street="1 Main St",
         city="Springfield",
@@ -291,8 +298,72 @@ async def test_without_smtp_mail_is_logged_and_marked_sent(
         assert await post.sender(LogMailer()).send_due() == 2
     assert [m["status"] for m in await post.mails(order)] == ["SENT", "SENT"]
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "mail to alice@example.com: Bookworm order cancelled" in logged
-    assert "Reason: Checkout timed out." in logged
+    assert f"mail to alice@example.com: Bookworm order cancelled (#{order[-8:]}) (order {order})" in logged
+    # The body (customer-written text among it) is not in the log at INFO.
+    assert "Reason: Checkout timed out." not in logged and "Hello" not in logged
+
+
+async def test_the_log_mailer_writes_the_body_only_at_debug(
+    post: Post, caplog: pytest.LogCaptureFixture
+) -> None:
+    await post.order("cancelled")
+    await post.queue()
+    with caplog.at_level(logging.DEBUG, logger="app.notifications.mailer"):
+        await post.sender(LogMailer()).send_due()
+    bodies = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert any("Reason: Checkout timed out." in body for body in bodies)
+
+
+# ---- whom mail may go to, and how much
+
+
+async def test_an_unverified_address_gets_no_mail(post: Post) -> None:
+    order = await post.order("completed", verified=False)
+    await post.queue()
+
+    mails = await post.mails(order)
+    assert [(m["kind"], m["status"], m["last_error"], m["next_attempt_at"]) for m in mails] == [
+        ("ORDER_RECEIVED", "SKIPPED", UNVERIFIED, None)
+    ]
+    assert await post.sender(LogMailer()).send_due() == 0
+
+
+async def test_trust_unverified_email_mails_any_address(post: Post) -> None:
+    post.outbox = NotificationOutbox(Scheduler(post.env.pool), trust_unverified=True)
+    order = await post.order("completed", verified=False)
+    await post.queue()
+
+    assert [m["status"] for m in await post.mails(order)] == ["PENDING", "PENDING"]
+
+
+async def test_mails_past_the_hourly_limit_are_skipped_and_logged_once(
+    post: Post, caplog: pytest.LogCaptureFixture
+) -> None:
+    post.outbox = NotificationOutbox(Scheduler(post.env.pool), max_per_hour=3)
+    buyer, other = new_id(), new_id()
+    orders = [await post.order("completed", buyer=buyer) for _ in range(3)]
+    elsewhere = await post.order(buyer=other)
+    with caplog.at_level(logging.INFO, logger="app.notifications.outbox"):
+        await post.queue()
+
+    statuses = [(m["status"], m["last_error"]) for order in orders for m in await post.mails(order)]
+    assert statuses == [("PENDING", None)] * 3 + [("SKIPPED", OVER_LIMIT)] * 3
+    assert [m["status"] for m in await post.mails(elsewhere)] == ["PENDING"]
+    assert sum("reached 3 mails this hour" in r.getMessage() for r in caplog.records) == 1
+    assert await post.sender(LogMailer()).send_due() == 4
+
+
+async def test_skipped_mail_is_purged_like_sent_mail(post: Post) -> None:
+    old, recent = await post.order(verified=False), await post.order(verified=False)
+    await post.queue()
+    await post.env.pool.execute(
+        "UPDATE notification.outbox SET created_at = now() - interval '40 days' WHERE order_id = $1::uuid",
+        old,
+    )
+
+    assert await post.sender(LogMailer()).purge(30.0) == 1
+    assert await post.mails(old) == []
+    assert [m["status"] for m in await post.mails(recent)] == ["SKIPPED"]
 
 
 async def test_purge_deletes_only_old_sent_mail(post: Post) -> None:

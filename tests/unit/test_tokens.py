@@ -28,7 +28,7 @@ from app.identity.keys import (
     resolve_keys,
     signing_secret,
 )
-from app.identity.tokens import InvalidToken, issue, verify
+from app.identity.tokens import InvalidToken, issue, principal_from, verify
 from app.settings import Settings
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -93,6 +93,24 @@ def test_issued_token_round_trips() -> None:
 
     assert (principal.subject, principal.name, principal.email) == ("root", "Root", None)
     assert principal.is_admin
+
+
+def test_an_issued_token_vouches_for_its_address_unless_told_not_to() -> None:
+    assert verify(issue(SECRET, subject="a", email="a@example.com"), HS).email_verified
+    unverified = issue(SECRET, subject="a", email="a@example.com", email_verified=False)
+    assert not verify(unverified, HS).email_verified
+    assert not verify(issue(SECRET, subject="a"), HS).email_verified
+
+
+@pytest.mark.parametrize(
+    ("claim", "verified"), [(True, True), ("true", True), (False, False), ("yes", False), (1, False)]
+)
+def test_email_verified_is_read_from_its_claim(claim: object, verified: bool) -> None:
+    now = int(time.time())
+    claims = {"sub": "a", "email": "a@example.com", "email_verified": claim, "exp": now + HOUR, "iat": now}
+    assert principal_from(claims).email_verified is verified
+    del claims["email_verified"]
+    assert principal_from(claims).email_verified is False
 
 
 def test_roles_as_a_space_separated_string() -> None:

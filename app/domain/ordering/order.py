@@ -83,6 +83,7 @@ def place(
             buyer_id=command.buyer_id,
             buyer_name=command.buyer_name,
             buyer_email=command.buyer_email,
+            buyer_email_verified=command.buyer_email_verified,
             basket_id=basket_id_of(command.buyer_id),
             street=address.street,
             city=address.city,

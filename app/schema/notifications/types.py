@@ -15,6 +15,7 @@ class NotificationStatus(enum.Enum):
     PENDING = "PENDING"
     SENT = "SENT"
     FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # not sent: the address was not verified, or the customer's hourly limit
 
 
 @strawberry.enum

@@ -40,6 +40,7 @@ class OrderingMutation:
             buyer_id=principal.customer_id,
             buyer_name=principal.name,
             buyer_email=principal.email,
+            buyer_email_verified=principal.email_verified,
             note=input.note,
         )
         done = await dispatch(info, command, input.idempotency_key)
