@@ -3,15 +3,15 @@
 A skipped row is never sent; `last_error` says why. `recipients.buyer_id` is indexed for the
 per-customer hourly count.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06
 """
 
 from migrations.script import run_script
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
