@@ -6,6 +6,7 @@ from the customer's basket; the checkout saga empties the basket once a worker r
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -98,13 +99,14 @@ def _place(c: Customer, order_id: str) -> PlaceOrder:
 
 
 def _reviews(rng: random.Random, book_ids: Sequence[str], stable_id: StableId) -> Iterator[Item]:
-    reviewers = [(first, last) for first in _FIRST for last in _LAST]
+    reviewers = [(i, first, last) for i, (first, last) in enumerate(itertools.product(_FIRST, _LAST))]
     n = 0
     for book_id in book_ids:
-        for first, last in rng.sample(reviewers, k=rng.randint(0, 4)):
+        for i, first, last in rng.sample(reviewers, k=rng.randint(0, 4)):
             command = CreateFeedback(
                 feedback_id=stable_id("feedback", n),
                 book_id=book_id,
+                customer_id=customer_id_of(f"seed-reviewer-{i}"),
                 first_name=first,
                 last_name=last,
                 comment=rng.choice(_COMMENTS),

@@ -13,6 +13,7 @@ class CreateFeedback(Command):
     minted: ClassVar[tuple[str, ...]] = ("feedback_id",)
     feedback_id: str
     book_id: str
+    customer_id: str
     first_name: str
     last_name: str
     comment: str | None

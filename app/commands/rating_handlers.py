@@ -1,4 +1,4 @@
-"""Handlers of the rating commands: load, decide, keep one feedback per reader and book, append."""
+"""Handlers of the rating commands: load, decide, keep one feedback per customer and book, append."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ async def create_feedback(ctx: Context, command: CreateFeedback) -> CommandResul
     reviewer = feedback.reviewer_key(after)
     if not await constraints.reserve(ctx.conn, REVIEWER_SCOPE, reviewer, command.feedback_id):
         raise ConflictError(
-            f"{after.first_name} {after.last_name} has already reviewed this book; "
-            "delete that feedback first to leave a new one."
+            "You have already reviewed this book; a customer leaves one review per book "
+            "(an admin may remove the old one)."
         )
     return CommandResult(command.feedback_id, position)
 

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from app.ids import new_id
-from tests.e2e.clients import LEGACY_WS, TRANSPORT_WS, Subscription, gql
+from tests.e2e.clients import LEGACY_WS, TRANSPORT_WS, Subscription, bearer, gql
+from tests.e2e.conftest import MakeToken
 from tests.e2e.operations import BOOK, ERRORS, create_book
 
 pytestmark = pytest.mark.e2e
@@ -45,9 +46,13 @@ def feedback_input(book_id: str, **overrides: Any) -> dict[str, Any]:
     return {**given, **overrides}
 
 
-async def create_feedback(client: httpx.AsyncClient, book_id: str, **overrides: Any) -> dict[str, Any]:
+async def create_feedback(
+    client: httpx.AsyncClient, book_id: str, token: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """Create feedback as `client`'s customer, or as the customer `token` signs in."""
     variables = {"input": feedback_input(book_id, **overrides)}
-    result: dict[str, Any] = (await gql(client, CREATE_FEEDBACK, variables))["createFeedback"]
+    headers = bearer(token) if token else None
+    result: dict[str, Any] = (await gql(client, CREATE_FEEDBACK, variables, headers))["createFeedback"]
     return result
 
 
@@ -123,32 +128,74 @@ async def test_only_an_admin_deletes_feedback(
     assert (await feedbacks(alice_http, book))["totalCount"] == 0
 
 
-async def test_one_feedback_per_reader_and_book(
-    http: httpx.AsyncClient, alice_http: httpx.AsyncClient, bob_http: httpx.AsyncClient, refs: dict[str, Any]
+async def test_one_feedback_per_customer_and_book(
+    http: httpx.AsyncClient, alice_http: httpx.AsyncClient, refs: dict[str, Any]
 ) -> None:
     book = (await create_book(http, refs))["bookId"]
     first = await create_feedback(alice_http, book, firstName="Ann", lastName="Leckie")
 
-    duplicate = await create_feedback(bob_http, book, firstName="ANN ", lastName=" leckie", rating=1)
+    duplicate = await create_feedback(alice_http, book, firstName="Someone", lastName="Else", rating=1)
 
     assert duplicate["__typename"] == "Conflict", duplicate
+    assert "already reviewed this book" in duplicate["message"], duplicate
     await delete_feedback(http, first["feedbackId"])
-    welcome = await create_feedback(bob_http, book, firstName="ANN ", lastName=" leckie", rating=1)
+    welcome = await create_feedback(alice_http, book, firstName="Someone", lastName="Else", rating=1)
     assert welcome["__typename"] == "CreateFeedbackSuccess", welcome
+
+
+async def test_one_customer_under_many_names_leaves_one_review(
+    http: httpx.AsyncClient, anon_http: httpx.AsyncClient, alice_http: httpx.AsyncClient, refs: dict[str, Any]
+) -> None:
+    book = (await create_book(http, refs))["bookId"]
+    first = await create_feedback(alice_http, book, firstName="Reader 0", rating=5)
+
+    names = [f"Reader {i}" for i in range(1, 30)]
+    others = [await create_feedback(alice_http, book, firstName=name, rating=0) for name in names]
+
+    assert first["__typename"] == "CreateFeedbackSuccess", first
+    assert {o["__typename"] for o in others} == {"Conflict"}, others
+    assert (await feedbacks(anon_http, book))["totalCount"] == 1
+    assert await book_rating(anon_http, book, first["position"]) == (5.0, 1)
+
+
+async def test_a_name_taken_by_another_customer_does_not_block_the_real_reader(
+    http: httpx.AsyncClient, alice_http: httpx.AsyncClient, bob_http: httpx.AsyncClient, refs: dict[str, Any]
+) -> None:
+    book = (await create_book(http, refs))["bookId"]
+    squat = await create_feedback(alice_http, book, firstName="Bob", lastName="Smith", rating=0)
+
+    real = await create_feedback(bob_http, book, firstName="Bob", lastName="Smith", rating=4)
+
+    assert squat["__typename"] == "CreateFeedbackSuccess", squat
+    assert real["__typename"] == "CreateFeedbackSuccess", real
+    assert real["feedback"]["firstName"] == "Bob", real
+
+
+@pytest.mark.parametrize("first_name", ["Al\u200bice", "\uff21lice", "\u2060Alice\ufeff", " Alice\u200d "])
+async def test_look_alike_names_are_shown_normalised(
+    http: httpx.AsyncClient, make_token: MakeToken, refs: dict[str, Any], first_name: str
+) -> None:
+    book = (await create_book(http, refs))["bookId"]
+
+    token = make_token(new_id())
+    created = await create_feedback(http, book, token, firstName=first_name, lastName="\uff33mith")
+
+    assert created["__typename"] == "CreateFeedbackSuccess", created
+    assert (created["feedback"]["firstName"], created["feedback"]["lastName"]) == ("Alice", "Smith")
 
 
 # ---- the book's rating
 
 
 async def test_average_rating_and_total_reviews_follow_creates_and_deletes(
-    http: httpx.AsyncClient, anon_http: httpx.AsyncClient, alice_http: httpx.AsyncClient, refs: dict[str, Any]
+    http: httpx.AsyncClient, anon_http: httpx.AsyncClient, make_token: MakeToken, refs: dict[str, Any]
 ) -> None:
     created = await create_book(http, refs)
     book = created["bookId"]
     assert await book_rating(anon_http, book, created["position"]) == (0.0, 0)
 
     done = [
-        await create_feedback(alice_http, book, firstName=name, rating=rating)
+        await create_feedback(http, book, make_token(new_id()), firstName=name, rating=rating)
         for name, rating in (("A", 5), ("B", 4), ("C", 4))
     ]
     assert await book_rating(anon_http, book, done[-1]["position"]) == (13 / 3, 3)
@@ -162,11 +209,13 @@ async def test_average_rating_and_total_reviews_follow_creates_and_deletes(
 
 
 async def test_feedbacks_page_newest_first_and_by_rating(
-    http: httpx.AsyncClient, anon_http: httpx.AsyncClient, alice_http: httpx.AsyncClient, refs: dict[str, Any]
+    http: httpx.AsyncClient, anon_http: httpx.AsyncClient, make_token: MakeToken, refs: dict[str, Any]
 ) -> None:
     book = (await create_book(http, refs))["bookId"]
     ids = [
-        (await create_feedback(alice_http, book, firstName=f"Reader {i}", rating=rating))["feedbackId"]
+        (await create_feedback(http, book, make_token(new_id()), firstName=f"Reader {i}", rating=rating))[
+            "feedbackId"
+        ]
         for i, rating in enumerate((2, 5, 3))
     ]
 
@@ -232,6 +281,7 @@ async def test_feedback_on_an_unknown_book_is_removed_again(
         ({"rating": 6}, "ValidationFailed", "rating"),
         ({"firstName": ""}, "ValidationFailed", "firstName"),
         ({"firstName": "   "}, "ValidationFailed", "firstName"),
+        ({"firstName": "\u200b\u2060\ufeff"}, "ValidationFailed", "firstName"),
         ({"lastName": ""}, "ValidationFailed", "lastName"),
         ({"lastName": "x" * 51}, "ValidationFailed", "lastName"),
         ({"firstName": "x" * 51}, "ValidationFailed", "firstName"),

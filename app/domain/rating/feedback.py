@@ -18,6 +18,7 @@ Command = CreateFeedback | DeleteFeedback
 class State:
     id: str | None = None
     book_id: str = ""
+    customer_id: str | None = None
     first_name: str = ""
     last_name: str = ""
     rating: int = 0
@@ -35,6 +36,7 @@ def evolve(state: State, event: Event) -> State:
         return State(
             id=event.feedback_id,
             book_id=event.book_id,
+            customer_id=event.customer_id,
             first_name=event.first_name,
             last_name=event.last_name,
             rating=event.rating,
@@ -58,6 +60,7 @@ def _create(state: State, c: CreateFeedback) -> FeedbackCreated:
     event = FeedbackCreated(
         feedback_id=c.feedback_id,
         book_id=rules.entity_id(c.book_id, errors, "bookId").lower(),
+        customer_id=c.customer_id,
         first_name=rules.person_name(c.first_name, errors, "firstName"),
         last_name=rules.person_name(c.last_name, errors, "lastName"),
         comment=rules.comment(c.comment, errors),
@@ -80,5 +83,8 @@ def _delete(state: State, c: DeleteFeedback) -> list[Event]:
 
 
 def reviewer_key(state: State) -> str:
-    """Return the reservation value that keeps one feedback per reader and book."""
-    return rules.reviewer_key(state.book_id, state.first_name, state.last_name)
+    """Return the reservation value that keeps one feedback per customer and book."""
+    if state.customer_id is None:
+        # Feedback from before reviews had an author (v1 events) was reserved under its names.
+        return rules.legacy_reviewer_key(state.book_id, state.first_name, state.last_name)
+    return rules.reviewer_key(state.book_id, state.customer_id)

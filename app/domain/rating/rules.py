@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from app.domain.errors import FieldError
 from app.domain.fields import Errors, entity_id, optional_text, raise_if_any, required_text, short
 
@@ -18,8 +20,14 @@ def rating(value: int, errors: Errors, field: str = "rating") -> int:
     return value
 
 
-def reviewer_key(book_id: str, first_name: str, last_name: str) -> str:
-    """Name one reviewer of one book: case-insensitive, blanks trimmed and collapsed."""
+def reviewer_key(book_id: str, customer_id: str) -> str:
+    """Name one customer's review of one book."""
+    # The "customer" tag keeps these values apart from the legacy name keys of v1 feedback.
+    return "\n".join((book_id.lower(), "customer", customer_id))
+
+
+def legacy_reviewer_key(book_id: str, first_name: str, last_name: str) -> str:
+    """Name the reviewer of v1 feedback, which had no author: case-insensitive, blanks collapsed."""
 
     def normal(name: str) -> str:
         return " ".join(name.split()).casefold()
@@ -28,9 +36,17 @@ def reviewer_key(book_id: str, first_name: str, last_name: str) -> str:
     return "\n".join((book_id.lower(), normal(first_name), normal(last_name)))
 
 
+def display_name(value: str) -> str:
+    """Return `value` in NFKC form without format characters (zero-width, joiners, BOM)."""
+    # NFKC folds full-width and compatibility letters (U+FF21 -> "A"); category Cf holds the invisible
+    # characters that would make look-alike names.
+    folded = unicodedata.normalize("NFKC", value)
+    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+
+
 def person_name(value: str, errors: Errors, field: str) -> str:
-    """Check a required first or last name; return it trimmed."""
-    return required_text(value, errors, field, limit=MAX_NAME, missing="Is required.")
+    """Check a required first or last name; return it normalised and trimmed."""
+    return required_text(display_name(value), errors, field, limit=MAX_NAME, missing="Is required.")
 
 
 def comment(value: str | None, errors: Errors, field: str = "comment") -> str | None:

@@ -17,17 +17,19 @@ from app.schema.rating import inputs, payloads
 @strawberry.type
 class RatingMutation:
     @described.mutation(
-        "Rate a book (0 to 5) with an optional comment; one feedback per first and last name and book. "
-        "Needs a signed-in user. Feedback on a book that does not exist is removed again shortly."
+        "Rate a book (0 to 5) with an optional comment; one feedback per signed-in customer and book "
+        "(a second is a Conflict). The first and last name are shown with it, normalised (NFKC, no "
+        "invisible characters). Feedback on a book that does not exist is removed again shortly."
     )
     async def create_feedback(
         self, info: Info, input: inputs.CreateFeedbackInput
     ) -> payloads.CreateFeedbackResult:
-        require_customer(info)
+        customer_id = require_customer(info).customer_id
         # The domain checks every field, the book id's form included, and reports them all at once.
         command = CreateFeedback(
             feedback_id=new_id(),
             book_id=str(input.book_id),
+            customer_id=customer_id,
             first_name=input.first_name,
             last_name=input.last_name,
             comment=input.comment,
