@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -12,11 +14,15 @@ import pytest
 from app.bus.messages import encode
 from app.bus.workers import Workers
 from app.commands import catalog as c
+from app.commands import constraints
 from app.commands.bus import CommandBus
 from app.commands.feedback_check import ACTOR, NO_SUCH_BOOK, FeedbackCheck
 from app.commands.rating import CreateFeedback, DeleteFeedback
 from app.commands.rating_handlers import REVIEWER_SCOPE
 from app.domain.errors import ConflictError, NotFoundError
+from app.domain.rating import rules
+from app.events.base import Metadata
+from app.events.rating import FeedbackCreated
 from app.eventstore import START, Position, RecordedEvent
 from app.ids import new_id
 from app.live.notices import CATALOG_TOPIC, book_topic, feedback_topic
@@ -141,6 +147,31 @@ async def test_a_second_feedback_of_the_same_customer_on_a_book_is_a_conflict(sh
     await shop.review(await shop.book(), 5, "Ann", "Leckie", customer="ann")
     await shop.everything_settled()
     assert (await shop.ratings.list_feedbacks(book)).total_count == 2
+
+
+async def test_feedback_stored_before_authors_reads_as_v2_and_is_still_deleted(shop: Shop) -> None:
+    book, old = await shop.book(), new_id()
+    v1 = {"feedback_id": old, "book_id": book, "first_name": "Ann", "last_name": "Leckie"}
+    async with shop.env.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """INSERT INTO eventstore.events
+               (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
+               VALUES ($1, 'Feedback', 1, $2, 'FeedbackCreated', 1, $3::jsonb, $4::jsonb)""",
+            old,
+            uuid.uuid4(),
+            json.dumps(v1 | {"comment": None, "rating": 1}),
+            json.dumps(Metadata(actor="user:reader", correlation_id="c").as_dict()),
+        )
+        # What the name-keyed rule reserved for it.
+        legacy = rules.legacy_reviewer_key(book, "Ann", "Leckie")
+        assert await constraints.reserve(conn, REVIEWER_SCOPE, legacy, old)
+
+    [recorded] = await shop.stream(old)
+    assert isinstance(recorded.event, FeedbackCreated) and recorded.event.customer_id is None
+    # The names it squatted no longer stand in a customer's way.
+    await shop.review(book, 5, "Ann", "Leckie", customer="ann")
+    await shop.run(DeleteFeedback(feedback_id=old))
+    assert not await shop.reserved(old)
 
 
 async def test_deleting_feedback_releases_its_reviewer(shop: Shop) -> None:
