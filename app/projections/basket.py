@@ -45,6 +45,14 @@ ON CONFLICT (basket_id, book_id) DO UPDATE SET quantity = EXCLUDED.quantity"""
 _SET_QUANTITY = "UPDATE read.{p}lines SET quantity = $3 WHERE basket_id = $1 AND book_id = $2"
 _REMOVE_LINE = "DELETE FROM read.{p}lines WHERE basket_id = $1 AND book_id = $2"
 _EMPTY_BASKET = "DELETE FROM read.{p}lines WHERE basket_id = $1"
+# A checkout takes each named quantity off its line; a line with nothing left goes.
+_TAKE_LINES = """
+WITH taken AS (SELECT * FROM unnest($2::uuid[], $3::integer[]) AS t (book_id, quantity)),
+gone AS (
+  DELETE FROM read.{p}lines l USING taken t
+  WHERE l.basket_id = $1 AND l.book_id = t.book_id AND l.quantity <= t.quantity)
+UPDATE read.{p}lines l SET quantity = l.quantity - t.quantity FROM taken t
+WHERE l.basket_id = $1 AND l.book_id = t.book_id AND l.quantity > t.quantity"""
 
 # Returns whether what baskets show of the book changed; NULL for a book seen for the first time.
 _PUT_BOOK = """
@@ -80,8 +88,10 @@ def _line_change(e: BasketEvent, r: RecordedEvent) -> tuple[str, list[object]] |
         return _SET_QUANTITY, [e.basket_id, e.book_id, e.quantity]
     if isinstance(e, bev.BasketItemRemoved):
         return _REMOVE_LINE, [e.basket_id, e.book_id]
+    if isinstance(e, bev.BasketCheckedOut) and e.lines:
+        return _TAKE_LINES, [e.basket_id, [t.book_id for t in e.lines], [t.quantity for t in e.lines]]
     if isinstance(e, bev.BasketCleared | bev.BasketCheckedOut):
-        return _EMPTY_BASKET, [e.basket_id]
+        return _EMPTY_BASKET, [e.basket_id]  # a v1 checkout names no lines: it took them all
     return None  # a failed checkout changes nothing a customer sees
 
 
