@@ -55,12 +55,17 @@ class CheckedOutLine:
 @REGISTRY.event("BasketCheckedOut", version=2)
 @dataclass(frozen=True, kw_only=True)
 class BasketCheckedOut(Event):
-    """The basket handed `lines` over to order `order_id`; no lines (v1 events) means all of it."""
+    """The basket handed `lines` over to order `order_id`; no lines (v1 events) means all of it.
+
+    `left` is what the basket holds afterwards, so a reader that meets this event before an earlier
+    one of the same stream (positions follow transactions, not stream versions) still shows it right.
+    """
 
     basket_id: str
     customer_id: str
     order_id: str
     lines: tuple[CheckedOutLine, ...] = ()
+    left: tuple[CheckedOutLine, ...] = ()
 
 
 @REGISTRY.upcaster("BasketCheckedOut", from_version=1)

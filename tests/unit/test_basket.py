@@ -161,6 +161,7 @@ def test_clearing_an_empty_basket_changes_nothing() -> None:
 def test_checkout_hands_the_basket_over_and_empties_it() -> None:
     [event] = basket.decide(given(added(quantity=2)), checkout())
     assert event == BasketCheckedOut(**IDS, order_id=ORDER, lines=(CheckedOutLine(book_id=BOOK, quantity=2),))
+    assert event.left == ()
     after = given(added(quantity=2), event)
     assert after.lines == {} and after.handled_orders == {ORDER}
 
@@ -191,7 +192,9 @@ def test_checkout_for_another_order_uses_the_refilled_basket() -> None:
 def test_checkout_takes_only_the_ordered_lines_and_quantities() -> None:
     state = given(added(quantity=2), added(quantity=5), added(OTHER, 1))  # the order had 2 of BOOK
     [event] = basket.check_out(state, checkout(), (CheckedOutLine(book_id=BOOK, quantity=2),))
-    assert event == BasketCheckedOut(**IDS, order_id=ORDER, lines=(CheckedOutLine(book_id=BOOK, quantity=2),))
+    left = (CheckedOutLine(book_id=BOOK, quantity=3), CheckedOutLine(book_id=OTHER, quantity=1))
+    taken = (CheckedOutLine(book_id=BOOK, quantity=2),)
+    assert event == BasketCheckedOut(**IDS, order_id=ORDER, lines=taken, left=left)
     assert given(added(quantity=5), added(OTHER, 1), event).lines == {BOOK: 3, OTHER: 1}
 
 

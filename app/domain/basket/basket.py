@@ -102,7 +102,8 @@ def check_out(state: State, c: CheckoutBasket, ordered: tuple[CheckedOutLine, ..
     )
     if not taken:
         return [BasketCheckoutFailed(**_ids(c.customer_id), order_id=c.order_id, reason=GONE)]
-    return [BasketCheckedOut(**_ids(c.customer_id), order_id=c.order_id, lines=taken)]
+    left = tuple(CheckedOutLine(book_id=b, quantity=q) for b, q in _take(state.lines, taken).items())
+    return [BasketCheckedOut(**_ids(c.customer_id), order_id=c.order_id, lines=taken, left=left)]
 
 
 def _take(lines: Mapping[str, int], taken: tuple[CheckedOutLine, ...]) -> dict[str, int]:
