@@ -7,6 +7,8 @@ from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, Remo
 from app.commands.catalog_facts import book_facts
 from app.commands.streams import Context, Handler, load, save
 from app.domain.basket import basket
+from app.events.basket import CheckedOutLine
+from app.events.ordering import OrderPlaced
 from app.ids import basket_id_of
 
 
@@ -28,7 +30,19 @@ async def clear(ctx: Context, command: ClearBasket) -> CommandResult:
 
 
 async def checkout(ctx: Context, command: CheckoutBasket) -> CommandResult:
-    return await _change(ctx, command, command.customer_id)
+    """Take out of the basket exactly what order `command.order_id` was placed with."""
+    basket_id = basket_id_of(command.customer_id)
+    loaded = await load(ctx, basket_id, basket.evolve, basket.State())
+    events = basket.check_out(loaded.state, command, await _ordered_lines(ctx, command.order_id))
+    return CommandResult(basket_id, await save(ctx, basket_id, basket.STREAM_TYPE, loaded, events))
+
+
+async def _ordered_lines(ctx: Context, order_id: str) -> tuple[CheckedOutLine, ...]:
+    """Read the order's published lines; none when no order was placed under that id."""
+    for recorded in await ctx.store.read_stream(order_id, conn=ctx.conn):
+        if isinstance(placed := recorded.event, OrderPlaced):
+            return tuple(CheckedOutLine(book_id=ln.book_id, quantity=ln.quantity) for ln in placed.lines)
+    return ()
 
 
 async def _change(

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from app.commands import constraints
 from app.commands.base import Command, CommandResult
 from app.commands.catalog_facts import book_facts
 from app.commands.ordering import CancelOrder, CompleteOrder, PlaceOrder, UpdateBuyerAddress
 from app.commands.streams import Context, Handler, load, save
+from app.domain.errors import ConflictError
 from app.domain.ordering import buyer, order
 from app.domain.ordering.basket_lines import BasketLine, fold_lines
 from app.ids import basket_id_of
 
 BUYER = "Buyer"
 ORDER = "Order"
+# One order per basket version: (basket id, stream version) -> the order that took the basket then.
+BASKET_VERSION_SCOPE = "order-basket-version"
+TAKEN = "This basket was already ordered; place a new order once it has changed."
 
 
 async def update_buyer_address(ctx: Context, command: UpdateBuyerAddress) -> CommandResult:
@@ -24,19 +29,28 @@ async def place_order(ctx: Context, command: PlaceOrder) -> CommandResult:
     """Place an order from the buyer's basket as the event store holds it in this transaction.
 
     The basket is not emptied here: the checkout saga reacts to OrderPlaced, checks the basket out,
-    and cancels the order when it cannot.
+    and cancels the order when it cannot. The order takes the basket at its stream version, and a
+    reservation row of (basket, version) written in this transaction refuses a second order of the
+    same version at once: a concurrent one waits on the row, then finds it taken.
     """
     loaded = await load(ctx, command.order_id, order.evolve, order.State())
     placed_by = (await load(ctx, command.buyer_id, buyer.evolve, buyer.State())).state
-    lines = await _basket_lines(ctx, command.buyer_id)
+    basket_id = basket_id_of(command.buyer_id)
+    lines, basket_version = await _basket_lines(ctx, basket_id)
     books = {line.book_id: await book_facts(ctx, line.book_id) for line in lines}
     events = order.place(loaded.state, command, placed_by, lines, books)
-    return CommandResult(command.order_id, await save(ctx, command.order_id, ORDER, loaded, events))
+    # Append first, as for other reservations: the order id is fresh, so this only orders the steps.
+    position = await save(ctx, command.order_id, ORDER, loaded, events)
+    taken_at = f"{basket_id}@{basket_version}"
+    if events and not await constraints.reserve(ctx.conn, BASKET_VERSION_SCOPE, taken_at, command.order_id):
+        raise ConflictError(TAKEN)
+    return CommandResult(command.order_id, position)
 
 
-async def _basket_lines(ctx: Context, buyer_id: str) -> tuple[BasketLine, ...]:
-    recorded = await ctx.store.read_stream(basket_id_of(buyer_id), conn=ctx.conn)
-    return fold_lines(r.event for r in recorded)
+async def _basket_lines(ctx: Context, basket_id: str) -> tuple[tuple[BasketLine, ...], int]:
+    """Return the basket's lines and its stream version (the number of its events)."""
+    recorded = await ctx.store.read_stream(basket_id, conn=ctx.conn)
+    return fold_lines(r.event for r in recorded), len(recorded)
 
 
 async def complete_order(ctx: Context, command: CompleteOrder) -> CommandResult:

@@ -376,3 +376,37 @@ async def test_malformed_ids_are_refused(alice: Customer, http: httpx.AsyncClien
     assert error["extensions"]["fields"][0]["field"] == "after"
     async with Subscription(TRANSPORT_WS, ws_url, ORDER_CHANGED, {"id": "x"}, token=alice.token) as sub:
         assert first_error(await sub.next_message())["extensions"]["code"] == "VALIDATION_FAILED"
+
+
+# ---- checkout integrity
+
+
+async def test_a_book_added_after_placing_an_order_stays_in_the_basket(
+    alice: Customer, book: dict[str, Any], http: httpx.AsyncClient, refs: dict[str, Any]
+) -> None:
+    later = await create_book(http, refs, name="The Word for World Is Forest", price="9.00", priceSale=None)
+    await alice.mutate(ADD_ITEM, {"bookId": book["bookId"], "quantity": 2}, "addBasketItem")
+    placed = await alice.mutate(PLACE_ORDER, {"input": {}}, "placeOrder")
+    assert placed["__typename"] == "PlaceOrderSuccess", placed
+    added = await alice.mutate(ADD_ITEM, {"bookId": later["bookId"], "quantity": 1}, "addBasketItem")
+    assert added["__typename"] == "AddBasketItemSuccess", added
+
+    # The projection may show the checkout before or after the addition: wait for both.
+    wanted = [{"bookId": later["bookId"], "quantity": 1}]
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while (items := await basket_items(alice)) != wanted:
+        assert asyncio.get_running_loop().time() < deadline, items
+        await asyncio.sleep(0.05)
+    order = await order_as(alice.http, placed["orderId"])
+    assert order is not None and order["status"] == "NEW"
+    assert [(i["bookId"], i["quantity"]) for i in order["items"]] == [(book["bookId"], 2)]
+
+
+async def test_two_orders_of_one_basket_version_place_one(alice: Customer, book: dict[str, Any]) -> None:
+    before = (await alice.query(ORDERS))["orders"]["totalCount"]
+    await alice.mutate(ADD_ITEM, {"bookId": book["bookId"], "quantity": 1}, "addBasketItem")
+    twice = (alice.mutate(PLACE_ORDER, {"input": {}}, "placeOrder") for _ in range(2))
+    results = await asyncio.gather(*twice)
+    assert sorted(r["__typename"] for r in results) == ["Conflict", "PlaceOrderSuccess"], results
+    await checked_out(alice)
+    assert (await alice.query(ORDERS))["orders"]["totalCount"] == before + 1

@@ -21,6 +21,7 @@ from app.commands.bus import CommandBus
 from app.db import create_pool
 from app.domain.errors import ConflictError, NotFoundError, ValidationError
 from app.events.base import Metadata
+from app.events.basket import BasketCheckedOut, CheckedOutLine
 from app.events.finance import CheckoutRequested
 from app.eventstore import START, EventStore, Position, RecordedEvent
 from app.ids import basket_id_of, checkout_id_of, customer_id_of, new_id
@@ -320,6 +321,35 @@ async def test_reapplying_events_changes_and_announces_nothing(shop: Shop) -> No
 
     assert again == []
     assert await shop.queries.basket_of(alice) == before
+
+
+async def test_a_checkout_applied_before_an_earlier_addition_still_shows_that_line(shop: Shop) -> None:
+    # Positions follow transactions: a checkout sent inside the saga's longer transaction can sort
+    # before a line the customer added (and committed) just before it.
+    alice, ordered, later = customer(), await shop.book(), await shop.book()
+    basket = basket_id_of(alice)
+    await shop.add(alice, ordered, 2)
+    await shop.project()
+    start = await shop.store.head()
+    await shop.add(alice, later, 1)
+    out = BasketCheckedOut(
+        basket_id=basket,
+        customer_id=alice,
+        order_id=new_id(),
+        lines=(CheckedOutLine(book_id=ordered, quantity=2),),
+        left=(CheckedOutLine(book_id=later, quantity=1),),
+    )
+    async with shop.pool.acquire() as conn, conn.transaction():
+        meta = Metadata(actor="test", correlation_id=new_id())
+        await shop.store.append(
+            conn, stream_id=basket, stream_type="Basket", expected_version=2, events=[out], metadata=meta
+        )
+    events = [e for e in await shop.store.read_all(start) if e.stream_id == basket]
+    async with shop.pool.acquire() as conn, conn.transaction():
+        await shop.projection.apply(conn, events[::-1])
+
+    lines = (await shop.queries.basket_of(alice)).lines
+    assert [(line.book_id, line.quantity) for line in lines] == [(later, 1)]
 
 
 async def test_each_customer_reads_only_their_own_basket(shop: Shop) -> None:

@@ -108,6 +108,12 @@ class Shop:
         )
         return await self.run(command, **options)
 
+    async def place_again(self, buyer: str, book: str) -> str:
+        """Place an order, then put the book in the basket again: each order takes its own version."""
+        order_id = (await self.place(buyer)).entity_id
+        await self.put(buyer, book)
+        return order_id
+
     async def project(self) -> list[ChangeNotice]:
         """Run projection batches until everything this shop appended is applied (bounded wait)."""
         consumer = ProjectionConsumer(ORDERING)
@@ -244,6 +250,7 @@ async def test_unit_prices_stay_as_they_were_when_the_order_was_placed(shop: Sho
     buyer = await shop.shopper(book)
     first = await shop.place(buyer)
     await shop.run(c.UpdateBook(book_id=book, price=Decimal("30.00")), actor=ADMIN)
+    await shop.put(buyer, book)  # a new basket version: one version is ordered once
     second = await shop.place(buyer)
     await shop.project()
 
@@ -268,11 +275,24 @@ async def test_twenty_concurrent_placements_with_one_key_make_one_order(shop: Sh
 
 
 async def test_a_key_is_per_actor(shop: Shop) -> None:
-    buyer = await shop.shopper(await shop.book())
+    book = await shop.book()
+    buyer = await shop.shopper(book)
     key = f"place-{new_id()}"
     mine = await shop.place(buyer, idempotency_key=key)
+    await shop.put(buyer, book)
     theirs = await shop.place(buyer, idempotency_key=key, actor="user:someone-else")
     assert mine.entity_id != theirs.entity_id
+
+
+async def test_one_basket_version_is_ordered_once(shop: Shop) -> None:
+    book = await shop.book()
+    buyer = await shop.shopper(book)
+    results = await asyncio.gather(*(shop.place(buyer) for _ in range(5)), return_exceptions=True)
+    assert sum(isinstance(r, CommandResult) for r in results) == 1, results
+    assert sum(isinstance(r, ConflictError) for r in results) == 4, results
+
+    await shop.put(buyer, book)  # the basket changed: it may be ordered again
+    await shop.place(buyer)
 
 
 # ---- status changes
@@ -392,7 +412,7 @@ async def test_an_order_is_invisible_to_another_buyer(shop: Shop) -> None:
 async def test_orders_list_newest_first_filtered_and_scoped(shop: Shop) -> None:
     book = await shop.book()
     alice, bob = await shop.shopper(book), await shop.shopper(book)
-    mine = [(await shop.place(alice)).entity_id for _ in range(3)]
+    mine = [await shop.place_again(alice, book) for _ in range(3)]
     theirs = (await shop.place(bob)).entity_id
     await shop.run(o.CancelOrder(order_id=mine[1], requested_by=alice))
     await shop.project()
@@ -410,8 +430,9 @@ async def test_orders_list_newest_first_filtered_and_scoped(shop: Shop) -> None:
 
 
 async def test_orders_page_with_cursors(shop: Shop) -> None:
-    buyer = await shop.shopper(await shop.book())
-    placed = [(await shop.place(buyer)).entity_id for _ in range(5)]
+    book = await shop.book()
+    buyer = await shop.shopper(book)
+    placed = [await shop.place_again(buyer, book) for _ in range(5)]
     await shop.project()
     first = await shop.queries.list_orders(first=2, scope=buyer)
     second = await shop.queries.list_orders(first=2, after=first.end_cursor, scope=buyer)

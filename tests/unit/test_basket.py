@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from app.events.basket import (
     BasketItemAdded,
     BasketItemQuantityChanged,
     BasketItemRemoved,
+    CheckedOutLine,
 )
+from app.events.registry import REGISTRY
 from app.ids import basket_id_of, new_id
 
 CUSTOMER = new_id()
@@ -157,7 +160,8 @@ def test_clearing_an_empty_basket_changes_nothing() -> None:
 
 def test_checkout_hands_the_basket_over_and_empties_it() -> None:
     [event] = basket.decide(given(added(quantity=2)), checkout())
-    assert event == BasketCheckedOut(**IDS, order_id=ORDER)
+    assert event == BasketCheckedOut(**IDS, order_id=ORDER, lines=(CheckedOutLine(book_id=BOOK, quantity=2),))
+    assert event.left == ()
     after = given(added(quantity=2), event)
     assert after.lines == {} and after.handled_orders == {ORDER}
 
@@ -181,7 +185,29 @@ def test_checkout_for_another_order_uses_the_refilled_basket() -> None:
     state = given(added(), BasketCheckedOut(**IDS, order_id=ORDER), added(OTHER, 3))
     assert state.lines == {OTHER: 3}
     later = new_id()
-    assert basket.decide(state, checkout(later)) == [BasketCheckedOut(**IDS, order_id=later)]
+    taken = (CheckedOutLine(book_id=OTHER, quantity=3),)
+    assert basket.decide(state, checkout(later)) == [BasketCheckedOut(**IDS, order_id=later, lines=taken)]
+
+
+def test_checkout_takes_only_the_ordered_lines_and_quantities() -> None:
+    state = given(added(quantity=2), added(quantity=5), added(OTHER, 1))  # the order had 2 of BOOK
+    [event] = basket.check_out(state, checkout(), (CheckedOutLine(book_id=BOOK, quantity=2),))
+    left = (CheckedOutLine(book_id=BOOK, quantity=3), CheckedOutLine(book_id=OTHER, quantity=1))
+    taken = (CheckedOutLine(book_id=BOOK, quantity=2),)
+    assert event == BasketCheckedOut(**IDS, order_id=ORDER, lines=taken, left=left)
+    assert given(added(quantity=5), added(OTHER, 1), event).lines == {BOOK: 3, OTHER: 1}
+
+
+def test_checkout_takes_no_more_than_the_basket_still_holds() -> None:
+    ordered = (CheckedOutLine(book_id=BOOK, quantity=4), CheckedOutLine(book_id=OTHER, quantity=1))
+    [event] = basket.check_out(given(added(quantity=1)), checkout(), ordered)
+    assert event == BasketCheckedOut(**IDS, order_id=ORDER, lines=(CheckedOutLine(book_id=BOOK, quantity=1),))
+    [failed] = basket.check_out(given(added(new_id())), checkout(), ordered)
+    assert failed == BasketCheckoutFailed(**IDS, order_id=ORDER, reason=basket.GONE)
+
+
+def test_a_v1_checkout_without_lines_still_empties_the_basket() -> None:
+    assert given(added(), added(OTHER, 2), BasketCheckedOut(**IDS, order_id=ORDER)).lines == {}
 
 
 def test_require_book_refuses_an_unavailable_book_on_book_id() -> None:
@@ -193,3 +219,12 @@ def test_require_book_refuses_an_unavailable_book_on_book_id() -> None:
 def test_events_of_other_kinds_leave_the_state_alone() -> None:
     state = given(added())
     assert basket.evolve(state, Event()) == state
+
+
+def test_a_stored_v1_checkout_reads_as_one_naming_no_lines_and_v2_round_trips() -> None:
+    v1 = {**IDS, "order_id": ORDER}
+    assert REGISTRY.decode("BasketCheckedOut", 1, dict(v1)) == BasketCheckedOut(**IDS, order_id=ORDER)
+    event = BasketCheckedOut(**IDS, order_id=ORDER, lines=(CheckedOutLine(book_id=BOOK, quantity=2),))
+    name, version, data = REGISTRY.encode(event)
+    assert (name, version) == ("BasketCheckedOut", 2)
+    assert REGISTRY.decode(name, version, json.loads(json.dumps(data))) == event

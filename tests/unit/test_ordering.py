@@ -202,6 +202,13 @@ def test_clearing_or_checking_out_empties_the_basket_and_a_failed_checkout_does_
     assert fold_lines([added(BOOK1, 2), failed]) == (BasketLine(BOOK1, 2),)
 
 
+def test_a_checkout_naming_lines_takes_only_those_quantities() -> None:
+    taken = (bev.CheckedOutLine(book_id=BOOK1, quantity=2),)
+    out = bev.BasketCheckedOut(basket_id=BASKET, customer_id=BUYER, order_id=ORDER, lines=taken)
+    assert fold_lines([added(BOOK1, 5), added(BOOK2, 1), out]) == (BasketLine(BOOK1, 3), BasketLine(BOOK2, 1))
+    assert fold_lines([added(BOOK1, 2), added(BOOK2, 1), out]) == (BasketLine(BOOK2, 1),)
+
+
 # ---- placing an order
 
 

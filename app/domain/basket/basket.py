@@ -16,6 +16,7 @@ from app.events.basket import (
     BasketItemAdded,
     BasketItemQuantityChanged,
     BasketItemRemoved,
+    CheckedOutLine,
 )
 from app.ids import basket_id_of, is_id
 
@@ -23,6 +24,7 @@ STREAM_TYPE = "Basket"
 MIN_QUANTITY = 1
 MAX_QUANTITY = 99
 EMPTY = "The basket is empty."
+GONE = "The basket no longer holds any of the ordered books."
 Command = AddBasketItem | UpdateBasketItem | RemoveBasketItem | ClearBasket | CheckoutBasket
 
 
@@ -42,7 +44,8 @@ def evolve(state: State, event: Event) -> State:
     if isinstance(event, BasketCleared):
         return replace(state, lines={})
     if isinstance(event, BasketCheckedOut):
-        return State(lines={}, handled_orders=state.handled_orders | {event.order_id})
+        lines = _take(state.lines, event.lines)
+        return State(lines=lines, handled_orders=state.handled_orders | {event.order_id})
     if isinstance(event, BasketCheckoutFailed):
         return replace(state, handled_orders=state.handled_orders | {event.order_id})
     return state
@@ -59,7 +62,7 @@ def decide(state: State, command: Command) -> list[Event]:
         return [BasketItemRemoved(**_ids(command.customer_id), book_id=command.book_id)]
     if isinstance(command, ClearBasket):
         return [BasketCleared(**_ids(command.customer_id))] if state.lines else []
-    return _checkout(state, command)
+    return check_out(state, command, ())
 
 
 def _add(state: State, c: AddBasketItem) -> BasketItemAdded:
@@ -81,12 +84,40 @@ def _update(state: State, c: UpdateBasketItem) -> list[Event]:
     return [BasketItemQuantityChanged(**_ids(c.customer_id), book_id=c.book_id, quantity=c.quantity)]
 
 
-def _checkout(state: State, c: CheckoutBasket) -> list[Event]:
+def check_out(state: State, c: CheckoutBasket, ordered: tuple[CheckedOutLine, ...]) -> list[Event]:
+    """Take the `ordered` lines out of the basket for `c.order_id`; none ordered takes every line.
+
+    Each line gives at most what the basket still holds: a line the customer raised after the order
+    keeps the difference, and a book added after it stays.
+    """
     if c.order_id in state.handled_orders:
         return []  # the saga asked again (a retry or a redelivery): it already has its answer
     if not state.lines:
         return [BasketCheckoutFailed(**_ids(c.customer_id), order_id=c.order_id, reason=EMPTY)]
-    return [BasketCheckedOut(**_ids(c.customer_id), order_id=c.order_id)]
+    wanted = ordered or tuple(CheckedOutLine(book_id=b, quantity=q) for b, q in state.lines.items())
+    taken = tuple(
+        CheckedOutLine(book_id=line.book_id, quantity=min(line.quantity, state.lines[line.book_id]))
+        for line in wanted
+        if line.book_id in state.lines
+    )
+    if not taken:
+        return [BasketCheckoutFailed(**_ids(c.customer_id), order_id=c.order_id, reason=GONE)]
+    left = tuple(CheckedOutLine(book_id=b, quantity=q) for b, q in _take(state.lines, taken).items())
+    return [BasketCheckedOut(**_ids(c.customer_id), order_id=c.order_id, lines=taken, left=left)]
+
+
+def _take(lines: Mapping[str, int], taken: tuple[CheckedOutLine, ...]) -> dict[str, int]:
+    """Return the lines left after a checkout; one that names no lines (a v1 event) took them all."""
+    if not taken:
+        return {}
+    left = dict(lines)
+    for line in taken:
+        quantity = left.get(line.book_id, 0) - line.quantity
+        if quantity > 0:
+            left[line.book_id] = quantity
+        else:
+            left.pop(line.book_id, None)
+    return left
 
 
 def _ids(customer_id: str) -> dict[str, str]:

@@ -20,15 +20,18 @@ class BasketLine:
 
 
 def fold_lines(events: Iterable[Event]) -> tuple[BasketLine, ...]:
-    """Fold a basket's events into its current lines (a checkout or a clear empties it)."""
+    """Fold a basket's events into its current lines (a checkout takes what it names, a clear all)."""
     lines: dict[str, int] = {}
     for event in events:
         if isinstance(event, ev.BasketItemAdded | ev.BasketItemQuantityChanged):
             _set(lines, event.book_id, event.quantity)
         elif isinstance(event, ev.BasketItemRemoved):
             lines.pop(event.book_id, None)
+        elif isinstance(event, ev.BasketCheckedOut) and event.lines:
+            for taken in event.lines:
+                _set(lines, taken.book_id, lines.get(taken.book_id, 0) - taken.quantity)
         elif isinstance(event, ev.BasketCleared | ev.BasketCheckedOut):
-            lines.clear()
+            lines.clear()  # a v1 checkout names no lines: it took them all
     return tuple(BasketLine(book_id, quantity) for book_id, quantity in lines.items())
 
 
