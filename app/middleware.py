@@ -7,6 +7,8 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logs import ThrottledLogger
+
 logger = logging.getLogger("bookworm.api")
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -46,7 +48,7 @@ class InFlightLimit:
         self.limit = limit
         self.exempt = exempt  # liveness must answer under load, or a supervisor restarts a busy process
         self.in_flight = 0
-        self.refused = 0
+        self.log = ThrottledLogger(logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.exempt:
@@ -62,9 +64,7 @@ class InFlightLimit:
             self.in_flight -= 1
 
     async def _refuse(self, send: Send) -> None:
-        self.refused += 1
-        if self.refused == 1 or self.refused % 1000 == 0:
-            logger.warning("%d requests in flight: answered 503 (%d so far)", self.limit, self.refused)
+        self.log.warning("busy", "%d requests in flight: answered 503", self.limit)
         body = json.dumps({"errors": [{"message": BUSY_MESSAGE, "extensions": {"code": BUSY_CODE}}]})
         headers = [
             (b"content-type", b"application/json"),

@@ -29,7 +29,7 @@ from app.identity.tokens import InvalidToken, verify
 from app.projections import PROJECTIONS
 from app.queries.consistency import TooManyWaiters
 from app.schema.admission import RATE_LIMITED, rate_limited
-from app.schema.context import Context, ip_of, principal_of, sign_in
+from app.schema.context import Context, ip_of, sign_in
 from app.schema.ide import content_security_policy
 from app.schema.output import cap_response
 from app.schema.positions import BadCursor, parse_cursor
@@ -119,7 +119,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
             sign_in(request, principal)
             payer = client_key(principal, ip_of(request, request.state.container.proxies))
             async with self.fair_share.turn(payer):
-                await self._wait_for_position(request)
+                await self._wait_for_position(request, payer)
                 return await self.run(request)
         except HTTPException as e:
             return error_response(e.status_code, e.reason, media_type)
@@ -157,7 +157,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
 
         return limited_receive
 
-    async def _wait_for_position(self, request: Request) -> None:
+    async def _wait_for_position(self, request: Request, payer: str) -> None:
         raw = request.headers.get(POSITION_HEADER)
         if raw is None:
             return
@@ -168,7 +168,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
                 400, f"Header Bookworm-Position is not a position Bookworm returned: {raw[:40]!r}"
             ) from None
         container = request.state.container
-        await self._charge_wait(request, container)
+        await self._charge_wait(payer, container)
         if position > await container.event_store.newest():
             raise HTTPException(400, BEYOND_NEWEST)
         positions = container.positions
@@ -184,9 +184,8 @@ class BookwormGraphQL(GraphQL[Context, None]):
             message = f"The {behind[0]} read model did not reach position {position} within {timeout:g} s."
             raise HTTPException(503, message)
 
-    async def _charge_wait(self, request: Request, container: Container) -> None:
+    async def _charge_wait(self, payer: str, container: Container) -> None:
         """A wait holds a request open: it costs its caller budget before it starts."""
-        payer = client_key(principal_of(request), ip_of(request, container.proxies))
         charge = await container.budgets.charge(payer, self.settings.position_wait_cost)
         if not charge.allowed:
             error = rate_limited(charge)
