@@ -14,11 +14,12 @@ ON CONFLICT (name) DO UPDATE
 SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position, updated_at = now()
 """
 
-# Lease.fence and the checkpoint move in one statement: FOR SHARE makes a standby's takeover wait for this
-# commit, as it waits for a batch transaction. The lease's CTE answers whether it is still held.
+# Lease.fence and the checkpoint move in one statement: FOR KEY SHARE makes a standby's takeover (FOR
+# UPDATE) wait for this commit, as it waits for a batch transaction, and leaves renewal free. The lease's
+# CTE answers whether it is still held.
 _ADVANCE = """
 WITH lease AS (
-    SELECT FROM bus.leases WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR SHARE
+    SELECT FROM bus.leases WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE
 ), moved AS (
     UPDATE {table} SET transaction_id = $4, global_position = $5, updated_at = now()
     WHERE name = $1 AND (transaction_id, global_position) < ($4, $5) AND EXISTS (SELECT FROM lease)

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from app.bus import messages
 from app.bus.checkpoints import load_checkpoint, save_checkpoint
-from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff
+from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, close_connection
 from app.db import plain_url
 from app.eventstore import NOTIFY_CHANNEL, EventStore, Position, RecordedEvent
 from app.settings import Settings
@@ -71,7 +71,7 @@ class Relay:
         finally:
             self.is_leader = False
             # Closing the session releases the advisory lock, so a standby takes over at once.
-            await asyncio.shield(_close(conn))
+            await asyncio.shield(close_connection(conn))
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         wake = asyncio.Event()
@@ -130,11 +130,3 @@ class Relay:
                 )
                 prev = event.position
             await pipe.execute()
-
-
-async def _close(conn: asyncpg.Connection) -> None:
-    try:
-        async with asyncio.timeout(2.0):
-            await conn.close()
-    except Exception:
-        conn.terminate()

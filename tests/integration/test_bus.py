@@ -65,7 +65,7 @@ class Counter(CountingConsumer, OwnCheckpoint):
 
 def runner(env: BusEnv, consumer: Counter | None = None) -> ConsumerRunner:
     consumer = consumer or Counter()
-    return ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env)
+    return ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env, env.keeper)
 
 
 def relay(env: BusEnv) -> Relay:
@@ -542,7 +542,7 @@ async def test_events_a_consumer_ignores_move_its_checkpoint_without_a_batch_tra
     assert list(await env.applied("late")) == event_ids(authors)
     # A projection passes events it ignores too, so read-your-writes on it does not wait for its next event.
     rating = ProjectionConsumer(RATING)
-    env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, rating, env).run())
+    env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, rating, env, env.keeper).run())
     await projection_reached(env, "rating", head)
 
 
