@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from app.bus.lease import Lease
+from app.bus.protocol import ConsumerKind
 from app.eventstore import START, Position
 
 _LOAD = "SELECT transaction_id, global_position FROM bus.checkpoints WHERE name = $1"
@@ -60,10 +61,12 @@ async def advance_checkpoint(
 class OwnCheckpoint:
     """Checkpoint methods of a consumer that keeps its checkpoint in bus.checkpoints under its `name`.
 
-    Process managers and the mail outbox use it; projections keep theirs in read.projections.
+    Process managers and the mail outbox use it; projections keep theirs in read.projections. They write
+    source-of-truth state, so their batches commit durably.
     """
 
     name: str
+    kind = ConsumerKind.PROCESS
 
     async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
         """Return the checkpoint, holding its row until the batch commits."""
