@@ -22,7 +22,10 @@ class Settings:
     # Redis key and channel prefix: lets several deployments (or test runs) share one Redis.
     redis_prefix: str = "bookworm"
     stream_maxlen: int = 100_000
-    db_pool_size: int = 10
+    db_pool_size: int = 10  # the API's pool, per process
+    # The workers' own pool, per process that runs them: one connection per consumer group's batch (eight),
+    # the scheduler's jobs, and standby polls. Lease renewal has a connection of its own beside it.
+    worker_pool_size: int = 12
     read_your_writes_timeout: float = 5.0
     changes_retention_days: float = 7.0
     subscriber_queue_size: int = 256
