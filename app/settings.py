@@ -25,7 +25,7 @@ class Settings:
     db_pool_size: int = 10  # the API's pool, per process
     # The workers' own pool, per process that runs them: one connection per consumer group's batch (eight),
     # the scheduler's jobs, and standby polls. Lease renewal has a connection of its own beside it.
-    worker_pool_size: int = 12
+    worker_pool_size: int = 10
     read_your_writes_timeout: float = 5.0
     changes_retention_days: float = 7.0
     subscriber_queue_size: int = 256
