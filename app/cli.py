@@ -23,12 +23,13 @@ import sqlalchemy.exc
 
 from app import cli_tasks as tasks
 from app import embedded, logs, supervisor
+from app.admission.clients import TrustedProxies
 from app.bootstrap import Container, container
 from app.cli_tasks import CliError, first_line
 from app.db import head_revision, migrate
 from app.domain.errors import DomainError
 from app.eventstore import START, EventStoreError, InvalidPosition, Position
-from app.identity.keys import KeyConfigError
+from app.identity.keys import KeyConfigError, resolve_keys
 from app.live.backend import BackendUnavailable
 from app.logs import ThrottleFilter
 from app.projections import PROJECTIONS
@@ -256,7 +257,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
     port = settings.port if args.port is None else args.port
     settings = replace(settings, host=args.host or settings.host, port=port)
-    _uvicorn_log_level(settings)  # checked here, once, rather than in every API process
+    _check_before_start(settings)
     try:
         count = supervisor.api_process_count(
             settings.api_processes if args.processes is None else args.processes
@@ -271,6 +272,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
             children = supervisor.layout(count, workers=workers, listen_fd=listener.fileno())
             _announce(settings, resolved, api_processes=count, workers=workers)
             supervisor.Supervisor(children, _child_env(resolved), [listener.fileno()]).run()
+
+
+def _check_before_start(settings: Settings) -> None:
+    """Refuse settings every child would fail on, once, instead of restarting children that cannot start."""
+    _uvicorn_log_level(settings)
+    resolve_keys(settings)  # KeyConfigError: one line in main; makes the data-dir secret before children race
+    try:
+        TrustedProxies.parse(settings.trusted_proxies)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _listen(settings: Settings) -> socket.socket:
