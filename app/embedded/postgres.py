@@ -225,7 +225,8 @@ async def _connect(
             return await asyncpg.connect(url, timeout=2)
         except asyncpg.InvalidAuthorizationSpecificationError as exc:
             raise EmbeddedError(
-                f"PostgreSQL refused the password kept in {CREDENTIALS_FILE}: {exc}"
+                f"PostgreSQL refused the password kept in {CREDENTIALS_FILE} ({exc}): restore that file,"
+                " or put `local all all trust` first in postgres/pg_hba.conf to have it set again"
             ) from None
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             check_starting(process, "PostgreSQL", log_path, deadline)
