@@ -68,6 +68,7 @@ def shown(data_dir: Path) -> str:
 def try_lock(data_dir: Path) -> int | None:
     """Return the descriptor holding the lock of data_dir, or None if another process holds it."""
     fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # made 0644 by older versions
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

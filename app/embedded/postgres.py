@@ -36,7 +36,7 @@ SYSTEM_USER = "bookworm-postgres"  # PostgreSQL refuses to run as root
 # promptly and cleanly (SIGTERM would wait for attached clients; SIGKILL would force crash recovery).
 POSTGRES_STOP_SIGNAL = signal.SIGINT
 INITDB_OPTIONS = (
-    f"--auth=scram-sha-256 --encoding=UTF8 --locale=C --locale-provider=builtin --builtin-locale=C.UTF-8"
+    "--auth=scram-sha-256 --encoding=UTF8 --locale=C --locale-provider=builtin --builtin-locale=C.UTF-8"
     f" -U {ROLE} --no-instructions"
 )
 # Clusters made before the passwords trusted every local login; the first start since sets the password
