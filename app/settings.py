@@ -19,6 +19,8 @@ class Settings:
     data_dir: Path = Path(".bookworm")
     host: str = "127.0.0.1"
     port: int = 8000
+    # API processes `bookworm serve` runs on the one port; 0: one per core.
+    api_processes: int = 0
     # Redis key and channel prefix: lets several deployments (or test runs) share one Redis.
     redis_prefix: str = "bookworm"
     stream_maxlen: int = 100_000

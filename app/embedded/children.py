@@ -42,13 +42,13 @@ def spawn(args: list[str], log_path: Path, signum: signal.Signals, **options: An
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent(signum),  # the only way to set PR_SET_PDEATHSIG
+            preexec_fn=die_with_parent(signum),  # the only way to set PR_SET_PDEATHSIG
             start_new_session=True,  # Ctrl-C reaches only us; we stop the servers after the app
             **options,
         )
 
 
-def _die_with_parent(signum: signal.Signals) -> Callable[[], None]:
+def die_with_parent(signum: signal.Signals) -> Callable[[], None]:
     """Return a preexec_fn that makes the child receive signum when this process dies."""
     parent = os.getpid()
     prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None

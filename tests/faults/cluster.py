@@ -91,15 +91,40 @@ class Proc:
             self.process.kill()
             self.process.wait()
 
+    def children(self) -> dict[int, str]:
+        """The processes this one started and that still run (a `serve`'s API and worker): pid -> cmdline."""
+        return children_of(self.process.pid)
+
     def rss_mib(self) -> float:
-        """Resident memory of the process now (Linux /proc)."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        assert match, status
-        return int(match.group(1)) / 1024
+        """Resident memory now of the process and of the processes it started (Linux /proc)."""
+        return sum(_rss_mib(pid) for pid in [self.process.pid, *self.children()])
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
+
+
+def children_of(parent: int) -> dict[int, str]:
+    """The live child processes of `parent` (Linux /proc), each with its command line."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # it ended while we looked
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == parent and state not in ("Z", "X"):
+            found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+    return found
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # it ended while we looked
+        return 0.0
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else 0.0
 
 
 @dataclass(frozen=True)
@@ -132,6 +157,9 @@ class Cluster:
             "BOOKWORM_RELAY_POLL_INTERVAL": "0.5",
             "BOOKWORM_JWT_SECRET": JWT_SECRET,
             "BOOKWORM_LOG_LEVEL": "WARNING",
+            # One API process per `serve`: the scenarios run several `serve`s where they want several, and
+            # the limits they test are per process.
+            "BOOKWORM_API_PROCESSES": "1",
             **(LIFTED_BUDGETS if self.lift_budgets else {}),
             **extra,
         }
