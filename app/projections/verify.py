@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from app.db import lift_limits
 from app.eventstore import EventStore, Position
 from app.eventstore.position import START
 from app.projections import PROJECTIONS
@@ -70,6 +71,7 @@ async def verify(
         tx = conn.transaction(isolation="repeatable_read")
         await tx.start()
         try:
+            await lift_limits(conn)
             return [await _verify_one(conn, store, projection) for projection in projections]
         finally:
             await tx.rollback()
