@@ -176,7 +176,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             pool=pool,
             redis=redis,
             event_store=event_store,
-            commands=CommandBus(pool, event_store),
+            commands=CommandBus(pool, event_store, snapshot_every=settings.snapshot_every),
             catalog=CatalogQueries(pool),
             basket=BasketQueries(pool),
             ordering=OrderingQueries(pool),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from app.commands.base import Command
 from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, RemoveBasketItem, UpdateBasketItem
 from app.commands.catalog_facts import book_facts
-from app.commands.streams import Context, Handler, load, save
+from app.commands.snapshots import BASKET
+from app.commands.streams import Context, Handler, load_snapshotted, save
 from app.domain.basket import basket
 from app.events.basket import CheckedOutLine
 from app.events.ordering import OrderPlaced
@@ -32,7 +33,7 @@ async def clear(ctx: Context, command: ClearBasket) -> str:
 async def checkout(ctx: Context, command: CheckoutBasket) -> str:
     """Take out of the basket exactly what order `command.order_id` was placed with."""
     basket_id = basket_id_of(command.customer_id)
-    loaded = await load(ctx, basket_id, basket.evolve, basket.State())
+    loaded = await load_snapshotted(ctx, basket_id, BASKET)
     events = basket.check_out(loaded.state, command, await _ordered_lines(ctx, command.order_id))
     save(ctx, basket_id, basket.STREAM_TYPE, loaded, events)
     return basket_id
@@ -51,7 +52,7 @@ async def _change(
 ) -> str:
     """Decide on the customer's basket; with `book_id`, the book must exist and not be deleted."""
     basket_id = basket_id_of(customer_id)
-    loaded = await load(ctx, basket_id, basket.evolve, basket.State())
+    loaded = await load_snapshotted(ctx, basket_id, BASKET)
     events = basket.decide(loaded.state, command)  # input errors first, then the catalog
     if book_id is not None:
         basket.require_book(book_id, (await book_facts(ctx, book_id)).available)

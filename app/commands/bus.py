@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import asyncpg
 
 from app.bus.infra import Backoff
-from app.commands import idempotency
+from app.commands import idempotency, snapshots
 from app.commands.base import Command, CommandResult
 from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
 from app.commands.catalog_handlers import HANDLERS as CATALOG_HANDLERS
@@ -36,6 +36,8 @@ _CONCURRENT = (ConcurrencyError, asyncpg.TransactionRollbackError)
 # most this many times: enough for fifty writers of one basket, yet a stuck stream still answers soon.
 COMMUTING_DEADLINE = 2.0
 COMMUTING_ATTEMPTS = 50
+# A snapshot of a growing stream every this many events (Settings.snapshot_every).
+SNAPSHOT_EVERY = 100
 # Full-jitter exponential backoff: each wait is drawn from [0, ceiling), the ceiling doubling up to its cap.
 RETRY_FIRST = 0.005
 RETRY_CAP = 0.2
@@ -63,6 +65,7 @@ class CommandBus:
         acquire_timeout: float = 5.0,
         commuting_deadline: float = COMMUTING_DEADLINE,
         commuting_attempts: int = COMMUTING_ATTEMPTS,
+        snapshot_every: int = SNAPSHOT_EVERY,
     ) -> None:
         self._pool = pool
         self._store = event_store
@@ -71,6 +74,7 @@ class CommandBus:
         self._acquire_timeout = acquire_timeout
         self._commuting_deadline = commuting_deadline
         self._commuting_attempts = commuting_attempts
+        self._snapshot_every = snapshot_every
 
     async def dispatch(
         self,
@@ -143,22 +147,36 @@ class CommandBus:
         metadata: Metadata,
         key: str | None,
     ) -> CommandResult:
-        """Answer a repeated key, or run the handler and write what it decided in one transaction."""
+        """Answer a repeated key, or run the handler, write what it decided, and take due snapshots."""
         if key is not None and (earlier := await idempotency.find(conn, metadata.actor, key, command)):
             return earlier
-        ctx = Context(conn, self._store, metadata)
+        ctx = Context(conn, self._store, metadata, snapshot_every=self._snapshot_every)
         entity_id = await handler(ctx, command)
         if ctx.writes.empty and key is None:
-            return CommandResult(entity_id, ctx.writes.position)
-        # A transaction of its own, or a savepoint inside the caller's.
+            result = CommandResult(entity_id, ctx.writes.position)
+        else:
+            result, wrote = await self._write(conn, ctx, entity_id, command, key)
+            if not wrote:
+                return result  # the first result of the key: what this attempt decided was not written
+        await snapshots.take(conn, ctx.due.values(), self._snapshot_every)
+        return result
+
+    async def _write(
+        self, conn: asyncpg.Connection, ctx: Context, entity_id: str, command: Command, key: str | None
+    ) -> tuple[CommandResult, bool]:
+        """Write the key row and what the handler decided, in a transaction (or the caller's savepoint).
+
+        Return the result, and whether it was this attempt's (not an earlier request's with the key).
+        """
+        actor = ctx.metadata.actor
         async with conn.transaction():
             # The key row first: a concurrent repeat waits on it, then answers with this result.
-            if key is not None and (earlier := await idempotency.claim(conn, metadata.actor, key, command)):
-                return earlier
-            result = CommandResult(entity_id, await ctx.writes.run(conn, self._store, metadata))
+            if key is not None and (earlier := await idempotency.claim(conn, actor, key, command)):
+                return earlier, False
+            result = CommandResult(entity_id, await ctx.writes.run(conn, self._store, ctx.metadata))
             if key is not None:
-                await idempotency.record(conn, metadata.actor, key, result)
-            return result
+                await idempotency.record(conn, actor, key, result)
+            return result, True
 
 
 def _may_retry(command: Command, exc: Exception) -> bool:

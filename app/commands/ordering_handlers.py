@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from app.commands import constraints
+from app.commands import constraints, snapshots
 from app.commands.base import Command
 from app.commands.catalog_facts import book_facts
 from app.commands.ordering import CancelOrder, CompleteOrder, PlaceOrder, UpdateBuyerAddress
-from app.commands.streams import Context, Handler, load, save
+from app.commands.streams import Context, Handler, load, load_snapshotted, save
 from app.domain.ordering import buyer, order
-from app.domain.ordering.basket_lines import BasketLine, fold_lines
+from app.domain.ordering.basket_lines import Lines
 from app.ids import basket_id_of
 
 BUYER = "Buyer"
@@ -19,7 +19,7 @@ TAKEN = "This basket was already ordered; place a new order once it has changed.
 
 
 async def update_buyer_address(ctx: Context, command: UpdateBuyerAddress) -> str:
-    loaded = await load(ctx, command.buyer_id, buyer.evolve, buyer.State())
+    loaded = await load_snapshotted(ctx, command.buyer_id, snapshots.BUYER)
     save(ctx, command.buyer_id, BUYER, loaded, buyer.decide(loaded.state, command))
     return command.buyer_id
 
@@ -33,7 +33,7 @@ async def place_order(ctx: Context, command: PlaceOrder) -> str:
     version at once: a concurrent one waits on the row, then finds it taken.
     """
     loaded = await load(ctx, command.order_id, order.evolve, order.State())
-    placed_by = (await load(ctx, command.buyer_id, buyer.evolve, buyer.State())).state
+    placed_by = (await load_snapshotted(ctx, command.buyer_id, snapshots.BUYER)).state
     basket_id = basket_id_of(command.buyer_id)
     lines, basket_version = await _basket_lines(ctx, basket_id)
     books = {line.book_id: await book_facts(ctx, line.book_id) for line in lines}
@@ -46,10 +46,10 @@ async def place_order(ctx: Context, command: PlaceOrder) -> str:
     return command.order_id
 
 
-async def _basket_lines(ctx: Context, basket_id: str) -> tuple[tuple[BasketLine, ...], int]:
+async def _basket_lines(ctx: Context, basket_id: str) -> tuple[Lines, int]:
     """Return the basket's lines and its stream version (the number of its events)."""
-    recorded = await ctx.store.read_stream(basket_id, conn=ctx.conn)
-    return fold_lines(r.event for r in recorded), len(recorded)
+    loaded = await load_snapshotted(ctx, basket_id, snapshots.BASKET_LINES)
+    return loaded.state, loaded.version
 
 
 async def complete_order(ctx: Context, command: CompleteOrder) -> str:

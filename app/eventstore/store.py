@@ -110,11 +110,18 @@ class EventStore:
         return Position(xid, pos)
 
     async def read_stream(
-        self, stream_id: str, *, conn: asyncpg.Connection | None = None
+        self,
+        stream_id: str,
+        *,
+        conn: asyncpg.Connection | None = None,
+        from_version: int = 1,
+        to_version: int | None = None,
     ) -> list[RecordedEvent]:
-        """Return one stream's events in version order, upcast to current schemas."""
-        query = f"SELECT {_COLUMNS} FROM eventstore.events WHERE stream_id = $1 ORDER BY stream_version"
-        rows = await (conn or self._pool).fetch(query, stream_id)
+        """Return one stream's events in version order (from..to versions), upcast to current schemas."""
+        query = f"""SELECT {_COLUMNS} FROM eventstore.events
+            WHERE stream_id = $1 AND stream_version >= $2 AND ($3::int IS NULL OR stream_version <= $3)
+            ORDER BY stream_version"""
+        rows = await (conn or self._pool).fetch(query, stream_id, from_version, to_version)
         return [self._recorded(r) for r in rows]
 
     async def read_all(
