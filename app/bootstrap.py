@@ -144,7 +144,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
     """Open every resource the process needs and close them in reverse order."""
     database_url, redis_url = _require_urls(settings)
     async with AsyncExitStack() as stack:
-        # One pool serves this process: the API's limits, unless the workers share it (docs/operations.md).
+        # The API's limits, unless this process runs the workers, which share the pool (docs/operations.md).
         session = worker_session() if workers else api_session(settings)
         pool = await create_pool(database_url, size=settings.db_pool_size, session=session)
         stack.push_async_callback(pool.close)

@@ -92,11 +92,16 @@ async def sample(url: str, api_pid: int, stop: asyncio.Event, holders: Holders) 
 
 
 def api_ports(pid: int) -> set[int]:
-    """Return the local TCP ports of the API process's connections (its PostgreSQL clients among them)."""
+    """Return the local TCP ports of the API's connections: the process and its children (API processes
+    of a supervising `serve --no-workers`), their PostgreSQL clients among them."""
+    ports: set[int] = set()
     try:
-        return {c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp") if c.raddr}
+        root = psutil.Process(pid)
+        for process in (root, *root.children(recursive=True)):
+            ports |= {c.laddr.port for c in process.net_connections(kind="tcp") if c.raddr}
     except psutil.Error:
-        return set()
+        pass
+    return ports
 
 
 async def grow_baskets(url: str, customers: list[Customer], events: int) -> None:
