@@ -21,7 +21,7 @@ from app.commands.bus import CommandBus
 from app.commands.checkout_saga import TIMEOUT as CHECKOUT_TIMEOUT
 from app.commands.checkout_saga import CheckoutSaga
 from app.commands.feedback_check import FeedbackCheck
-from app.db import create_pool
+from app.db import api_session, create_pool, worker_session
 from app.eventstore import EventStore
 from app.live.backend import RedisPubSubBackend
 from app.live.hub import Hub
@@ -144,7 +144,9 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
     """Open every resource the process needs and close them in reverse order."""
     database_url, redis_url = _require_urls(settings)
     async with AsyncExitStack() as stack:
-        pool = await create_pool(database_url, size=settings.db_pool_size)
+        # The API's limits, unless this process runs the workers, which share the pool (docs/operations.md).
+        session = worker_session() if workers else api_session(settings)
+        pool = await create_pool(database_url, size=settings.db_pool_size, session=session)
         stack.push_async_callback(pool.close)
         timeout = settings.redis_timeout
         # A bounded pool: a burst of commands (a thousand budget charges at once) waits for a connection
@@ -174,7 +176,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             pool=pool,
             redis=redis,
             event_store=event_store,
-            commands=CommandBus(pool, event_store),
+            commands=CommandBus(pool, event_store, snapshot_every=settings.snapshot_every),
             catalog=CatalogQueries(pool),
             basket=BasketQueries(pool),
             ordering=OrderingQueries(pool),

@@ -25,6 +25,12 @@ class Settings:
     redis_prefix: str = "bookworm"
     stream_maxlen: int = 100_000
     db_pool_size: int = 10
+    # Limits of the API's PostgreSQL connections (seconds; 0 leaves the server's setting): a statement
+    # running longer is cancelled, a transaction idle longer ends its session; both answer UNAVAILABLE.
+    db_statement_timeout: float = 5.0
+    db_idle_in_transaction_timeout: float = 10.0
+    # Baskets and buyers keep a snapshot every this many events, so a command replays fewer; 0: none.
+    snapshot_every: int = 100
     read_your_writes_timeout: float = 5.0
     changes_retention_days: float = 7.0
     subscriber_queue_size: int = 256
