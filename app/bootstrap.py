@@ -27,7 +27,7 @@ from app.commands.bus import CommandBus
 from app.commands.checkout_saga import TIMEOUT as CHECKOUT_TIMEOUT
 from app.commands.checkout_saga import CheckoutSaga
 from app.commands.feedback_check import FeedbackCheck
-from app.db import create_pool
+from app.db import api_session, create_pool, worker_session
 from app.eventstore import EventStore
 from app.live.backend import RedisPubSubBackend
 from app.live.hub import Hub
@@ -195,14 +195,15 @@ async def _running_workers(settings: Settings, broadcast: Broadcast) -> AsyncIte
     """Open the workers' own pool and Redis client and start the workers; stop them and close both on exit."""
     database_url, redis_url = _require_urls(settings)
     async with AsyncExitStack() as stack:
-        pool = await create_pool(database_url, size=settings.worker_pool_size)
+        # No API limits: a projection statement cancelled halfway would be taken for the event's fault.
+        pool = await create_pool(database_url, size=settings.worker_pool_size, session=worker_session())
         stack.push_async_callback(pool.close)
         redis = _redis_client(redis_url, settings)
         stack.push_async_callback(redis.aclose)
         notifier = Notifier(broadcast, settings)
         stack.push_async_callback(notifier.close)
         event_store = EventStore(pool)
-        commands = CommandBus(pool, event_store)
+        commands = CommandBus(pool, event_store, snapshot_every=settings.snapshot_every)
         workers = build_workers(WorkerParts(settings, pool, redis, event_store, commands, notifier))
         await workers.start()
         stack.push_async_callback(workers.stop)
@@ -226,7 +227,8 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
     """
     database_url, redis_url = _require_urls(settings)
     async with AsyncExitStack() as stack:
-        pool = await create_pool(database_url, size=settings.db_pool_size)
+        # The API's limits always: the workers, even in this process, run on a pool of their own.
+        pool = await create_pool(database_url, size=settings.db_pool_size, session=api_session(settings))
         stack.push_async_callback(pool.close)
         redis = _redis_client(redis_url, settings)
         stack.push_async_callback(redis.aclose)
@@ -242,7 +244,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             pool=pool,
             redis=redis,
             event_store=event_store,
-            commands=CommandBus(pool, event_store),
+            commands=CommandBus(pool, event_store, snapshot_every=settings.snapshot_every),
             catalog=CatalogQueries(pool),
             basket=BasketQueries(pool),
             ordering=OrderingQueries(pool),

@@ -1,4 +1,7 @@
-"""The `bookworm` command line: serve, worker, migrate, seed, projections, verify, events, deadletters."""
+"""The `bookworm` command line: serve, worker, migrate, seed, projections, verify, events, deadletters.
+
+`serve` is a supervisor (app/supervisor.py); the API processes it starts run the hidden `api-process`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,13 +22,14 @@ import redis.exceptions
 import sqlalchemy.exc
 
 from app import cli_tasks as tasks
-from app import embedded, logs
+from app import embedded, logs, supervisor
+from app.admission.clients import TrustedProxies
 from app.bootstrap import Container, container, worker_process
 from app.cli_tasks import CliError, first_line
 from app.db import head_revision, migrate
 from app.domain.errors import DomainError
 from app.eventstore import START, EventStoreError, InvalidPosition, Position
-from app.identity.keys import KeyConfigError
+from app.identity.keys import KeyConfigError, resolve_keys
 from app.live.backend import BackendUnavailable
 from app.logs import ThrottleFilter
 from app.projections import PROJECTIONS
@@ -33,6 +38,7 @@ from app.settings import Settings
 Handler = Callable[[argparse.Namespace, Settings], None]
 Task = Callable[[argparse.Namespace, Container], Awaitable[None]]
 
+API_GRACEFUL_SHUTDOWN = 10  # seconds an API process waits for open requests and websockets on stop
 _UVICORN_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 # How the lines uvicorn (and the websockets library, through uvicorn's logger) write per handshake start.
 UVICORN_WEBSOCKET_LINES = (
@@ -102,11 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bookworm", description="Bookworm: event-sourced GraphQL bookstore back end.")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the GraphQL API (and, unless --no-workers, the workers)")
+    serve = commands.add_parser(
+        "serve", help="run the GraphQL API processes and (unless --no-workers) a worker process"
+    )
     serve.add_argument("--host", help="interface to listen on (default: BOOKWORM_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: BOOKWORM_PORT or 8000)")
+    serve.add_argument(
+        "--processes",
+        type=_count,
+        metavar="N",
+        help="API processes sharing the port (default: BOOKWORM_API_PROCESSES, else one per core)",
+    )
     serve.add_argument("--no-workers", action="store_true", help="API only; run `bookworm worker` apart")
     serve.set_defaults(handler=_serve)
+    # No help: not listed. What each API process of `serve` runs, on the socket `serve` bound.
+    api = commands.add_parser(supervisor.API_COMMAND)
+    api.add_argument(supervisor.LISTEN_FD_OPTION, type=int, required=True, dest="listen_fd")
+    api.set_defaults(handler=_api_process)
     worker = commands.add_parser("worker", help="run the relay, consumers and scheduler; no HTTP")
     worker.set_defaults(handler=_worker)
     commands.add_parser("migrate", help="upgrade the database schema").set_defaults(handler=_migrate)
@@ -237,38 +255,83 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
-    import uvicorn
-
-    # Imported here: only serve needs the GraphQL schema, and every other command should start fast.
-    from app.main import create_app
-
     port = settings.port if args.port is None else args.port
     settings = replace(settings, host=args.host or settings.host, port=port)
+    _check_before_start(settings)
+    try:
+        count = supervisor.api_process_count(
+            settings.api_processes if args.processes is None else args.processes
+        )
+    except ValueError as exc:
+        raise CliError(f"BOOKWORM_API_PROCESSES: {exc}") from None
+    workers = not args.no_workers
+    # Embedded servers start here, once, before any API process: never in the lifespan (DESIGN §7).
+    with _servers(settings, exclusive=True) as resolved, _stop_on_signals():
+        _run_migrations(resolved)
+        with _listen(settings) as listener:
+            children = supervisor.layout(count, workers=workers, listen_fd=listener.fileno())
+            _announce(settings, resolved, api_processes=count, workers=workers)
+            supervisor.Supervisor(children, _child_env(resolved), [listener.fileno()]).run()
+
+
+def _check_before_start(settings: Settings) -> None:
+    """Refuse settings every child would fail on, once, instead of restarting children that cannot start."""
+    _uvicorn_log_level(settings)
+    resolve_keys(settings)  # KeyConfigError: one line in main; makes the data-dir secret before children race
+    try:
+        TrustedProxies.parse(settings.trusted_proxies)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _listen(settings: Settings) -> socket.socket:
+    try:
+        return supervisor.listen(settings.host, settings.port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {settings.host}:{settings.port}: {first_line(exc)}") from None
+
+
+def _child_env(resolved: Settings) -> dict[str, str]:
+    """The environment of `serve`'s children: ours, with the server URLs resolved (embedded or given)."""
+    assert resolved.database_url and resolved.redis_url
+    urls = {"BOOKWORM_DATABASE_URL": resolved.database_url, "BOOKWORM_REDIS_URL": resolved.redis_url}
+    return {**os.environ, **urls}
+
+
+def _uvicorn_log_level(settings: Settings) -> str:
     log_level = settings.log_level.lower()
     if log_level not in _UVICORN_LOG_LEVELS:
         raise CliError(f"BOOKWORM_LOG_LEVEL must be one of {', '.join(_UVICORN_LOG_LEVELS)}")
-    # Embedded servers start here, once, before uvicorn: never in the lifespan (DESIGN §7).
-    with _servers(settings, exclusive=True) as resolved, _stop_on_signals():
-        _run_migrations(resolved)
-        _announce(settings, resolved, workers=not args.no_workers)
-        app = create_app(resolved, workers=not args.no_workers)
-        # uvicorn writes a line per websocket handshake: a flood of them must not flood the log.
-        logging.getLogger("uvicorn.error").addFilter(ThrottleFilter(prefixes=UVICORN_WEBSOCKET_LINES))
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=log_level,
-            ws_ping_interval=settings.ws_ping_interval,
-            ws_ping_timeout=settings.ws_ping_timeout,
-            # A bigger websocket message closes the connection with 1009, as a bigger body gets 413.
-            ws_max_size=settings.max_ws_message_bytes,
-            # The client address is the peer's; X-Forwarded-For counts only from BOOKWORM_TRUSTED_PROXIES
-            # (uvicorn would otherwise rewrite it from any local peer's header).
-            proxy_headers=False,
-            # uvicorn's lines go through our handler too, so they are bounded like every other line.
-            log_config=None,
-        )
+    return log_level
+
+
+def _api_process(args: argparse.Namespace, settings: Settings) -> None:
+    """Serve HTTP and websockets with uvicorn on the listening socket inherited from `serve`."""
+    import uvicorn
+
+    # Imported here: only API processes need the GraphQL schema, and every other command should start fast.
+    from app.main import create_app
+
+    listener = socket.socket(fileno=args.listen_fd)  # family and type are read from the socket
+    # uvicorn writes a line per websocket handshake: a flood of them must not flood the log.
+    logging.getLogger("uvicorn.error").addFilter(ThrottleFilter(prefixes=UVICORN_WEBSOCKET_LINES))
+    config = uvicorn.Config(
+        create_app(settings, workers=False),
+        log_level=_uvicorn_log_level(settings),
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
+        # A bigger websocket message closes the connection with 1009, as a bigger body gets 413.
+        ws_max_size=settings.max_ws_message_bytes,
+        # The client address is the peer's; X-Forwarded-For counts only from BOOKWORM_TRUSTED_PROXIES
+        # (uvicorn would otherwise rewrite it from any local peer's header).
+        proxy_headers=False,
+        # uvicorn's lines go through our handler too, so they are bounded like every other line.
+        log_config=None,
+        # Within the supervisor's wait, so a stop ends with the lifespan's clean-up rather than SIGKILL.
+        timeout_graceful_shutdown=API_GRACEFUL_SHUTDOWN,
+    )
+    with _stop_on_signals():
+        uvicorn.Server(config).run(sockets=[listener])
 
 
 class _Stopped(Exception):
@@ -296,7 +359,7 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _announce(configured: Settings, resolved: Settings, *, workers: bool) -> None:
+def _announce(configured: Settings, resolved: Settings, *, api_processes: int, workers: bool) -> None:
     shown_host = "127.0.0.1" if configured.host in ("0.0.0.0", "::", "") else configured.host
     lines = [f"Bookworm GraphiQL: http://{shown_host}:{configured.port}/graphql"]
     for label, given, used in (
@@ -305,7 +368,13 @@ def _announce(configured: Settings, resolved: Settings, *, workers: bool) -> Non
     ):
         origin = "from BOOKWORM_*_URL" if given else f"embedded, data in {resolved.data_dir}"
         lines.append(f"  {label + ':':<12}{redact(used or '')} ({origin})")
-    lines.append(f"  {'Workers:':<12}{'in this process' if workers else 'none (run `bookworm worker`)'}")
+    plural = "es" if api_processes > 1 else ""
+    lines.append(f"  {'API:':<12}{api_processes} process{plural} on {configured.host}:{configured.port}")
+    lines.append(
+        f"  {'Workers:':<12}"
+        + ("1 process (relay, consumers, scheduler)" if workers else "none (run `bookworm worker`)")
+    )
+    lines.append(f"  {'Supervisor:':<12}pid {os.getpid()}; stop with Ctrl-C or SIGTERM")
     print("\n".join(lines), flush=True)
 
 

@@ -16,7 +16,7 @@ from app.identity.tokens import issue
 from app.projections import PROJECTIONS, ProjectionMissing
 from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuild
 from app.projections.status import projection_status
-from app.projections.verify import report, verify
+from app.projections.verify import report, report_snapshots, verify, verify_snapshots
 from app.seed import seed
 from app.settings import Settings
 
@@ -105,6 +105,12 @@ async def projections_verify(args: argparse.Namespace, built: Container) -> None
     for line in report(checks, shown=args.max_shown):
         print(line)
     wrong = [check.name for check in checks if not check.ok]
+    if not args.name:  # snapshots are checked by a full verify
+        snapshots = await verify_snapshots(built.pool, built.event_store)
+        for line in report_snapshots(snapshots, shown=args.max_shown):
+            print(line)
+        if not snapshots.ok:
+            wrong.append("snapshots")
     if wrong:
         raise CliError(f"read models differ from a replay of the event store: {', '.join(wrong)}")
 

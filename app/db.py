@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -17,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from app.domain.errors import UnavailableError
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ MAYBE_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
 )
 UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; nothing was changed. Retry shortly."
+# PostgreSQL cancelled the statement: it ran past the connection's statement_timeout (or an operator
+# cancelled it). The transaction rolled back, so the same answer as a lost database fits.
+TOO_SLOW_MESSAGE = "The database took too long to answer; nothing was changed. Retry shortly."
 
 
 def is_postgres_down(exc: BaseException) -> bool:
@@ -56,12 +61,14 @@ def is_postgres_down(exc: BaseException) -> bool:
 
 
 def unavailable_when_down(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Make a read adapter raise UnavailableError, not a driver error, when PostgreSQL is down."""
+    """Make an adapter raise UnavailableError, not a driver error, when PostgreSQL is down or too slow."""
 
     @functools.wraps(fn)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
+        except asyncpg.QueryCanceledError:
+            raise UnavailableError(TOO_SLOW_MESSAGE) from None
         except MAYBE_DOWN as exc:
             if not is_postgres_down(exc):
                 raise
@@ -96,13 +103,71 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is 
             self.terminate()
 
 
-async def create_pool(url: str, *, size: int = 10) -> asyncpg.Pool:
+API_APPLICATION = "bookworm-api"
+WORKER_APPLICATION = "bookworm-worker"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """How a pool's connections name themselves to PostgreSQL, and how long they may take.
+
+    A limit of 0 leaves the server's own setting in force.
+    """
+
+    application_name: str = "bookworm"
+    statement_timeout: float = 0.0  # seconds one statement may run
+    idle_in_transaction_timeout: float = 0.0  # seconds a transaction may wait on its client
+
+    def server_settings(self) -> dict[str, str]:
+        """Return the settings sent when each connection starts (milliseconds for the limits)."""
+        settings = {"application_name": self.application_name}
+        if self.statement_timeout > 0:
+            settings["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
+        if self.idle_in_transaction_timeout > 0:
+            timeout = max(1, round(self.idle_in_transaction_timeout * 1000))
+            settings["idle_in_transaction_session_timeout"] = str(timeout)
+        return settings
+
+
+def api_session(settings: Settings) -> Session:
+    """The session of connections that serve API requests: named `bookworm-api`, with both limits.
+
+    A request then cannot hold a connection (or, writing, a transaction id that holds back every reader
+    of all events) for longer than the limits; past them it answers UNAVAILABLE.
+    """
+    return Session(
+        application_name=API_APPLICATION,
+        statement_timeout=settings.db_statement_timeout,
+        idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout,
+    )
+
+
+def worker_session() -> Session:
+    """The session of connections that (also) run the workers: named, without limits.
+
+    A projection statement cancelled halfway would look like the event's fault and be parked, so the
+    workers' statements take as long as they need; their transactions are short by construction.
+    """
+    return Session(application_name=WORKER_APPLICATION)
+
+
+async def create_pool(url: str, *, size: int = 10, session: Session | None = None) -> asyncpg.Pool:
     """Open an asyncpg pool; JSON columns stay text and are decoded by their owners."""
     pool = await asyncpg.create_pool(
-        plain_url(url), min_size=1, max_size=size, command_timeout=30, connection_class=PooledConnection
+        plain_url(url),
+        min_size=1,
+        max_size=size,
+        command_timeout=30,
+        connection_class=PooledConnection,
+        server_settings=(session or Session()).server_settings(),
     )
     assert pool is not None
     return pool
+
+
+async def lift_limits(conn: asyncpg.Connection) -> None:
+    """Let the rest of this transaction take as long as it needs (verify, rebuild: no API request waits)."""
+    await conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0")
 
 
 def _migrations_dir() -> Path:
@@ -143,4 +208,15 @@ async def current_revision(conn: asyncpg.Connection) -> str | None:
     return value
 
 
-__all__ = ["MigrationContext", "create_pool", "current_revision", "head_revision", "migrate", "plain_url"]
+__all__ = [
+    "MigrationContext",
+    "Session",
+    "api_session",
+    "create_pool",
+    "current_revision",
+    "head_revision",
+    "lift_limits",
+    "migrate",
+    "plain_url",
+    "worker_session",
+]

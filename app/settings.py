@@ -19,13 +19,21 @@ class Settings:
     data_dir: Path = Path(".bookworm")
     host: str = "127.0.0.1"
     port: int = 8000
+    # API processes `bookworm serve` runs on the one port; 0: one per core.
+    api_processes: int = 0
     # Redis key and channel prefix: lets several deployments (or test runs) share one Redis.
     redis_prefix: str = "bookworm"
     stream_maxlen: int = 100_000
     db_pool_size: int = 10  # the API's pool, per process
+    # Limits of the API's PostgreSQL connections (seconds; 0 leaves the server's setting): a statement
+    # running longer is cancelled, a transaction idle longer ends its session; both answer UNAVAILABLE.
+    db_statement_timeout: float = 5.0
+    db_idle_in_transaction_timeout: float = 10.0
     # The workers' own pool, per process that runs them: one connection per consumer group's batch (eight),
     # the scheduler's jobs, and standby polls. Lease renewal has a connection of its own beside it.
     worker_pool_size: int = 10
+    # Baskets and buyers keep a snapshot every this many events, so a command replays fewer; 0: none.
+    snapshot_every: int = 100
     read_your_writes_timeout: float = 5.0
     changes_retention_days: float = 7.0
     subscriber_queue_size: int = 256
@@ -63,6 +71,11 @@ class Settings:
     # Each client's HTTP requests: how many run at once, and how many more wait their turn (429 past it).
     client_requests_running: int = 4
     client_requests_waiting: int = 64
+    # Expensive operations (costing heavy_query_cost or more) take turns in each process: at most
+    # max_running_cost points of them run at once, the rest wait in order up to heavy_query_wait seconds.
+    heavy_query_cost: int = 100
+    max_running_cost: int = 1_000
+    heavy_query_wait: float = 10.0
     max_ws_connections: int = 10_000
     max_ws_connections_per_ip: int = 100
     max_operations_per_connection: int = 50

@@ -13,12 +13,16 @@ _PROC = Path("/proc")
 _IDLE_FIELDS = (3, 4)  # idle, iowait in /proc/stat's "cpu" line
 
 
+BOOKWORM = "app.cli"  # in the command line of `bookworm serve` and of every process it starts
+
+
 @dataclass(frozen=True)
 class CpuProbe:
     """Which processes are the server and its databases.
 
-    Embedded servers are the children of `bookworm serve`. With BOOKWORM_DATABASE_URL, the database side
-    is the PostgreSQL backends of that database (a shared Redis is left out: others use it too).
+    The server is `bookworm serve` (a supervisor) with its API and worker processes. Embedded servers are
+    its other children. With BOOKWORM_DATABASE_URL, the database side is the PostgreSQL backends of that
+    database (a shared Redis is left out: others use it too).
     """
 
     server_pid: int | None
@@ -33,14 +37,25 @@ class CpuProbe:
     def read(self) -> CpuTimes:
         """Read the counters now."""
         processes = _processes()
-        server = processes.get(self.server_pid) if self.server_pid is not None else None
+        server = self._server_pids(processes)
         return CpuTimes(
             at=time.perf_counter(),
             client=time.process_time(),
-            server=server.cpu if server is not None else None,
-            database={pid: p.cpu for pid, p in processes.items() if self._is_database(pid, p, processes)},
+            server=sum(processes[pid].cpu for pid in server) if server else None,
+            database={
+                pid: p.cpu
+                for pid, p in processes.items()
+                if pid not in server and self._is_database(pid, p, processes)
+            },
             machine=_machine(),
         )
+
+    def _server_pids(self, processes: dict[int, _Process]) -> set[int]:
+        """`bookworm serve` and the bookworm processes it started (API, worker)."""
+        if self.server_pid not in processes:
+            return set()
+        children = {pid for pid, p in processes.items() if p.parent == self.server_pid and BOOKWORM in p.args}
+        return {self.server_pid, *children}
 
     def _is_database(self, pid: int, process: _Process, processes: dict[int, _Process]) -> bool:
         if self.database is not None:
@@ -52,13 +67,18 @@ class CpuProbe:
         return pid == self.server_pid
 
 
+def children(parent: int, marker: str) -> list[int]:
+    """The pids of the live children of `parent` whose command line holds `marker`."""
+    return sorted(pid for pid, p in _processes().items() if p.parent == parent and marker in p.args)
+
+
 @dataclass(frozen=True)
 class CpuTimes:
     """CPU seconds used so far, and when they were read."""
 
     at: float
     client: float  # this process: the load generator
-    server: float | None  # the `bookworm serve` process alone
+    server: float | None  # `bookworm serve` and its API and worker processes, summed
     database: dict[int, float]  # PostgreSQL (and embedded Redis) processes, by pid
     machine: float | None  # busy time summed over every core
 

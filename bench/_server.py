@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.supervisor import cores
+
 READY_TIMEOUT = 120.0
-# "1": run `bookworm serve --no-workers` plus one `bookworm worker` (DESIGN §7's split) instead of one serve.
+# "1": run `bookworm serve --no-workers` plus one `bookworm worker` beside it, as a split deployment would.
 SEPARATE_WORKER = "BENCH_SEPARATE_WORKER"
 
 
@@ -69,14 +71,23 @@ def backends(env: Mapping[str, str]) -> str:
     return f"PostgreSQL {database}, Redis {redis} (key prefix {prefix})"
 
 
+def layout(env: Mapping[str, str]) -> str:
+    """Describe the processes a server started with `env` runs."""
+    count = int(env.get("BOOKWORM_API_PROCESSES") or 0)
+    api = f"{count} API process{'es' * (count > 1)}" if count else f"{cores()} API processes (one per core)"
+    worker = "`bookworm worker` beside it" if env.get(SEPARATE_WORKER) == "1" else "1 worker process"
+    return f"{api}, {worker}"
+
+
 @contextmanager
 def bookworm_server() -> Iterator[Server]:
     """Start `bookworm serve` on a free port of 127.0.0.1; stop it on exit.
 
     It uses BOOKWORM_DATABASE_URL / BOOKWORM_REDIS_URL when they are set, else embedded servers in a
-    throw-away data directory (unless BOOKWORM_DATA_DIR names one). With BENCH_SEPARATE_WORKER=1 the API
-    runs with `--no-workers` and one `bookworm worker` (which attaches to the same servers) runs beside it;
-    `pid` stays the API's, so the worker's CPU shows only in the machine's.
+    throw-away data directory (unless BOOKWORM_DATA_DIR names one). `pid` is the supervisor's: its API
+    processes and its worker are its children (BOOKWORM_API_PROCESSES sets how many API processes). With
+    BENCH_SEPARATE_WORKER=1 it runs with `--no-workers` and one `bookworm worker` (which attaches to the
+    same servers) runs beside it, not a child: its CPU shows only in the machine's.
     """
     port = free_port()
     env = dict(os.environ)

@@ -3,9 +3,10 @@
 Usage:
     python bench/subscription_memory.py [--rounds 3] [--changes 2000] [--subscribers 2]
 
-Starts `bookworm serve --no-workers` plus one `bookworm worker` (BENCH_SEPARATE_WORKER=1) on a free
-port: against BOOKWORM_DATABASE_URL / BOOKWORM_REDIS_URL when they are set, else on embedded servers in
-a throw-away data directory. `--subscribers` websockets follow catalogChanged; each round creates
+Starts `bookworm serve --no-workers` with one API process (BOOKWORM_API_PROCESSES=1) plus one
+`bookworm worker` (BENCH_SEPARATE_WORKER=1) on a free port: against BOOKWORM_DATABASE_URL /
+BOOKWORM_REDIS_URL when they are set, else on embedded servers in a throw-away data directory.
+`--subscribers` websockets follow catalogChanged; each round creates
 `--changes` books and waits until every subscriber has received all of them, then reads the API's
 VmRSS. Memory that keeps growing round after round is held per change (a leak); allocator high-water
 shows as growth in the first round only.
@@ -22,9 +23,12 @@ from pathlib import Path
 
 import httpx
 import websockets
+from _cpu import children
 from _graphql import CREATE_BOOK, SUBSCRIBE_CATALOG, Refs, create_refs, failure
 from _load import client, run_load, sign_in
 from _server import SEPARATE_WORKER, bookworm_server
+
+from app.supervisor import API_COMMAND
 
 CONCURRENCY = 8
 DELIVERY_TIMEOUT = 120.0  # seconds every subscriber may take to receive a round's last change
@@ -131,9 +135,11 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=2)
     args = parser.parse_args()
     os.environ[SEPARATE_WORKER] = "1"  # the API process alone: no relay nor projections in its memory
+    os.environ["BOOKWORM_API_PROCESSES"] = "1"  # every subscriber on the one API process measured
     with bookworm_server() as server:
         sign_in(server.admin_token())
-        table = asyncio.run(measure(server.url, server.pid, args.rounds, args.changes, args.subscribers))
+        (api,) = children(server.pid, API_COMMAND)
+        table = asyncio.run(measure(server.url, api, args.rounds, args.changes, args.subscribers))
     print_table(table, args.subscribers)
 
 

@@ -27,7 +27,7 @@ from _cpu import CpuProbe
 from _fanout import measure_fanout
 from _graphql import BOOK, BOOKS, CREATE_BOOK, CREATE_BOOK_READ_YOUR_WRITES, book_ids, create_refs, failure
 from _load import Operation, Row, Sample, client, print_table, run_load, sign_in
-from _server import admin_token, backends, bookworm_server
+from _server import admin_token, backends, bookworm_server, layout
 
 from app.eventstore.position import Position
 
@@ -250,7 +250,7 @@ def main() -> None:
         asyncio.run(run(bench, args))
     else:
         with bookworm_server() as server:
-            _describe(f"one `bookworm serve` (API and workers) on {server.url}; {backends(server.env)}")
+            _describe(f"`bookworm serve` ({layout(server.env)}) on {server.url}; {backends(server.env)}")
             sign_in(server.admin_token())
             seeding = time.perf_counter()
             print(

@@ -1,40 +1,42 @@
-"""Handlers of the basket commands: load the customer's basket, check the book, decide, append."""
+"""Handlers of the basket commands: load the customer's basket, check the book, decide, record the append."""
 
 from __future__ import annotations
 
-from app.commands.base import Command, CommandResult
+from app.commands.base import Command
 from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, RemoveBasketItem, UpdateBasketItem
 from app.commands.catalog_facts import book_facts
-from app.commands.streams import Context, Handler, load, save
+from app.commands.snapshots import BASKET
+from app.commands.streams import Context, Handler, load_snapshotted, save
 from app.domain.basket import basket
 from app.events.basket import CheckedOutLine
 from app.events.ordering import OrderPlaced
 from app.ids import basket_id_of
 
 
-async def add_item(ctx: Context, command: AddBasketItem) -> CommandResult:
+async def add_item(ctx: Context, command: AddBasketItem) -> str:
     return await _change(ctx, command, command.customer_id, book_id=command.book_id)
 
 
-async def update_item(ctx: Context, command: UpdateBasketItem) -> CommandResult:
+async def update_item(ctx: Context, command: UpdateBasketItem) -> str:
     return await _change(ctx, command, command.customer_id, book_id=command.book_id)
 
 
-async def remove_item(ctx: Context, command: RemoveBasketItem) -> CommandResult:
+async def remove_item(ctx: Context, command: RemoveBasketItem) -> str:
     # No catalog check: a line whose book was deleted must still be removable.
     return await _change(ctx, command, command.customer_id)
 
 
-async def clear(ctx: Context, command: ClearBasket) -> CommandResult:
+async def clear(ctx: Context, command: ClearBasket) -> str:
     return await _change(ctx, command, command.customer_id)
 
 
-async def checkout(ctx: Context, command: CheckoutBasket) -> CommandResult:
+async def checkout(ctx: Context, command: CheckoutBasket) -> str:
     """Take out of the basket exactly what order `command.order_id` was placed with."""
     basket_id = basket_id_of(command.customer_id)
-    loaded = await load(ctx, basket_id, basket.evolve, basket.State())
+    loaded = await load_snapshotted(ctx, basket_id, BASKET)
     events = basket.check_out(loaded.state, command, await _ordered_lines(ctx, command.order_id))
-    return CommandResult(basket_id, await save(ctx, basket_id, basket.STREAM_TYPE, loaded, events))
+    save(ctx, basket_id, basket.STREAM_TYPE, loaded, events)
+    return basket_id
 
 
 async def _ordered_lines(ctx: Context, order_id: str) -> tuple[CheckedOutLine, ...]:
@@ -47,14 +49,15 @@ async def _ordered_lines(ctx: Context, order_id: str) -> tuple[CheckedOutLine, .
 
 async def _change(
     ctx: Context, command: basket.Command, customer_id: str, *, book_id: str | None = None
-) -> CommandResult:
+) -> str:
     """Decide on the customer's basket; with `book_id`, the book must exist and not be deleted."""
     basket_id = basket_id_of(customer_id)
-    loaded = await load(ctx, basket_id, basket.evolve, basket.State())
+    loaded = await load_snapshotted(ctx, basket_id, BASKET)
     events = basket.decide(loaded.state, command)  # input errors first, then the catalog
     if book_id is not None:
         basket.require_book(book_id, (await book_facts(ctx, book_id)).available)
-    return CommandResult(basket_id, await save(ctx, basket_id, basket.STREAM_TYPE, loaded, events))
+    save(ctx, basket_id, basket.STREAM_TYPE, loaded, events)
+    return basket_id
 
 
 HANDLERS: dict[type[Command], Handler] = {

@@ -1,4 +1,10 @@
-"""The command bus: one transaction per attempt, idempotency keys, retries, and infrastructure errors."""
+"""The command bus: read and decide, then one short write transaction; idempotency keys, retries, errors.
+
+An attempt runs the handler first: it loads what it needs (plain reads, no transaction) and decides,
+recording its writes. Only then does the bus open a transaction, for the idempotency row and the writes,
+so a transaction id (which holds back every reader of all events) is held while SQL runs, never while a
+stream is replayed or a decision computed.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,11 @@ from collections.abc import Mapping
 import asyncpg
 
 from app.bus.infra import Backoff
-from app.commands import idempotency
+from app.commands import idempotency, snapshots
 from app.commands.base import Command, CommandResult
 from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
 from app.commands.catalog_handlers import HANDLERS as CATALOG_HANDLERS
+from app.commands.constraints import TargetChanged
 from app.commands.ordering_handlers import HANDLERS as ORDERING_HANDLERS
 from app.commands.rating_handlers import HANDLERS as RATING_HANDLERS
 from app.commands.streams import Context, Handler
@@ -29,6 +36,8 @@ _CONCURRENT = (ConcurrencyError, asyncpg.TransactionRollbackError)
 # most this many times: enough for fifty writers of one basket, yet a stuck stream still answers soon.
 COMMUTING_DEADLINE = 2.0
 COMMUTING_ATTEMPTS = 50
+# A snapshot of a growing stream every this many events (Settings.snapshot_every).
+SNAPSHOT_EVERY = 100
 # Full-jitter exponential backoff: each wait is drawn from [0, ceiling), the ceiling doubling up to its cap.
 RETRY_FIRST = 0.005
 RETRY_CAP = 0.2
@@ -44,7 +53,7 @@ def default_handlers() -> dict[type[Command], Handler]:
 
 
 class CommandBus:
-    """Run commands: load, decide and append in one PostgreSQL transaction per attempt."""
+    """Run commands: load and decide, then write in one short PostgreSQL transaction per attempt."""
 
     def __init__(
         self,
@@ -56,6 +65,7 @@ class CommandBus:
         acquire_timeout: float = 5.0,
         commuting_deadline: float = COMMUTING_DEADLINE,
         commuting_attempts: int = COMMUTING_ATTEMPTS,
+        snapshot_every: int = SNAPSHOT_EVERY,
     ) -> None:
         self._pool = pool
         self._store = event_store
@@ -64,6 +74,7 @@ class CommandBus:
         self._acquire_timeout = acquire_timeout
         self._commuting_deadline = commuting_deadline
         self._commuting_attempts = commuting_attempts
+        self._snapshot_every = snapshot_every
 
     async def dispatch(
         self,
@@ -77,8 +88,9 @@ class CommandBus:
     ) -> CommandResult:
         """Run `command`; raise only DomainError subclasses for expected failures.
 
-        With `conn`, run inside that connection's open transaction (each attempt in a savepoint), so a
-        process manager's command commits or rolls back with the event that caused it.
+        With `conn`, run inside that connection's open transaction (reading there, and writing each
+        attempt in a savepoint), so a process manager's command commits or rolls back with the event
+        that caused it.
         """
         handler = self._handlers.get(type(command))
         if handler is None:
@@ -103,14 +115,13 @@ class CommandBus:
         while True:
             try:
                 if conn is not None:
-                    async with conn.transaction():  # a savepoint inside the caller's transaction
-                        return await self._decide(conn, handler, command, metadata, key)
+                    return await self._decide_and_write(conn, handler, command, metadata, key)
                 return await self._attempt(handler, command, metadata, key)
             except _CONCURRENT as exc:
                 # Full jitter, so that writers that just collided do not collide again.
                 delay = random.uniform(0, backoff.next())
                 late = asyncio.get_running_loop().time() + delay > deadline
-                if attempt >= attempts or late or not _may_retry(command):
+                if attempt >= attempts or late or not _may_retry(command, exc):
                     raise ConflictError(_conflict_message(exc)) from None
             attempt += 1
             await asyncio.sleep(delay)
@@ -125,10 +136,10 @@ class CommandBus:
     async def _attempt(
         self, handler: Handler, command: Command, metadata: Metadata, key: str | None
     ) -> CommandResult:
-        async with self._pool.acquire(timeout=self._acquire_timeout) as conn, conn.transaction():
-            return await self._decide(conn, handler, command, metadata, key)
+        async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+            return await self._decide_and_write(conn, handler, command, metadata, key)
 
-    async def _decide(
+    async def _decide_and_write(
         self,
         conn: asyncpg.Connection,
         handler: Handler,
@@ -136,17 +147,41 @@ class CommandBus:
         metadata: Metadata,
         key: str | None,
     ) -> CommandResult:
-        if key is not None:
-            earlier = await idempotency.claim(conn, metadata.actor, key, command)
-            if earlier is not None:
-                return earlier
-        result = await handler(Context(conn, self._store, metadata), command)
-        if key is not None:
-            await idempotency.record(conn, metadata.actor, key, result)
+        """Answer a repeated key, or run the handler, write what it decided, and take due snapshots."""
+        if key is not None and (earlier := await idempotency.find(conn, metadata.actor, key, command)):
+            return earlier
+        ctx = Context(conn, self._store, metadata, snapshot_every=self._snapshot_every)
+        entity_id = await handler(ctx, command)
+        if ctx.writes.empty and key is None:
+            result = CommandResult(entity_id, ctx.writes.position)
+        else:
+            result, wrote = await self._write(conn, ctx, entity_id, command, key)
+            if not wrote:
+                return result  # the first result of the key: what this attempt decided was not written
+        await snapshots.take(conn, ctx.due.values(), self._snapshot_every)
         return result
 
+    async def _write(
+        self, conn: asyncpg.Connection, ctx: Context, entity_id: str, command: Command, key: str | None
+    ) -> tuple[CommandResult, bool]:
+        """Write the key row and what the handler decided, in a transaction (or the caller's savepoint).
 
-def _may_retry(command: Command) -> bool:
+        Return the result, and whether it was this attempt's (not an earlier request's with the key).
+        """
+        actor = ctx.metadata.actor
+        async with conn.transaction():
+            # The key row first: a concurrent repeat waits on it, then answers with this result.
+            if key is not None and (earlier := await idempotency.claim(conn, actor, key, command)):
+                return earlier, False
+            result = CommandResult(entity_id, await ctx.writes.run(conn, self._store, ctx.metadata))
+            if key is not None:
+                await idempotency.record(conn, actor, key, result)
+            return result, True
+
+
+def _may_retry(command: Command, exc: Exception) -> bool:
+    if isinstance(exc, TargetChanged):
+        return True  # only a stream it read moved; its own expectations are checked again
     # A command pinned to an expected version asked to fail on any concurrent change.
     return command.retry_safe and getattr(command, "expected_version", None) is None
 

@@ -1,7 +1,7 @@
 """What other contexts may know of books, folded from the catalog's published events.
 
 Contexts share events, never aggregates: the basket and ordering handlers read a book's stream in
-their own transaction and keep only what they need (exists, name, the price a buyer pays).
+the event store when they decide and keep only what they need (exists, name, the price a buyer pays).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Handlers of the catalog commands: load, decide, keep the cross-aggregate rules, append."""
+"""Handlers of the catalog commands: load, decide, record the append and the cross-aggregate rules."""
 
 from __future__ import annotations
 
 from app.commands import constraints
 from app.commands import named_handlers as names
-from app.commands.base import Command, CommandResult
+from app.commands.base import Command
 from app.commands.catalog import (
     CreateAuthor,
     CreateBook,
@@ -29,80 +29,82 @@ BOOK = "Book"
 _KINDS = {k.stream_type: k for k in (AUTHOR, CATEGORY, PUBLISHER)}
 
 
-async def create_author(ctx: Context, command: CreateAuthor) -> CommandResult:
+async def create_author(ctx: Context, command: CreateAuthor) -> str:
     return await names.create_or_rename(ctx, AUTHOR, command.author_id, command)
 
 
-async def rename_author(ctx: Context, command: RenameAuthor) -> CommandResult:
+async def rename_author(ctx: Context, command: RenameAuthor) -> str:
     return await names.create_or_rename(ctx, AUTHOR, command.author_id, command)
 
 
-async def delete_author(ctx: Context, command: DeleteAuthor) -> CommandResult:
+async def delete_author(ctx: Context, command: DeleteAuthor) -> str:
     return await names.delete(ctx, AUTHOR, command.author_id, command)
 
 
-async def create_category(ctx: Context, command: CreateCategory) -> CommandResult:
+async def create_category(ctx: Context, command: CreateCategory) -> str:
     return await names.create_or_rename(ctx, CATEGORY, command.category_id, command)
 
 
-async def rename_category(ctx: Context, command: RenameCategory) -> CommandResult:
+async def rename_category(ctx: Context, command: RenameCategory) -> str:
     return await names.create_or_rename(ctx, CATEGORY, command.category_id, command)
 
 
-async def delete_category(ctx: Context, command: DeleteCategory) -> CommandResult:
+async def delete_category(ctx: Context, command: DeleteCategory) -> str:
     return await names.delete(ctx, CATEGORY, command.category_id, command)
 
 
-async def create_publisher(ctx: Context, command: CreatePublisher) -> CommandResult:
+async def create_publisher(ctx: Context, command: CreatePublisher) -> str:
     return await names.create_or_rename(ctx, PUBLISHER, command.publisher_id, command)
 
 
-async def rename_publisher(ctx: Context, command: RenamePublisher) -> CommandResult:
+async def rename_publisher(ctx: Context, command: RenamePublisher) -> str:
     return await names.create_or_rename(ctx, PUBLISHER, command.publisher_id, command)
 
 
-async def delete_publisher(ctx: Context, command: DeletePublisher) -> CommandResult:
+async def delete_publisher(ctx: Context, command: DeletePublisher) -> str:
     return await names.delete(ctx, PUBLISHER, command.publisher_id, command)
 
 
-async def create_book(ctx: Context, command: CreateBook) -> CommandResult:
+async def create_book(ctx: Context, command: CreateBook) -> str:
     return await _write_book(ctx, command.book_id, command)
 
 
-async def update_book(ctx: Context, command: UpdateBook) -> CommandResult:
+async def update_book(ctx: Context, command: UpdateBook) -> str:
     return await _write_book(ctx, command.book_id, command)
 
 
-async def delete_book(ctx: Context, command: DeleteBook) -> CommandResult:
+async def delete_book(ctx: Context, command: DeleteBook) -> str:
     loaded = await load(ctx, command.book_id, book.evolve, book.State())
-    position = await save(ctx, command.book_id, BOOK, loaded, book.decide(loaded.state, command))
-    await constraints.drop_references(ctx.conn, command.book_id)
-    return CommandResult(command.book_id, position)
+    save(ctx, command.book_id, BOOK, loaded, book.decide(loaded.state, command))
+    ctx.writes.add(constraints.DropReferences(command.book_id))
+    return command.book_id
 
 
-async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBook) -> CommandResult:
+async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBook) -> str:
     loaded = await load(ctx, book_id, book.evolve, book.State())
     events = book.decide(loaded.state, command)
     if not events:
-        return CommandResult(book_id, loaded.position)
+        save(ctx, book_id, BOOK, loaded, events)
+        return book_id
     after = fold(book.evolve, loaded.state, events)
     refs = book.references(after)
-    await _check_targets(ctx, after, refs)
+    ctx.writes.add(constraints.HoldTargets(await _check_targets(ctx, after, refs)))
     # Append before rewriting the reference rows: a concurrent writer of this book then fails on the
     # stream version (ConcurrencyError) instead of colliding on those rows.
-    position = await save(ctx, book_id, BOOK, loaded, events)
-    await constraints.replace_references(ctx.conn, book_id, [r.target_id for r in refs])
-    return CommandResult(book_id, position)
+    save(ctx, book_id, BOOK, loaded, events)
+    ctx.writes.add(constraints.ReplaceReferences(book_id, tuple(r.target_id for r in refs)))
+    return book_id
 
 
-async def _check_targets(ctx: Context, state: book.State, refs: list[book.Reference]) -> None:
-    """Hold the book's targets against deletion until commit, then check they exist."""
-    await constraints.lock_targets_shared(ctx.conn, [r.target_id for r in refs])
+async def _check_targets(ctx: Context, state: book.State, refs: list[book.Reference]) -> dict[str, int]:
+    """Check the book's targets exist; return the version each was loaded at."""
     found: dict[book.Reference, named.State] = {}
+    versions: dict[str, int] = {}
     for ref in refs:
-        kind = _KINDS[ref.kind]
-        found[ref] = (await load(ctx, ref.target_id, kind.evolve, named.State())).state
+        loaded = await load(ctx, ref.target_id, _KINDS[ref.kind].evolve, named.State())
+        found[ref], versions[ref.target_id] = loaded.state, loaded.version
     book.require_references(state, found)
+    return versions
 
 
 HANDLERS: dict[type[Command], Handler] = {

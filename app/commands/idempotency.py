@@ -1,4 +1,4 @@
-"""Idempotency keys: the first result of a keyed command, stored in the command's own transaction.
+"""Idempotency keys: the first result of a keyed command, stored in the command's write transaction.
 
 With the key goes a fingerprint of the request, so that the same key sent with another request is
 refused instead of answered with a result for a write that never happened.
@@ -21,8 +21,8 @@ from app.eventstore import Position
 
 MAX_KEY_LENGTH = 200
 
-# Inserting the key first makes a concurrent repeat wait on this row until the first command commits
-# (then it finds the result) or rolls back (then it runs the command itself).
+# Inserting the key first in the write transaction makes a concurrent repeat wait on this row until the
+# first command commits (then it finds the result) or rolls back (then it writes what it decided).
 _CLAIM = """
 INSERT INTO eventstore.idempotency (actor, key, command_type, fingerprint) VALUES ($1, $2, $3, $4)
 ON CONFLICT DO NOTHING RETURNING true
@@ -58,18 +58,30 @@ def _plain(value: object) -> object:
     raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
+async def find(conn: asyncpg.Connection, actor: str, key: str, command: Command) -> CommandResult | None:
+    """Return the result of the same request stored under `key`; None when the key is free.
+
+    Raise KeyReusedError when a different request took the key. A command asks before it decides, so
+    a repeat is answered without replaying anything.
+    """
+    row = await conn.fetchrow(_FIND, actor, key)
+    return None if row is None or row["result"] is None else _earlier(row, command)
+
+
 async def claim(conn: asyncpg.Connection, actor: str, key: str, command: Command) -> CommandResult | None:
     """Take `key` for this command, or return the result of the same request that took it first.
 
     Raise KeyReusedError when the key was taken by a different request. Keys stored before fingerprints
     existed have none and match any request of their command type.
     """
-    command_type = type(command).__name__
-    printed = fingerprint(command)
-    if await conn.fetchval(_CLAIM, actor, key, command_type, printed):
+    if await conn.fetchval(_CLAIM, actor, key, type(command).__name__, fingerprint(command)):
         return None
-    row = await conn.fetchrow(_FIND, actor, key)
-    if row["command_type"] != command_type or row["fingerprint"] not in (None, printed):
+    return _earlier(await conn.fetchrow(_FIND, actor, key), command)
+
+
+def _earlier(row: asyncpg.Record, command: Command) -> CommandResult:
+    same_type = row["command_type"] == type(command).__name__
+    if not same_type or row["fingerprint"] not in (None, fingerprint(command)):
         raise KeyReusedError()
     data = json.loads(row["result"])
     return CommandResult(data["entity_id"], Position.parse(data["position"]))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from app.commands import constraints
-from app.commands.base import Command, CommandResult
+from app.commands import constraints, snapshots
+from app.commands.base import Command
 from app.commands.catalog_facts import book_facts
 from app.commands.ordering import CancelOrder, CompleteOrder, PlaceOrder, UpdateBuyerAddress
-from app.commands.streams import Context, Handler, load, save
-from app.domain.errors import ConflictError
+from app.commands.streams import Context, Handler, load, load_snapshotted, save
 from app.domain.ordering import buyer, order
-from app.domain.ordering.basket_lines import BasketLine, fold_lines
+from app.domain.ordering.basket_lines import Lines
 from app.ids import basket_id_of
 
 BUYER = "Buyer"
@@ -19,53 +18,53 @@ BASKET_VERSION_SCOPE = "order-basket-version"
 TAKEN = "This basket was already ordered; place a new order once it has changed."
 
 
-async def update_buyer_address(ctx: Context, command: UpdateBuyerAddress) -> CommandResult:
-    loaded = await load(ctx, command.buyer_id, buyer.evolve, buyer.State())
-    events = buyer.decide(loaded.state, command)
-    return CommandResult(command.buyer_id, await save(ctx, command.buyer_id, BUYER, loaded, events))
+async def update_buyer_address(ctx: Context, command: UpdateBuyerAddress) -> str:
+    loaded = await load_snapshotted(ctx, command.buyer_id, snapshots.BUYER)
+    save(ctx, command.buyer_id, BUYER, loaded, buyer.decide(loaded.state, command))
+    return command.buyer_id
 
 
-async def place_order(ctx: Context, command: PlaceOrder) -> CommandResult:
-    """Place an order from the buyer's basket as the event store holds it in this transaction.
+async def place_order(ctx: Context, command: PlaceOrder) -> str:
+    """Place an order from the buyer's basket as the event store holds it when the command reads it.
 
     The basket is not emptied here: the checkout saga reacts to OrderPlaced, checks the basket out,
     and cancels the order when it cannot. The order takes the basket at its stream version, and a
-    reservation row of (basket, version) written in this transaction refuses a second order of the
-    same version at once: a concurrent one waits on the row, then finds it taken.
+    reservation row of (basket, version) written with the order refuses a second order of the same
+    version at once: a concurrent one waits on the row, then finds it taken.
     """
     loaded = await load(ctx, command.order_id, order.evolve, order.State())
-    placed_by = (await load(ctx, command.buyer_id, buyer.evolve, buyer.State())).state
+    placed_by = (await load_snapshotted(ctx, command.buyer_id, snapshots.BUYER)).state
     basket_id = basket_id_of(command.buyer_id)
     lines, basket_version = await _basket_lines(ctx, basket_id)
     books = {line.book_id: await book_facts(ctx, line.book_id) for line in lines}
     events = order.place(loaded.state, command, placed_by, lines, books)
     # Append first, as for other reservations: the order id is fresh, so this only orders the steps.
-    position = await save(ctx, command.order_id, ORDER, loaded, events)
-    taken_at = f"{basket_id}@{basket_version}"
-    if events and not await constraints.reserve(ctx.conn, BASKET_VERSION_SCOPE, taken_at, command.order_id):
-        raise ConflictError(TAKEN)
-    return CommandResult(command.order_id, position)
+    save(ctx, command.order_id, ORDER, loaded, events)
+    if events:
+        taken_at = f"{basket_id}@{basket_version}"
+        ctx.writes.add(constraints.Reserve(BASKET_VERSION_SCOPE, taken_at, command.order_id, TAKEN))
+    return command.order_id
 
 
-async def _basket_lines(ctx: Context, basket_id: str) -> tuple[tuple[BasketLine, ...], int]:
+async def _basket_lines(ctx: Context, basket_id: str) -> tuple[Lines, int]:
     """Return the basket's lines and its stream version (the number of its events)."""
-    recorded = await ctx.store.read_stream(basket_id, conn=ctx.conn)
-    return fold_lines(r.event for r in recorded), len(recorded)
+    loaded = await load_snapshotted(ctx, basket_id, snapshots.BASKET_LINES)
+    return loaded.state, loaded.version
 
 
-async def complete_order(ctx: Context, command: CompleteOrder) -> CommandResult:
+async def complete_order(ctx: Context, command: CompleteOrder) -> str:
     return await _change_status(ctx, command.order_id, command)
 
 
-async def cancel_order(ctx: Context, command: CancelOrder) -> CommandResult:
+async def cancel_order(ctx: Context, command: CancelOrder) -> str:
     return await _change_status(ctx, command.order_id, command)
 
 
-async def _change_status(ctx: Context, order_id: str, command: CompleteOrder | CancelOrder) -> CommandResult:
+async def _change_status(ctx: Context, order_id: str, command: CompleteOrder | CancelOrder) -> str:
     # Another aggregate's id folds to no order (evolve ignores its events): NotFound, like a missing one.
     loaded = await load(ctx, order_id, order.evolve, order.State())
-    events = order.decide(loaded.state, command)
-    return CommandResult(order_id, await save(ctx, order_id, ORDER, loaded, events))
+    save(ctx, order_id, ORDER, loaded, order.decide(loaded.state, command))
+    return order_id
 
 
 HANDLERS: dict[type[Command], Handler] = {

@@ -1,41 +1,39 @@
-"""Handlers of the rating commands: load, decide, keep one feedback per customer and book, append."""
+"""Handlers of the rating commands: load, decide, record the append and one feedback per customer and book."""
 
 from __future__ import annotations
 
 from app.commands import constraints
-from app.commands.base import Command, CommandResult
+from app.commands.base import Command
 from app.commands.rating import CreateFeedback, DeleteFeedback
 from app.commands.streams import Context, Handler, fold, load, save
-from app.domain.errors import ConflictError
 from app.domain.rating import feedback
 
 FEEDBACK = "Feedback"
 REVIEWER_SCOPE = "feedback-reviewer"
+REVIEWED = (
+    "You have already reviewed this book; a customer leaves one review per book "
+    "(an admin may remove the old one)."
+)
 
 
-async def create_feedback(ctx: Context, command: CreateFeedback) -> CommandResult:
+async def create_feedback(ctx: Context, command: CreateFeedback) -> str:
     loaded = await load(ctx, command.feedback_id, feedback.evolve, feedback.State())
     events = feedback.decide(loaded.state, command)
     # Append first: a concurrent writer of the same stream then fails on the stream version before
     # it touches the reservation.
-    position = await save(ctx, command.feedback_id, FEEDBACK, loaded, events)
-    after = fold(feedback.evolve, loaded.state, events)
-    reviewer = feedback.reviewer_key(after)
-    if not await constraints.reserve(ctx.conn, REVIEWER_SCOPE, reviewer, command.feedback_id):
-        raise ConflictError(
-            "You have already reviewed this book; a customer leaves one review per book "
-            "(an admin may remove the old one)."
-        )
-    return CommandResult(command.feedback_id, position)
+    save(ctx, command.feedback_id, FEEDBACK, loaded, events)
+    reviewer = feedback.reviewer_key(fold(feedback.evolve, loaded.state, events))
+    ctx.writes.add(constraints.Reserve(REVIEWER_SCOPE, reviewer, command.feedback_id, REVIEWED))
+    return command.feedback_id
 
 
-async def delete_feedback(ctx: Context, command: DeleteFeedback) -> CommandResult:
+async def delete_feedback(ctx: Context, command: DeleteFeedback) -> str:
     loaded = await load(ctx, command.feedback_id, feedback.evolve, feedback.State())
     events = feedback.decide(loaded.state, command)
-    position = await save(ctx, command.feedback_id, FEEDBACK, loaded, events)
+    save(ctx, command.feedback_id, FEEDBACK, loaded, events)
     if events:
-        await constraints.release(ctx.conn, REVIEWER_SCOPE, command.feedback_id)
-    return CommandResult(command.feedback_id, position)
+        ctx.writes.add(constraints.Release(REVIEWER_SCOPE, command.feedback_id))
+    return command.feedback_id
 
 
 HANDLERS: dict[type[Command], Handler] = {

@@ -1,17 +1,22 @@
-"""Load an aggregate from its stream, and save the events a decision produced, inside one transaction."""
+"""Load an aggregate from its stream (or its snapshot), and record the events a decision produced."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from app.commands.base import CommandResult
+from app.commands.snapshots import Due, Snapshotted
+from app.commands.writes import Append, Writes
 from app.domain.errors import ConflictError
 from app.events.base import Event, Metadata
 from app.eventstore import START, EventStore, Position
+from app.eventstore import snapshots as stored
+
+log = logging.getLogger(__name__)
 
 S = TypeVar("S")
 Evolve = Callable[[S, Event], S]
@@ -19,14 +24,22 @@ Evolve = Callable[[S, Event], S]
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What a handler works with: the transaction's connection, the event store, and the metadata."""
+    """What a handler works with: a connection to read from, the event store, the metadata, its writes.
+
+    A handler only reads through `conn`; what it decides to write goes to `writes`, and the bus writes
+    that in one short transaction once the handler has returned.
+    """
 
     conn: asyncpg.Connection
     store: EventStore
     metadata: Metadata
+    writes: Writes = field(default_factory=Writes)
+    snapshot_every: int = 0  # 0: read and take no snapshots
+    due: dict[str, Due[Any]] = field(default_factory=dict)  # snapshots to take once the write commits
 
 
-Handler = Callable[[Context, Any], Awaitable[CommandResult]]
+# A handler returns the id of the entity it acted on; the bus adds the position once the writes commit.
+Handler = Callable[[Context, Any], Awaitable[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +57,7 @@ def fold(evolve: Evolve[S], state: S, events: Iterable[Event]) -> S:
 
 
 async def load(ctx: Context, stream_id: str, evolve: Evolve[S], initial: S) -> Loaded[S]:
-    """Replay one stream on the transaction's connection."""
+    """Replay one stream."""
     recorded = await ctx.store.read_stream(stream_id, conn=ctx.conn)
     state = fold(evolve, initial, (r.event for r in recorded))
     if not recorded:
@@ -52,19 +65,42 @@ async def load(ctx: Context, stream_id: str, evolve: Evolve[S], initial: S) -> L
     return Loaded(state, len(recorded), recorded[-1].position, recorded[0].stream_type)
 
 
-async def save(
-    ctx: Context, stream_id: str, stream_type: str, loaded: Loaded[S], events: list[Event]
-) -> Position:
-    """Append `events` after what was loaded; a decision with no events keeps the stream's position."""
+async def load_snapshotted(ctx: Context, stream_id: str, kind: Snapshotted[S]) -> Loaded[S]:
+    """Start from the stream's latest snapshot and replay the events after it; replay it all without one."""
+    if ctx.snapshot_every <= 0:
+        return await load(ctx, stream_id, kind.evolve, kind.initial)
+    snapshot = await stored.latest(ctx.conn, stream_id, kind.name)
+    loaded = None if snapshot is None else await _after(ctx, snapshot, kind)
+    if snapshot is not None and loaded is not None:
+        ctx.due[stream_id] = Due(kind, stream_id, loaded.state, loaded.version, since=snapshot.version)
+        return loaded
+    loaded = await load(ctx, stream_id, kind.evolve, kind.initial)
+    unusable = snapshot is not None
+    ctx.due[stream_id] = Due(kind, stream_id, loaded.state, loaded.version, since=0, repair=unusable)
+    return loaded
+
+
+async def _after(ctx: Context, snapshot: stored.Snapshot, kind: Snapshotted[S]) -> Loaded[S] | None:
+    """Fold the events after `snapshot` into its state; None when the snapshot is unusable."""
+    state = kind.read(snapshot)
+    if state is None:
+        return None
+    # From the snapshot's own last event on: that event proves the stream reaches that far.
+    recorded = await ctx.store.read_stream(snapshot.stream_id, conn=ctx.conn, from_version=snapshot.version)
+    if not recorded or recorded[0].stream_version != snapshot.version:
+        log.warning("ignoring snapshot %s of %s: its stream is shorter", kind.name, snapshot.stream_id)
+        return None
+    state = fold(kind.evolve, state, (r.event for r in recorded[1:]))
+    return Loaded(state, recorded[-1].stream_version, recorded[-1].position, recorded[0].stream_type)
+
+
+def save(ctx: Context, stream_id: str, stream_type: str, loaded: Loaded[S], events: list[Event]) -> None:
+    """Record the append of `events` after what was loaded; a decision with no events appends nothing."""
     if not events:
-        return loaded.position
+        ctx.writes.keep(loaded.position)
+        return
     if loaded.stream_type not in (None, stream_type):
         raise ConflictError(f"Id {stream_id} already belongs to a {loaded.stream_type.lower()}.")
-    return await ctx.store.append(
-        ctx.conn,
-        stream_id=stream_id,
-        stream_type=stream_type,
-        expected_version=loaded.version,
-        events=events,
-        metadata=ctx.metadata,
-    )
+    ctx.writes.append(Append(stream_id, stream_type, loaded.version, tuple(events)))
+    if (due := ctx.due.get(stream_id)) is not None:
+        ctx.due[stream_id] = replace(due, events=tuple(events))

@@ -1,8 +1,10 @@
 """Embedded PostgreSQL and Valkey: child processes that die with their parent, data in one directory.
 
-Layout of a data directory: ``postgres/`` (the cluster), ``valkey/`` (append-only files),
-``postgres.log``, ``valkey.log``, ``serve.lock`` (flock held by the process that owns the servers) and
-``embedded.json`` (owner pid, URLs and child pids, read by processes that attach).
+Layout of a data directory (mode 0700): ``postgres/`` (the cluster), ``valkey/`` (append-only files),
+``run/`` (mode 0700: the servers' Unix sockets, their only listeners), ``credentials.json`` (mode 0600: the
+passwords, made on the first start), ``valkey.conf``, ``postgres.log``, ``valkey.log``, ``serve.lock``
+(flock held by the process that owns the servers) and ``embedded.json`` (mode 0600: owner pid, URLs with
+the passwords and child pids, read by processes that attach).
 """
 
 from __future__ import annotations

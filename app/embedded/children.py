@@ -6,7 +6,6 @@ import ctypes
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,19 +34,21 @@ def spawn(args: list[str], log_path: Path, signum: signal.Signals, **options: An
     """Start args with output appended to log_path; the child receives signum when this process dies."""
     if log_path.exists() and log_path.stat().st_size > 10_000_000:
         log_path.replace(log_path.with_suffix(".log.1"))
-    with open(log_path, "ab") as log_file:
+    # Mode 0600: a server may log what it was sent.
+    with open(log_path, "ab", opener=lambda path, flags: os.open(path, flags, 0o600)) as log_file:
+        os.fchmod(log_file.fileno(), 0o600)  # a log of an older version may be wider
         return subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent(signum),  # the only way to set PR_SET_PDEATHSIG
+            preexec_fn=die_with_parent(signum),  # the only way to set PR_SET_PDEATHSIG
             start_new_session=True,  # Ctrl-C reaches only us; we stop the servers after the app
             **options,
         )
 
 
-def _die_with_parent(signum: signal.Signals) -> Callable[[], None]:
+def die_with_parent(signum: signal.Signals) -> Callable[[], None]:
     """Return a preexec_fn that makes the child receive signum when this process dies."""
     parent = os.getpid()
     prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
@@ -74,18 +75,6 @@ def terminate(children: list[Child]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def free_ports(count: int) -> list[int]:
-    """Return count distinct TCP ports of 127.0.0.1 that are free right now."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def wait_until(

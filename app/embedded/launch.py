@@ -10,10 +10,17 @@ import time
 from pathlib import Path
 
 from app.embedded.children import START_TIMEOUT, STOP_TIMEOUT, Child, alive, terminate
+from app.embedded.credentials import load_credentials, socket_dir
 from app.embedded.errors import EmbeddedError
 from app.embedded.ownership import INFO_FILE, EmbeddedServers, announce_ready, announce_starting, shown
-from app.embedded.postgres import DATABASE, POSTGRES_STOP_SIGNAL, prepare_database, spawn_postgres
-from app.embedded.valkey import VALKEY_STOP_SIGNAL, spawn_valkey, wait_for_valkey
+from app.embedded.postgres import (
+    POSTGRES_STOP_SIGNAL,
+    SOCKET_PORT,
+    postgres_url,
+    prepare_database,
+    spawn_postgres,
+)
+from app.embedded.valkey import VALKEY_STOP_SIGNAL, spawn_valkey, valkey_url, wait_for_valkey
 
 log = logging.getLogger(__package__)  # "app.embedded" for every module of the package
 
@@ -35,32 +42,29 @@ def start_owned(data_dir: Path, lock_fd: int, *, exclusive: bool) -> EmbeddedSer
         raise
     announce_ready(owner, servers)
     atexit.register(servers.stop)
-    log.info(
-        "embedded PostgreSQL at %s, Valkey at %s (data in %s)",
-        servers.database_url,
-        servers.redis_url,
-        shown(data_dir),
-    )
+    # Not the URLs: they hold the passwords.
+    log.info("embedded PostgreSQL and Valkey on the sockets in %s", shown(socket_dir(data_dir)))
     return servers
 
 
 def _start_children(data_dir: Path, lock_fd: int) -> EmbeddedServers:
     processes: list[Child] = []
     try:
+        credentials = load_credentials(data_dir)
         _wait_for_leftovers(data_dir)
-        postgres, pg_port = spawn_postgres(data_dir)
+        postgres = spawn_postgres(data_dir, credentials.postgres)
         processes.append((postgres, POSTGRES_STOP_SIGNAL))
-        valkey, valkey_port = spawn_valkey(data_dir)
+        valkey = spawn_valkey(data_dir, credentials.valkey)
         processes.append((valkey, VALKEY_STOP_SIGNAL))
         deadline = time.monotonic() + START_TIMEOUT
-        wait_for_valkey(valkey, valkey_port, data_dir / "valkey.log", deadline)
-        prepare_database(postgres, pg_port, data_dir / "postgres.log", deadline)
+        wait_for_valkey(valkey, data_dir, credentials.valkey, deadline)
+        prepare_database(postgres, data_dir, credentials.postgres, deadline)
     except BaseException:
         terminate(processes)
         raise
     return EmbeddedServers(
-        database_url=f"postgresql://postgres@127.0.0.1:{pg_port}/{DATABASE}",
-        redis_url=f"redis://127.0.0.1:{valkey_port}/0",
+        database_url=postgres_url(data_dir, credentials.postgres),
+        redis_url=valkey_url(data_dir, credentials.valkey),
         data_dir=data_dir,
         owner_pid=os.getpid(),
         postgres_pid=postgres.pid,
@@ -71,11 +75,11 @@ def _start_children(data_dir: Path, lock_fd: int) -> EmbeddedServers:
 
 
 def _wait_for_leftovers(data_dir: Path) -> None:
-    """Wait until the servers of a previous owner of data_dir have exited, then drop its postmaster.pid.
+    """Wait until the servers of a previous owner of data_dir have exited, then drop its lock files.
 
     We hold the lock, so a server still running in data_dir is an orphan of a killed owner, shutting
-    down on its death signal. A stale postmaster.pid whose pid was since reused by an unrelated process
-    would make PostgreSQL refuse to start, so it is removed once no server is left.
+    down on its death signal. A stale postmaster.pid (or socket lock file) whose pid was since reused by
+    an unrelated process would make PostgreSQL refuse to start, so it is removed once no server is left.
     """
     directories = {os.path.realpath(data_dir / name) for name in ("postgres", "postgres.initdb", "valkey")}
     deadline = time.monotonic() + STOP_TIMEOUT
@@ -85,6 +89,7 @@ def _wait_for_leftovers(data_dir: Path) -> None:
         time.sleep(0.1)
     if Path("/proc/self").exists():
         (data_dir / "postgres" / "postmaster.pid").unlink(missing_ok=True)
+        (socket_dir(data_dir) / f".s.PGSQL.{SOCKET_PORT}.lock").unlink(missing_ok=True)
 
 
 def _servers_in(directories: set[str]) -> list[int]:

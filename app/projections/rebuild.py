@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from app.db import lift_limits
 from app.eventstore import EventStore, Position, RecordedEvent
 from app.eventstore.position import START
 from app.projections import PROJECTIONS
@@ -89,8 +90,7 @@ async def _analyze(pool: asyncpg.Pool, prefix: str) -> None:
     tables = await pool.fetch(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'read' AND starts_with(tablename, $1)", prefix
     )
-    for (table,) in tables:
-        await pool.execute(f'ANALYZE read."{table}"')
+    await _execute(pool, [f'ANALYZE read."{table}"' for (table,) in tables])
 
 
 async def _replay(
@@ -104,6 +104,7 @@ async def _replay(
         if not events:
             return position, count
         async with pool.acquire() as conn, conn.transaction():
+            await lift_limits(conn)
             await _apply(conn, projection, events, prefix)
         position, count = events[-1].position, count + len(events)
 
@@ -120,6 +121,7 @@ async def _swap(
     """Under the checkpoint row lock (which holds the live consumer), catch up and move the views."""
     prefix, count = table_prefix(projection.name, new), 0
     async with pool.acquire() as conn, conn.transaction():
+        await lift_limits(conn)
         row = await conn.fetchrow(_CHECKPOINT + " FOR UPDATE", projection.name)
         if row is None or row["generation"] != old:
             raise RebuildInProgress(f"projection {projection.name!r} changed generation during the rebuild")
@@ -163,5 +165,6 @@ async def _checkpoint(pool: asyncpg.Pool, name: str) -> tuple[Position, int]:
 
 async def _execute(pool: asyncpg.Pool, statements: Sequence[str]) -> None:
     async with pool.acquire() as conn, conn.transaction():
+        await lift_limits(conn)  # DROP waits for the queries still reading the old tables
         for statement in statements:
             await conn.execute(statement)

@@ -12,12 +12,14 @@ from strawberry.extensions import SchemaExtension
 
 from app.admission import Analysis, Limits, QueryTooComplex, analyse, check, parse_limited
 from app.admission.budget import Charge
+from app.admission.gate import CostGate, GateBusy
 from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.schema.context import Context
 
 RATE_LIMITED = "RATE_LIMITED"
+SERVER_BUSY = "SERVER_BUSY"
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
 VALIDATION_CACHE_SIZE = 1024
 RULES = tuple(specified_rules)
@@ -32,9 +34,10 @@ def _validate(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLErro
 class Admission(SchemaExtension):
     """Refuse what is too complex or over budget before graphql-core validates or runs any of it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, gate: CostGate) -> None:
         super().__init__()
         self.settings = settings
+        self.gate = gate
         self.limits = Limits.from_settings(settings)
         self.analysis: Analysis | None = None
         self.charge: Charge | None = None
@@ -64,6 +67,18 @@ class Admission(SchemaExtension):
         else:
             context.pre_execution_errors = _validate(schema, context.graphql_document)
         yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        analysis = self.analysis
+        if analysis is None or analysis.operation_type == "subscription":
+            # A subscription's life is not one stretch of CPU: each event it delivers is cheap.
+            yield
+            return
+        try:
+            async with self.gate.turn(analysis.cost):
+                yield
+        except GateBusy:
+            raise busy() from None
 
     async def _admit(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         context = self.execution_context
@@ -106,8 +121,9 @@ def upfront_cost(query: str) -> int:
 
 
 def admission(settings: Settings) -> Callable[[], Admission]:
-    """Return the factory strawberry calls for each operation."""
-    return lambda: Admission(settings)
+    """Return the factory strawberry calls for each operation; its operations share one cost gate."""
+    gate = CostGate(settings.max_running_cost, settings.heavy_query_cost, settings.heavy_query_wait)
+    return lambda: Admission(settings, gate)
 
 
 def too_complex(refused: QueryTooComplex) -> GraphQLError:
@@ -124,6 +140,12 @@ def rate_limited(charge: Charge) -> GraphQLError:
     )
     extensions = {"code": RATE_LIMITED, "retryAfter": round(seconds, 3), "cost": charge.extensions()}
     return GraphQLError(message, extensions=extensions)
+
+
+def busy() -> GraphQLError:
+    """The error of an expensive operation that found no room to run within its wait."""
+    message = "The server is busy with other expensive operations; retry in a moment."
+    return GraphQLError(message, extensions={"code": SERVER_BUSY, "retryAfter": 1})
 
 
 def introspection_refused() -> GraphQLError:

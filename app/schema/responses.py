@@ -11,20 +11,20 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from app.admission.limits import CODE as QUERY_TOO_COMPLEX
-from app.schema.admission import RATE_LIMITED
+from app.schema.admission import RATE_LIMITED, SERVER_BUSY
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
 
 def refusal_status(response: Response, response_data: GraphQLHTTPResponse) -> None:
-    """Give an admission refusal its HTTP status: 429 with Retry-After, or 400 for a query too complex."""
+    """Give an admission refusal its HTTP status: 429 or 503 with Retry-After, 400 for a query too complex."""
     errors: list[dict[str, Any]] = response_data.get("errors") or []  # type: ignore[assignment]
     for error in errors:
         extensions = error.get("extensions") or {}
         code = extensions.get("code")
-        if code == RATE_LIMITED:
-            response.status_code = 429
+        if code in (RATE_LIMITED, SERVER_BUSY):
+            response.status_code = 429 if code == RATE_LIMITED else 503
             response.headers["retry-after"] = str(max(1, math.ceil(extensions.get("retryAfter", 1))))
         elif code == QUERY_TOO_COMPLEX:
             response.status_code = 400

@@ -1,5 +1,6 @@
-"""One real `bookworm serve` (API and workers in one process, default limits) on a seeded catalog, and the
-checks every attack ends with: the server is alive, its memory came back, and no consumer lost a lease."""
+"""One real `bookworm serve` (one API process and a worker process, default limits) on a seeded catalog,
+and the checks every attack ends with: the server is alive, its memory came back, no consumer lost a lease
+and no child of `serve` was restarted."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ SETTLE_SECONDS = 20.0
 # is the default one.
 SHOP_ENV = {"BOOKWORM_CONNECTION_INIT_TIMEOUT": "3", "BOOKWORM_LOG_LEVEL": "INFO"}
 LEASE_LOST = ("lost by", "renewal failed")
+RESTARTED = "; restart in "  # the supervisor's line for a child of `serve` that exited
 
 
 @dataclass
@@ -75,6 +77,7 @@ async def unharmed(shop: Shop) -> AsyncIterator[None]:
     assert rss_after <= rss_before + MEMORY_SLACK_MIB, f"RSS {rss_before:.0f} -> {rss_after:.0f} MiB"
     during = shop.log()[log_before:]
     assert not any(sign in during for sign in LEASE_LOST), during[-4000:]
+    assert RESTARTED not in during, during[-4000:]
     assert "Traceback" not in during, during[-4000:]
 
 

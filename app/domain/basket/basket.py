@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, RemoveBasketItem, UpdateBasketItem
+from app.domain import snapshots
 from app.domain.errors import FieldError, NotFoundError, ValidationError
 from app.domain.fields import short
 from app.events.base import Event
@@ -26,6 +28,8 @@ MAX_QUANTITY = 99
 EMPTY = "The basket is empty."
 GONE = "The basket no longer holds any of the ordered books."
 Command = AddBasketItem | UpdateBasketItem | RemoveBasketItem | ClearBasket | CheckoutBasket
+# The shape `snapshot` writes; change it whenever State changes, so that older snapshots are ignored.
+SNAPSHOT_VERSION = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,3 +151,20 @@ def require_book(book_id: str, available: bool) -> None:
     """Refuse a book the catalog does not know or has deleted."""
     if not available:
         raise NotFoundError(f"bookId: no book with id {short(book_id)}.")
+
+
+def snapshot(state: State) -> dict[str, Any]:
+    """Return the state as JSON data: lines in the order first added, handled orders sorted."""
+    return {
+        "lines": [[book_id, quantity] for book_id, quantity in state.lines.items()],
+        "handled_orders": sorted(state.handled_orders),
+    }
+
+
+def from_snapshot(data: object) -> State:
+    """Return the state `snapshot` wrote; raise ValueError for any other data."""
+    found = snapshots.fields(data, "lines", "handled_orders")
+    return State(
+        lines=snapshots.quantities(found["lines"], MAX_QUANTITY),
+        handled_orders=frozenset(snapshots.texts(found["handled_orders"])),
+    )

@@ -6,8 +6,10 @@ Its stream id is the customer id; the stream exists once the customer first save
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from app.commands.ordering import UpdateBuyerAddress
+from app.domain import snapshots
 from app.domain.errors import FieldError, ValidationError
 from app.domain.ordering import rules
 from app.events.base import Event
@@ -15,6 +17,8 @@ from app.events.ordering import BuyerAddressUpdated
 
 LABEL = "Buyer"
 NO_ADDRESS = "Add a delivery address first (updateBuyerAddress)."
+# The shape `snapshot` writes; change it whenever State changes, so that older snapshots are ignored.
+SNAPSHOT_VERSION = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,3 +78,31 @@ def require_address(state: State) -> Address:
     if state.address is None:
         raise ValidationError(address_errors(state))
     return state.address
+
+
+def snapshot(state: State) -> dict[str, Any]:
+    """Return the state as JSON data."""
+    address = state.address
+    return {
+        "id": state.id,
+        "name": state.name,
+        "email": state.email,
+        "address": None if address is None else [address.street, address.city, address.province],
+        "version": state.version,
+    }
+
+
+def from_snapshot(data: object) -> State:
+    """Return the state `snapshot` wrote; raise ValueError for any other data."""
+    found = snapshots.fields(data, "id", "name", "email", "address", "version")
+    address = None
+    if found["address"] is not None:
+        street, city, province = snapshots.texts(found["address"], 3)
+        address = Address(street=street, city=city, province=province)
+    return State(
+        id=snapshots.optional_text(found["id"]),
+        name=snapshots.text(found["name"]),
+        email=snapshots.optional_text(found["email"]),
+        address=address,
+        version=snapshots.whole(found["version"], 0, 2**31 - 1),
+    )

@@ -1,0 +1,156 @@
+"""The write path on a real PostgreSQL: no transaction id while a command decides, one short write after."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from app.commands import catalog as c
+from app.commands.base import Command
+from app.commands.bus import CommandBus, default_handlers
+from app.commands.catalog_handlers import create_book
+from app.commands.streams import Context, Handler
+from app.domain.errors import NotFoundError
+from app.events.catalog import BookCreated
+from app.eventstore import EventStore
+from app.ids import new_id
+
+ACTOR = "tester"
+
+
+Pause = Callable[[Context], Awaitable[None]]
+
+
+def bus_with(pool: asyncpg.Pool, store: EventStore, pause: Pause) -> CommandBus:
+    """Return a bus whose CreateBook handler calls `pause` after deciding, before the bus writes."""
+
+    async def paused(ctx: Context, command: c.CreateBook) -> str:
+        entity_id = await create_book(ctx, command)
+        await pause(ctx)
+        return entity_id
+
+    handlers: dict[type[Command], Handler] = {**default_handlers(), c.CreateBook: paused}
+    return CommandBus(pool, store, handlers=handlers)
+
+
+async def targets(bus: CommandBus) -> dict[str, Any]:
+    category, publisher, author = new_id(), new_id(), new_id()
+    await bus.dispatch(c.CreateCategory(category_id=category, name=f"C {category[-12:]}"), actor=ACTOR)
+    await bus.dispatch(c.CreatePublisher(publisher_id=publisher, name=f"P {publisher[-12:]}"), actor=ACTOR)
+    await bus.dispatch(c.CreateAuthor(author_id=author, name="A"), actor=ACTOR)
+    return {"category_id": category, "publisher_id": publisher, "author_ids": (author,)}
+
+
+def new_book(refs: dict[str, Any]) -> c.CreateBook:
+    return c.CreateBook(book_id=new_id(), name="Ancillary Justice", price=Decimal("15"), **refs)
+
+
+async def xid_of(pool: asyncpg.Pool, pid: int) -> str | None:
+    xid: str | None = await pool.fetchval(
+        "SELECT backend_xid::text FROM pg_stat_activity WHERE pid = $1", pid
+    )
+    return xid
+
+
+@pytest.mark.parametrize("key", [None, "write-path-key"])
+async def test_a_command_holds_no_transaction_id_while_it_decides(
+    pool: asyncpg.Pool, event_store: EventStore, key: str | None
+) -> None:
+    seen: list[tuple[str | None, bool]] = []
+
+    async def look(ctx: Context) -> None:
+        seen.append((await xid_of(pool, ctx.conn.get_server_pid()), ctx.conn.is_in_transaction()))
+
+    bus = bus_with(pool, event_store, look)
+    refs = await targets(bus)
+    await bus.dispatch(new_book(refs), actor=ACTOR, idempotency_key=key and f"{key}-{new_id()}")
+    assert seen == [(None, False)]
+
+
+async def test_inside_a_callers_transaction_the_command_reads_there_and_writes_in_a_savepoint(
+    pool: asyncpg.Pool, event_store: EventStore
+) -> None:
+    bus = CommandBus(pool, event_store)
+    refs = await targets(bus)
+    command = new_book(refs)
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        await bus.dispatch(command, actor=ACTOR, conn=conn)
+        # Its own write is visible to the caller's transaction only, until the caller commits.
+        assert [r.event_type for r in await event_store.read_stream(command.book_id, conn=conn)] == [
+            "BookCreated"
+        ]
+        assert await event_store.read_stream(command.book_id) == []
+        await transaction.rollback()
+    assert await event_store.read_stream(command.book_id) == []
+
+
+async def test_a_target_renamed_between_decide_and_write_is_decided_again(
+    pool: asyncpg.Pool, event_store: EventStore
+) -> None:
+    plain = CommandBus(pool, event_store)
+    refs = await targets(plain)
+    pauses = 0
+
+    async def rename_once(ctx: Context) -> None:
+        nonlocal pauses
+        pauses += 1
+        if pauses == 1:
+            rename = c.RenameCategory(category_id=refs["category_id"], name=f"R {new_id()[-12:]}")
+            await plain.dispatch(rename, actor=ACTOR)
+
+    command = new_book(refs)
+    await bus_with(pool, event_store, rename_once).dispatch(command, actor=ACTOR)
+    assert pauses == 2
+    assert [type(r.event) for r in await event_store.read_stream(command.book_id)] == [BookCreated]
+
+
+async def test_a_target_deleted_between_decide_and_write_is_not_found(
+    pool: asyncpg.Pool, event_store: EventStore
+) -> None:
+    plain = CommandBus(pool, event_store)
+    refs = await targets(plain)
+
+    async def delete_category(ctx: Context) -> None:
+        await plain.dispatch(c.DeleteCategory(category_id=refs["category_id"]), actor=ACTOR)
+
+    command = new_book(refs)
+    with pytest.raises(NotFoundError, match="categoryId"):
+        await bus_with(pool, event_store, delete_category).dispatch(command, actor=ACTOR)
+    assert await event_store.read_stream(command.book_id) == []
+    refs_rows = await pool.fetchval(
+        "SELECT count(*) FROM eventstore.references WHERE source_stream = $1", command.book_id
+    )
+    assert refs_rows == 0
+
+
+async def test_a_repeat_that_writes_second_gets_the_first_result(
+    pool: asyncpg.Pool, event_store: EventStore
+) -> None:
+    plain = CommandBus(pool, event_store)
+    refs = await targets(plain)
+    decided = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold(ctx: Context) -> None:
+        if not decided.is_set():
+            decided.set()
+            await release.wait()
+
+    key, late = new_id(), new_book(refs)
+    slow = asyncio.create_task(
+        bus_with(pool, event_store, hold).dispatch(late, actor=ACTOR, idempotency_key=key)
+    )
+    await decided.wait()
+    # The first has decided but not written: the repeat decides too, writes first, and wins.
+    first = await plain.dispatch(new_book(refs), actor=ACTOR, idempotency_key=key)
+    release.set()
+    assert await slow == first
+    assert await event_store.read_stream(late.book_id) == []
+    assert len(await event_store.read_stream(first.entity_id)) == 1
