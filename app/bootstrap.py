@@ -1,10 +1,16 @@
-"""The only composition root: builds pools, stores, the command bus, the hub and the workers."""
+"""The only composition root: builds pools, stores, the command bus, the hub and the workers.
+
+The API and the workers never share a PostgreSQL pool or a Redis client: a burst of requests cannot make the
+event flow queue for connections, and a long catch-up cannot make requests queue. The workers' process
+managers dispatch commands through a CommandBus of their own, on the workers' pool.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -40,7 +46,7 @@ from app.queries.rating import RatingQueries
 from app.settings import Settings
 
 CHANGES_PURGE_EVERY = 3600.0
-REDIS_CONNECTIONS = 32  # per process: the consumers' blocking reads hold one each, the rest is shared
+REDIS_CONNECTIONS = 32  # per client: the API's, and the workers' (whose blocking reads hold one each)
 SEND_MAIL_EVERY = 2.0  # resends failed mail once its backoff is over; new mail is sent at once
 PURGE_MAIL_EVERY = 3600.0
 
@@ -59,11 +65,35 @@ class Container:
     notifications: NotificationQueries
     positions: PositionWaiters
     broadcast: Broadcast
-    notifier: Notifier
     hub: Hub
     budgets: Budgets
     proxies: TrustedProxies
     workers: Workers | None
+
+
+@dataclass(frozen=True)
+class WorkerParts:
+    """What the workers run on: a pool, a Redis client and a command bus of their own."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    event_store: EventStore
+    commands: CommandBus
+    notifier: Notifier
+
+
+class Parts(Protocol):
+    """What consumers are built from: the workers' parts, or a container (the CLI's repair commands)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+    @property
+    def event_store(self) -> EventStore: ...
+    @property
+    def commands(self) -> CommandBus: ...
 
 
 def _require_urls(settings: Settings) -> tuple[str, str]:
@@ -72,20 +102,20 @@ def _require_urls(settings: Settings) -> tuple[str, str]:
     return settings.database_url, settings.redis_url
 
 
-def build_consumers(container: Container) -> list[Consumer]:
+def build_consumers(parts: Parts) -> list[Consumer]:
     """Every consumer group of this version: one per projection, then the process managers."""
-    return [ProjectionConsumer(p) for p in PROJECTIONS.values()] + build_processes(container)
+    return [ProjectionConsumer(p) for p in PROJECTIONS.values()] + build_processes(parts)
 
 
-def build_processes(container: Container) -> list[Consumer]:
+def build_processes(parts: Parts) -> list[Consumer]:
     """The consumers that react to events with commands or side effects (sagas, mail)."""
     processes: list[Consumer] = []
-    processes.append(BasketCheckout(container.commands))
-    processes.append(FeedbackCheck(container.commands, container.event_store))
-    processes.append(checkout_saga(container))
-    settings = container.settings
+    processes.append(BasketCheckout(parts.commands))
+    processes.append(FeedbackCheck(parts.commands, parts.event_store))
+    processes.append(checkout_saga(parts))
+    settings = parts.settings
     outbox = NotificationOutbox(
-        Scheduler(container.pool),
+        Scheduler(parts.pool),
         trust_unverified=settings.trust_unverified_email,
         max_per_hour=settings.max_mails_per_customer_per_hour,
     )
@@ -93,23 +123,23 @@ def build_processes(container: Container) -> list[Consumer]:
     return processes
 
 
-def build_scheduled(container: Container) -> dict[str, ScheduledHandler]:
+def build_scheduled(parts: Parts) -> dict[str, ScheduledHandler]:
     """Handlers of due-time messages by kind (saga timeouts)."""
     scheduled: dict[str, ScheduledHandler] = {}
-    scheduled[CHECKOUT_TIMEOUT] = checkout_saga(container).on_timeout
+    scheduled[CHECKOUT_TIMEOUT] = checkout_saga(parts).on_timeout
     return scheduled
 
 
-def checkout_saga(container: Container) -> CheckoutSaga:
+def checkout_saga(parts: Parts) -> CheckoutSaga:
     """The checkout saga: a consumer group, and the handler of its timeouts."""
-    c = container
+    c = parts
     return CheckoutSaga(c.settings, c.pool, c.event_store, c.commands, Scheduler(c.pool))
 
 
-def mail_jobs(container: Container) -> dict[str, tuple[float, Job]]:
+def mail_jobs(parts: Parts) -> dict[str, tuple[float, Job]]:
     """The periodic jobs of the mail outbox: send what is due, purge old sent mail."""
-    settings = container.settings
-    sender = MailSender(container.pool, mailer_for(settings))
+    settings = parts.settings
+    sender = MailSender(parts.pool, mailer_for(settings))
 
     async def send() -> None:
         await sender.send_due()
@@ -120,9 +150,9 @@ def mail_jobs(container: Container) -> dict[str, tuple[float, Job]]:
     return {SEND_MAIL: (SEND_MAIL_EVERY, send), PURGE_MAIL: (PURGE_MAIL_EVERY, purge)}
 
 
-def build_workers(container: Container) -> Workers:
+def build_workers(parts: WorkerParts) -> Workers:
     """Build the relay, one consumer per projection, and the periodic jobs."""
-    settings, pool = container.settings, container.pool
+    settings, pool = parts.settings, parts.pool
 
     async def purge() -> None:
         await purge_changes(pool, settings.changes_retention_days)
@@ -130,44 +160,82 @@ def build_workers(container: Container) -> Workers:
     return Workers(
         settings,
         pool,
-        container.redis,
-        container.event_store,
-        build_consumers(container),
-        container.notifier,
-        periodic={"purge-changes": (CHANGES_PURGE_EVERY, purge), **mail_jobs(container)},
-        scheduled=build_scheduled(container),
+        parts.redis,
+        parts.event_store,
+        build_consumers(parts),
+        parts.notifier,
+        periodic={"purge-changes": (CHANGES_PURGE_EVERY, purge), **mail_jobs(parts)},
+        scheduled=build_scheduled(parts),
     )
+
+
+def _redis_client(url: str, settings: Settings) -> aioredis.Redis:
+    timeout = settings.redis_timeout
+    # A bounded pool: a burst of commands (a thousand budget charges at once) waits for a connection
+    # rather than opening a thousand; past `timeout` waiting counts as Redis being unreachable.
+    connections = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+    return aioredis.Redis.from_pool(connections)
+
+
+async def _broadcast(stack: AsyncExitStack, redis_url: str) -> Broadcast:
+    broadcast = Broadcast(backend=RedisPubSubBackend(redis_url))
+    await broadcast.connect()
+    stack.push_async_callback(broadcast.disconnect)
+    return broadcast
+
+
+@asynccontextmanager
+async def _running_workers(settings: Settings, broadcast: Broadcast) -> AsyncIterator[Workers]:
+    """Open the workers' own pool and Redis client and start the workers; stop them and close both on exit."""
+    database_url, redis_url = _require_urls(settings)
+    async with AsyncExitStack() as stack:
+        # No API limits: a projection statement cancelled halfway would be taken for the event's fault.
+        pool = await create_pool(database_url, size=settings.worker_pool_size, session=worker_session())
+        stack.push_async_callback(pool.close)
+        redis = _redis_client(redis_url, settings)
+        stack.push_async_callback(redis.aclose)
+        notifier = Notifier(broadcast, settings)
+        stack.push_async_callback(notifier.close)
+        event_store = EventStore(pool)
+        commands = CommandBus(pool, event_store, snapshot_every=settings.snapshot_every)
+        workers = build_workers(WorkerParts(settings, pool, redis, event_store, commands, notifier))
+        await workers.start()
+        stack.push_async_callback(workers.stop)
+        yield workers
+
+
+@asynccontextmanager
+async def worker_process(settings: Settings) -> AsyncIterator[Workers]:
+    """Run the workers alone (`bookworm worker`): no API pool, hub or read-your-writes listener is opened."""
+    _require_urls(settings)
+    async with AsyncExitStack() as stack:
+        broadcast = await _broadcast(stack, settings.redis_url or "")
+        yield await stack.enter_async_context(_running_workers(settings, broadcast))
 
 
 @asynccontextmanager
 async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Container]:
-    """Open every resource the process needs and close them in reverse order."""
+    """Open every resource the API needs and close them in reverse order.
+
+    With `workers`, the workers run in this process too, on their own pool and Redis client.
+    """
     database_url, redis_url = _require_urls(settings)
     async with AsyncExitStack() as stack:
-        # The API's limits, unless this process runs the workers, which share the pool (docs/operations.md).
-        session = worker_session() if workers else api_session(settings)
-        pool = await create_pool(database_url, size=settings.db_pool_size, session=session)
+        # The API's limits always: the workers, even in this process, run on a pool of their own.
+        pool = await create_pool(database_url, size=settings.db_pool_size, session=api_session(settings))
         stack.push_async_callback(pool.close)
-        timeout = settings.redis_timeout
-        # A bounded pool: a burst of commands (a thousand budget charges at once) waits for a connection
-        # rather than opening a thousand; past `timeout` waiting counts as Redis being unreachable.
-        connections = aioredis.BlockingConnectionPool.from_url(
-            redis_url,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
-        redis = aioredis.Redis.from_pool(connections)
+        redis = _redis_client(redis_url, settings)
         stack.push_async_callback(redis.aclose)
-        broadcast = Broadcast(backend=RedisPubSubBackend(redis_url))
-        await broadcast.connect()
-        stack.push_async_callback(broadcast.disconnect)
+        broadcast = await _broadcast(stack, redis_url)
         event_store = EventStore(pool)
         hub = Hub(broadcast, pool, settings)
         stack.push_async_callback(hub.close)
-        notifier = Notifier(broadcast, settings)
-        stack.push_async_callback(notifier.close)
         positions = PositionWaiters(pool, database_url, PROJECTIONS, limit=settings.max_position_waits)
         await positions.start()
         stack.push_async_callback(positions.close)
@@ -184,14 +252,11 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             notifications=NotificationQueries(pool),
             positions=positions,
             broadcast=broadcast,
-            notifier=notifier,
             hub=hub,
             budgets=Budgets(redis, settings),
             proxies=TrustedProxies.parse(settings.trusted_proxies),
             workers=None,
         )
         if workers:
-            built.workers = build_workers(built)
-            await built.workers.start()
-            stack.push_async_callback(built.workers.stop)
+            built.workers = await stack.enter_async_context(_running_workers(settings, broadcast))
         yield built

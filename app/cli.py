@@ -24,7 +24,7 @@ import sqlalchemy.exc
 from app import cli_tasks as tasks
 from app import embedded, logs, supervisor
 from app.admission.clients import TrustedProxies
-from app.bootstrap import Container, container
+from app.bootstrap import Container, container, worker_process
 from app.cli_tasks import CliError, first_line
 from app.db import head_revision, migrate
 from app.domain.errors import DomainError
@@ -397,7 +397,7 @@ async def _run_workers(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
-    async with container(settings, workers=True):
+    async with worker_process(settings):
         print(
             "Bookworm worker running (relay, consumers, scheduler); stop with Ctrl-C or SIGTERM.", flush=True
         )

@@ -24,11 +24,14 @@ class Settings:
     # Redis key and channel prefix: lets several deployments (or test runs) share one Redis.
     redis_prefix: str = "bookworm"
     stream_maxlen: int = 100_000
-    db_pool_size: int = 10
+    db_pool_size: int = 10  # the API's pool, per process
     # Limits of the API's PostgreSQL connections (seconds; 0 leaves the server's setting): a statement
     # running longer is cancelled, a transaction idle longer ends its session; both answer UNAVAILABLE.
     db_statement_timeout: float = 5.0
     db_idle_in_transaction_timeout: float = 10.0
+    # The workers' own pool, per process that runs them: one connection per consumer group's batch (eight),
+    # the scheduler's jobs, and standby polls. Lease renewal has a connection of its own beside it.
+    worker_pool_size: int = 10
     # Baskets and buyers keep a snapshot every this many events, so a command replays fewer; 0: none.
     snapshot_every: int = 100
     read_your_writes_timeout: float = 5.0

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN
 from app.bus.lease import Lease, LeaseLost
-from app.bus.protocol import Announcer, Consumer
+from app.bus.protocol import Announcer, Consumer, ConsumerKind
 from app.domain.errors import ValidationError
 from app.events import UnknownEventType
 from app.eventstore import START, Position, RecordedEvent
@@ -147,10 +147,12 @@ class Applier:
     async def _commit(self, events: Sequence[RecordedEvent], end: Position) -> None:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                # No wait for the WAL flush: what a crash could lose here (the batch and its checkpoint,
-                # together) is re-derived from the durable event store on restart. Saves a disk sync
-                # on every change's way to subscribers.
-                await conn.execute("SET LOCAL synchronous_commit = off")
+                if self._consumer.kind is ConsumerKind.PROJECTION:
+                    # No wait for the WAL flush: what a crash could lose here (the batch and its checkpoint,
+                    # together) is re-derived from the durable event store on restart. Saves a disk sync
+                    # on every change's way to subscribers. A process manager's batch appends events and
+                    # writes state nothing could derive again: it commits durably.
+                    await conn.execute("SET LOCAL synchronous_commit = off")
                 await self._lease.fence(conn)
                 checkpoint = await self._consumer.load_checkpoint(conn)
                 fresh = [e for e in events if e.position > checkpoint]

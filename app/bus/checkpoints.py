@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from app.bus.lease import Lease
+from app.bus.protocol import ConsumerKind
 from app.eventstore import START, Position
 
 _LOAD = "SELECT transaction_id, global_position FROM bus.checkpoints WHERE name = $1"
@@ -14,11 +15,12 @@ ON CONFLICT (name) DO UPDATE
 SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position, updated_at = now()
 """
 
-# Lease.fence and the checkpoint move in one statement: FOR SHARE makes a standby's takeover wait for this
-# commit, as it waits for a batch transaction. The lease's CTE answers whether it is still held.
+# Lease.fence and the checkpoint move in one statement: FOR KEY SHARE makes a standby's takeover (FOR
+# UPDATE) wait for this commit, as it waits for a batch transaction, and leaves renewal free. The lease's
+# CTE answers whether it is still held.
 _ADVANCE = """
 WITH lease AS (
-    SELECT FROM bus.leases WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR SHARE
+    SELECT FROM bus.leases WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE
 ), moved AS (
     UPDATE {table} SET transaction_id = $4, global_position = $5, updated_at = now()
     WHERE name = $1 AND (transaction_id, global_position) < ($4, $5) AND EXISTS (SELECT FROM lease)
@@ -59,10 +61,12 @@ async def advance_checkpoint(
 class OwnCheckpoint:
     """Checkpoint methods of a consumer that keeps its checkpoint in bus.checkpoints under its `name`.
 
-    Process managers and the mail outbox use it; projections keep theirs in read.projections.
+    Process managers and the mail outbox use it; projections keep theirs in read.projections. They write
+    source-of-truth state, so their batches commit durably.
     """
 
     name: str
+    kind = ConsumerKind.PROCESS
 
     async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
         """Return the checkpoint, holding its row until the batch commits."""

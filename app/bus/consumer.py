@@ -17,9 +17,9 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from app.aio import cancel_and_wait
 from app.bus.applier import Applier, EventRef
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, is_nogroup, text
+from app.bus.keeper import LeaseKeeper
 from app.bus.lease import Lease, LeaseLost
 from app.bus.messages import Message
 from app.bus.protocol import Announcer, Consumer
@@ -57,7 +57,10 @@ class _Batch:
 
 
 class ConsumerRunner:
-    """Feeds one consumer group: the lease holder applies, the others stand by."""
+    """Feeds one consumer group: the lease holder applies, the others stand by.
+
+    `keeper` renews the lease while this runner leads; it is shared by every runner of the process.
+    """
 
     def __init__(
         self,
@@ -67,6 +70,7 @@ class ConsumerRunner:
         event_store: EventStore,
         consumer: Consumer,
         announcer: Announcer,
+        keeper: LeaseKeeper,
     ) -> None:
         self._settings = settings
         self._pool = pool
@@ -76,6 +80,7 @@ class ConsumerRunner:
         self._stream = settings.events_stream
         self._group = consumer.name
         self._lease = Lease(pool, consumer.name, settings.lease_ttl)
+        self._keeper = keeper
         self._announcer = announcer
         self._applier = Applier(settings, pool, redis, consumer, self._lease, announcer)
         self._ignored = frozenset(event_store.registry.names()) - consumer.handles
@@ -128,16 +133,14 @@ class ConsumerRunner:
         log.info("%s: active as %s", self._group, self.owner)
 
     async def _lead(self) -> None:
-        lost = asyncio.Event()
-        keeper = asyncio.create_task(self._lease.keep(lost))
+        lost = self._keeper.hold(self._lease)
         try:
             await self._applier.refresh()
             # The previous leader may have died between committing a batch and announcing it.
             await self._announcer.catch_up_everyone()
             await self._follow(lost)
         finally:
-            # Not suppress(CancelledError): a cancel of run() arriving here must propagate.
-            await cancel_and_wait([keeper])
+            self._keeper.drop(self._lease)
 
     async def _follow(self, lost: asyncio.Event) -> None:
         live = await self._sync()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 from redis.exceptions import RedisError, ResponseError
 
 from app import db
@@ -45,3 +46,12 @@ class Backoff:
 
     async def wait(self) -> None:
         await asyncio.sleep(self.next())
+
+
+async def close_connection(conn: asyncpg.Connection, timeout: float = 2.0) -> None:  # noqa: ASYNC109
+    """Close a dedicated connection politely, or drop it when PostgreSQL does not answer in `timeout`."""
+    try:
+        async with asyncio.timeout(timeout):
+            await conn.close()
+    except Exception:
+        conn.terminate()

@@ -1,16 +1,21 @@
-"""Leases in bus.leases: one active owner per name, renewed in the background, fenced at commit."""
+"""Leases in bus.leases: one active owner per name, renewed by the LeaseKeeper, fenced at commit.
+
+Row locks on a lease (PostgreSQL's conflict table: FOR KEY SHARE conflicts only with FOR UPDATE):
+- a batch fences with FOR KEY SHARE until it commits;
+- renewal UPDATEs `expires_at`, no key column, so it takes FOR NO KEY UPDATE: a long batch never holds it
+  back, and the holder keeps its lease however long the batch runs;
+- a takeover by another owner first takes FOR UPDATE, which waits for the holder's batch in flight to
+  commit, and only then looks at expiry. The upsert alone would not wait: INSERT … ON CONFLICT DO UPDATE
+  that changes no key column locks the row FOR NO KEY UPDATE too.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import secrets
 import socket
 
 import asyncpg
-
-log = logging.getLogger(__name__)
 
 _ACQUIRE = """
 INSERT INTO bus.leases (name, owner, expires_at)
@@ -19,14 +24,14 @@ ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.e
 WHERE bus.leases.owner = EXCLUDED.owner OR bus.leases.expires_at < clock_timestamp()
 RETURNING owner
 """
-_RENEW = """
-UPDATE bus.leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
-WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp()
-RETURNING owner
+# Unlocked: a standby polling a lease that is held and renewed never queues behind the holder's batches.
+_HELD_BY_ANOTHER = """
+SELECT EXISTS (SELECT FROM bus.leases WHERE name = $1 AND owner <> $2 AND expires_at > clock_timestamp())
 """
-# FOR SHARE: a standby's takeover waits for this batch to commit, and then sees the lease renewed or not.
+_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', $1, true)"  # milliseconds, this transaction only
+_LOCK = "SELECT FROM bus.leases WHERE name = $1 FOR UPDATE"
 _FENCE = """
-SELECT 1 FROM bus.leases WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp() FOR SHARE
+SELECT 1 FROM bus.leases WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp() FOR KEY SHARE
 """
 
 
@@ -40,7 +45,7 @@ def new_owner() -> str:
 
 
 class Lease:
-    """A named lease held by `owner` for `ttl` seconds at a time."""
+    """A named lease held by `owner` for `ttl` seconds at a time; a LeaseKeeper renews it."""
 
     def __init__(self, pool: asyncpg.Pool, name: str, ttl: float, owner: str | None = None) -> None:
         self.pool = pool
@@ -49,11 +54,21 @@ class Lease:
         self.owner = owner or new_owner()
 
     async def try_acquire(self) -> bool:
-        """Take the lease if it is free, expired, or already ours."""
-        return await self.pool.fetchval(_ACQUIRE, self.name, self.owner, self.ttl) is not None
+        """Take the lease if it is free, expired, or already ours.
 
-    async def renew(self) -> bool:
-        return await self.pool.fetchval(_RENEW, self.name, self.owner, self.ttl) is not None
+        Taking it from another owner waits (at most `ttl`) for that owner's batch in flight to commit,
+        then takes it only if it is still expired.
+        """
+        async with self.pool.acquire() as conn:
+            if await conn.fetchval(_HELD_BY_ANOTHER, self.name, self.owner):
+                return False
+            try:
+                async with conn.transaction():
+                    await conn.execute(_LOCK_TIMEOUT, f"{self.ttl * 1000:.0f}")
+                    await conn.execute(_LOCK, self.name)
+                    return await conn.fetchval(_ACQUIRE, self.name, self.owner, self.ttl) is not None
+            except asyncpg.LockNotAvailableError:
+                return False  # the holder's batch still runs; the next poll looks again
 
     async def release(self) -> None:
         """Give the lease up now so that a standby need not wait for it to expire."""
@@ -65,22 +80,3 @@ class Lease:
         """Inside a transaction: raise LeaseLost unless the lease is still ours and unexpired."""
         if await conn.fetchval(_FENCE, self.name, self.owner) is None:
             raise LeaseLost(f"lease {self.name} is no longer held by {self.owner}")
-
-    async def keep(self, lost: asyncio.Event) -> None:
-        """Renew every ttl/3 until cancelled; set `lost` once the lease is gone or renewals keep failing."""
-        loop = asyncio.get_running_loop()
-        renewed_at = loop.time()
-        while True:
-            await asyncio.sleep(self.ttl / 3)
-            try:
-                if not await self.renew():
-                    break
-                renewed_at = loop.time()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("lease %s: renewal failed (%s)", self.name, exc)
-                if loop.time() - renewed_at >= self.ttl:
-                    break
-        log.warning("lease %s: lost by %s", self.name, self.owner)
-        lost.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -25,12 +26,28 @@ class Announcer(Protocol):
         ...
 
 
+class ConsumerKind(enum.Enum):
+    """What a consumer's batches write, which decides how durably they commit."""
+
+    # Only a read model, re-derivable from the event store: a batch lost in a crash is applied again, so
+    # its commit does not wait for the WAL flush.
+    PROJECTION = "projection"
+    # Source-of-truth state (events appended by commands, saga rows, scheduled messages, the mail
+    # outbox): nothing could derive it again, so its commit waits for the WAL flush like any command's.
+    PROCESS = "process"
+
+
 class Consumer(Protocol):
     """One consumer group: applies events and keeps its checkpoint in its own transaction."""
 
     @property
     def name(self) -> str:
         """The consumer group's name; also its lease and dead-letter name."""
+        ...
+
+    @property
+    def kind(self) -> ConsumerKind:
+        """Whether its batches write a read model only (PROJECTION) or source-of-truth state (PROCESS)."""
         ...
 
     @property

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from app.bus import messages
 from app.bus.checkpoints import load_checkpoint, save_checkpoint
-from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff
+from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, close_connection
 from app.db import plain_url
 from app.eventstore import NOTIFY_CHANNEL, EventStore, Position, RecordedEvent
 from app.settings import Settings
@@ -25,6 +25,8 @@ CHECKPOINT = "relay"
 BATCH = 500
 STANDBY_RETRY = 1.0
 HELD_BACK_FIRST = 0.005  # first re-read delay while committed events wait for an older transaction
+CONNECT_TIMEOUT = 10.0
+COMMAND_TIMEOUT = 30.0  # as the pools': a PostgreSQL that stops answering is treated as lost
 
 
 class Relay:
@@ -58,7 +60,11 @@ class Relay:
     async def _session(self) -> None:
         """Hold one dedicated connection: try the lock every second, lead once it is ours."""
         assert self._settings.database_url, "the relay needs settings.database_url"
-        conn = await asyncpg.connect(plain_url(self._settings.database_url))
+        # Its own session, outside every pool: the advisory lock lives as long as this connection, and no
+        # pool's queue (requests, batches) can hold the relay's reads or checkpoint saves back.
+        conn = await asyncpg.connect(
+            plain_url(self._settings.database_url), timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
+        )
         try:
             # Polling, not an event: the leader may be another process.
             while True:
@@ -71,7 +77,7 @@ class Relay:
         finally:
             self.is_leader = False
             # Closing the session releases the advisory lock, so a standby takes over at once.
-            await asyncio.shield(_close(conn))
+            await asyncio.shield(close_connection(conn))
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         wake = asyncio.Event()
@@ -130,11 +136,3 @@ class Relay:
                 )
                 prev = event.position
             await pipe.execute()
-
-
-async def _close(conn: asyncpg.Connection) -> None:
-    try:
-        async with asyncio.timeout(2.0):
-            await conn.close()
-    except Exception:
-        conn.terminate()

@@ -1,4 +1,7 @@
-"""Workers: the relay, one runner per consumer and the scheduler, each supervised, in one process."""
+"""Workers: the relay, one runner per consumer and the scheduler, each supervised, in one process.
+
+The runners' leases are renewed by one LeaseKeeper per Workers, on a thread and connection of its own.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import redis.asyncio as aioredis
 
 from app.aio import cancel_and_wait
 from app.bus.consumer import ConsumerRunner
+from app.bus.keeper import LeaseKeeper
 from app.bus.protocol import Announcer, Consumer
 from app.bus.relay import Relay
 from app.bus.scheduler import Handler, Scheduler
@@ -42,8 +46,13 @@ class Workers:
         *,
         scheduled: Mapping[str, Handler] = _NO_HANDLERS,
     ) -> None:
+        assert settings.database_url, "the workers need settings.database_url"
+        self.pool = pool
+        self.keeper = LeaseKeeper(settings.database_url, settings.lease_ttl)
         self.relay = Relay(settings, pool, redis, event_store)
-        self.runners = [ConsumerRunner(settings, pool, redis, event_store, c, announcer) for c in consumers]
+        self.runners = [
+            ConsumerRunner(settings, pool, redis, event_store, c, announcer, self.keeper) for c in consumers
+        ]
         self.scheduler = Scheduler(pool)
         self._handlers: dict[str, Handler] = dict(scheduled)
         for kind, (seconds, job) in periodic.items():
@@ -55,6 +64,7 @@ class Workers:
         """Start every loop in the background."""
         if self._tasks:
             return
+        self.keeper.start()
         loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [("relay", self.relay.run)]
         loops += [(f"consumer {r.name}", r.run) for r in self.runners]
         loops.append(("scheduler", lambda: self.scheduler.run(self._handlers)))
@@ -67,6 +77,7 @@ class Workers:
         for runner in self.runners:
             with contextlib.suppress(Exception):
                 await runner.release()
+        await self.keeper.stop()
 
 
 def _ignore_payload(job: Job) -> Handler:

@@ -15,6 +15,7 @@ import asyncpg
 
 from app.bus.checkpoints import advance_checkpoint
 from app.bus.lease import Lease
+from app.bus.protocol import ConsumerKind
 from app.eventstore.position import Position
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice
@@ -70,6 +71,8 @@ ON CONFLICT DO NOTHING
 
 class ProjectionConsumer:
     """Adapt a projection to the bus Consumer protocol (one batch = one transaction of the runner)."""
+
+    kind = ConsumerKind.PROJECTION
 
     def __init__(self, projection: Projection) -> None:
         self.projection = projection

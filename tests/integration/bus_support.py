@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from app.aio import cancel_and_wait
 from app.bus.checkpoints import load_checkpoint, save_checkpoint
+from app.bus.keeper import LeaseKeeper
 from app.db import create_pool
 from app.domain.errors import ValidationError
 from app.events import Metadata
@@ -79,6 +80,7 @@ class BusEnv:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     store: EventStore
+    keeper: LeaseKeeper  # renews the leases of every runner a test starts, as in a worker process
     published: list[ChangeNotice] = field(default_factory=list)
     catch_ups: int = 0  # how many times a runner said notices may have been lost
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -152,17 +154,20 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 @contextlib.asynccontextmanager
 async def bus_env(settings: Settings, redis_url: str | None = None) -> AsyncIterator[BusEnv]:
-    """Open a pool, a Redis client and an event store on `settings` (a fresh database + prefix)."""
+    """Open a pool, a Redis client, an event store and a lease keeper on `settings` (a fresh database)."""
     assert settings.database_url
     pool = await create_pool(settings.database_url, size=8)
     client = aioredis.Redis.from_url(redis_url or settings.redis_url or "")
     await pool.execute(SCRATCH)
-    env = BusEnv(settings, pool, client, EventStore(pool))
+    keeper = LeaseKeeper(settings.database_url, settings.lease_ttl)
+    keeper.start()
+    env = BusEnv(settings, pool, client, EventStore(pool), keeper)
     try:
         yield env
     finally:
         for task in env.tasks:
             await stop(task)
+        await keeper.stop()
         with contextlib.suppress(Exception):
             await client.delete(settings.events_stream, settings.dead_letter_stream)
         await client.aclose()

