@@ -282,6 +282,8 @@ def _check_before_start(settings: Settings) -> None:
         TrustedProxies.parse(settings.trusted_proxies)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    if not 0 <= settings.api_niceness <= 19:
+        raise CliError("BOOKWORM_API_NICENESS must be 0-19: how much lower the API processes' priority is")
 
 
 def _listen(settings: Settings) -> socket.socket:
@@ -313,6 +315,8 @@ def _api_process(args: argparse.Namespace, settings: Settings) -> None:
     from app.main import create_app
 
     listener = socket.socket(fileno=args.listen_fd)  # family and type are read from the socket
+    # Below the worker's priority: when requests take every core, the event flow still gets its share.
+    os.nice(settings.api_niceness)
     # uvicorn writes a line per websocket handshake: a flood of them must not flood the log.
     logging.getLogger("uvicorn.error").addFilter(ThrottleFilter(prefixes=UVICORN_WEBSOCKET_LINES))
     config = uvicorn.Config(

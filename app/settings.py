@@ -21,6 +21,9 @@ class Settings:
     port: int = 8000
     # API processes `bookworm serve` runs on the one port; 0: one per core.
     api_processes: int = 0
+    # How much lower than the worker's the API processes' CPU priority is (nice, 0-19): when requests
+    # take every core, the relay and consumers still get theirs, so no request can stall the event flow.
+    api_niceness: int = 10
     # Redis key and channel prefix: lets several deployments (or test runs) share one Redis.
     redis_prefix: str = "bookworm"
     stream_maxlen: int = 100_000

@@ -195,8 +195,8 @@ class Cluster:
         """Start `bookworm worker` (relay, every consumer group, scheduler)."""
         return self._spawn(name, ["worker"], **extra)
 
-    async def cli(self, *args: str) -> Run:
-        """Run one `bookworm` command to its end."""
+    async def cli(self, *args: str, **extra: str) -> Run:
+        """Run one `bookworm` command to its end (`extra`: more environment variables)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -204,7 +204,7 @@ class Cluster:
             *args,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=self.env(),
+            env=self.env(**extra),
             cwd=ROOT,
         )
         stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_LIMIT)

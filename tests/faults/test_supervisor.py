@@ -10,11 +10,13 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from app.embedded.children import alive
+from app.settings import Settings
 from app.supervisor import API_COMMAND
 from tests.e2e.clients import bearer
 from tests.faults.cluster import START_LIMIT, STOP_LIMIT, Cluster, Proc, admin_token
@@ -114,6 +116,32 @@ def test_every_api_process_answers_on_the_port_and_the_worker_runs_projections(c
             assert answers(serve), f"API process {answering} did not answer:\n{serve.log_tail()}"
     payload = graphql(serve, CREATE_AUTHOR_AND_READ, "Ursula K. Le Guin")
     assert payload["author"] == {"name": "Ursula K. Le Guin"}  # the worker process projected it
+
+
+def niceness(pid: int) -> int:
+    """The process's nice value (field 19 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])
+
+
+def test_the_api_processes_run_below_the_workers_priority(cluster: Cluster) -> None:
+    serve = cluster.api(workers=True, **TWO)
+    api, worker = wait_for_layout(serve, apis=2, workers=1)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    lowered = [min(19, base + Settings().api_niceness)] * 2
+    deadline = time.monotonic() + START_LIMIT  # each API process lowers its own as it starts
+    while [niceness(pid) for pid in api] != lowered and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [niceness(pid) for pid in api] == lowered
+    assert [niceness(pid) for pid in worker] == [base]
+
+
+async def test_a_niceness_out_of_range_stops_serve_before_any_child_starts(cluster: Cluster) -> None:
+    run = await cluster.cli("serve", "--port", "0", BOOKWORM_API_NICENESS="-5")
+    assert run.status == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        "bookworm: BOOKWORM_API_NICENESS must be 0-19: how much lower the API processes' priority is"
+    )
 
 
 def test_a_killed_api_process_is_restarted_while_the_port_keeps_answering(cluster: Cluster) -> None:
