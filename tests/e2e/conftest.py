@@ -17,6 +17,7 @@ from app.settings import Settings
 from tests.e2e.clients import bearer, gql
 from tests.e2e.mailbox import Mailbox
 from tests.e2e.process import bookworm_command, free_port, wait_ready
+from tests.faults.cluster import SMALL_POOLS
 
 JWT_SECRET = "e2e-secret"
 MakeToken = Callable[..., str]
@@ -65,6 +66,9 @@ def server(
         },
         # A caller's concurrent requests all run, so that races between them happen (fairness: tests/abuse/).
         "BOOKWORM_CLIENT_REQUESTS_RUNNING": "64",
+        # This server lives through the whole run, beside the fault scenarios' own: small pools keep the
+        # run within a stock PostgreSQL's 100 connections.
+        **SMALL_POOLS,
     }
     log = server_log
     with log.open("wb") as output:

@@ -41,6 +41,10 @@ LIFTED_BUDGETS = {
     for name in ("BUDGET_CAPACITY", "BUDGET_REFILL", "WRITE_BUDGET_CAPACITY", "WRITE_BUDGET_REFILL")
 }
 
+# Pools of a test's servers: several run at once (the e2e server, the abuse shop, a scenario's APIs and
+# workers), and together they must stay within a stock PostgreSQL's 100 connections.
+SMALL_POOLS = {"BOOKWORM_DB_POOL_SIZE": "5", "BOOKWORM_WORKER_POOL_SIZE": "5"}
+
 _LAST_EVENT = """
 SELECT transaction_id::text::bigint, global_position FROM eventstore.events
 ORDER BY transaction_id DESC, global_position DESC LIMIT 1
@@ -160,6 +164,7 @@ class Cluster:
             # One API process per `serve`: the scenarios run several `serve`s where they want several, and
             # the limits they test are per process.
             "BOOKWORM_API_PROCESSES": "1",
+            **SMALL_POOLS,
             **(LIFTED_BUDGETS if self.lift_budgets else {}),
             **extra,
         }
