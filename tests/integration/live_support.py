@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from broadcaster import Broadcast
 
 from app.eventstore.position import Position
-from app.live.backend import RedisPubSubBackend
+from app.live.backend import CATCH_UP, RedisPubSubBackend
 from app.live.hub import Hub
 from app.live.notices import ChangeNotice
 from app.live.notifier import Notifier
@@ -85,6 +85,14 @@ async def eventually(check: Callable[[], bool | Awaitable[bool]], message: str) 
             return
         assert loop.time() < deadline, message
         await asyncio.sleep(0.02)
+
+
+async def subscribed(backend: RedisPubSubBackend, *channels: str) -> None:
+    """Subscribe the channels and return once Redis has confirmed each (its CATCH_UP arrived)."""
+    for channel in channels:
+        await backend.subscribe(channel)
+    confirmed = [await asyncio.wait_for(backend.next_published(), WAIT) for _ in channels]
+    assert sorted((e.channel, e.message) for e in confirmed) == sorted((c, CATCH_UP) for c in channels)
 
 
 async def channel_subscribers(redis: aioredis.Redis, channel: str) -> int:
