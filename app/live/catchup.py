@@ -71,12 +71,21 @@ class CatchUp:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             self.rounds += 1
-            groups: dict[str, list[Subscriber]] = defaultdict(list)
-            for subscriber in batch:
-                if not subscriber.closed:
-                    groups[subscriber.topic].append(subscriber)
-            while groups:
-                groups = await self._read_once_each(groups)
+            try:
+                await self._serve_round(batch)
+            except Exception:  # a bug: nobody may wait for a page forever
+                log.exception("live notices: a catch-up round failed")
+                for subscriber in batch:
+                    if subscriber.waiting:
+                        subscriber.fail(UnavailableError(UNAVAILABLE))
+
+    async def _serve_round(self, batch: list[Subscriber]) -> None:
+        groups: dict[str, list[Subscriber]] = defaultdict(list)
+        for subscriber in batch:
+            if not subscriber.closed:
+                groups[subscriber.topic].append(subscriber)
+        while groups:
+            groups = await self._read_once_each(groups)
 
     async def _read_once_each(self, groups: dict[str, list[Subscriber]]) -> dict[str, list[Subscriber]]:
         """Read every topic once; return the subscribers beyond the end of their topic's page."""

@@ -144,6 +144,8 @@ class Subscriber:
         self.lagging = True
         while not self.queue.empty():
             self.queue.get_nowait()
+        if self._holds_page() or self._error is not None:
+            self.wake()  # the wake-up that came with the page may have been among what was taken out
 
     def _ask(self) -> None:
         if not self.waiting and not self.closed:
