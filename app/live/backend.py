@@ -74,8 +74,9 @@ class RedisPubSubBackend(BroadcastBackend):
         self._max_retry_delay = max_retry_delay
         self._channels: set[str] = set()  # wanted
         self._sent: set[str] = set()  # subscribed on the live connection, or being subscribed
+        self._to_subscribe: set[str] = set()  # wanted since the writer last ran (even if still subscribed)
+        self._to_unsubscribe: set[str] = set()  # sent, and no longer wanted
         self._unconfirmed: dict[str, int] = {}  # SUBSCRIBE commands Redis has not confirmed yet
-        self._again: set[str] = set()  # wanted anew since they were sent: their subscribers need a CATCH_UP
         self._changed = asyncio.Event()  # wakes the writer
         # Bounded: when full, the reader stops reading and Redis buffers (or drops us: a reconnect).
         self._events: asyncio.Queue[Event | None] = asyncio.Queue(_EVENT_BUFFER)
@@ -105,13 +106,16 @@ class RedisPubSubBackend(BroadcastBackend):
     async def subscribe(self, channel: str) -> None:
         """Want the channel; CATCH_UP arrives on it once Redis confirms. Never suspends (see the module)."""
         self._channels.add(channel)
-        self._again.add(channel)
+        self._to_subscribe.add(channel)
+        self._to_unsubscribe.discard(channel)
         self._changed.set()
 
     async def unsubscribe(self, channel: str) -> None:
         """Stop wanting the channel. Never suspends (see the module)."""
         self._channels.discard(channel)
-        self._again.discard(channel)
+        self._to_subscribe.discard(channel)
+        if channel in self._sent:
+            self._to_unsubscribe.add(channel)
         self._changed.set()
 
     async def publish(self, channel: str, message: Any) -> None:
@@ -146,6 +150,7 @@ class RedisPubSubBackend(BroadcastBackend):
         # Every wanted channel is sent again on this connection, and confirmed with a CATCH_UP.
         self._conn = conn
         self._sent.clear()
+        self._to_subscribe, self._to_unsubscribe = set(self._channels), set()
         self._unconfirmed.clear()
         self._changed.set()
         self._writer = asyncio.create_task(self._write(conn), name=f"{self.client_name}-writer")
@@ -182,9 +187,8 @@ class RedisPubSubBackend(BroadcastBackend):
     async def _send_changes(self, conn: Any) -> None:
         # A channel wanted anew is subscribed again even if it still is: its new subscriber waits for
         # the CATCH_UP of a confirmation, and Redis confirms a repeated SUBSCRIBE too.
-        subscribe = sorted((self._channels - self._sent) | (self._again & self._channels))
-        unsubscribe = sorted(self._sent - self._channels)
-        self._again.clear()
+        subscribe, unsubscribe = sorted(self._to_subscribe), sorted(self._to_unsubscribe)
+        self._to_subscribe, self._to_unsubscribe = set(), set()
         self._sent.difference_update(unsubscribe)
         self._sent.update(subscribe)
         for channel in subscribe:

@@ -120,7 +120,9 @@ class Hub:
         self._closed = True
         entries = list(self._topics.values())
         self._topics.clear()
+        self._everyone_ready.set()
         for entry in entries:
+            entry.ready.set()  # none may wait to start
             for subscriber in entry.subscribers:
                 subscriber.wake()
         await self._catch_up.close()

@@ -383,6 +383,20 @@ async def test_closing_the_hub_ends_every_subscription(hub: Hub) -> None:
     assert hub.topics() == set()
 
 
+async def test_closing_the_hub_ends_subscriptions_still_waiting_for_redis(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    unreachable = RedisPubSubBackend(unused_redis_url())  # never connected: no SUBSCRIBE is confirmed
+    waiting_hub = Hub(Broadcast(backend=unreachable), pool, settings)
+    stream = waiting_hub.subscribe(new_topic(), START)
+    waiting = asyncio.ensure_future(anext(stream))
+    await eventually(lambda: bool(waiting_hub.topics()), "never joined")
+    await asyncio.wait_for(waiting_hub.close(), WAIT)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, 1.0)  # well before the confirmation's timeout
+    await unreachable.disconnect()
+
+
 # --- retention horizon ---------------------------------------------------------------------------
 
 
