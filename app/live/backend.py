@@ -1,9 +1,16 @@
 """Our broadcaster backend on Redis pub/sub: reconnects by itself and says when messages may be lost.
 
-broadcaster 0.3.1's bundled Redis backends fail with redis-py 8 (DESIGN §6). This one owns a single
-RESP2 pub/sub connection read by one task, resubscribes every channel after a drop, and then puts a
-CATCH_UP message on each channel: what was published during the outage is gone from pub/sub, and
-subscribers must catch up from read.changes.
+broadcaster 0.3.1's bundled Redis backends fail with redis-py 8. This one owns a single RESP2 pub/sub
+connection, read by one task and written by another. Each subscription starts with a CATCH_UP message,
+put on its channel once Redis confirms the SUBSCRIBE: from there on every message arrives, and what
+was published before may have been missed. After a drop it resubscribes every channel, so each gets a
+CATCH_UP again: what was published during the outage is gone from pub/sub, and subscribers must catch
+up from read.changes.
+
+subscribe() and unsubscribe() only record which channels are wanted and never suspend, so a task
+cancelled around them cannot leave a channel half subscribed: broadcaster's Broadcast.subscribe then
+has no await between registering a subscriber and yielding it, nor in its clean-up (where a
+cancellation would otherwise raise KeyError and leak the channel). The writer task sends what changed.
 """
 
 from __future__ import annotations
@@ -26,9 +33,14 @@ from app.aio import cancel_and_wait
 log = logging.getLogger(__name__)
 
 CATCH_UP = "catch-up"
-"""Message meaning "notices on this channel may have been lost": subscribers re-read read.changes."""
+"""Message meaning "notices on this channel may have been lost": subscribers re-read read.changes.
+
+The backend sends it when Redis confirms a SUBSCRIBE (first, and after every reconnection); the
+notifier sends it when a publish failed or a consumer took over from one that may have died.
+"""
 
 _FIRST_RETRY_DELAY = 0.1
+_CHANNELS_PER_COMMAND = 1_000
 _PUBLISH_TIMEOUT = 2.0  # a PUBLISH takes well under a millisecond; past this Redis is frozen or cut off
 _EVENT_BUFFER = 10_000
 
@@ -46,7 +58,6 @@ class RedisPubSubBackend(BroadcastBackend):
         *,
         health_interval: float = 15.0,
         max_retry_delay: float = 5.0,
-        confirm_timeout: float = 5.0,
         client_name: str | None = None,
     ) -> None:
         # BroadcastBackend.__init__ only raises NotImplementedError, so it is not called.
@@ -61,13 +72,17 @@ class RedisPubSubBackend(BroadcastBackend):
         self._silent_until = 0.0  # loop time until which publish fails at once: Redis stopped answering
         self._health_interval = health_interval
         self._max_retry_delay = max_retry_delay
-        self._confirm_timeout = confirm_timeout
-        self._channels: set[str] = set()
-        self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._channels: set[str] = set()  # wanted
+        self._sent: set[str] = set()  # subscribed on the live connection, or being subscribed
+        self._to_subscribe: set[str] = set()  # wanted since the writer last ran (even if still subscribed)
+        self._to_unsubscribe: set[str] = set()  # sent, and no longer wanted
+        self._unconfirmed: dict[str, int] = {}  # SUBSCRIBE commands Redis has not confirmed yet
+        self._changed = asyncio.Event()  # wakes the writer
         # Bounded: when full, the reader stops reading and Redis buffers (or drops us: a reconnect).
         self._events: asyncio.Queue[Event | None] = asyncio.Queue(_EVENT_BUFFER)
         self._conn: Any = None  # the live pub/sub connection, None while reconnecting
         self._reader: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         """Open the pub/sub connection; raise BackendUnavailable if Redis cannot be reached."""
@@ -81,37 +96,27 @@ class RedisPubSubBackend(BroadcastBackend):
 
     async def disconnect(self) -> None:
         """Close the connections and wake anyone waiting in next_published."""
-        if self._reader is not None:
-            await cancel_and_wait([self._reader])
+        self._conn = None
+        await cancel_and_wait(task for task in (self._reader, self._writer) if task is not None)
         await self._publisher.aclose()
         await self._connections.aclose()
         with contextlib.suppress(asyncio.QueueFull):
             self._events.put_nowait(None)
 
     async def subscribe(self, channel: str) -> None:
-        """Subscribe, and return once Redis confirms it (or at once while reconnecting)."""
+        """Want the channel; CATCH_UP arrives on it once Redis confirms. Never suspends (see the module)."""
         self._channels.add(channel)
-        conn = self._conn
-        if conn is None:
-            return  # the next connection subscribes it and then announces a catch-up
-        confirmed = self._confirmations.get(channel)
-        if confirmed is None:
-            confirmed = self._confirmations[channel] = asyncio.get_running_loop().create_future()
-        try:
-            await conn.send_command("SUBSCRIBE", channel, check_health=False)
-            async with asyncio.timeout(self._confirm_timeout):
-                await asyncio.shield(confirmed)
-        except (RedisError, OSError):
-            pass  # the reader sees the drop, resubscribes and announces a catch-up
-        except TimeoutError:
-            log.warning("live notices: Redis did not confirm SUBSCRIBE %s in time", channel)
+        self._to_subscribe.add(channel)
+        self._to_unsubscribe.discard(channel)
+        self._changed.set()
 
     async def unsubscribe(self, channel: str) -> None:
+        """Stop wanting the channel. Never suspends (see the module)."""
         self._channels.discard(channel)
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await conn.send_command("UNSUBSCRIBE", channel, check_health=False)
+        self._to_subscribe.discard(channel)
+        if channel in self._sent:
+            self._to_unsubscribe.add(channel)
+        self._changed.set()
 
     async def publish(self, channel: str, message: Any) -> None:
         """Publish a message; raise BackendUnavailable if Redis cannot take it."""
@@ -139,15 +144,16 @@ class RedisPubSubBackend(BroadcastBackend):
         conn = self._connections.make_connection()  # type: ignore[no-untyped-call]
         try:
             await conn.connect()
-            # From here subscribe() sends on this connection itself; the channels known so far
-            # are subscribed below in the same (uninterrupted) step, so none falls in between.
-            self._conn = conn
-            if self._channels:
-                await conn.send_command("SUBSCRIBE", *self._channels, check_health=False)
         except BaseException:
-            self._conn = None
             await conn.disconnect(nowait=True)
             raise
+        # Every wanted channel is sent again on this connection, and confirmed with a CATCH_UP.
+        self._conn = conn
+        self._sent.clear()
+        self._to_subscribe, self._to_unsubscribe = set(self._channels), set()
+        self._unconfirmed.clear()
+        self._changed.set()
+        self._writer = asyncio.create_task(self._write(conn), name=f"{self.client_name}-writer")
         return conn
 
     async def _run(self, conn: Any) -> None:
@@ -158,12 +164,39 @@ class RedisPubSubBackend(BroadcastBackend):
                 log.warning("live notices: lost the Redis pub/sub connection (%s); reconnecting", error)
             finally:
                 self._conn = None
-                self._release_confirmations()
+                if self._writer is not None:
+                    await cancel_and_wait([self._writer])
                 await conn.disconnect(nowait=True)
             conn = await self._reconnect()
             self.reconnects += 1
-            for channel in list(self._channels):
-                await self._events.put(Event(channel, CATCH_UP))
+
+    async def _write(self, conn: Any) -> None:
+        """Send SUBSCRIBE and UNSUBSCRIBE until Redis has what is wanted; a failure is the reader's to see."""
+        try:
+            while True:
+                await self._changed.wait()
+                self._changed.clear()
+                await self._send_changes(conn)
+        except Exception as error:
+            # The reader sees the connection closed and reconnects. Nothing to say while we close it:
+            # Python 3.11's wait_for (in redis-py) can turn the writer's cancellation into an error.
+            if self._conn is conn:
+                log.warning("live notices: cannot write to the Redis pub/sub connection: %s", error)
+            await conn.disconnect(nowait=True)
+
+    async def _send_changes(self, conn: Any) -> None:
+        # A channel wanted anew is subscribed again even if it still is: its new subscriber waits for
+        # the CATCH_UP of a confirmation, and Redis confirms a repeated SUBSCRIBE too.
+        subscribe, unsubscribe = sorted(self._to_subscribe), sorted(self._to_unsubscribe)
+        self._to_subscribe, self._to_unsubscribe = set(), set()
+        self._sent.difference_update(unsubscribe)
+        self._sent.update(subscribe)
+        for channel in subscribe:
+            self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+        for command, channels in (("SUBSCRIBE", subscribe), ("UNSUBSCRIBE", unsubscribe)):
+            for start in range(0, len(channels), _CHANNELS_PER_COMMAND):
+                chunk = channels[start : start + _CHANNELS_PER_COMMAND]
+                await conn.send_command(command, *chunk, check_health=False)
 
     async def _reconnect(self) -> Any:
         delay = _FIRST_RETRY_DELAY
@@ -195,13 +228,14 @@ class RedisPubSubBackend(BroadcastBackend):
         kind, channel = response[0], response[1].decode()
         if kind == b"message":
             await self._events.put(Event(channel, response[2].decode(errors="replace")))
-        elif kind == b"subscribe":
-            confirmed = self._confirmations.pop(channel, None)
-            if confirmed is not None and not confirmed.done():
-                confirmed.set_result(None)
+        elif kind == b"subscribe" and self._confirmed(channel):
+            await self._events.put(Event(channel, CATCH_UP))
 
-    def _release_confirmations(self) -> None:
-        for confirmed in self._confirmations.values():
-            if not confirmed.done():
-                confirmed.set_result(None)
-        self._confirmations.clear()
+    def _confirmed(self, channel: str) -> bool:
+        """Count a confirmation; tell whether the channel is now subscribed as its last command wanted."""
+        left = self._unconfirmed.get(channel, 0) - 1
+        if left > 0:
+            self._unconfirmed[channel] = left
+            return False  # an UNSUBSCRIBE and a SUBSCRIBE sent since are still ahead
+        self._unconfirmed.pop(channel, None)
+        return left == 0 and channel in self._channels

