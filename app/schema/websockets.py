@@ -184,6 +184,8 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         if task is not None:
             # strawberry cancels once and waits: see TransportWSHandler.cleanup_operation.
             await cancel_and_wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved and dropped, as strawberry's clean-up does
         await super().cleanup_operation(operation_id)
 
     async def handle_async_results(
