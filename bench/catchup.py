@@ -15,8 +15,9 @@ One catch-up is what a consumer that starts leading sends: Notifier.catch_up_eve
 and publish), so every subscriber must receive it; the measure ends when the last one has. With
 `--missed 0` nothing was lost, and the measure ends when no query has been issued for QUIET seconds.
 
-Columns: process CPU seconds (this process: hub, asyncpg, redis-py; its idle rate is subtracted),
-PostgreSQL CPU seconds (the backends of the scratch database; embedded: every child process), the
+Columns: process CPU seconds (this process: hub, asyncpg, redis-py), of which the garbage collector's,
+PostgreSQL CPU seconds (the backends of the scratch database; embedded: every child process), each
+less what it uses meanwhile when idle (the probe's queries, measured just before), the
 queries the pool issued, wall time until the last delivery (or the last query), and the slowest
 `SELECT 1` of a probe that runs through the same pool every PROBE_EVERY seconds: what another client
 waited meanwhile. Each figure is the median of --repeat catch-ups.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import sys
@@ -80,10 +82,26 @@ class Result:
     subscribers: int
     missed: int
     cpu: float
+    gc: float
     db_cpu: float | None
     queries: int
     wall_ms: float
     probe_ms: float
+
+
+class GcClock:
+    """CPU seconds this process spent collecting garbage (its cost grows with the live objects)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.total += time.process_time() - self._started
 
 
 class Positions:
@@ -179,12 +197,13 @@ async def until_quiet(counters: Counters, since: float) -> None:
         await asyncio.sleep(left)
 
 
-async def idle_rate(cpu: CpuProbe) -> float:
-    """This process's CPU seconds per second while nothing happens but the probe."""
+async def idle_rates(cpu: CpuProbe) -> tuple[float, float]:
+    """CPU seconds per second of this process and of the database while nothing happens but the probe."""
     before = cpu.read()
     await asyncio.sleep(QUIET)
     after = cpu.read()
-    return (after.client - before.client) / (after.at - before.at)
+    wall = after.at - before.at
+    return (after.client - before.client) / wall, (database_cpu(before, after) or 0.0) / wall
 
 
 class Bench:
@@ -193,6 +212,7 @@ class Bench:
     def __init__(self, pool: asyncpg.Pool, settings: Settings, counters: Counters, cpu: CpuProbe) -> None:
         self.pool, self.settings, self.counters, self.cpu = pool, settings, counters, cpu
         self.positions = Positions()
+        self.gc = GcClock()
 
     async def run(self, topics_kind: str, subscribers: int, missed: int, repeat: int) -> Result:
         topics = (
@@ -228,6 +248,7 @@ class Bench:
             subscribers=subscribers,
             missed=missed,
             cpu=statistics.median(r.cpu for r in results),
+            gc=statistics.median(r.gc for r in results),
             db_cpu=None if results[0].db_cpu is None else statistics.median(r.db_cpu or 0 for r in results),
             queries=round(statistics.median(r.queries for r in results)),
             wall_ms=statistics.median(r.wall_ms for r in results),
@@ -269,9 +290,10 @@ class Bench:
         lost = changes(topics, self.positions) if missed else []
         await record(self.pool, lost)  # committed, never announced
         counting[0] = Counting({n.entity_id for n in lost}, subscribers)
-        idle = await idle_rate(self.cpu)
+        idle, idle_db = await idle_rates(self.cpu)
         self.counters.slowest_probe = 0.0
         queries = self.counters.queries
+        collecting = self.gc.total
         before = self.cpu.read()
         if not await notifier.catch_up_everyone():
             raise SystemExit("could not publish the catch-up announcement")
@@ -282,13 +304,15 @@ class Bench:
         if not missed:
             ended = self.counters.last_query_at
         after = self.cpu.read()
+        collected = self.gc.total - collecting
         await asyncio.sleep(SETTLE)
         return Result(
             topics="",
             subscribers=subscribers,
             missed=missed,
             cpu=max(0.0, after.client - before.client - idle * (after.at - before.at)),
-            db_cpu=database_cpu(before, after),
+            gc=collected,
+            db_cpu=without_idle(database_cpu(before, after), idle_db * (after.at - before.at)),
             queries=self.counters.queries - queries,
             wall_ms=max(0.0, ended - before.at) * 1000,
             probe_ms=self.counters.slowest_probe * 1000,
@@ -314,6 +338,10 @@ class Counting:
                 self.done.set()
 
 
+def without_idle(cpu: float | None, idle: float) -> float | None:
+    return None if cpu is None else max(0.0, cpu - idle)
+
+
 def database_cpu(before: CpuTimes, after: CpuTimes) -> float | None:
     if not after.database:
         return None
@@ -322,7 +350,7 @@ def database_cpu(before: CpuTimes, after: CpuTimes) -> float | None:
 
 def print_table(results: list[Result]) -> None:
     header = (
-        f"{'topics':<7}{'subscribers':>12}{'missed':>8}{'CPU s':>9}{'PG CPU s':>10}"
+        f"{'topics':<7}{'subscribers':>12}{'missed':>8}{'CPU s':>9}{'of it GC':>10}{'PG CPU s':>10}"
         f"{'PG queries':>12}{'wall ms':>10}{'probe max ms':>14}"
     )
     print(header)
@@ -330,7 +358,7 @@ def print_table(results: list[Result]) -> None:
     for r in results:
         db = "-" if r.db_cpu is None else f"{r.db_cpu:.3f}"
         print(
-            f"{r.topics:<7}{r.subscribers:>12}{r.missed:>8}{r.cpu:>9.3f}{db:>10}"
+            f"{r.topics:<7}{r.subscribers:>12}{r.missed:>8}{r.cpu:>9.3f}{r.gc:>10.3f}{db:>10}"
             f"{r.queries:>12}{r.wall_ms:>10.1f}{r.probe_ms:>14.1f}"
         )
 

@@ -34,6 +34,7 @@ PAGE = 500  # changes read per topic, at most
 MIN_PAGE = 20  # per topic when many topics share one read
 ROWS_PER_READ = 10_000  # changes one statement returns, at most: bounds a round's memory
 TOPICS_PER_READ = ROWS_PER_READ // MIN_PAGE
+_NONE: tuple[()] = ()
 UNAVAILABLE = "Live changes cannot be read right now; subscribe again with `after` to resume."
 
 
@@ -43,7 +44,8 @@ class CatchUp:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._waiting: list[Subscriber] = []
-        self._held: dict[str, list[ChangeNotice]] = {}  # live notices of the topics being read now
+        self._reading: set[str] = set()  # topics whose page is being read now
+        self._held: dict[str, list[ChangeNotice]] = {}  # live notices heard meanwhile, by topic
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0  # tests and benchmarks watch these
         self.reads = 0
@@ -56,9 +58,10 @@ class CatchUp:
 
     def heard(self, topic: str, notice: ChangeNotice) -> None:
         """Hold a live notice of a topic whose page is being read, for its subscribers that lag."""
-        held = self._held.get(topic)
-        if held is not None and len(held) <= PAGE:  # one more than PAGE: "too many, read again"
-            held.append(notice)
+        if topic in self._reading:
+            held = self._held.setdefault(topic, [])
+            if len(held) <= PAGE:  # one more than PAGE: "too many, read again"
+                held.append(notice)
 
     async def close(self) -> None:
         """Stop serving; the hub wakes the subscribers that waited."""
@@ -102,7 +105,7 @@ class CatchUp:
         for subscribers in groups.values():
             for subscriber in subscribers:
                 subscriber.stale = False  # what happened until now, this read sees
-        self._held.update((topic, []) for topic in groups)
+        self._reading.update(groups)
         self.reads += 1
         try:
             pages = await changes_after_each(self._pool, heads, limit)
@@ -115,34 +118,36 @@ class CatchUp:
                     subscriber.fail(UnavailableError(UNAVAILABLE))
             return {}
         finally:
-            held = {topic: self._held.pop(topic) for topic in groups}
+            self._reading.difference_update(groups)
+            held, self._held = self._held, {}
         beyond: dict[str, list[Subscriber]] = {}
         for topic, subscribers in groups.items():
-            page = pages[topic]
-            more = len(page) == limit or len(held[topic]) > PAGE
+            page: Sequence[ChangeNotice] = pages.get(topic, _NONE)
+            heard = held.get(topic, _NONE)
+            more = len(page) == limit or len(heard) > PAGE
             if not more:
-                page = _with_held(page, held[topic])
+                page = _with_held(page, heard)
             left = _serve(subscribers, page, more, horizon)
             if left:
                 beyond[topic] = left
         return beyond
 
 
-def _with_held(page: list[ChangeNotice], held: list[ChangeNotice]) -> list[ChangeNotice]:
+def _with_held(page: Sequence[ChangeNotice], held: Sequence[ChangeNotice]) -> Sequence[ChangeNotice]:
     """Append the held live notices that come after the page (those it does not already have)."""
     if not held:
         return page
     last = key_of(page[-1]) if page else None
-    return page + [notice for notice in held if last is None or key_of(notice) > last]
+    return [*page, *(notice for notice in held if last is None or key_of(notice) > last)]
 
 
 def _serve(
-    subscribers: Sequence[Subscriber], page: list[ChangeNotice], more: bool, horizon: Position | None
+    subscribers: Sequence[Subscriber], page: Sequence[ChangeNotice], more: bool, horizon: Position | None
 ) -> list[Subscriber]:
     """Hand each subscriber its part of the page; return those whose cursor is beyond a partial page."""
-    keys = [key_of(notice) for notice in page]
+    keys = [key_of(notice) for notice in page] if page else _NONE
     end = keys[-1] if more and keys else None
-    beyond = []
+    beyond: list[Subscriber] = []
     for subscriber in subscribers:
         if subscriber.closed:
             subscriber.waiting = False

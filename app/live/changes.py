@@ -92,7 +92,10 @@ class Cursor:
 async def changes_after_each(
     pool: asyncpg.Pool, cursors: Sequence[Cursor], limit: int
 ) -> dict[str, list[ChangeNotice]]:
-    """Return, by topic, up to `limit` changes after each cursor, in position order (one topic once)."""
+    """Return, by topic, up to `limit` changes after each cursor, in position order (one topic once).
+
+    A topic with no change after its cursor is left out.
+    """
     whole = [c for c in cursors if c.entity_id is None]
     within = [c for c in cursors if c.entity_id is not None]
     rows = await pool.fetch(
@@ -109,7 +112,7 @@ async def changes_after_each(
     found: dict[str, list[ChangeNotice]] = defaultdict(list)
     for row in rows:
         found[row["topic"]].append(_notice(row["topic"], row))
-    return {cursor.topic: found.get(cursor.topic, []) for cursor in cursors}
+    return found
 
 
 def _notice(topic: str, row: asyncpg.Record) -> ChangeNotice:

@@ -30,6 +30,23 @@ def key_of(notice: ChangeNotice) -> Key:
 class Subscriber:
     """One subscription's state in the hub. Its methods never suspend, except take()."""
 
+    __slots__ = (
+        "_ask_reader",
+        "_error",
+        "_next",
+        "_page",
+        "closed",
+        "entity_id",
+        "lagging",
+        "position",
+        "queue",
+        "resuming",
+        "stale",
+        "started",
+        "topic",
+        "waiting",
+    )
+
     def __init__(self, topic: str, queue_size: int, ask: Callable[[Subscriber], None]) -> None:
         self.topic = topic
         self.queue: asyncio.Queue[ChangeNotice | None] = asyncio.Queue(queue_size)  # None: wake up

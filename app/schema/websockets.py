@@ -22,6 +22,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
+from app.aio import cancel_and_wait
 from app.schema.context import Context
 from app.schema.websocket_limits import (
     INIT_TIMEOUT,
@@ -35,9 +36,23 @@ from app.schema.websocket_limits import (
     spread,
 )
 
+RECANCEL_EVERY = 1.0  # seconds between two cancellations of an operation that has not ended yet
 BAD_MESSAGE = (4400, "Failed to parse message")
 SECOND_INIT = (4429, "Too many initialisation requests")
 NO_INCREMENTAL = "Incremental delivery (@defer, @stream) is not supported over graphql-ws."
+
+
+def keep_cancelling(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` now and again every RECANCEL_EVERY seconds until it has ended, without waiting.
+
+    Python 3.11's wait_for (inside redis-py and asyncpg) can turn a cancellation that arrives as the
+    awaited call completes into an error, which the caller may then handle and go on: cancelled once,
+    such a subscription would run on after its client had gone (app.aio.cancel_and_wait, for a caller
+    that must not block).
+    """
+    if not task.done():
+        task.cancel()
+        asyncio.get_running_loop().call_later(RECANCEL_EVERY, keep_cancelling, task)
 
 
 async def take_turns() -> None:
@@ -97,6 +112,15 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await self.guard.stop()
         await super().shutdown()
 
+    async def cleanup_operation(self, operation_id: str) -> None:
+        operation = self.operations.get(operation_id)
+        await super().cleanup_operation(operation_id)
+        # strawberry cancels the task once, and shutdown() then waits for it: a cancellation lost during
+        # the operation's budget charge (a Redis call) left the subscription running, with its Redis
+        # channel and this connection's slot, after the client had gone.
+        if operation is not None and operation.task is not None:
+            keep_cancelling(operation.task)
+
     async def handle_task_exception(self, error: Exception) -> None:
         if isinstance(error, WebSocketDisconnected):
             return  # the client left while its result was being sent: nothing went wrong here
@@ -154,6 +178,15 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                 await self.send_message(_legacy_error(message["id"], refusal))
                 return
         await super().handle_start(message)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        task = self.tasks.get(operation_id)
+        if task is not None:
+            # strawberry cancels once and waits: see TransportWSHandler.cleanup_operation.
+            await cancel_and_wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved and dropped, as strawberry's clean-up does
+        await super().cleanup_operation(operation_id)
 
     async def handle_async_results(
         self,
