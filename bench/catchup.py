@@ -51,6 +51,7 @@ from app.live.backend import RedisPubSubBackend
 from app.live.hub import Hub
 from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
 from app.live.notifier import Notifier
+from app.projections.base import record_changes
 from app.settings import Settings
 
 HISTORY = 2_000  # rows already in read.changes: spread over the topics, at least one each
@@ -153,14 +154,8 @@ async def scratch_database(url: str) -> AsyncIterator[str]:
 
 async def record(pool: asyncpg.Pool, notices: Sequence[ChangeNotice]) -> None:
     """Write read.changes rows, as a projection's transaction does."""
-    await pool.executemany(
-        "INSERT INTO read.changes (topic, transaction_id, global_position, kind, entity, entity_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        [
-            (n.topic, n.position.transaction_id, n.position.global_position, n.kind, n.entity, n.entity_id)
-            for n in notices
-        ],
-    )
+    async with pool.acquire() as conn:
+        await record_changes(conn, notices)
 
 
 def changes(topics: Sequence[str], positions: Positions) -> list[ChangeNotice]:

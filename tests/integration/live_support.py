@@ -22,6 +22,7 @@ from app.live.backend import CATCH_UP, RedisPubSubBackend
 from app.live.hub import Hub
 from app.live.notices import ChangeNotice
 from app.live.notifier import Notifier
+from app.projections.base import record_changes
 from app.settings import Settings
 
 WAIT = 10.0
@@ -52,14 +53,8 @@ def in_replay_order(notices: Sequence[ChangeNotice]) -> list[ChangeNotice]:
 
 async def record(pool: asyncpg.Pool, notices: Sequence[ChangeNotice]) -> None:
     """Write read.changes rows, as a projection's transaction does."""
-    await pool.executemany(
-        "INSERT INTO read.changes (topic, transaction_id, global_position, kind, entity, entity_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        [
-            (n.topic, n.position.transaction_id, n.position.global_position, n.kind, n.entity, n.entity_id)
-            for n in notices
-        ],
-    )
+    async with pool.acquire() as conn:
+        await record_changes(conn, notices)
 
 
 async def commit(pool: asyncpg.Pool, notifier: Notifier, notices: Sequence[ChangeNotice]) -> None:
