@@ -15,6 +15,7 @@ import httpx
 
 from app.eventstore import Position
 from app.settings import Settings
+from tests.abuse.harness import percentile
 from tests.faults.cluster import Cluster, admin_token
 from tests.faults.conftest import Profile, record
 from tests.faults.traffic import Load, Watcher, check_exactly_once, logged_changes, make_refs, wait_received
@@ -93,21 +94,11 @@ async def cut_now_and_then(watcher: Watcher, every: float, cuts: list[float]) ->
         cuts.append(time.monotonic())
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-async def delays_ms(database_url: str, watcher: TimedWatcher, after: str) -> tuple[list[float], list[float]]:
+async def delays_ms(cluster: Cluster, watcher: TimedWatcher, after: str) -> tuple[list[float], list[float]]:
     """For every change the watcher received: commit -> projection applied, and commit -> arrival."""
-    import asyncpg
-
     start = Position.parse(after)
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with cluster.connected() as conn:
         rows = await conn.fetch(_COMMITTED, str(start.transaction_id), start.global_position)
-    finally:
-        await conn.close()
     recorded = {str(Position(r[0], r[1])): (float(r[2]), float(r[3])) for r in rows}
     seen = [p for p in watcher.arrived if p in recorded]
     projected = [(recorded[p][1] - recorded[p][0]) * 1000 for p in seen]
@@ -152,7 +143,7 @@ async def test_saturated_api_never_slows_the_event_flow(cluster: Cluster, profil
     await asyncio.gather(*watching, return_exceptions=True)
     async with cluster.connected() as conn:
         leases_after = [tuple(r) for r in await conn.fetch(_LEASES)]
-    projected, latencies = await delays_ms(database_url, live, refs.position)
+    projected, latencies = await delays_ms(cluster, live, refs.position)
     verified = await cluster.verify()
 
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
