@@ -24,6 +24,7 @@ import sqlalchemy.exc
 from app import cli_tasks as tasks
 from app import embedded, logs, supervisor
 from app.admission.clients import TrustedProxies
+from app.admission.gate import CostGate
 from app.bootstrap import Container, container, worker_process
 from app.cli_tasks import CliError, first_line
 from app.db import head_revision, migrate
@@ -280,6 +281,7 @@ def _check_before_start(settings: Settings) -> None:
     resolve_keys(settings)  # KeyConfigError: one line in main; makes the data-dir secret before children race
     try:
         TrustedProxies.parse(settings.trusted_proxies)
+        CostGate.from_settings(settings)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     if not 0 <= settings.api_niceness <= 19:

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from app.settings import Settings
+
 
 class GateBusy(Exception):
     """An expensive operation waited its whole timeout for room to run."""
@@ -36,6 +38,17 @@ class CostGate:
     def __post_init__(self) -> None:
         if self.capacity <= 0 or self.threshold <= 0 or self.timeout <= 0:
             raise ValueError("a cost gate needs a positive capacity, threshold and timeout")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CostGate:
+        """The gate the settings describe; ValueError names the settings when one is not positive."""
+        try:
+            return cls(settings.max_running_cost, settings.heavy_query_cost, settings.heavy_query_wait)
+        except ValueError:
+            raise ValueError(
+                "BOOKWORM_MAX_RUNNING_COST, BOOKWORM_HEAVY_QUERY_COST and BOOKWORM_HEAVY_QUERY_WAIT "
+                "must be positive"
+            ) from None
 
     @property
     def waiting(self) -> int:

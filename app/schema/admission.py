@@ -122,7 +122,7 @@ def upfront_cost(query: str) -> int:
 
 def admission(settings: Settings) -> Callable[[], Admission]:
     """Return the factory strawberry calls for each operation; its operations share one cost gate."""
-    gate = CostGate(settings.max_running_cost, settings.heavy_query_cost, settings.heavy_query_wait)
+    gate = CostGate.from_settings(settings)
     return lambda: Admission(settings, gate)
 
 

@@ -136,6 +136,15 @@ def test_the_api_processes_run_below_the_workers_priority(cluster: Cluster) -> N
     assert [niceness(pid) for pid in worker] == [base]
 
 
+async def test_a_cost_gate_that_is_not_positive_stops_serve_before_any_child_starts(cluster: Cluster) -> None:
+    run = await cluster.cli("serve", "--port", "0", BOOKWORM_MAX_RUNNING_COST="0")
+    assert run.status == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        "bookworm: BOOKWORM_MAX_RUNNING_COST, BOOKWORM_HEAVY_QUERY_COST and BOOKWORM_HEAVY_QUERY_WAIT "
+        "must be positive"
+    )
+
+
 async def test_a_niceness_out_of_range_stops_serve_before_any_child_starts(cluster: Cluster) -> None:
     run = await cluster.cli("serve", "--port", "0", BOOKWORM_API_NICENESS="-5")
     assert run.status == 1

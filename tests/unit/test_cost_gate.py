@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from app.admission.gate import CostGate, GateBusy
+from app.settings import Settings
 
 
 def gate(capacity: int = 1_000, threshold: int = 100, timeout: float = 5.0) -> CostGate:
@@ -103,5 +104,11 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_the_next_one_runs() -> No
 
 
 def test_a_gate_needs_positive_figures() -> None:
-    with pytest.raises(ValueError):
-        CostGate(0, 100, 1.0)
+    for figures in ((0, 100, 1.0), (1_000, 0, 1.0), (1_000, 100, 0.0), (-1, 100, 1.0)):
+        with pytest.raises(ValueError):
+            CostGate(*figures)
+
+
+def test_the_settings_that_are_not_positive_are_named() -> None:
+    with pytest.raises(ValueError, match="BOOKWORM_HEAVY_QUERY_WAIT must be positive"):
+        CostGate.from_settings(Settings(heavy_query_wait=-1.0))
