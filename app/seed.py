@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from app import seed_data as words
 from app.commands.bus import CommandBus
-from app.commands.catalog import CreateAuthor, CreateBook, CreateCategory, CreatePublisher
+from app.domain.catalog.commands import CreateAuthor, CreateBook, CreateCategory, CreatePublisher
 from app.eventstore import Position
 from app.seed_shop import Item, shopper_items
 

@@ -11,10 +11,10 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from app.commands.base import Command
-from app.commands.basket import AddBasketItem
-from app.commands.ordering import CompleteOrder, PlaceOrder, UpdateBuyerAddress
-from app.commands.rating import CreateFeedback
+from app.domain.basket.commands import AddBasketItem
+from app.domain.commands import Command
+from app.domain.ordering.commands import CompleteOrder, PlaceOrder, UpdateBuyerAddress
+from app.domain.rating.commands import CreateFeedback
 from app.ids import customer_id_of
 
 _RANDOM_SEED = 20261128

@@ -28,12 +28,12 @@ from typing import Any
 
 import asyncpg
 
-from app.commands import basket as b
-from app.commands import catalog as c
-from app.commands.base import Command
 from app.commands.bus import CommandBus
-from app.commands.ordering import UpdateBuyerAddress
 from app.db import migrate, plain_url
+from app.domain.basket import commands as b
+from app.domain.catalog import commands as c
+from app.domain.commands import Command
+from app.domain.ordering.commands import UpdateBuyerAddress
 from app.events.base import Event, Metadata
 from app.events.basket import BasketItemAdded, BasketItemRemoved
 from app.events.ordering import BuyerAddressUpdated

@@ -13,8 +13,8 @@ import asyncpg
 
 from app.bus.checkpoints import OwnCheckpoint
 from app.bus.protocol import type_names
-from app.commands.basket import CheckoutBasket
 from app.commands.bus import CommandBus
+from app.domain.basket.commands import CheckoutBasket
 from app.events.finance import CheckoutRequested
 from app.eventstore import RecordedEvent
 from app.live.notices import ChangeNotice

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from app.commands.base import Command
-from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, RemoveBasketItem, UpdateBasketItem
 from app.commands.catalog_facts import book_facts
 from app.commands.snapshots import BASKET
 from app.commands.streams import Context, Handler, load_snapshotted, save
 from app.domain.basket import basket
+from app.domain.basket.commands import (
+    AddBasketItem,
+    CheckoutBasket,
+    ClearBasket,
+    RemoveBasketItem,
+    UpdateBasketItem,
+)
+from app.domain.commands import Command
 from app.events.basket import CheckedOutLine
 from app.events.ordering import OrderPlaced
 from app.ids import basket_id_of

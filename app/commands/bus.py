@@ -16,14 +16,15 @@ import asyncpg
 
 from app.bus.infra import Backoff
 from app.commands import idempotency, snapshots
-from app.commands.base import Command, CommandResult
 from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
 from app.commands.catalog_handlers import HANDLERS as CATALOG_HANDLERS
 from app.commands.constraints import TargetChanged
 from app.commands.ordering_handlers import HANDLERS as ORDERING_HANDLERS
 from app.commands.rating_handlers import HANDLERS as RATING_HANDLERS
+from app.commands.results import CommandResult
 from app.commands.streams import Context, Handler
 from app.db import unavailable_when_down
+from app.domain.commands import Command
 from app.domain.errors import ConflictError
 from app.events.base import Metadata
 from app.eventstore import ConcurrencyError, EventStore

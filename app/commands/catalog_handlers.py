@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from app.commands import constraints
 from app.commands import named_handlers as names
-from app.commands.base import Command
-from app.commands.catalog import (
+from app.commands.streams import Context, Handler, fold, load, save
+from app.domain.catalog import author, book, category, named, publisher
+from app.domain.catalog.commands import (
     CreateAuthor,
     CreateBook,
     CreateCategory,
@@ -19,8 +20,7 @@ from app.commands.catalog import (
     RenamePublisher,
     UpdateBook,
 )
-from app.commands.streams import Context, Handler, fold, load, save
-from app.domain.catalog import author, book, category, named, publisher
+from app.domain.commands import Command
 
 AUTHOR = names.Kind("Author", author.evolve, author.decide, name_scope=None)
 CATEGORY = names.Kind("Category", category.evolve, category.decide, name_scope="category-name")

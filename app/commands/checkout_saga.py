@@ -23,7 +23,6 @@ import asyncpg
 from app.bus.checkpoints import OwnCheckpoint
 from app.bus.protocol import type_names
 from app.bus.scheduler import Scheduler
-from app.commands import ordering
 from app.commands.bus import CommandBus
 from app.domain.errors import ConflictError, NotFoundError
 from app.domain.finance.checkout import (
@@ -37,6 +36,7 @@ from app.domain.finance.checkout import (
     Trigger,
     react,
 )
+from app.domain.ordering import commands as ordering
 from app.events.base import Metadata
 from app.events.basket import BasketCheckedOut, BasketCheckoutFailed
 from app.events.finance import CheckoutRequested

@@ -15,8 +15,8 @@ from app.bus.checkpoints import OwnCheckpoint
 from app.bus.protocol import type_names
 from app.commands.bus import CommandBus
 from app.commands.catalog_facts import book_facts
-from app.commands.rating import DeleteFeedback
 from app.commands.streams import Context
+from app.domain.rating.commands import DeleteFeedback
 from app.events.base import Metadata
 from app.events.rating import FeedbackCreated
 from app.eventstore import EventStore, RecordedEvent

@@ -14,7 +14,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from app.commands.base import Command, CommandResult
+from app.commands.results import CommandResult
+from app.domain.commands import Command
 from app.domain.errors import KeyReusedError, ValidationError
 from app.domain.fields import UNSTORABLE, is_storable
 from app.eventstore import Position

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.commands import constraints
-from app.commands.base import Command
 from app.commands.streams import Context, fold, load, save
 from app.domain.catalog import named
+from app.domain.commands import Command
 from app.events.base import Event
 
 

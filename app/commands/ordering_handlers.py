@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from app.commands import constraints, snapshots
-from app.commands.base import Command
 from app.commands.catalog_facts import book_facts
-from app.commands.ordering import CancelOrder, CompleteOrder, PlaceOrder, UpdateBuyerAddress
 from app.commands.streams import Context, Handler, load, load_snapshotted, save
+from app.domain.commands import Command
 from app.domain.ordering import buyer, order
 from app.domain.ordering.basket_lines import Lines
+from app.domain.ordering.commands import CancelOrder, CompleteOrder, PlaceOrder, UpdateBuyerAddress
 from app.ids import basket_id_of
 
 BUYER = "Buyer"

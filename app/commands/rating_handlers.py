@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from app.commands import constraints
-from app.commands.base import Command
-from app.commands.rating import CreateFeedback, DeleteFeedback
 from app.commands.streams import Context, Handler, fold, load, save
+from app.domain.commands import Command
 from app.domain.rating import feedback
+from app.domain.rating.commands import CreateFeedback, DeleteFeedback
 
 FEEDBACK = "Feedback"
 REVIEWER_SCOPE = "feedback-reviewer"

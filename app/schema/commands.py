@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.commands.base import Command, CommandResult
+from app.commands.results import CommandResult
+from app.domain.commands import Command
 from app.domain.errors import ValidationError
 from app.schema.context import Info
 

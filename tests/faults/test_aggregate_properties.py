@@ -26,20 +26,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.commands import basket as b
-from app.commands import catalog as c
-from app.commands import ordering as o
-from app.commands import rating as r
-from app.commands.base import KEEP, Command
 from app.commands.bus import CommandBus
 from app.commands.catalog_facts import BookFacts
 from app.commands.streams import fold
 from app.domain.basket import basket
+from app.domain.basket import commands as b
 from app.domain.catalog import author, book, category, named, publisher
+from app.domain.catalog import commands as c
+from app.domain.commands import KEEP, Command
 from app.domain.errors import ConflictError, DomainError, NotFoundError
 from app.domain.finance import checkout
 from app.domain.ordering import buyer, order
+from app.domain.ordering import commands as o
 from app.domain.ordering.basket_lines import BasketLine, fold_lines
+from app.domain.rating import commands as r
 from app.domain.rating import feedback
 from app.events.base import Event
 from app.events.basket import BasketCheckedOut, BasketCheckoutFailed

@@ -13,12 +13,12 @@ import pytest
 
 from app.bus.consumer import ConsumerRunner
 from app.bus.relay import Relay
-from app.commands import basket as b
-from app.commands import catalog as c
-from app.commands.base import CommandResult
 from app.commands.basket_checkout import ACTOR, BasketCheckout
 from app.commands.bus import CommandBus
+from app.commands.results import CommandResult
 from app.db import create_pool
+from app.domain.basket import commands as b
+from app.domain.catalog import commands as c
 from app.domain.errors import ConflictError, NotFoundError, ValidationError
 from app.events.base import Metadata
 from app.events.basket import BasketCheckedOut, CheckedOutLine

@@ -16,13 +16,13 @@ import pytest
 
 from app.bus.scheduler import Scheduler
 from app.bus.workers import Workers
-from app.commands import basket as b
-from app.commands import catalog as c
-from app.commands import ordering as o
 from app.commands.basket_checkout import BasketCheckout
 from app.commands.bus import CommandBus
 from app.commands.checkout_saga import ACTOR, NAME, TIMEOUT, CheckoutSaga, timeout_key
+from app.domain.basket import commands as b
+from app.domain.catalog import commands as c
 from app.domain.finance.checkout import TIMED_OUT
+from app.domain.ordering import commands as o
 from app.events.base import Event, Metadata
 from app.events.basket import BasketCheckedOut, BasketCheckoutFailed
 from app.events.ordering import OrderCompleted, OrderLine, OrderPlaced

@@ -10,10 +10,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.commands import catalog as c
-from app.commands.base import CommandResult
 from app.commands.bus import CommandBus
+from app.commands.results import CommandResult
 from app.db import UNAVAILABLE_MESSAGE, plain_url
+from app.domain.catalog import commands as c
 from app.domain.errors import (
     ConflictError,
     KeyReusedError,

@@ -9,9 +9,9 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from app.commands import catalog as c
 from app.commands.bus import CommandBus
 from app.db import API_APPLICATION, TOO_SLOW_MESSAGE, api_session, create_pool, lift_limits
+from app.domain.catalog import commands as c
 from app.domain.errors import UnavailableError
 from app.eventstore import EventStore
 from app.ids import new_id

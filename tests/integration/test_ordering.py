@@ -11,12 +11,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.commands import catalog as c
-from app.commands import ordering as o
-from app.commands.base import CommandResult
 from app.commands.bus import CommandBus
+from app.commands.results import CommandResult
 from app.db import create_pool
+from app.domain.catalog import commands as c
 from app.domain.errors import ConflictError, NotFoundError, ValidationError
+from app.domain.ordering import commands as o
 from app.events import basket as bev
 from app.events.base import Event, Metadata
 from app.events.ordering import OrderPlaced

@@ -13,14 +13,14 @@ import pytest
 
 from app.bus.messages import encode
 from app.bus.workers import Workers
-from app.commands import catalog as c
 from app.commands import constraints
 from app.commands.bus import CommandBus
 from app.commands.feedback_check import ACTOR, NO_SUCH_BOOK, FeedbackCheck
-from app.commands.rating import CreateFeedback, DeleteFeedback
 from app.commands.rating_handlers import REVIEWER_SCOPE
+from app.domain.catalog import commands as c
 from app.domain.errors import ConflictError, NotFoundError
 from app.domain.rating import rules
+from app.domain.rating.commands import CreateFeedback, DeleteFeedback
 from app.events.base import Metadata
 from app.events.rating import FeedbackCreated
 from app.eventstore import START, Position, RecordedEvent

@@ -9,13 +9,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.commands import basket as b
-from app.commands import catalog as c
-from app.commands import ordering as o
 from app.commands import snapshots
 from app.commands.bus import CommandBus
 from app.commands.snapshots import Snapshotted
 from app.commands.streams import Context, Loaded, load_snapshotted
+from app.domain.basket import commands as b
+from app.domain.catalog import commands as c
+from app.domain.ordering import commands as o
 from app.events.base import Metadata
 from app.eventstore import EventStore
 from app.ids import basket_id_of, new_id

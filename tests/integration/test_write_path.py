@@ -10,11 +10,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.commands import catalog as c
-from app.commands.base import Command
 from app.commands.bus import CommandBus, default_handlers
 from app.commands.catalog_handlers import create_book
 from app.commands.streams import Context, Handler
+from app.domain.catalog import commands as c
+from app.domain.commands import Command
 from app.domain.errors import NotFoundError
 from app.events.catalog import BookCreated
 from app.eventstore import EventStore

@@ -7,8 +7,14 @@ from typing import Any
 
 import pytest
 
-from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, RemoveBasketItem, UpdateBasketItem
 from app.domain.basket import basket
+from app.domain.basket.commands import (
+    AddBasketItem,
+    CheckoutBasket,
+    ClearBasket,
+    RemoveBasketItem,
+    UpdateBasketItem,
+)
 from app.domain.errors import NotFoundError, ValidationError
 from app.events.base import Event
 from app.events.basket import (

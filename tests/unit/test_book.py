@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from app.commands.base import KEEP
-from app.commands.catalog import CreateBook, DeleteBook, UpdateBook
 from app.domain.catalog import book, named
+from app.domain.catalog.commands import CreateBook, DeleteBook, UpdateBook
+from app.domain.commands import KEEP
 from app.domain.errors import ConflictError, NotFoundError, ValidationError
 from app.events.base import Event
 from app.events.catalog import BookCreated, BookDeleted, BookUpdated

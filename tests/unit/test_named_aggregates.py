@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.commands import catalog as c
 from app.domain.catalog import author, category, named, publisher
+from app.domain.catalog import commands as c
 from app.domain.errors import ConflictError, NotFoundError, ValidationError
 from app.events import catalog as e
 from app.events.base import Event

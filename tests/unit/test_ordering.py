@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.commands.ordering import CancelOrder, CompleteOrder, PlaceOrder, UpdateBuyerAddress
 from app.domain.errors import ConflictError, NotFoundError, ValidationError
 from app.domain.ordering import buyer, order
 from app.domain.ordering.basket_lines import BasketLine, fold_lines
+from app.domain.ordering.commands import CancelOrder, CompleteOrder, PlaceOrder, UpdateBuyerAddress
 from app.events import basket as bev
 from app.events.base import Event
 from app.events.ordering import (

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from app.commands.rating import CreateFeedback, DeleteFeedback
 from app.domain.errors import ConflictError, NotFoundError, ValidationError
 from app.domain.rating import feedback, rules
+from app.domain.rating.commands import CreateFeedback, DeleteFeedback
 from app.events.base import Event
 from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.events.registry import REGISTRY

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from app.commands.basket import AddBasketItem, CheckoutBasket, RemoveBasketItem
-from app.commands.ordering import UpdateBuyerAddress
 from app.domain.basket import basket
+from app.domain.basket.commands import AddBasketItem, CheckoutBasket, RemoveBasketItem
 from app.domain.ordering import basket_lines, buyer
+from app.domain.ordering.commands import UpdateBuyerAddress
 from app.events.base import Event
 from app.events.basket import BasketCheckedOut, BasketItemAdded, BasketItemRemoved, CheckedOutLine
 from app.ids import basket_id_of, new_id

@@ -6,8 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from app.commands.basket import AddBasketItem, CheckoutBasket, ClearBasket, RemoveBasketItem, UpdateBasketItem
 from app.domain import snapshots
+from app.domain.basket.commands import (
+    AddBasketItem,
+    CheckoutBasket,
+    ClearBasket,
+    RemoveBasketItem,
+    UpdateBasketItem,
+)
 from app.domain.errors import FieldError, NotFoundError, ValidationError
 from app.domain.fields import short
 from app.events.base import Event

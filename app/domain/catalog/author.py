@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.commands.catalog import CreateAuthor, DeleteAuthor, RenameAuthor
 from app.domain.catalog import named
+from app.domain.catalog.commands import CreateAuthor, DeleteAuthor, RenameAuthor
 from app.events.base import Event
 from app.events.catalog import AuthorCreated, AuthorDeleted, AuthorRenamed
 

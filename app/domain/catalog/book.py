@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from app.commands.base import KEEP, Keep
-from app.commands.catalog import CreateBook, DeleteBook, UpdateBook
 from app.domain.catalog import named, rules
+from app.domain.catalog.commands import CreateBook, DeleteBook, UpdateBook
+from app.domain.commands import KEEP, Keep
 from app.domain.errors import ConflictError, NotFoundError
 from app.events.base import Event
 from app.events.catalog import BookCreated, BookDeleted, BookUpdated

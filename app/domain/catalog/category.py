@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.commands.catalog import CreateCategory, DeleteCategory, RenameCategory
 from app.domain.catalog import named
+from app.domain.catalog.commands import CreateCategory, DeleteCategory, RenameCategory
 from app.events.base import Event
 from app.events.catalog import CategoryCreated, CategoryDeleted, CategoryRenamed
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.commands.catalog import CreatePublisher, DeletePublisher, RenamePublisher
 from app.domain.catalog import named
+from app.domain.catalog.commands import CreatePublisher, DeletePublisher, RenamePublisher
 from app.events.base import Event
 from app.events.catalog import PublisherCreated, PublisherDeleted, PublisherRenamed
 

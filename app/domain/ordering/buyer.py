@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.commands.ordering import UpdateBuyerAddress
 from app.domain import snapshots
 from app.domain.errors import FieldError, ValidationError
 from app.domain.ordering import rules
+from app.domain.ordering.commands import UpdateBuyerAddress
 from app.events.base import Event
 from app.events.ordering import BuyerAddressUpdated
 

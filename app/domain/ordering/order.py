@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Protocol
 
-from app.commands.ordering import CancelOrder, CompleteOrder, PlaceOrder
 from app.domain.errors import ConflictError, FieldError, NotFoundError
 from app.domain.ordering import buyer, rules
 from app.domain.ordering.basket_lines import BasketLine
+from app.domain.ordering.commands import CancelOrder, CompleteOrder, PlaceOrder
 from app.events.base import Event
 from app.events.ordering import OrderCancelled, OrderCompleted, OrderLine, OrderPlaced
 from app.ids import basket_id_of

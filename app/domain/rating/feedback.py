@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from app.commands.rating import CreateFeedback, DeleteFeedback
 from app.domain.errors import ConflictError, NotFoundError
 from app.domain.rating import rules
+from app.domain.rating.commands import CreateFeedback, DeleteFeedback
 from app.events.base import Event
 from app.events.rating import FeedbackCreated, FeedbackDeleted
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from app.commands import basket as commands
+from app.domain.basket import commands
 from app.schema import described
 from app.schema.access import require_customer
 from app.schema.basket import inputs, payloads

@@ -10,7 +10,7 @@ from typing import Annotated, Self
 
 import strawberry
 
-from app.commands.base import CommandResult
+from app.commands.results import CommandResult
 from app.schema import described
 from app.schema.basket.types import Basket, basket_of
 from app.schema.consistency import caught_up

@@ -6,8 +6,8 @@ from typing import Any
 
 import strawberry
 
-from app.commands import catalog as commands
-from app.commands.base import KEEP
+from app.domain.catalog import commands
+from app.domain.commands import KEEP
 from app.domain.errors import FieldError, ValidationError
 from app.ids import new_id
 from app.schema import described

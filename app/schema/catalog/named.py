@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from app.commands import catalog as commands
+from app.domain.catalog import commands
 from app.ids import new_id
 from app.schema.access import require_admin
 from app.schema.catalog import inputs, payloads

@@ -12,7 +12,7 @@ from typing import Annotated, Self, TypeVar
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from app.commands.base import CommandResult
+from app.commands.results import CommandResult
 from app.schema import described
 from app.schema.catalog.types import Author, Book, Category, Publisher
 from app.schema.consistency import caught_up

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from app.commands import ordering as commands
+from app.domain.ordering import commands
 from app.ids import new_id
 from app.schema import described
 from app.schema.access import require_admin, require_customer

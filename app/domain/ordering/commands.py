@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from app.commands.base import Command
+from app.domain.commands import Command
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,12 +1,13 @@
-"""What every command shares: the base class, the KEEP sentinel, and the result of a dispatch."""
+"""What every command shares: the base class and the KEEP sentinel.
+
+Commands are plain data, so the pure domain decides on them without importing the bus that runs them.
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 from typing import ClassVar, Final
-
-from app.eventstore.position import Position
 
 
 class Keep(enum.Enum):
@@ -34,11 +35,3 @@ class Command:
     # Commands that commute with their own kind (adding to a basket) keep re-deciding after lost races
     # until a deadline: two of them racing is a double click, not a conflict the caller should see.
     commutes: ClassVar[bool] = False
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    """The entity a command acted on and the position of its last event."""
-
-    entity_id: str
-    position: Position

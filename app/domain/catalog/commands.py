@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
 
-from app.commands.base import KEEP, Command, Keep
+from app.domain.commands import KEEP, Command, Keep
 
 
 @dataclass(frozen=True, kw_only=True)
