@@ -22,19 +22,19 @@ from app.bus.protocol import Consumer
 from app.bus.scheduler import Handler as ScheduledHandler
 from app.bus.scheduler import Scheduler
 from app.bus.workers import Job, Workers
-from app.commands.basket_checkout import BasketCheckout
 from app.commands.bus import CommandBus
-from app.commands.checkout_saga import TIMEOUT as CHECKOUT_TIMEOUT
-from app.commands.checkout_saga import CheckoutSaga
-from app.commands.feedback_check import FeedbackCheck
 from app.db import api_session, create_pool, worker_session
 from app.eventstore import EventStore
 from app.live.backend import RedisPubSubBackend
 from app.live.hub import Hub
 from app.live.notifier import Notifier
 from app.notifications.mailer import mailer_for
-from app.notifications.outbox import NotificationOutbox
 from app.notifications.sender import PURGE_MAIL, SEND_MAIL, MailSender
+from app.processes.basket_checkout import BasketCheckout
+from app.processes.checkout_saga import TIMEOUT as CHECKOUT_TIMEOUT
+from app.processes.checkout_saga import CheckoutSaga
+from app.processes.feedback_check import FeedbackCheck
+from app.processes.notification_outbox import NotificationOutbox
 from app.projections import PROJECTIONS, ProjectionConsumer
 from app.projections.status import purge_changes
 from app.queries.basket import BasketQueries

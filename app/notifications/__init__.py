@@ -1,6 +1,5 @@
-"""Order mails: the outbox consumer, the mailer port and its adapters, and the sender.
+"""Order mails: the mailer port and its adapters, and the sender that drains the outbox.
 
-A package beside the layers rather than inside them: it is one small context whose parts are
-an event consumer that is not a projection, an outbound port with two adapters, and a background
-job; splitting those over `commands/`, `projections/` and `bus/` would scatter it without a gain.
+The consumer that fills the outbox is a process manager (`app.processes.notification_outbox`);
+this package is what it feeds: an outbound port with two adapters and a background job.
 """

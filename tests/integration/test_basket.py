@@ -13,7 +13,6 @@ import pytest
 
 from app.bus.consumer import ConsumerRunner
 from app.bus.relay import Relay
-from app.commands.basket_checkout import ACTOR, BasketCheckout
 from app.commands.bus import CommandBus
 from app.commands.results import CommandResult
 from app.db import create_pool
@@ -26,6 +25,7 @@ from app.events.finance import CheckoutRequested
 from app.eventstore import START, EventStore, Position, RecordedEvent
 from app.ids import basket_id_of, checkout_id_of, customer_id_of, new_id
 from app.live.notices import ChangeNotice, basket_topic
+from app.processes.basket_checkout import ACTOR, BasketCheckout
 from app.projections import ProjectionConsumer
 from app.projections.basket import BASKET
 from app.projections.rebuild import rebuild

@@ -16,9 +16,7 @@ import pytest
 
 from app.bus.scheduler import Scheduler
 from app.bus.workers import Workers
-from app.commands.basket_checkout import BasketCheckout
 from app.commands.bus import CommandBus
-from app.commands.checkout_saga import ACTOR, NAME, TIMEOUT, CheckoutSaga, timeout_key
 from app.domain.basket import commands as b
 from app.domain.catalog import commands as c
 from app.domain.finance.checkout import TIMED_OUT
@@ -28,6 +26,8 @@ from app.events.basket import BasketCheckedOut, BasketCheckoutFailed
 from app.events.ordering import OrderCompleted, OrderLine, OrderPlaced
 from app.eventstore import START, Position, RecordedEvent
 from app.ids import basket_id_of, checkout_id_of, customer_id_of, new_id
+from app.processes.basket_checkout import BasketCheckout
+from app.processes.checkout_saga import ACTOR, NAME, TIMEOUT, CheckoutSaga, timeout_key
 from app.settings import Settings
 from tests.integration.bus_support import BusEnv, bus_env, wait_until
 
@@ -303,7 +303,7 @@ async def test_a_basket_checked_out_after_the_cancellation_is_reported(
         await flow.run_saga()
         await flow.run(o.CancelOrder(order_id=order, requested_by=buyer), actor="user:alice")
         await flow.answer(order, buyer, ok=True)  # the request was already on its way
-        with caplog.at_level(logging.WARNING, logger="app.commands.checkout_saga"):
+        with caplog.at_level(logging.WARNING, logger="app.processes.checkout_saga"):
             await flow.run_saga()
         assert await flow.state(order) == ("CANCELLED", 1)
         assert f"basket checked out for order {order}, already cancelled" in caplog.text

@@ -21,8 +21,8 @@ from app.events.ordering import OrderCancelled, OrderCompleted, OrderLine, Order
 from app.eventstore import START, Position, RecordedEvent
 from app.ids import basket_id_of, new_id
 from app.notifications.mailer import LogMailer, Mailer, SmtpMailer
-from app.notifications.outbox import OVER_LIMIT, UNVERIFIED, NotificationOutbox
 from app.notifications.sender import SEND_MAIL, MailSender, RetryPolicy
+from app.processes.notification_outbox import OVER_LIMIT, UNVERIFIED, NotificationOutbox
 from app.queries.notifications import NotificationQueries
 from app.queries.paging import encode_cursor
 from app.settings import Settings
@@ -343,7 +343,7 @@ async def test_mails_past_the_hourly_limit_are_skipped_and_logged_once(
     buyer, other = new_id(), new_id()
     orders = [await post.order("completed", buyer=buyer) for _ in range(3)]
     elsewhere = await post.order(buyer=other)
-    with caplog.at_level(logging.INFO, logger="app.notifications.outbox"):
+    with caplog.at_level(logging.INFO, logger="app.processes.notification_outbox"):
         await post.queue()
 
     statuses = [(m["status"], m["last_error"]) for order in orders for m in await post.mails(order)]

@@ -15,7 +15,6 @@ from app.bus.messages import encode
 from app.bus.workers import Workers
 from app.commands import constraints
 from app.commands.bus import CommandBus
-from app.commands.feedback_check import ACTOR, NO_SUCH_BOOK, FeedbackCheck
 from app.commands.rating_handlers import REVIEWER_SCOPE
 from app.domain.catalog import commands as c
 from app.domain.errors import ConflictError, NotFoundError
@@ -26,6 +25,7 @@ from app.events.rating import FeedbackCreated
 from app.eventstore import START, Position, RecordedEvent
 from app.ids import new_id
 from app.live.notices import CATALOG_TOPIC, book_topic, feedback_topic
+from app.processes.feedback_check import ACTOR, NO_SUCH_BOOK, FeedbackCheck
 from app.projections import ProjectionConsumer, table_prefix
 from app.projections.catalog import CATALOG
 from app.projections.rating import RATING

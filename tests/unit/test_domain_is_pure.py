@@ -6,7 +6,17 @@ import json
 import subprocess
 import sys
 
-IO_LIBRARIES = ("asyncpg", "redis", "broadcaster", "starlette", "strawberry", "uvicorn", "alembic", "httpx", "sqlmodel")
+IO_LIBRARIES = (
+    "asyncpg",
+    "redis",
+    "broadcaster",
+    "starlette",
+    "strawberry",
+    "uvicorn",
+    "alembic",
+    "httpx",
+    "sqlmodel",
+)
 
 # Imports every module under app.domain in a fresh interpreter, then names the I/O libraries loaded.
 PROBE = """
