@@ -109,25 +109,23 @@ def build_consumers(parts: Parts) -> list[Consumer]:
 
 def build_processes(parts: Parts) -> list[Consumer]:
     """The consumers that react to events with commands or side effects (sagas, mail)."""
-    processes: list[Consumer] = []
-    processes.append(BasketCheckout(parts.commands))
-    processes.append(FeedbackCheck(parts.commands, parts.event_store))
-    processes.append(checkout_saga(parts))
     settings = parts.settings
     outbox = NotificationOutbox(
         Scheduler(parts.pool),
         trust_unverified=settings.trust_unverified_email,
         max_per_hour=settings.max_mails_per_customer_per_hour,
     )
-    processes.append(outbox)
-    return processes
+    return [
+        BasketCheckout(parts.commands),
+        FeedbackCheck(parts.commands, parts.event_store),
+        checkout_saga(parts),
+        outbox,
+    ]
 
 
 def build_scheduled(parts: Parts) -> dict[str, ScheduledHandler]:
     """Handlers of due-time messages by kind (saga timeouts)."""
-    scheduled: dict[str, ScheduledHandler] = {}
-    scheduled[CHECKOUT_TIMEOUT] = checkout_saga(parts).on_timeout
-    return scheduled
+    return {CHECKOUT_TIMEOUT: checkout_saga(parts).on_timeout}
 
 
 def checkout_saga(parts: Parts) -> CheckoutSaga:

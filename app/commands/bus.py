@@ -44,13 +44,13 @@ RETRY_FIRST = 0.005
 RETRY_CAP = 0.2
 
 
-def default_handlers() -> dict[type[Command], Handler]:
-    """Return the handler of every command the application knows."""
-    handlers = dict(CATALOG_HANDLERS)
-    handlers.update(BASKET_HANDLERS)
-    handlers.update(ORDERING_HANDLERS)
-    handlers.update(RATING_HANDLERS)
-    return handlers
+# The handler of every command the application knows: a new context's handlers are added here.
+HANDLERS: Mapping[type[Command], Handler] = {
+    **CATALOG_HANDLERS,
+    **BASKET_HANDLERS,
+    **ORDERING_HANDLERS,
+    **RATING_HANDLERS,
+}
 
 
 class CommandBus:
@@ -70,7 +70,7 @@ class CommandBus:
     ) -> None:
         self._pool = pool
         self._store = event_store
-        self._handlers = dict(default_handlers() if handlers is None else handlers)
+        self._handlers = dict(HANDLERS if handlers is None else handlers)
         self._max_attempts = max_attempts
         self._acquire_timeout = acquire_timeout
         self._commuting_deadline = commuting_deadline

@@ -1,4 +1,7 @@
-"""Event dataclasses per context, the registry, and upcasters."""
+"""Event dataclasses per context, the registry, and upcasters.
+
+Importing a context's module registers its events: a new context's module is imported here.
+"""
 
 from app.events import basket as basket
 from app.events import catalog as catalog

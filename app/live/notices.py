@@ -7,11 +7,28 @@ from dataclasses import dataclass
 
 from app.eventstore.position import Position
 
+# Topics: every context's names of what a subscriber may follow, here and nowhere else.
 CATALOG_TOPIC = "catalog"
 
 
 def book_topic(book_id: str) -> str:
     return f"book:{book_id}"
+
+
+def basket_topic(customer_id: str) -> str:
+    return f"basket:{customer_id}"
+
+
+def order_topic(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+def buyer_orders_topic(buyer_id: str) -> str:
+    return f"buyer-orders:{buyer_id}"
+
+
+def feedback_topic(book_id: str) -> str:
+    return f"feedback:{book_id}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,19 +56,3 @@ class ChangeNotice:
             entity=data["e"],
             entity_id=data["i"],
         )
-
-
-def basket_topic(customer_id: str) -> str:
-    return f"basket:{customer_id}"
-
-
-def order_topic(order_id: str) -> str:
-    return f"order:{order_id}"
-
-
-def buyer_orders_topic(buyer_id: str) -> str:
-    return f"buyer-orders:{buyer_id}"
-
-
-def feedback_topic(book_id: str) -> str:
-    return f"feedback:{book_id}"

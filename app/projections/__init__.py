@@ -6,9 +6,7 @@ from app.projections.catalog import CATALOG
 from app.projections.ordering import ORDERING
 from app.projections.rating import RATING
 
-PROJECTIONS: dict[str, Projection] = {CATALOG.name: CATALOG}
-PROJECTIONS[BASKET.name] = BASKET
-PROJECTIONS[ORDERING.name] = ORDERING
-PROJECTIONS[RATING.name] = RATING
+# Every projection of this version, by name: a new context's projection is added here and nowhere else.
+PROJECTIONS: dict[str, Projection] = {p.name: p for p in (CATALOG, BASKET, ORDERING, RATING)}
 
 __all__ = ["PROJECTIONS", "Projection", "ProjectionConsumer", "ProjectionMissing", "table_prefix"]

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.commands.bus import CommandBus, default_handlers
+from app.commands.bus import HANDLERS, CommandBus
 from app.commands.catalog_handlers import create_book
 from app.commands.streams import Context, Handler
 from app.domain.catalog import commands as c
@@ -34,7 +34,7 @@ def bus_with(pool: asyncpg.Pool, store: EventStore, pause: Pause) -> CommandBus:
         await pause(ctx)
         return entity_id
 
-    handlers: dict[type[Command], Handler] = {**default_handlers(), c.CreateBook: paused}
+    handlers: dict[type[Command], Handler] = {**HANDLERS, c.CreateBook: paused}
     return CommandBus(pool, store, handlers=handlers)
 
 
