@@ -1,0 +1,194 @@
+"""What our code relies on inside strawberry, graphql-core, broadcaster and redis-py beyond their documented
+API, checked without I/O. Each failure says which code of ours to revisit (docs/architecture.md,
+"Upgrading dependencies")."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import broadcaster
+import pytest
+from broadcaster import Broadcast, BroadcastBackend
+from graphql import ExecutionResult, GraphQLSchema, parse
+from redis import asyncio as aioredis
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+
+from app.eventstore.position import Position
+from app.identity import ANONYMOUS
+from app.live.backend import RedisPubSubBackend
+from app.live.notices import ChangeNotice
+from app.schema import build_schema
+from app.schema.admission import Admission
+from app.schema.extensions import PerEventExecutor, PublicErrors, Schema
+from app.schema.view import BookwormGraphQL
+from app.schema.websockets import LegacyWSHandler, TransportWSHandler
+
+CATALOG_CHANGED = "subscription { catalogChanged { kind position entity entityId } }"
+OUR_OWN_METHODS = {"authenticate"}  # public methods of ours that override nothing
+
+
+def _parameters(function: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def _overrides(cls: type) -> list[str]:
+    return [
+        name
+        for name, member in vars(cls).items()
+        if inspect.isfunction(member) and not name.startswith("_") and name not in OUR_OWN_METHODS
+    ]
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [TransportWSHandler, LegacyWSHandler, BookwormGraphQL, PublicErrors, Schema, Admission, PerEventExecutor],
+)
+def test_every_public_method_we_define_still_overrides_the_library_one(cls: type) -> None:
+    base = cls.__mro__[1]
+    for name in _overrides(cls):
+        inherited = getattr(base, name, None)
+        assert inherited is not None, (
+            f"{base.__module__}.{base.__qualname__} has no {name} any more: {cls.__qualname__}.{name} "
+            "is no longer called; find what replaced it and move our override there"
+        )
+        assert _parameters(getattr(cls, name)) == _parameters(inherited), (
+            f"{base.__qualname__}.{name} now takes {_parameters(inherited)}: "
+            f"adapt {cls.__module__}.{cls.__qualname__}.{name}"
+        )
+
+
+def test_the_websocket_handlers_state_we_read_is_still_there() -> None:
+    transport = BaseGraphQLTransportWSHandler[Any, None](
+        view=None,  # type: ignore[arg-type]
+        websocket=None,  # type: ignore[arg-type]
+        context=None,
+        root_value=None,
+        schema=None,  # type: ignore[arg-type]
+        connection_init_wait_timeout=timedelta(seconds=1),
+        max_subscriptions_per_connection=None,
+    )
+    legacy = BaseGraphQLWSHandler[Any, None](
+        view=None,  # type: ignore[arg-type]
+        websocket=None,  # type: ignore[arg-type]
+        context=None,
+        root_value=None,
+        schema=None,  # type: ignore[arg-type]
+        keep_alive=False,
+        keep_alive_interval=None,
+        max_subscriptions_per_connection=None,
+    )
+    used = [
+        (transport, ["operations", "connection_acknowledged", "connection_timed_out", "send_message"]),
+        (legacy, ["tasks", "subscriptions", "connection_acknowledged", "send_message", "send_data_message"]),
+    ]
+    for handler, names in used:
+        for name in names:
+            assert hasattr(handler, name), (
+                f"strawberry's {type(handler).__qualname__} has no {name} any more: "
+                "app/schema/websockets.py reads it to count, refuse and clean up operations"
+            )
+
+
+def test_strawberry_still_keeps_the_graphql_core_schema_in_schema_underscore_schema() -> None:
+    assert isinstance(getattr(build_schema(), "_schema", None), GraphQLSchema), (
+        "strawberry's Schema._schema is no longer the GraphQLSchema: app/schema/admission.py analyses and "
+        "validates documents against it"
+    )
+
+
+def test_each_subscription_event_memoises_subfields_in_its_own_executor() -> None:
+    context = SimpleNamespace(principal=ANONYMOUS)
+    executor = PerEventExecutor.build(build_schema()._schema, parse(CATALOG_CHANGED), context_value=context)
+    assert isinstance(executor, PerEventExecutor), executor
+    memo = getattr(executor, "_relevant_sub_fields", None)
+    assert memo == {}, (
+        "graphql-core's Executor keeps no _relevant_sub_fields memo any more: PerEventExecutor "
+        "(app/schema/extensions.py) resets a memo that is gone; find where collect_subfields memoises "
+        "now and whether per-event executors still share it (tests/unit/test_subscription_memory.py)"
+    )
+    notice = ChangeNotice(
+        position=Position(1, 1), topic="catalog", kind="CREATED", entity="Book", entity_id="b1"
+    )
+
+    event = executor.build_per_event_executor(notice)
+    result = event.execute_operation(False)
+
+    assert isinstance(result, ExecutionResult) and not result.errors, result
+    assert event._relevant_sub_fields and memo == {}, (
+        "a subscription event's subfields were memoised in the subscription's executor, or nowhere: "
+        "PerEventExecutor (app/schema/extensions.py) no longer gives each event a memo of its own"
+    )
+
+
+def test_our_backend_implements_broadcasters_whole_backend_interface() -> None:
+    interface = [name for name, member in vars(BroadcastBackend).items() if not name.startswith("_")]
+    for name in interface:
+        ours = vars(RedisPubSubBackend).get(name)
+        assert ours is not None, (
+            f"broadcaster's BroadcastBackend now has {name}: implement it in app/live/backend.py"
+        )
+        assert len(_parameters(ours)) == len(_parameters(getattr(BroadcastBackend, name))), (
+            f"BroadcastBackend.{name} now takes {_parameters(getattr(BroadcastBackend, name))}: "
+            "adapt app/live/backend.py"
+        )
+
+
+def test_broadcast_calls_nothing_on_its_backend_but_that_interface() -> None:
+    called = set(re.findall(r"self\._backend\.(\w+)", inspect.getsource(broadcaster._base)))
+    assert called <= set(vars(RedisPubSubBackend)), (
+        f"broadcaster's Broadcast now calls {sorted(called)} on its backend: check app/live/backend.py"
+    )
+
+
+def _finishes_at_once(awaitable: Awaitable[Any]) -> Any:
+    """Run one step of an awaitable and return its result; fail if it suspends."""
+    steps = awaitable.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        return done.value
+    steps.close()
+    raise AssertionError(
+        "entering or leaving broadcaster's Broadcast.subscribe suspends (it awaits something new, or "
+        "RedisPubSubBackend.subscribe or unsubscribe does): a cancellation there leaks the channel (see "
+        "app/live/backend.py's docstring; tests/integration/test_live_cancellation.py)"
+    )
+
+
+async def test_entering_and_leaving_a_broadcast_subscription_never_suspends() -> None:
+    backend = RedisPubSubBackend("redis://127.0.0.1:1/0")  # never connected
+    subscription = Broadcast(backend=backend).subscribe("books")
+    try:
+        _finishes_at_once(subscription.__aenter__())
+        assert "books" in backend._channels, "Broadcast.subscribe no longer subscribes through the backend"
+        _finishes_at_once(subscription.__aexit__(None, None, None))
+        assert "books" not in backend._channels, "leaving Broadcast.subscribe no longer unsubscribes"
+    finally:
+        await backend.disconnect()
+
+
+def test_the_redis_connection_calls_our_backend_makes_still_take_their_arguments() -> None:
+    expected: list[tuple[Callable[..., Any], set[str]]] = [
+        (aioredis.ConnectionPool.make_connection, {"self"}),
+        (aioredis.Connection.read_response, {"self", "timeout"}),
+        (aioredis.Connection.disconnect, {"self", "nowait"}),
+    ]
+    for method, names in expected:
+        required = {
+            name
+            for name, parameter in inspect.signature(method).parameters.items()
+            if parameter.default is inspect.Parameter.empty and parameter.kind is not parameter.VAR_KEYWORD
+        }
+        assert names <= set(_parameters(method)) and required <= {"self"}, (
+            f"redis-py's {method.__qualname__} now takes {_parameters(method)}: adapt app/live/backend.py"
+        )
+    assert "check_health" in inspect.getsource(aioredis.Connection.send_command), (
+        "redis-py's Connection.send_command no longer reads check_health: app/live/backend.py sends "
+        "SUBSCRIBE and PING with check_health=False so that a health check never reads its replies"
+    )
