@@ -19,6 +19,7 @@ import pytest
 from app.identity import Principal
 from app.identity.keys import SECRET_FILE, TokenKeys
 from app.identity.tokens import verify
+from app.projections import PROJECTIONS
 from app.seed import plan as seed_plan
 from app.settings import Settings
 from tests.conftest import ROOT
@@ -320,7 +321,7 @@ async def projected(cli_settings: Settings, first_seed: int) -> Run:
 async def test_verify_passes_when_read_models_match_a_replay(projected: Run) -> None:
     assert projected.status == 0, projected
     lines = projected.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["catalog", "basket", "ordering", "rating"]
+    assert [line.split(":")[0] for line in lines] == list(PROJECTIONS)
     for line in lines:
         assert ": ok (" in line and " 0 events replayed" not in line, line
 
@@ -365,7 +366,7 @@ async def test_verify_wait_fails_while_projections_lag(make_settings: Callable[[
     # Without --wait it compares up to each checkpoint: nothing applied yet, nothing to differ.
     unwaited = await bookworm(lagging, "verify")
     assert unwaited.status == 0, unwaited
-    assert unwaited.stdout.count("ok (0 events replayed") == 4
+    assert unwaited.stdout.count("ok (0 events replayed") == len(PROJECTIONS)
 
 
 async def test_verify_of_an_unknown_projection_is_one_line(cli_settings: Settings) -> None:
