@@ -7,11 +7,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import strawberry
 
 from app.domain.errors import ValidationError
+from app.domain.fields import check_id
 from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
 from app.schema import described
 from app.schema.catalog.types import BookChange, CatalogChange, ChangeKind
 from app.schema.context import Info
-from app.schema.ids import check_id
 from app.schema.positions import BadCursor, Position, parse_cursor
 
 
