@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib.util
 import logging
@@ -189,10 +188,6 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str) -> None:
     """Upgrade the database to the newest revision (blocking; safe to run from many processes)."""
     command.upgrade(alembic_config(url), "head")
-
-
-async def migrate_async(url: str) -> None:
-    await asyncio.to_thread(migrate, url)
 
 
 def head_revision() -> str | None:

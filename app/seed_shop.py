@@ -47,8 +47,7 @@ CUSTOMERS: tuple[Customer, ...] = (
     Customer("demo-gus", "Gus Ferreira", "gus@example.com", "310 Rua Augusta", "São Paulo", "SP"),
     Customer("demo-hana", "Hana Sato", "hana@example.com", "2-1 Jingumae", "Tokyo", "Tokyo"),
 )
-ORDERING = CUSTOMERS[:5]  # each places one order; the first one's is completed
-SHOPPING = CUSTOMERS[5:]  # each leaves items in an open basket
+ORDERING = CUSTOMERS[:5]  # each places one order, the first one's completed; the rest keep an open basket
 
 _FIRST = ("Anna", "Ben", "Carla", "David", "Elif", "Frank", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Luis")
 _LAST = ("Adler", "Brandt", "Costa", "Duval", "Eriksen", "Fischer", "Garcia", "Horvat", "Ivanova", "Jansen")

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from app.backoff import Backoff
 from app.embedded.children import Child, die_with_parent, terminate
 
 log = logging.getLogger("bookworm.supervisor")
@@ -29,27 +30,24 @@ CHILD_STOP_SIGNAL = signal.SIGTERM  # sent on stop, and by the kernel when the s
 BACKOFF_START = 1.0  # seconds before the first restart of a child that crashed
 BACKOFF_CAP = 30.0  # a child that keeps crashing is restarted at most this often
 STABLE_AFTER = 60.0  # a child that ran this long before it exited is restarted after BACKOFF_START again
-MAX_DOUBLINGS = 16  # keeps 1 << crashes a small number; the cap is reached long before
 POLL_INTERVAL = 0.1  # seconds between looks at the children
 LISTEN_BACKLOG = 2048  # uvicorn's default
 
 
-@dataclass
-class Backoff:
+class RestartDelay:
     """How long to wait before restarting one child: doubling while it crashes soon after each start."""
 
-    start: float = BACKOFF_START
-    cap: float = BACKOFF_CAP
-    stable_after: float = STABLE_AFTER
-    crashes: int = 0
+    def __init__(
+        self, start: float = BACKOFF_START, cap: float = BACKOFF_CAP, stable_after: float = STABLE_AFTER
+    ) -> None:
+        self._backoff = Backoff(start, cap)
+        self._stable_after = stable_after
 
     def next_delay(self, ran_for: float) -> float:
         """Return the delay before restarting a child that exited after running `ran_for` seconds."""
-        if ran_for >= self.stable_after:
-            self.crashes = 0
-        delay = min(self.cap, self.start * (1 << self.crashes))
-        self.crashes = min(self.crashes + 1, MAX_DOUBLINGS)
-        return delay
+        if ran_for >= self._stable_after:
+            self._backoff.reset()
+        return self._backoff.next()
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ class _Slot:
     """One child the supervisor keeps running, and when it is due to start again."""
 
     spec: ChildSpec
-    backoff: Backoff
+    restart_delay: RestartDelay
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restart_at: float | None = None
@@ -127,7 +125,7 @@ class Supervisor:
     """Keep the children running until SIGINT or SIGTERM; then stop them all."""
 
     def __init__(self, specs: Sequence[ChildSpec], env: Mapping[str, str], pass_fds: Sequence[int]) -> None:
-        self.slots = [_Slot(spec, Backoff()) for spec in specs]
+        self.slots = [_Slot(spec, RestartDelay()) for spec in specs]
         self.env = dict(env)
         self.pass_fds = tuple(pass_fds)
         self.stopping = False
@@ -167,7 +165,7 @@ class Supervisor:
             returncode = slot.process.poll()
             if returncode is None:
                 continue
-            delay = slot.backoff.next_delay(now - slot.started_at)
+            delay = slot.restart_delay.next_delay(now - slot.started_at)
             slot.restart_at = now + delay
             log.warning(
                 "%s (pid %d) exited with %s; restart in %g s",

@@ -15,7 +15,8 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 
 from app.admission.local import LocalBuckets, Taken
-from app.bus.infra import REDIS_DOWN, Backoff, text
+from app.backoff import Backoff
+from app.bus.infra import REDIS_DOWN, text
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

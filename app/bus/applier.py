@@ -6,7 +6,6 @@ past the events it ignores. With nothing to apply, that move is one fenced state
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
+from app.backoff import Backoff
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN
 from app.bus.lease import Lease, LeaseLost
 from app.bus.protocol import Announcer, Consumer, ConsumerKind
@@ -130,10 +130,9 @@ class Applier:
         self.checkpoint = end
 
     async def _retry(self, event: RecordedEvent, error: Exception) -> None:
-        attempts, delay = 1, FIRST_DELAY
+        attempts, backoff = 1, Backoff(FIRST_DELAY, MAX_DELAY)
         while not isinstance(error, PERMANENT) and attempts < TRIES:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_DELAY)
+            await backoff.wait()
             attempts += 1
             try:
                 await self._commit([event], event.position)

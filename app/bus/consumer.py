@@ -17,8 +17,9 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from app.backoff import Backoff
 from app.bus.applier import Applier, EventRef
-from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, is_nogroup, text
+from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, is_nogroup, text
 from app.bus.keeper import LeaseKeeper
 from app.bus.lease import Lease, LeaseLost
 from app.bus.messages import Message

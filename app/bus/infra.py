@@ -28,26 +28,6 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class Backoff:
-    """Exponential delay between retries, capped, reset after a success."""
-
-    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
-        self._first = first
-        self._cap = cap
-        self._next = first
-
-    def reset(self) -> None:
-        self._next = self._first
-
-    def next(self) -> float:
-        """Return the delay to wait now, doubling the one after it."""
-        delay, self._next = self._next, min(self._next * 2, self._cap)
-        return delay
-
-    async def wait(self) -> None:
-        await asyncio.sleep(self.next())
-
-
 async def close_connection(conn: asyncpg.Connection, timeout: float = 2.0) -> None:  # noqa: ASYNC109
     """Close a dedicated connection politely, or drop it when PostgreSQL does not answer in `timeout`."""
     try:

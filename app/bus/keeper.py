@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from app.bus.infra import Backoff, close_connection
+from app.backoff import Backoff
+from app.bus.infra import close_connection
 from app.bus.lease import Lease
 from app.db import plain_url
 

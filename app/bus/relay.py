@@ -11,9 +11,10 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from app.backoff import Backoff
 from app.bus import messages
 from app.bus.checkpoints import load_checkpoint, save_checkpoint
-from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, Backoff, close_connection
+from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, close_connection
 from app.db import plain_url
 from app.eventstore import NOTIFY_CHANNEL, EventStore, Position, RecordedEvent
 from app.settings import Settings

@@ -16,6 +16,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from app.aio import cancel_and_wait
+from app.backoff import Backoff
 from app.bus.consumer import ConsumerRunner
 from app.bus.keeper import LeaseKeeper
 from app.bus.protocol import Announcer, Consumer
@@ -27,6 +28,7 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
+RESTART_FIRST, RESTART_CAP = 0.5, 30.0  # seconds before restarting a loop that crashed or returned
 _NO_JOBS: Mapping[str, tuple[float, Job]] = MappingProxyType({})
 _NO_HANDLERS: Mapping[str, Handler] = MappingProxyType({})
 
@@ -89,8 +91,9 @@ def _ignore_payload(job: Job) -> Handler:
 
 async def _supervise(name: str, loop: Callable[[], Awaitable[None]]) -> None:
     """Run `loop` forever: an unexpected error or return is logged and the loop restarted with backoff."""
-    delay = 0.5
+    backoff = Backoff(RESTART_FIRST, RESTART_CAP)
     while True:
+        delay = backoff.next()
         try:
             await loop()
             log.error("%s stopped on its own; restarting", name)
@@ -99,4 +102,3 @@ async def _supervise(name: str, loop: Callable[[], Awaitable[None]]) -> None:
         except Exception:
             log.exception("%s crashed; restarting in %.1f s", name, delay)
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 30.0)

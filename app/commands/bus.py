@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import asyncpg
 
-from app.bus.infra import Backoff
+from app.backoff import Backoff
 from app.commands import idempotency, snapshots
 from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
 from app.commands.catalog_handlers import HANDLERS as CATALOG_HANDLERS

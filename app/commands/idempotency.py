@@ -34,7 +34,7 @@ _RECORD = "UPDATE eventstore.idempotency SET result = $3::jsonb WHERE actor = $1
 
 def check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise ValidationError.single("idempotencyKey", f"Must be 1 to {MAX_KEY_LENGTH} characters.")
+        raise ValidationError.single("idempotencyKey", f"Must be 1 to {MAX_KEY_LENGTH} characters long.")
     if not is_storable(key):
         raise ValidationError.single("idempotencyKey", UNSTORABLE)
 

@@ -16,6 +16,7 @@ Errors = list[FieldError]
 # since the append would fail, and a surrogate pair would come back from jsonb as another string.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE = "Must not contain U+0000 or surrogate code points."
+NOT_AN_ID = "Not a valid id (expected a UUID such as 0190f3c2-7d1e-7a3b-9c4d-5e6f708192a3)."
 
 
 def is_storable(text: str) -> bool:
@@ -36,8 +37,16 @@ def short(value: str, limit: int = 40) -> str:
 
 def entity_id(value: str, errors: Errors, field: str) -> str:
     if not is_id(value):
-        errors.append(FieldError(field, "Must be a valid id."))
+        errors.append(FieldError(field, NOT_AN_ID))
     return value
+
+
+def check_id(field: str, value: str) -> str:
+    """Return `value` as a canonical (lower-case) id, or raise ValidationError naming `field`."""
+    errors: Errors = []
+    entity_id(value, errors, field)
+    raise_if_any(errors)
+    return value.lower()
 
 
 def required_text(value: str, errors: Errors, field: str, *, limit: int, missing: str) -> str:

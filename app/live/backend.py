@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.aio import cancel_and_wait
+from app.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -198,14 +199,14 @@ class RedisPubSubBackend(BroadcastBackend):
                 await conn.send_command(command, *chunk, check_health=False)
 
     async def _reconnect(self) -> Any:
-        delay = _FIRST_RETRY_DELAY
+        backoff = Backoff(_FIRST_RETRY_DELAY, self._max_retry_delay)
         while True:
+            delay = backoff.next()
             await asyncio.sleep(delay)
             try:
                 return await self._open()
             except (RedisError, OSError) as error:
                 log.warning("live notices: Redis unreachable (%s); retrying in %.1f s", error, delay)
-            delay = min(delay * 2, self._max_retry_delay)
 
     async def _read(self, conn: Any) -> None:
         awaiting_pong = False

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import asyncpg
 
 from app.aio import cancel_and_wait
-from app.bus.infra import Backoff
+from app.backoff import Backoff
 from app.db import plain_url
 from app.eventstore.position import Position
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from broadcaster import Broadcast
 
 from app.aio import cancel_and_wait
-from app.bus.infra import Backoff
+from app.backoff import Backoff
 from app.live.backend import CATCH_UP
 from app.live.notices import ChangeNotice
 from app.settings import Settings

@@ -10,7 +10,7 @@ import asyncpg
 
 from app.db import unavailable_when_down
 from app.domain.errors import ValidationError
-from app.ids import is_id
+from app.domain.fields import check_id
 from app.queries.paging import (
     Edge,
     Keyset,
@@ -100,9 +100,7 @@ def _filters(status: str | None, order_id: str | None) -> tuple[list[str], list[
         args.append(status)
         conditions.append(f"status = ${len(args)}")
     if order_id is not None:
-        if not is_id(order_id):
-            raise ValidationError.single("orderId", "Not a valid id.")
-        args.append(order_id)
+        args.append(check_id("orderId", order_id))
         conditions.append(f"order_id = ${len(args)}::uuid")
     return conditions, args
 

@@ -17,6 +17,7 @@ import asyncpg
 
 from app.db import unavailable_when_down
 from app.domain.errors import ValidationError
+from app.domain.fields import check_id
 from app.ids import is_id
 from app.queries.paging import (
     Edge,
@@ -169,7 +170,7 @@ class OrderingQueries:
         conditions = ["TRUE"]
         for value in (buyer_id, scope):
             if value is not None:
-                args.append(_require_buyer_id(value))
+                args.append(check_id("buyerId", value))
                 conditions.append(f"buyer_id = ${len(args)}::uuid")
         if status is not None:
             if status not in ORDER_STATUSES:
@@ -184,13 +185,6 @@ class OrderingQueries:
             total = await conn.fetchval(count_sql, *args)
         edges = [Edge(_cursor(r), OrderRow.from_record(r)) for r in records]
         return make_page(edges, first, after=after, total_count=total)
-
-
-def _require_buyer_id(value: str) -> str:
-    canonical = _canonical(value)
-    if canonical is None:
-        raise ValidationError.single("buyerId", "Must be a valid id.")
-    return canonical
 
 
 def _cursor(record: Any) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from app.db import unavailable_when_down
-from app.domain.errors import ValidationError
+from app.domain.fields import check_id
 from app.ids import is_id
 from app.queries.paging import (
     Edge,
@@ -90,10 +90,8 @@ class RatingQueries:
     ) -> Page[FeedbackRow]:
         """Return one page of a book's feedback; an unknown book has none."""
         check_first(first)
-        if not is_id(book_id):
-            raise ValidationError.single("bookId", "Must be a valid id.")
+        book = check_id("bookId", book_id)
         sort, ordering = _SORTS[order_by], f"feedback:{order_by}"
-        book = str(uuid.UUID(book_id))
         args: list[Any] = [book]
         condition = "book_id = $1"
         if after is not None:

@@ -33,6 +33,8 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
         ({"description": "x" * 2001}, "ValidationFailed", "description"),
         ({"categoryId": "not-an-id"}, "ValidationFailed", "categoryId"),
         ({"authorIds": ["nope"]}, "ValidationFailed", "authorIds[0]"),
+        ({"idempotencyKey": ""}, "ValidationFailed", "idempotencyKey"),
+        ({"idempotencyKey": "k" * 201}, "ValidationFailed", "idempotencyKey"),
         ({"categoryId": new_id()}, "NotFound", None),
         ({"authorIds": [new_id()]}, "NotFound", None),
     ],

@@ -6,24 +6,24 @@ import signal
 
 import pytest
 
-from app.supervisor import API_COMMAND, Backoff, api_process_count, cores, exit_status, layout
+from app.supervisor import API_COMMAND, RestartDelay, api_process_count, cores, exit_status, layout
 
 
 def test_a_child_that_keeps_crashing_waits_twice_as_long_each_time_up_to_the_cap() -> None:
-    backoff = Backoff(start=1.0, cap=30.0, stable_after=60.0)
+    backoff = RestartDelay(start=1.0, cap=30.0, stable_after=60.0)
     delays = [backoff.next_delay(ran_for=0.5) for _ in range(8)]
     assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
 
 
 def test_a_crash_loop_that_never_ends_stays_at_the_cap() -> None:
-    backoff = Backoff(start=1.0, cap=30.0, stable_after=60.0)
+    backoff = RestartDelay(start=1.0, cap=30.0, stable_after=60.0)
     for _ in range(10_000):
         backoff.next_delay(ran_for=1.0)
     assert backoff.next_delay(ran_for=1.0) == 30.0
 
 
 def test_a_child_that_ran_long_enough_is_restarted_soon_again() -> None:
-    backoff = Backoff(start=1.0, cap=30.0, stable_after=60.0)
+    backoff = RestartDelay(start=1.0, cap=30.0, stable_after=60.0)
     for _ in range(6):
         backoff.next_delay(ran_for=2.0)
     assert backoff.next_delay(ran_for=61.0) == 1.0

@@ -10,7 +10,6 @@ MAX_ADDRESS_FIELD = 100
 MAX_NOTE = 500
 MAX_REASON = 500
 CENTS = Decimal("0.01")
-ADDRESS_FIELDS = ("street", "city", "province")
 
 
 def reason(value: str | None) -> str | None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import strawberry
 
 from app.domain.basket import commands
+from app.domain.fields import check_id
 from app.schema import described
 from app.schema.access import require_customer
 from app.schema.basket import inputs, payloads
 from app.schema.commands import dispatch
 from app.schema.context import Info
-from app.schema.ids import check_id
 
 
 @strawberry.type

@@ -10,10 +10,10 @@ from app.live.notices import basket_topic
 from app.schema import described
 from app.schema.access import require_customer
 from app.schema.basket.types import BasketChange
-from app.schema.catalog.subscriptions import notices, resume_position
 from app.schema.catalog.types import ChangeKind
 from app.schema.context import Info
 from app.schema.positions import Position
+from app.schema.subscriptions import notices, resume_position
 
 
 async def basket_changes(

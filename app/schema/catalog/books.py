@@ -9,6 +9,7 @@ import strawberry
 from app.domain.catalog import commands
 from app.domain.commands import KEEP
 from app.domain.errors import FieldError, ValidationError
+from app.domain.fields import check_id, raise_if_any
 from app.ids import new_id
 from app.schema import described
 from app.schema.access import require_admin
@@ -16,14 +17,14 @@ from app.schema.catalog import inputs, payloads
 from app.schema.catalog.types import BookStatus
 from app.schema.commands import dispatch
 from app.schema.context import Info
-from app.schema.ids import check_id, id_errors, list_errors, require_ids
+from app.schema.ids import id_errors, list_errors
 
 # Fields that updateBook may leave out but never set to null.
 REQUIRED_ON_UPDATE = ("name", "price", "category_id", "publisher_id", "author_ids", "status")
 
 
 def create_command(given: inputs.CreateBookInput) -> commands.CreateBook:
-    require_ids(
+    raise_if_any(
         id_errors("categoryId", given.category_id)
         + id_errors("publisherId", given.publisher_id)
         + list_errors("authorIds", given.author_ids)

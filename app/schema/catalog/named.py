@@ -5,12 +5,12 @@ from __future__ import annotations
 import strawberry
 
 from app.domain.catalog import commands
+from app.domain.fields import check_id
 from app.ids import new_id
 from app.schema.access import require_admin
 from app.schema.catalog import inputs, payloads
 from app.schema.commands import dispatch
 from app.schema.context import Info
-from app.schema.ids import check_id
 
 
 @strawberry.type

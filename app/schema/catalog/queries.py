@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from app.domain.fields import check_id, raise_if_any
 from app.queries.catalog import BookFilter as ReadFilter
 from app.queries.catalog import BookOrder
 from app.queries.history import stream_history
@@ -13,7 +14,7 @@ from app.schema.catalog.inputs import BookFilter
 from app.schema.catalog.types import Author, Book, BookOrderBy, Category, Publisher, RecordedEvent
 from app.schema.connections import Connection, page_connection, page_size
 from app.schema.context import Info
-from app.schema.ids import check_id, list_errors, require_ids
+from app.schema.ids import list_errors
 
 
 @strawberry.type
@@ -77,7 +78,7 @@ def query_filter(given: BookFilter | None) -> ReadFilter | None:
     """Check the filter's ids and turn it into the read side's filter."""
     if given is None:
         return None
-    require_ids(
+    raise_if_any(
         list_errors("filter.categoryIds", given.category_ids or [])
         + list_errors("filter.publisherIds", given.publisher_ids or [])
         + list_errors("filter.authorIds", given.author_ids or [])

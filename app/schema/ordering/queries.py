@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import strawberry
 
+from app.domain.fields import check_id
 from app.schema import described
 from app.schema.access import require_customer
 from app.schema.connections import Connection, page_connection, page_size
 from app.schema.context import Info
-from app.schema.ids import check_id
 from app.schema.ordering.types import Buyer, Order, OrderStatus, visible_scope
 
 

@@ -7,17 +7,17 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from app.domain.errors import NotFoundError
+from app.domain.fields import check_id
 from app.live.notices import buyer_orders_topic, order_topic
 from app.schema import described
 from app.schema.access import require_customer
-from app.schema.catalog.subscriptions import notices, resume_position
 from app.schema.catalog.types import ChangeKind
 from app.schema.consistency import caught_up
 from app.schema.context import Info
-from app.schema.ids import check_id
 from app.schema.ordering.payloads import ORDERING
 from app.schema.ordering.types import OrderChange, visible_scope
 from app.schema.positions import Position
+from app.schema.subscriptions import notices, resume_position
 
 
 async def order_changes(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
+from app.domain.fields import check_id
 from app.domain.rating.commands import CreateFeedback, DeleteFeedback
 from app.ids import new_id
 from app.schema import described
 from app.schema.access import require_admin, require_customer
 from app.schema.commands import dispatch
 from app.schema.context import Info
-from app.schema.ids import check_id
 from app.schema.rating import inputs, payloads
 
 

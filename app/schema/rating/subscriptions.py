@@ -6,14 +6,14 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from app.domain.fields import check_id
 from app.live.notices import feedback_topic
 from app.schema import described
-from app.schema.catalog.subscriptions import notices, resume_position
 from app.schema.catalog.types import ChangeKind
 from app.schema.context import Info
-from app.schema.ids import check_id
 from app.schema.positions import Position
 from app.schema.rating.types import FeedbackChange
+from app.schema.subscriptions import notices, resume_position
 
 
 async def feedback_changes(

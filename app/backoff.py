@@ -1,0 +1,25 @@
+"""Exponential backoff: the delay before each retry doubles from a first delay up to a cap."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Backoff:
+    """Exponential delay between retries, capped, reset after a success."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self._first = first
+        self._cap = cap
+        self._next = first
+
+    def reset(self) -> None:
+        self._next = self._first
+
+    def next(self) -> float:
+        """Return the delay to wait now, doubling the one after it."""
+        delay, self._next = self._next, min(self._next * 2, self._cap)
+        return delay
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.next())
