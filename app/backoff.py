@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
+# 2**64 times any first delay is past every cap: counting further only risks OverflowError.
+_MOST_DOUBLINGS = 64
+
+
+def nth_delay(first: float, cap: float, retries: int) -> float:
+    """Return the delay before retry number `retries` (0 for the first): `first` doubled that often, capped.
+
+    For retries counted in a stored row (a scheduled message, a mail) rather than by a running Backoff.
+    """
+    return float(min(first * 2 ** min(max(retries, 0), _MOST_DOUBLINGS), cap))
+
 
 class Backoff:
     """Exponential delay between retries, capped, reset after a success."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from app.backoff import nth_delay
 from app.bus.applier import describe
 from app.bus.infra import POSTGRES_DOWN
 
@@ -124,7 +125,8 @@ class Scheduler:
         try:
             await handlers[kind](json.loads(row["payload"]))
         except Exception as exc:
-            delay = min(self._retry_first * 2**attempts, self._retry_cap, self._periodic.get(kind, 1e9))
+            backoff = nth_delay(self._retry_first, self._retry_cap, attempts)
+            delay = min(backoff, self._periodic.get(kind, 1e9))
             log.warning(
                 "scheduler: %s/%s failed (attempt %d): %s", kind, row["key"], attempts + 1, describe(exc)
             )

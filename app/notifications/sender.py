@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from app.backoff import nth_delay
 from app.notifications.mailer import Mailer, MailError, OutgoingMail, ServerUnavailable
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class RetryPolicy:
         """Return seconds until the next try after `attempts` tries; None when that was the last."""
         if attempts >= self.attempts:
             return None
-        return float(min(self.first * 2 ** (attempts - 1), self.cap))
+        return nth_delay(self.first, self.cap, attempts - 1)
 
 
 class MailSender:
