@@ -6,6 +6,7 @@ This is a shared kernel of plain value rules, not a context: it knows no aggrega
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from app.domain.errors import FieldError, ValidationError
 from app.ids import is_id
@@ -17,6 +18,7 @@ Errors = list[FieldError]
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE = "Must not contain U+0000 or surrogate code points."
 NOT_AN_ID = "Not a valid id (expected a UUID such as 0190f3c2-7d1e-7a3b-9c4d-5e6f708192a3)."
+NOT_IDS = "Must hold valid ids only (expected UUIDs such as 0190f3c2-7d1e-7a3b-9c4d-5e6f708192a3)."
 
 
 def is_storable(text: str) -> bool:
@@ -39,6 +41,12 @@ def entity_id(value: str, errors: Errors, field: str) -> str:
     if not is_id(value):
         errors.append(FieldError(field, NOT_AN_ID))
     return value
+
+
+def entity_ids(values: Iterable[str], errors: Errors, field: str) -> None:
+    """Report `field` once when any of `values` is not an id."""
+    if not all(isinstance(v, str) and is_id(v) for v in values):
+        errors.append(FieldError(field, NOT_IDS))
 
 
 def check_id(field: str, value: str) -> str:

@@ -15,7 +15,7 @@ from app.domain.basket.commands import (
     UpdateBasketItem,
 )
 from app.domain.errors import FieldError, NotFoundError, ValidationError
-from app.domain.fields import short
+from app.domain.fields import entity_id, short
 from app.events.base import Event
 from app.events.basket import (
     BasketCheckedOut,
@@ -26,7 +26,7 @@ from app.events.basket import (
     BasketItemRemoved,
     CheckedOutLine,
 )
-from app.ids import basket_id_of, is_id
+from app.ids import basket_id_of
 
 STREAM_TYPE = "Basket"
 MIN_QUANTITY = 1
@@ -137,8 +137,7 @@ def _ids(customer_id: str) -> dict[str, str]:
 def _check_line_input(book_id: str, quantity: int) -> None:
     """Report a malformed book id and a quantity outside 1..99 together."""
     errors: list[FieldError] = []
-    if not is_id(book_id):
-        errors.append(FieldError("bookId", "Must be a valid id."))
+    entity_id(book_id, errors, "bookId")
     # bool is an int subclass; True is not a quantity.
     if isinstance(quantity, bool) or not isinstance(quantity, int):
         errors.append(FieldError("quantity", "Must be a whole number."))

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from app.domain.errors import FieldError
-from app.domain.fields import Errors, entity_id, optional_text, raise_if_any, required_text, short
-from app.ids import is_id
+from app.domain.fields import Errors, entity_id, entity_ids, optional_text, raise_if_any, required_text, short
 
 MAX_NAME = 100
 MAX_DESCRIPTION = 2000
@@ -44,8 +43,8 @@ def author_ids(values: Sequence[str], errors: Errors, field: str = "authorIds") 
         errors.append(FieldError(field, "At least one author is required."))
     elif len(unique) > MAX_AUTHORS:
         errors.append(FieldError(field, f"At most {MAX_AUTHORS} authors."))
-    elif not all(is_id(v) for v in unique):
-        errors.append(FieldError(field, "Must contain valid ids only."))
+    else:
+        entity_ids(unique, errors, field)
     return unique
 
 
