@@ -28,6 +28,7 @@ from app.projections.ordering import ORDERING
 from app.projections.rebuild import rebuild
 from app.queries.ordering import OrderingQueries
 from app.settings import Settings
+from tests.integration.draining import drain
 
 ADMIN = "user:admin"
 
@@ -117,20 +118,7 @@ class Shop:
     async def project(self) -> list[ChangeNotice]:
         """Run projection batches until everything this shop appended is applied (bounded wait)."""
         consumer = ProjectionConsumer(ORDERING)
-        notices: list[ChangeNotice] = []
-        deadline = asyncio.get_running_loop().time() + 10.0
-        while True:
-            async with self.pool.acquire() as conn, conn.transaction():
-                checkpoint = await consumer.load_checkpoint(conn)
-                events = await self.store.read_all(checkpoint, limit=200, conn=conn)
-                if events:
-                    notices += await consumer.apply(conn, events)
-                    await consumer.save_checkpoint(conn, events[-1].position)
-                    continue
-            if checkpoint >= self.last:
-                return notices
-            assert asyncio.get_running_loop().time() < deadline, "appended events never became visible"
-            await asyncio.sleep(0.01)
+        return (await drain(self.pool, self.store, consumer, self.last, limit=200)).notices
 
     async def stream_types(self, stream_id: str) -> list[str]:
         return [r.event_type for r in await self.store.read_stream(stream_id)]
