@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import reduce
 from typing import Any
 
 import pytest
@@ -36,10 +37,7 @@ IDS = {"basket_id": BASKET, "customer_id": CUSTOMER}
 
 
 def given(*events: Event) -> basket.State:
-    state = basket.State()
-    for event in events:
-        state = basket.evolve(state, event)
-    return state
+    return reduce(basket.evolve, events, basket.State())
 
 
 def added(book_id: str = BOOK, quantity: int = 1) -> BasketItemAdded:

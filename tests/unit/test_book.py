@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 import pytest
@@ -19,10 +20,7 @@ BOOK, CAT, PUB, A1, A2 = (new_id() for _ in range(5))
 
 
 def given(*events: Event) -> book.State:
-    state = book.State()
-    for event in events:
-        state = book.evolve(state, event)
-    return state
+    return reduce(book.evolve, events, book.State())
 
 
 def create(**changes: Any) -> CreateBook:

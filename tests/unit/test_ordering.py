@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 import pytest
@@ -35,17 +36,11 @@ class Facts:
 
 
 def given_buyer(*events: Event) -> buyer.State:
-    state = buyer.State()
-    for event in events:
-        state = buyer.evolve(state, event)
-    return state
+    return reduce(buyer.evolve, events, buyer.State())
 
 
 def given_order(*events: Event) -> order.State:
-    state = order.State()
-    for event in events:
-        state = order.evolve(state, event)
-    return state
+    return reduce(order.evolve, events, order.State())
 
 
 def address_command(**changes: Any) -> UpdateBuyerAddress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import reduce
 from typing import Any
 
 import pytest
@@ -19,10 +20,7 @@ NO_BOOK = "The book does not exist."
 
 
 def given(*events: Event) -> feedback.State:
-    state = feedback.State()
-    for event in events:
-        state = feedback.evolve(state, event)
-    return state
+    return reduce(feedback.evolve, events, feedback.State())
 
 
 def create(**changes: Any) -> CreateFeedback:
