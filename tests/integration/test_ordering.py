@@ -29,6 +29,7 @@ from app.projections.rebuild import rebuild
 from app.queries.ordering import OrderingQueries
 from app.settings import Settings
 from tests.integration.draining import drain
+from tests.validation import fields_of
 
 ADMIN = "user:admin"
 
@@ -134,10 +135,6 @@ async def shop(make_settings: Callable[[], Settings]) -> AsyncIterator[Shop]:
     await pool.close()
 
 
-def fields_of(error: ValidationError) -> set[str]:
-    return {f.field for f in error.fields}
-
-
 # ---- buyers
 
 
@@ -168,7 +165,7 @@ async def test_a_bad_address_is_refused_and_appends_nothing(shop: Shop, street: 
     buyer = customer_id_of(new_id())
     with pytest.raises(ValidationError) as raised:
         await shop.address(buyer, street=street, city=city)
-    assert fields_of(raised.value) == {"street", "city"}
+    assert set(fields_of(raised.value)) == {"street", "city"}
     assert await shop.store.read_stream(buyer) == []
 
 
@@ -204,7 +201,7 @@ async def test_an_empty_basket_cannot_be_ordered(shop: Shop) -> None:
     buyer = await shop.shopper()
     with pytest.raises(ValidationError) as raised:
         await shop.place(buyer)
-    assert fields_of(raised.value) == {"basket"}
+    assert set(fields_of(raised.value)) == {"basket"}
     await shop.put(buyer, book)
     await shop.basket(buyer, bev.BasketCleared(basket_id=basket_id_of(buyer), customer_id=buyer))
     with pytest.raises(ValidationError):
@@ -220,7 +217,7 @@ async def test_a_buyer_without_an_address_cannot_order(shop: Shop) -> None:
         await shop.run(
             o.PlaceOrder(order_id=order_id, buyer_id=buyer, buyer_name="B", buyer_email=None, note=None)
         )
-    assert fields_of(raised.value) == {"address"}
+    assert set(fields_of(raised.value)) == {"address"}
     assert await shop.store.read_stream(order_id) == []
 
 
@@ -442,7 +439,7 @@ async def test_orders_page_with_cursors(shop: Shop) -> None:
 async def test_bad_list_arguments_are_refused(shop: Shop, options: dict[str, Any], field_name: str) -> None:
     with pytest.raises(ValidationError) as raised:
         await shop.queries.list_orders(**options)
-    assert fields_of(raised.value) == {field_name}
+    assert set(fields_of(raised.value)) == {field_name}
 
 
 async def test_a_rebuild_keeps_buyers_and_orders(shop: Shop) -> None:

@@ -29,6 +29,7 @@ from app.events.basket import (
 )
 from app.events.registry import REGISTRY
 from app.ids import basket_id_of, new_id
+from tests.validation import fields_of
 
 CUSTOMER = new_id()
 BASKET = basket_id_of(CUSTOMER)
@@ -59,7 +60,7 @@ def checkout(order_id: str = ORDER) -> CheckoutBasket:
 def invalid(state: basket.State, command: Any) -> dict[str, str]:
     with pytest.raises(ValidationError) as caught:
         basket.decide(state, command)
-    return {f.field: f.message for f in caught.value.fields}
+    return fields_of(caught.value)
 
 
 # ---- add

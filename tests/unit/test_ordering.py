@@ -23,6 +23,7 @@ from app.events.ordering import (
     OrderPlaced,
 )
 from app.ids import basket_id_of, new_id
+from tests.validation import fields_of
 
 BUYER, OTHER, ORDER, BOOK1, BOOK2 = (new_id() for _ in range(5))
 BASKET = basket_id_of(BUYER)
@@ -100,10 +101,6 @@ def placed(**changes: Any) -> OrderPlaced:
         "total": Decimal("32.48"),
     }
     return OrderPlaced(**(fields | changes))
-
-
-def fields_of(error: ValidationError) -> dict[str, str]:
-    return {f.field: f.message for f in error.fields}
 
 
 # ---- buyer

@@ -14,6 +14,7 @@ from app.events.base import Event
 from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.events.registry import REGISTRY
 from app.ids import new_id
+from tests.validation import fields_of
 
 FEEDBACK, BOOK, CUSTOMER = new_id(), new_id(), new_id()
 NO_BOOK = "The book does not exist."
@@ -51,10 +52,6 @@ def created(**changes: Any) -> FeedbackCreated:
 
 def deleted(reason: str | None = None) -> FeedbackDeleted:
     return FeedbackDeleted(feedback_id=FEEDBACK, book_id=BOOK, rating=4, reason=reason)
-
-
-def fields_of(error: ValidationError) -> dict[str, str]:
-    return {f.field: f.message for f in error.fields}
 
 
 # ---- create
