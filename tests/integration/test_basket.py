@@ -32,6 +32,7 @@ from app.projections.rebuild import rebuild
 from app.queries.basket import BasketQueries
 from app.settings import Settings
 from tests.integration.bus_support import BusEnv, bus_env, wait_until
+from tests.integration.draining import drain
 
 ADMIN = "user:admin"
 
@@ -62,26 +63,8 @@ class Shop:
         return await self.store.read_stream(basket_id_of(customer))
 
     async def project(self) -> list[ChangeNotice]:
-        """Run projection batches (load, apply, save in one transaction) until it passed the last command.
-
-        Polls (bounded): a commit-order reader sees an event only once every older transaction on the
-        server has ended, and other databases' transactions count too.
-        """
-        target = self.last
-        notices: list[ChangeNotice] = []
-        deadline = asyncio.get_running_loop().time() + 10.0
-        while True:
-            async with self.pool.acquire() as conn, conn.transaction():
-                checkpoint = await self.projection.load_checkpoint(conn)
-                events = await self.store.read_all(checkpoint, conn=conn)
-                if events:
-                    notices += await self.projection.apply(conn, events)
-                    await self.projection.save_checkpoint(conn, events[-1].position)
-                    continue
-            if checkpoint >= target:
-                return notices
-            assert asyncio.get_running_loop().time() < deadline, "appended events never became visible"
-            await asyncio.sleep(0.01)
+        """Run projection batches until it passed the last command; return the notices they made."""
+        return (await drain(self.pool, self.store, self.projection, self.last)).notices
 
 
 async def new_book(bus: CommandBus, price: str = "10.00", sale: str | None = None) -> str:

@@ -30,6 +30,7 @@ from app.processes.basket_checkout import BasketCheckout
 from app.processes.checkout_saga import ACTOR, NAME, TIMEOUT, CheckoutSaga, timeout_key
 from app.settings import Settings
 from tests.integration.bus_support import BusEnv, bus_env, wait_until
+from tests.integration.draining import drain
 
 ADMIN = "user:admin"
 SLOW = 3600.0  # a timeout that never falls due during a test
@@ -80,27 +81,13 @@ class Flow:
         return await self.append(basket, "Basket", answer, correlation=order)
 
     async def run_saga(self) -> list[RecordedEvent]:
-        """Run saga batches as the consumer runner does, until it passed every event, its own included.
+        """Run saga batches as the consumer runner does, until it passed every event, its own included."""
+        return (await drain(self.env.pool, self.env.store, self.saga, self.caught_up_to)).events
 
-        Polls (bounded): a commit-order reader sees an event only once every older transaction on the
-        server has ended, and other databases' transactions count too.
-        """
-        applied: list[RecordedEvent] = []
-
-        async def caught_up() -> bool:
-            async with self.env.pool.acquire() as conn, conn.transaction():
-                checkpoint = await self.saga.load_checkpoint(conn)
-                events = await self.env.store.read_all(checkpoint, conn=conn)
-                if events:
-                    await self.saga.apply(conn, events)
-                    await self.saga.save_checkpoint(conn, events[-1].position)
-                    applied.extend(events)
-                    checkpoint = events[-1].position
-            self.last = max(self.last, await self.newest())
-            return checkpoint >= self.last
-
-        await wait_until(caught_up, what="the saga to pass every event")
-        return applied
+    async def caught_up_to(self) -> Position:
+        """Move `last` to the newest committed event, the saga's own included, and return it."""
+        self.last = max(self.last, await self.newest())
+        return self.last
 
     async def newest(self) -> Position:
         """The position of the newest committed event, visible to commit-order readers or not yet."""

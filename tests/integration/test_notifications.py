@@ -29,6 +29,7 @@ from app.settings import Settings
 from tests.e2e.mailbox import Mailbox
 from tests.e2e.process import free_port
 from tests.integration.bus_support import BusEnv, bus_env, wait_until
+from tests.integration.draining import drain
 
 SENDER = "Bookworm <no-reply@shop.example>"
 QUICK = RetryPolicy(first=0.05, cap=0.2, attempts=10)
@@ -87,21 +88,7 @@ class Post:
 
     async def queue(self) -> list[RecordedEvent]:
         """Run outbox batches as the consumer runner does, until it passed what the test appended."""
-        applied: list[RecordedEvent] = []
-
-        async def caught_up() -> bool:
-            async with self.env.pool.acquire() as conn, conn.transaction():
-                checkpoint = await self.outbox.load_checkpoint(conn)
-                events = await self.env.store.read_all(checkpoint, conn=conn)
-                if events:
-                    await self.outbox.apply(conn, events)
-                    await self.outbox.save_checkpoint(conn, events[-1].position)
-                    applied.extend(events)
-                    checkpoint = events[-1].position
-            return checkpoint >= self.last
-
-        await wait_until(caught_up, what="the outbox consumer to pass the appended events")
-        return applied
+        return (await drain(self.env.pool, self.env.store, self.outbox, self.last)).events
 
     async def mails(self, order: str | None = None) -> list[dict[str, Any]]:
         rows = await self.env.pool.fetch(

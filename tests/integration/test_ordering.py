@@ -28,6 +28,8 @@ from app.projections.ordering import ORDERING
 from app.projections.rebuild import rebuild
 from app.queries.ordering import OrderingQueries
 from app.settings import Settings
+from tests.integration.draining import drain
+from tests.validation import fields_of
 
 ADMIN = "user:admin"
 
@@ -117,20 +119,7 @@ class Shop:
     async def project(self) -> list[ChangeNotice]:
         """Run projection batches until everything this shop appended is applied (bounded wait)."""
         consumer = ProjectionConsumer(ORDERING)
-        notices: list[ChangeNotice] = []
-        deadline = asyncio.get_running_loop().time() + 10.0
-        while True:
-            async with self.pool.acquire() as conn, conn.transaction():
-                checkpoint = await consumer.load_checkpoint(conn)
-                events = await self.store.read_all(checkpoint, limit=200, conn=conn)
-                if events:
-                    notices += await consumer.apply(conn, events)
-                    await consumer.save_checkpoint(conn, events[-1].position)
-                    continue
-            if checkpoint >= self.last:
-                return notices
-            assert asyncio.get_running_loop().time() < deadline, "appended events never became visible"
-            await asyncio.sleep(0.01)
+        return (await drain(self.pool, self.store, consumer, self.last, limit=200)).notices
 
     async def stream_types(self, stream_id: str) -> list[str]:
         return [r.event_type for r in await self.store.read_stream(stream_id)]
@@ -144,10 +133,6 @@ async def shop(make_settings: Callable[[], Settings]) -> AsyncIterator[Shop]:
     store = EventStore(pool)
     yield Shop(pool, store, CommandBus(pool, store), OrderingQueries(pool))
     await pool.close()
-
-
-def fields_of(error: ValidationError) -> set[str]:
-    return {f.field for f in error.fields}
 
 
 # ---- buyers
@@ -180,7 +165,7 @@ async def test_a_bad_address_is_refused_and_appends_nothing(shop: Shop, street: 
     buyer = customer_id_of(new_id())
     with pytest.raises(ValidationError) as raised:
         await shop.address(buyer, street=street, city=city)
-    assert fields_of(raised.value) == {"street", "city"}
+    assert set(fields_of(raised.value)) == {"street", "city"}
     assert await shop.store.read_stream(buyer) == []
 
 
@@ -216,7 +201,7 @@ async def test_an_empty_basket_cannot_be_ordered(shop: Shop) -> None:
     buyer = await shop.shopper()
     with pytest.raises(ValidationError) as raised:
         await shop.place(buyer)
-    assert fields_of(raised.value) == {"basket"}
+    assert set(fields_of(raised.value)) == {"basket"}
     await shop.put(buyer, book)
     await shop.basket(buyer, bev.BasketCleared(basket_id=basket_id_of(buyer), customer_id=buyer))
     with pytest.raises(ValidationError):
@@ -232,7 +217,7 @@ async def test_a_buyer_without_an_address_cannot_order(shop: Shop) -> None:
         await shop.run(
             o.PlaceOrder(order_id=order_id, buyer_id=buyer, buyer_name="B", buyer_email=None, note=None)
         )
-    assert fields_of(raised.value) == {"address"}
+    assert set(fields_of(raised.value)) == {"address"}
     assert await shop.store.read_stream(order_id) == []
 
 
@@ -454,7 +439,7 @@ async def test_orders_page_with_cursors(shop: Shop) -> None:
 async def test_bad_list_arguments_are_refused(shop: Shop, options: dict[str, Any], field_name: str) -> None:
     with pytest.raises(ValidationError) as raised:
         await shop.queries.list_orders(**options)
-    assert fields_of(raised.value) == {field_name}
+    assert set(fields_of(raised.value)) == {field_name}
 
 
 async def test_a_rebuild_keeps_buyers_and_orders(shop: Shop) -> None:

@@ -27,6 +27,7 @@ from app.queries.books import BookFilter
 from app.queries.catalog import CatalogQueries
 from app.queries.history import stream_history
 from app.settings import Settings
+from tests.integration.draining import drain
 
 
 @dataclass
@@ -102,26 +103,9 @@ class Catalog:
     async def project(
         self, consumer: ProjectionConsumer | None = None, limit: int = 100
     ) -> list[ChangeNotice]:
-        """Run consumer batches (load, apply, save in one transaction) until all we appended is applied.
-
-        Polls (bounded): a commit-order reader sees an event only once every older transaction on the
-        server has ended, and other databases' transactions count too.
-        """
+        """Run consumer batches until all we appended is applied; return the notices they made."""
         consumer = consumer or ProjectionConsumer(CATALOG)
-        notices: list[ChangeNotice] = []
-        deadline = asyncio.get_running_loop().time() + 10.0
-        while True:
-            async with self.pool.acquire() as conn, conn.transaction():
-                checkpoint = await consumer.load_checkpoint(conn)
-                events = await self.store.read_all(checkpoint, limit=limit, conn=conn)
-                if events:
-                    notices += await consumer.apply(conn, events)
-                    await consumer.save_checkpoint(conn, events[-1].position)
-                    continue
-            if checkpoint >= self.last:
-                return notices
-            assert asyncio.get_running_loop().time() < deadline, "appended events never became visible"
-            await asyncio.sleep(0.01)
+        return (await drain(self.pool, self.store, consumer, self.last, limit=limit)).notices
 
 
 @dataclass

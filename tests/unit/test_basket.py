@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import reduce
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from app.events.basket import (
 )
 from app.events.registry import REGISTRY
 from app.ids import basket_id_of, new_id
+from tests.validation import fields_of
 
 CUSTOMER = new_id()
 BASKET = basket_id_of(CUSTOMER)
@@ -36,10 +38,7 @@ IDS = {"basket_id": BASKET, "customer_id": CUSTOMER}
 
 
 def given(*events: Event) -> basket.State:
-    state = basket.State()
-    for event in events:
-        state = basket.evolve(state, event)
-    return state
+    return reduce(basket.evolve, events, basket.State())
 
 
 def added(book_id: str = BOOK, quantity: int = 1) -> BasketItemAdded:
@@ -61,7 +60,7 @@ def checkout(order_id: str = ORDER) -> CheckoutBasket:
 def invalid(state: basket.State, command: Any) -> dict[str, str]:
     with pytest.raises(ValidationError) as caught:
         basket.decide(state, command)
-    return {f.field: f.message for f in caught.value.fields}
+    return fields_of(caught.value)
 
 
 # ---- add

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from functools import reduce
 
 import pytest
 
@@ -55,10 +56,8 @@ def checkout(stage: Stage = Stage.CHECKING_OUT, attempts: int = 1) -> Checkout:
 
 def given(*triggers: Trigger) -> Checkout | None:
     """Fold triggers through the saga, as the adapter does with the state it stores."""
-    state: Checkout | None = None
-    for trigger in triggers:
-        state = react(state, trigger, max_attempts=MAX).state
-    return state
+    start: Checkout | None = None
+    return reduce(lambda state, trigger: when(state, trigger).state, triggers, start)
 
 
 def when(state: Checkout | None, trigger: Trigger) -> Decision:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import pytest
@@ -60,9 +61,7 @@ pytestmark = pytest.mark.parametrize("case", CASES, ids=lambda k: k.module.LABEL
 
 
 def given(case: Case, *events: Event) -> named.State:
-    state = named.State()
-    for event in events:
-        state = case.module.evolve(state, event)
+    state: named.State = reduce(case.module.evolve, events, named.State())
     return state
 
 

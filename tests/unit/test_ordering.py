@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from app.events.ordering import (
     OrderPlaced,
 )
 from app.ids import basket_id_of, new_id
+from tests.validation import fields_of
 
 BUYER, OTHER, ORDER, BOOK1, BOOK2 = (new_id() for _ in range(5))
 BASKET = basket_id_of(BUYER)
@@ -35,17 +37,11 @@ class Facts:
 
 
 def given_buyer(*events: Event) -> buyer.State:
-    state = buyer.State()
-    for event in events:
-        state = buyer.evolve(state, event)
-    return state
+    return reduce(buyer.evolve, events, buyer.State())
 
 
 def given_order(*events: Event) -> order.State:
-    state = order.State()
-    for event in events:
-        state = order.evolve(state, event)
-    return state
+    return reduce(order.evolve, events, order.State())
 
 
 def address_command(**changes: Any) -> UpdateBuyerAddress:
@@ -105,10 +101,6 @@ def placed(**changes: Any) -> OrderPlaced:
         "total": Decimal("32.48"),
     }
     return OrderPlaced(**(fields | changes))
-
-
-def fields_of(error: ValidationError) -> dict[str, str]:
-    return {f.field: f.message for f in error.fields}
 
 
 # ---- buyer

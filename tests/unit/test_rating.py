@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import reduce
 from typing import Any
 
 import pytest
@@ -13,16 +14,14 @@ from app.events.base import Event
 from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.events.registry import REGISTRY
 from app.ids import new_id
+from tests.validation import fields_of
 
 FEEDBACK, BOOK, CUSTOMER = new_id(), new_id(), new_id()
 NO_BOOK = "The book does not exist."
 
 
 def given(*events: Event) -> feedback.State:
-    state = feedback.State()
-    for event in events:
-        state = feedback.evolve(state, event)
-    return state
+    return reduce(feedback.evolve, events, feedback.State())
 
 
 def create(**changes: Any) -> CreateFeedback:
@@ -53,10 +52,6 @@ def created(**changes: Any) -> FeedbackCreated:
 
 def deleted(reason: str | None = None) -> FeedbackDeleted:
     return FeedbackDeleted(feedback_id=FEEDBACK, book_id=BOOK, rating=4, reason=reason)
-
-
-def fields_of(error: ValidationError) -> dict[str, str]:
-    return {f.field: f.message for f in error.fields}
 
 
 # ---- create
