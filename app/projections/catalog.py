@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.bus.protocol import type_names
+from app.domain.catalog.status import BookStatus
 from app.events import catalog as ev
 from app.events.base import Event
 from app.events.rating import FeedbackCreated, FeedbackDeleted
@@ -22,7 +23,6 @@ from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
 from app.projections import catalog_tables
 
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
-DEFAULT_STATUS = "IN_STOCK"
 
 _BOOK_NAMES = """
     coalesce((SELECT name FROM read.{p}categories WHERE id = $7), ''),
@@ -160,7 +160,7 @@ def _book_args(e: ev.BookCreated | ev.BookUpdated, status: str, r: RecordedEvent
 async def _book_created(
     conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.BookCreated
 ) -> list[ChangeNotice]:
-    if await conn.fetchval(_INSERT_BOOK.format(p=p), *_book_args(e, DEFAULT_STATUS, r)) is None:
+    if await conn.fetchval(_INSERT_BOOK.format(p=p), *_book_args(e, BookStatus.IN_STOCK.value, r)) is None:
         return []
     return _book_notices(r, CREATED, e.book_id)
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from app.domain.catalog.status import BookStatus
 from app.domain.errors import FieldError, ValidationError
 from app.ids import is_id
 from app.queries.paging import decimal_key, decode_cursor, encode_cursor, number_key, text_key, timestamp_key
 from app.queries.rows import BOOK_COLUMNS
 from app.queries.search import clean_search
 
-BOOK_STATUSES = ("IN_STOCK", "OUT_OF_STOCK")
 _QUERY = "websearch_to_tsquery('english'::regconfig, {q}::text)"
 
 
@@ -128,10 +128,10 @@ class BookListing:
         self._add_ids(errors, "publisherIds", f.publisher_ids, "publisher_id = ANY({}::uuid[])")
         self._add_ids(errors, "authorIds", f.author_ids, "author_ids && {}::uuid[]")
         if f.status is not None:
-            if f.status in BOOK_STATUSES:
-                self.conditions.append(f"status = {self._arg(f.status)}")
+            if f.status in tuple(BookStatus):
+                self.conditions.append(f"status = {self._arg(str(f.status))}")
             else:
-                errors.append(FieldError("filter.status", f"Must be one of {', '.join(BOOK_STATUSES)}."))
+                errors.append(FieldError("filter.status", BookStatus.one_of()))
         if errors:
             raise ValidationError(errors)
 

@@ -8,14 +8,13 @@ from decimal import Decimal
 
 from app.domain.catalog import named, rules
 from app.domain.catalog.commands import CreateBook, DeleteBook, UpdateBook
+from app.domain.catalog.status import BookStatus
 from app.domain.commands import KEEP, Keep
 from app.domain.errors import ConflictError, NotFoundError
 from app.events.base import Event
 from app.events.catalog import BookCreated, BookDeleted, BookUpdated
 
 LABEL = "Book"
-IN_STOCK = "IN_STOCK"
-OUT_OF_STOCK = "OUT_OF_STOCK"
 Command = CreateBook | UpdateBook | DeleteBook
 
 
@@ -29,7 +28,7 @@ class State:
     category_id: str = ""
     publisher_id: str = ""
     author_ids: tuple[str, ...] = ()
-    status: str = IN_STOCK
+    status: BookStatus = BookStatus.IN_STOCK
     deleted: bool = False
     version: int = 0
 
@@ -50,15 +49,15 @@ class Reference:
 def evolve(state: State, event: Event) -> State:
     """Fold one event into the state."""
     if isinstance(event, BookCreated):
-        return _with_details(State(id=event.book_id, version=state.version), event, IN_STOCK)
+        return _with_details(State(id=event.book_id, version=state.version), event, BookStatus.IN_STOCK)
     if isinstance(event, BookUpdated):
-        return _with_details(state, event, event.status)
+        return _with_details(state, event, BookStatus(event.status))
     if isinstance(event, BookDeleted):
         return replace(state, deleted=True, version=state.version + 1)
     return state
 
 
-def _with_details(state: State, event: BookCreated | BookUpdated, status: str) -> State:
+def _with_details(state: State, event: BookCreated | BookUpdated, status: BookStatus) -> State:
     return replace(
         state,
         name=event.name,
@@ -126,7 +125,7 @@ def _update(state: State, c: UpdateBook) -> list[Event]:
         category_id=_kept(state.category_id, c.category_id, errors, "categoryId"),
         publisher_id=_kept(state.publisher_id, c.publisher_id, errors, "publisherId"),
         author_ids=state.author_ids if c.author_ids is KEEP else rules.author_ids(c.author_ids, errors),
-        status=state.status if c.status is KEEP else rules.status(c.status, errors),
+        status=state.status.value if c.status is KEEP else rules.status(c.status, errors),
     )
     rules.raise_if_any(errors)
     if c.expected_version is not None and c.expected_version != state.version:
@@ -144,7 +143,7 @@ def _kept(current: str, given: str | Keep, errors: rules.Errors, field: str) -> 
 def _as_updated(state: State) -> BookUpdated:
     return BookUpdated(
         book_id=state.id or "",
-        status=state.status,
+        status=state.status.value,
         name=state.name,
         description=state.description,
         price=state.price,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+from app.domain.catalog.status import BookStatus
 from app.domain.errors import FieldError
 from app.domain.fields import Errors, entity_id, entity_ids, optional_text, raise_if_any, required_text, short
 
@@ -14,7 +15,6 @@ MAX_AUTHORS = 20
 # Beyond any real book price; also keeps quantize() inside the decimal context's precision.
 MAX_PRICE = Decimal("999999999.99")
 CENTS = Decimal("0.01")
-STATUSES = ("IN_STOCK", "OUT_OF_STOCK")
 
 
 def price(value: Decimal, errors: Errors, field: str) -> Decimal:
@@ -49,9 +49,10 @@ def author_ids(values: Sequence[str], errors: Errors, field: str = "authorIds") 
 
 
 def status(value: str, errors: Errors, field: str = "status") -> str:
-    if value not in STATUSES:
-        errors.append(FieldError(field, f"Must be one of {', '.join(STATUSES)}."))
-    return value
+    """Check a book status; return it as the plain string an event holds."""
+    if value not in tuple(BookStatus):
+        errors.append(FieldError(field, BookStatus.one_of()))
+    return str(value)
 
 
 def expected_version(value: int | None, errors: Errors, field: str = "expectedVersion") -> None:

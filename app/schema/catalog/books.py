@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from app.domain.catalog import commands
+from app.domain.catalog.status import BookStatus
 from app.domain.commands import KEEP
 from app.domain.errors import FieldError, ValidationError
 from app.domain.fields import check_id, raise_if_any
@@ -14,7 +15,6 @@ from app.ids import new_id
 from app.schema import described
 from app.schema.access import require_admin
 from app.schema.catalog import inputs, payloads
-from app.schema.catalog.types import BookStatus
 from app.schema.commands import dispatch
 from app.schema.context import Info
 from app.schema.ids import id_errors, list_errors

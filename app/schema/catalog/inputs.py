@@ -6,7 +6,7 @@ import decimal
 
 import strawberry
 
-from app.schema.catalog.types import BookStatus
+from app.domain.catalog.status import BookStatus
 
 
 @strawberry.input

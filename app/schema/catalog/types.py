@@ -10,15 +10,12 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from app.domain.catalog.status import BookStatus
 from app.schema import described
 from app.schema.connections import Connection, page_connection, page_size
 from app.schema.context import Info
 
-
-@strawberry.enum
-class BookStatus(enum.Enum):
-    IN_STOCK = "IN_STOCK"
-    OUT_OF_STOCK = "OUT_OF_STOCK"
+strawberry.enum(BookStatus, name="BookStatus")
 
 
 @strawberry.enum
