@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 
@@ -29,7 +28,7 @@ class BasketLineRow:
     available: bool  # False once the catalog deleted the book: the line does not count in the total
 
     @classmethod
-    def from_record(cls, r: Any) -> BasketLineRow:
+    def from_record(cls, r: asyncpg.Record) -> BasketLineRow:
         return cls(
             book_id=str(r["book_id"]),
             name=r["book_name"],

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
+
 from app.domain.catalog.status import BookStatus
 from app.domain.errors import FieldError, ValidationError
 from app.ids import is_id
@@ -108,7 +110,7 @@ class BookListing:
         )
         return sql, args
 
-    def cursor(self, record: Any) -> str:
+    def cursor(self, record: asyncpg.Record) -> str:
         return encode_cursor(self.ordering, self.sort.dump(record["sort_key"]), str(record["id"]))
 
     def _arg(self, value: Any) -> str:

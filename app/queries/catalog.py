@@ -164,7 +164,7 @@ class CatalogQueries:
         return [PublisherRow.from_record(r) for r in records]
 
     async def _by_ids(
-        self, view: str, columns: str, ids: Sequence[str], make: Callable[[Any], R]
+        self, view: str, columns: str, ids: Sequence[str], make: Callable[[asyncpg.Record], R]
     ) -> list[R | None]:
         canonical = {i: str(uuid.UUID(i)) for i in ids if isinstance(i, str) and is_id(i)}
         found: dict[str, R] = {}

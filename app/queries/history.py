@@ -10,3 +10,6 @@ from app.eventstore import EventStore, RecordedEvent
 async def stream_history(event_store: EventStore, stream_id: str) -> list[RecordedEvent]:
     """Return every event of one stream in version order (empty for an unknown stream)."""
     return await event_store.read_stream(stream_id)
+
+
+__all__ = ["RecordedEvent", "stream_history"]

@@ -42,7 +42,7 @@ class NotificationRow:
     sent_at: dt.datetime | None
 
     @classmethod
-    def from_record(cls, r: Any) -> NotificationRow:
+    def from_record(cls, r: asyncpg.Record) -> NotificationRow:
         return cls(
             id=r["id"],
             order_id=r["order_id"],
@@ -105,5 +105,5 @@ def _filters(status: str | None, order_id: str | None) -> tuple[list[str], list[
     return conditions, args
 
 
-def _cursor(r: Any) -> str:
+def _cursor(r: asyncpg.Record) -> str:
     return encode_cursor(_ORDERING, r["created_at"].isoformat(), r["id"])

@@ -56,7 +56,7 @@ class BuyerRow:
     updated_at: dt.datetime
 
     @classmethod
-    def from_record(cls, r: Any) -> BuyerRow:
+    def from_record(cls, r: asyncpg.Record) -> BuyerRow:
         return cls(
             id=str(r["id"]),
             name=r["name"],
@@ -93,7 +93,7 @@ class OrderRow:
     updated_at: dt.datetime
 
     @classmethod
-    def from_record(cls, r: Any) -> OrderRow:
+    def from_record(cls, r: asyncpg.Record) -> OrderRow:
         lines = tuple(
             OrderLineRow(
                 book_id=x["book_id"],
@@ -187,5 +187,5 @@ class OrderingQueries:
         return make_page(edges, first, after=after, total_count=total)
 
 
-def _cursor(record: Any) -> str:
+def _cursor(record: asyncpg.Record) -> str:
     return encode_cursor(_NEWEST, record["created_at"].isoformat(), str(record["id"]))

@@ -44,7 +44,7 @@ class FeedbackRow:
     created_at: dt.datetime
 
     @classmethod
-    def from_record(cls, r: Any) -> FeedbackRow:
+    def from_record(cls, r: asyncpg.Record) -> FeedbackRow:
         return cls(
             id=str(r["id"]),
             book_id=str(r["book_id"]),

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+
+import asyncpg
+
+from app.domain.catalog.status import BookStatus
 
 BOOK_COLUMNS = """id, name, description, price, price_sale, status, category_id, category_name,
     publisher_id, publisher_name, author_ids, author_names, average_rating, total_reviews,
@@ -22,7 +25,7 @@ class BookRow:
     description: str | None
     price: Decimal
     price_sale: Decimal | None
-    status: str
+    status: BookStatus
     category_id: str
     category_name: str
     publisher_id: str
@@ -36,14 +39,14 @@ class BookRow:
     updated_at: dt.datetime
 
     @classmethod
-    def from_record(cls, r: Any) -> BookRow:
+    def from_record(cls, r: asyncpg.Record) -> BookRow:
         return cls(
             id=str(r["id"]),
             name=r["name"],
             description=r["description"],
             price=r["price"],
             price_sale=r["price_sale"],
-            status=r["status"],
+            status=BookStatus(r["status"]),
             category_id=str(r["category_id"]),
             category_name=r["category_name"],
             publisher_id=str(r["publisher_id"]),
@@ -67,7 +70,7 @@ class AuthorRow:
     updated_at: dt.datetime
 
     @classmethod
-    def from_record(cls, r: Any) -> AuthorRow:
+    def from_record(cls, r: asyncpg.Record) -> AuthorRow:
         return cls(
             id=str(r["id"]),
             name=r["name"],
@@ -85,7 +88,7 @@ class CategoryRow:
     book_count: int  # books not deleted
 
     @classmethod
-    def from_record(cls, r: Any) -> CategoryRow:
+    def from_record(cls, r: asyncpg.Record) -> CategoryRow:
         return cls(id=str(r["id"]), name=r["name"], version=r["version"], book_count=r["book_count"])
 
 
@@ -96,5 +99,5 @@ class PublisherRow:
     version: int
 
     @classmethod
-    def from_record(cls, r: Any) -> PublisherRow:
+    def from_record(cls, r: asyncpg.Record) -> PublisherRow:
         return cls(id=str(r["id"]), name=r["name"], version=r["version"])

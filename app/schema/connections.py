@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import strawberry
 
 from app.queries.paging import Page
 
 T = TypeVar("T")
+Row = TypeVar("Row")
 
 
 @strawberry.type
@@ -38,7 +39,7 @@ def page_size(first: int | None, default: int) -> int:
     return default if first is None else first
 
 
-def page_connection(page: Page[Any], node: Callable[[Any], T]) -> Connection[T]:
+def page_connection(page: Page[Row], node: Callable[[Row], T]) -> Connection[T]:
     """Turn one read-side page into a connection."""
     return Connection(
         edges=[Edge(cursor=edge.cursor, node=node(edge.node)) for edge in page.items],

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
-from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
 from app.domain.catalog.status import BookStatus
+from app.queries import history
+from app.queries.paging import Page
+from app.queries.rows import AuthorRow, BookRow, CategoryRow, PublisherRow
 from app.schema import described
 from app.schema.connections import Connection, page_connection, page_size
 from app.schema.context import Info
@@ -41,7 +43,7 @@ class Category:
     book_count: int
 
     @classmethod
-    def from_row(cls, row: Any) -> Category:
+    def from_row(cls, row: CategoryRow) -> Category:
         return cls(id=strawberry.ID(row.id), name=row.name, book_count=row.book_count)
 
 
@@ -51,7 +53,7 @@ class Publisher:
     name: str
 
     @classmethod
-    def from_row(cls, row: Any) -> Publisher:
+    def from_row(cls, row: PublisherRow) -> Publisher:
         return cls(id=strawberry.ID(row.id), name=row.name)
 
 
@@ -67,7 +69,7 @@ class Author:
         return book_connection(page)
 
     @classmethod
-    def from_row(cls, row: Any) -> Author:
+    def from_row(cls, row: AuthorRow) -> Author:
         return cls(id=strawberry.ID(row.id), name=row.name)
 
 
@@ -108,14 +110,14 @@ class Book:
         return [Author.from_row(row) for row in rows if row is not None]
 
     @classmethod
-    def from_row(cls, row: Any) -> Book:
+    def from_row(cls, row: BookRow) -> Book:
         return cls(
             id=strawberry.ID(row.id),
             name=row.name,
             description=row.description,
             price=row.price,
             price_sale=row.price_sale,
-            status=BookStatus(row.status),
+            status=row.status,
             average_rating=float(row.average_rating),
             total_reviews=row.total_reviews,
             version=row.version,
@@ -139,7 +141,7 @@ class RecordedEvent:
     recorded_at: dt.datetime
 
     @classmethod
-    def from_recorded(cls, event: Any) -> RecordedEvent:
+    def from_recorded(cls, event: history.RecordedEvent) -> RecordedEvent:
         return cls(
             position=str(event.position),
             stream_id=strawberry.ID(event.stream_id),
@@ -172,5 +174,5 @@ class CatalogChange:
     entity_id: strawberry.ID
 
 
-def book_connection(page: Any) -> Connection[Book]:
+def book_connection(page: Page[BookRow]) -> Connection[Book]:
     return page_connection(page, Book.from_row)

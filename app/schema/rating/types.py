@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
 
 import strawberry
 
+from app.queries.rating import FeedbackRow
 from app.schema import described
 from app.schema.catalog.types import ChangeKind
 from app.schema.context import Info
@@ -30,7 +30,7 @@ class Feedback:
     created_at: dt.datetime
 
     @classmethod
-    def from_row(cls, row: Any) -> Feedback:
+    def from_row(cls, row: FeedbackRow) -> Feedback:
         return cls(
             id=strawberry.ID(row.id),
             book_id=strawberry.ID(row.book_id),
