@@ -28,6 +28,7 @@ import asyncpg
 
 from app.domain.catalog.status import BookStatus
 from app.queries.rows import BookRow
+from app.schema.catalog.types import Book
 
 # One row of read.book_view, with its column types, named as BOOK_COLUMNS names them.
 _RECORD = """
@@ -166,6 +167,7 @@ def main() -> None:
         ("dict(record): copying the record only", dict),
         ("BookRow.from_record (slots dataclass)", BookRow.from_record),
         ("BookRow(**fields) (as the SQLModel rows)", lambda r: BookRow(**fields(r))),
+        ("BookRow, then the GraphQL Book", lambda r: Book.from_row(BookRow.from_record(r))),
         *sqlmodel_cases(),
     ]
     timed = [
