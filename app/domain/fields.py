@@ -43,10 +43,12 @@ def entity_id(value: str, errors: Errors, field: str) -> str:
     return value
 
 
-def entity_ids(values: Iterable[str], errors: Errors, field: str) -> None:
-    """Report `field` once when any of `values` is not an id."""
-    if not all(isinstance(v, str) and is_id(v) for v in values):
-        errors.append(FieldError(field, NOT_IDS))
+def entity_ids(values: Iterable[str], errors: Errors, field: str) -> bool:
+    """Report `field` once when any of `values` is not an id; tell whether all are."""
+    if all(isinstance(v, str) and is_id(v) for v in values):
+        return True
+    errors.append(FieldError(field, NOT_IDS))
+    return False
 
 
 def check_id(field: str, value: str) -> str:

@@ -13,7 +13,7 @@ import asyncpg
 
 from app.domain.catalog.status import BookStatus
 from app.domain.errors import FieldError, ValidationError
-from app.ids import is_id
+from app.domain.fields import entity_ids
 from app.queries.paging import decimal_key, decode_cursor, encode_cursor, number_key, text_key, timestamp_key
 from app.queries.rows import BOOK_COLUMNS
 from app.queries.search import clean_search
@@ -142,7 +142,5 @@ class BookListing:
     ) -> None:
         if ids is None:
             return
-        if not all(isinstance(i, str) and is_id(i) for i in ids):
-            errors.append(FieldError(f"filter.{field}", "Must be valid ids."))
-            return
-        self.conditions.append(condition.format(self._arg(list(ids))))
+        if entity_ids(ids, errors, f"filter.{field}"):
+            self.conditions.append(condition.format(self._arg(list(ids))))
