@@ -24,7 +24,7 @@ class BasketMutation:
             customer_id=customer_id, book_id=check_id("bookId", input.book_id), quantity=input.quantity
         )
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.AddBasketItemSuccess.of(done, customer_id)
+        return payloads.AddBasketItemSuccess.of(done, customer_id=customer_id)
 
     @described.mutation("Set the quantity of a book already in the caller's basket.")
     async def update_basket_item(
@@ -35,7 +35,7 @@ class BasketMutation:
             customer_id=customer_id, book_id=check_id("bookId", input.book_id), quantity=input.quantity
         )
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.UpdateBasketItemSuccess.of(done, customer_id)
+        return payloads.UpdateBasketItemSuccess.of(done, customer_id=customer_id)
 
     @described.mutation("Take a book out of the caller's basket.")
     async def remove_basket_item(
@@ -46,7 +46,7 @@ class BasketMutation:
             customer_id=customer_id, book_id=check_id("bookId", input.book_id)
         )
         done = await dispatch(info, command, input.idempotency_key)
-        return payloads.RemoveBasketItemSuccess.of(done, customer_id)
+        return payloads.RemoveBasketItemSuccess.of(done, customer_id=customer_id)
 
     @described.mutation("Empty the caller's basket; an empty one stays as it is. The input is optional.")
     async def clear_basket(
@@ -55,4 +55,4 @@ class BasketMutation:
         customer_id = require_customer(info).customer_id
         key = None if input is None else input.idempotency_key
         done = await dispatch(info, commands.ClearBasket(customer_id=customer_id), key)
-        return payloads.ClearBasketSuccess.of(done, customer_id)
+        return payloads.ClearBasketSuccess.of(done, customer_id=customer_id)

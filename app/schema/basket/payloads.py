@@ -6,37 +6,26 @@ the mutation's position, then reads the caller's basket.
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, ClassVar
 
 import strawberry
 
-from app.commands.results import CommandResult
 from app.schema import described
 from app.schema.basket.types import Basket, basket_of
 from app.schema.consistency import caught_up
 from app.schema.context import Info
 from app.schema.errors import MutationErrors as Errors
-from app.schema.positions import Position
+from app.schema.payloads import Changed
 
 BASKET = "basket"  # the projection these payloads wait for
 RYW = "The basket as the read model holds it once it has applied this change (waits, bounded)."
 
 
 @strawberry.type
-class BasketPayload:
+class BasketPayload(Changed):
+    ID_FIELD: ClassVar[str] = "basket_id"
     basket_id: strawberry.ID
-    position: str
-    at: strawberry.Private[Position]
     customer_id: strawberry.Private[str]
-
-    @classmethod
-    def of(cls, done: CommandResult, customer_id: str) -> Self:
-        return cls(
-            basket_id=strawberry.ID(done.entity_id),
-            position=str(done.position),
-            at=done.position,
-            customer_id=customer_id,
-        )
 
     @described.field(RYW)
     async def basket(self, info: Info) -> Basket | None:

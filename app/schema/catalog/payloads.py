@@ -6,111 +6,59 @@ passed the mutation's position, then loads the row.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Annotated, Self, TypeVar
+from typing import Annotated, ClassVar
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
-from app.commands.results import CommandResult
 from app.schema import described
 from app.schema.catalog.types import Author, Book, Category, Publisher
-from app.schema.consistency import caught_up
 from app.schema.context import Info
 from app.schema.errors import MutationErrors as Errors
-from app.schema.positions import Position
-
-R = TypeVar("R")
+from app.schema.payloads import Changed, fresh
 
 RYW = "The entity as the read model holds it once it has applied this change (waits, bounded)."
 
 
-async def _fresh_row(info: Info, loader: DataLoader[str, R | None], key: str, position: Position) -> R | None:
-    """Wait until the read model passed `position`, then load `key` anew (not from this request's cache)."""
-    await caught_up(info, position)
-    with contextlib.suppress(KeyError):  # strawberry's clear() raises for a key never loaded
-        loader.clear(key)
-    return await loader.load(key)
-
-
-async def fresh_author(info: Info, author_id: str, position: Position) -> Author | None:
-    row = await _fresh_row(info, info.context.loaders.author, author_id, position)
-    return None if row is None else Author.from_row(row)
-
-
-async def fresh_category(info: Info, category_id: str, position: Position) -> Category | None:
-    row = await _fresh_row(info, info.context.loaders.category, category_id, position)
-    return None if row is None else Category.from_row(row)
-
-
-async def fresh_publisher(info: Info, publisher_id: str, position: Position) -> Publisher | None:
-    row = await _fresh_row(info, info.context.loaders.publisher, publisher_id, position)
-    return None if row is None else Publisher.from_row(row)
-
-
-async def fresh_book(info: Info, book_id: str, position: Position) -> Book | None:
-    row = await _fresh_row(info, info.context.loaders.book, book_id, position)
-    return None if row is None else Book.from_row(row)
-
-
 @strawberry.type
-class AuthorPayload:
+class AuthorPayload(Changed):
+    ID_FIELD: ClassVar[str] = "author_id"
     author_id: strawberry.ID
-    position: str
-    at: strawberry.Private[Position]
-
-    @classmethod
-    def of(cls, done: CommandResult) -> Self:
-        return cls(author_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
 
     @described.field(RYW)
     async def author(self, info: Info) -> Author | None:
-        return await fresh_author(info, str(self.author_id), self.at)
+        return await fresh(info, info.context.loaders.author, str(self.author_id), self.at, Author.from_row)
 
 
 @strawberry.type
-class CategoryPayload:
+class CategoryPayload(Changed):
+    ID_FIELD: ClassVar[str] = "category_id"
     category_id: strawberry.ID
-    position: str
-    at: strawberry.Private[Position]
-
-    @classmethod
-    def of(cls, done: CommandResult) -> Self:
-        return cls(category_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
 
     @described.field(RYW)
     async def category(self, info: Info) -> Category | None:
-        return await fresh_category(info, str(self.category_id), self.at)
+        loader = info.context.loaders.category
+        return await fresh(info, loader, str(self.category_id), self.at, Category.from_row)
 
 
 @strawberry.type
-class PublisherPayload:
+class PublisherPayload(Changed):
+    ID_FIELD: ClassVar[str] = "publisher_id"
     publisher_id: strawberry.ID
-    position: str
-    at: strawberry.Private[Position]
-
-    @classmethod
-    def of(cls, done: CommandResult) -> Self:
-        return cls(publisher_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
 
     @described.field(RYW)
     async def publisher(self, info: Info) -> Publisher | None:
-        return await fresh_publisher(info, str(self.publisher_id), self.at)
+        loader = info.context.loaders.publisher
+        return await fresh(info, loader, str(self.publisher_id), self.at, Publisher.from_row)
 
 
 @strawberry.type
-class BookPayload:
+class BookPayload(Changed):
+    ID_FIELD: ClassVar[str] = "book_id"
     book_id: strawberry.ID
-    position: str
-    at: strawberry.Private[Position]
-
-    @classmethod
-    def of(cls, done: CommandResult) -> Self:
-        return cls(book_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
 
     @described.field(RYW)
     async def book(self, info: Info) -> Book | None:
-        return await fresh_book(info, str(self.book_id), self.at)
+        return await fresh(info, info.context.loaders.book, str(self.book_id), self.at, Book.from_row)
 
 
 # The payload bases are not in the schema themselves; each mutation has its own success type.

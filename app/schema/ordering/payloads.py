@@ -6,16 +6,16 @@ passed the mutation's position, then reads the row.
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, ClassVar
 
 import strawberry
 
-from app.commands.results import CommandResult
 from app.schema import described
 from app.schema.consistency import caught_up
 from app.schema.context import Info
 from app.schema.errors import MutationErrors as Errors
 from app.schema.ordering.types import Buyer, Order, visible_scope
+from app.schema.payloads import Changed
 from app.schema.positions import Position
 
 ORDERING = "ordering"  # the projection these payloads wait for
@@ -30,14 +30,9 @@ async def fresh_order(info: Info, order_id: str, position: Position) -> Order | 
 
 
 @strawberry.type
-class BuyerPayload:
+class BuyerPayload(Changed):
+    ID_FIELD: ClassVar[str] = "buyer_id"
     buyer_id: strawberry.ID
-    position: str
-    at: strawberry.Private[Position]
-
-    @classmethod
-    def of(cls, done: CommandResult) -> Self:
-        return cls(buyer_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
 
     @described.field(RYW)
     async def buyer(self, info: Info) -> Buyer | None:
@@ -47,14 +42,9 @@ class BuyerPayload:
 
 
 @strawberry.type
-class OrderPayload:
+class OrderPayload(Changed):
+    ID_FIELD: ClassVar[str] = "order_id"
     order_id: strawberry.ID
-    position: str
-    at: strawberry.Private[Position]
-
-    @classmethod
-    def of(cls, done: CommandResult) -> Self:
-        return cls(order_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
 
     @described.field(RYW)
     async def order(self, info: Info) -> Order | None:

@@ -6,16 +6,15 @@ passed the mutation's position, then loads the row.
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, ClassVar
 
 import strawberry
 
-from app.commands.results import CommandResult
 from app.schema import described
 from app.schema.consistency import caught_up
 from app.schema.context import Info
 from app.schema.errors import MutationErrors as Errors
-from app.schema.positions import Position
+from app.schema.payloads import Changed
 from app.schema.rating.types import Feedback, feedback_now
 
 PROJECTION = "rating"
@@ -23,14 +22,9 @@ RYW = "The feedback as the read model holds it once it has applied this change (
 
 
 @strawberry.type
-class FeedbackPayload:
+class FeedbackPayload(Changed):
+    ID_FIELD: ClassVar[str] = "feedback_id"
     feedback_id: strawberry.ID
-    position: str
-    at: strawberry.Private[Position]
-
-    @classmethod
-    def of(cls, done: CommandResult) -> Self:
-        return cls(feedback_id=strawberry.ID(done.entity_id), position=str(done.position), at=done.position)
 
     @described.field(RYW)
     async def feedback(self, info: Info) -> Feedback | None:
