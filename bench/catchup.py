@@ -35,17 +35,18 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 from _cpu import CpuProbe, CpuTimes
+from _scratch import scratch_database
 from broadcaster import Broadcast
 
-from app.db import PooledConnection, migrate, plain_url
+from app.db import PooledConnection, migrate
 from app.eventstore.position import Position
 from app.live.backend import RedisPubSubBackend
 from app.live.hub import Hub
@@ -131,25 +132,6 @@ def servers() -> Iterator[tuple[str, str]]:
             yield started.database_url, started.redis_url
         finally:
             started.stop()
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(plain_url(url))._replace(path=f"/{name}"))
-
-
-@asynccontextmanager
-async def scratch_database(url: str) -> AsyncIterator[str]:
-    """Create and migrate a database of this run alone; drop it afterwards."""
-    name = f"bench_catchup_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(with_database(url, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        scratch = with_database(url, name)
-        await asyncio.to_thread(migrate, scratch)
-        yield scratch
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def record(pool: asyncpg.Pool, notices: Sequence[ChangeNotice]) -> None:
@@ -368,7 +350,8 @@ async def main_async(args: argparse.Namespace, database_url: str, redis_url: str
     counters = Counters()
     results: list[Result] = []
     async with AsyncExitStack() as stack:
-        scratch = await stack.enter_async_context(scratch_database(database_url))
+        scratch = await stack.enter_async_context(scratch_database(database_url, "bench_catchup"))
+        await asyncio.to_thread(migrate, scratch)
         settings = replace(settings, database_url=scratch)
         pool = await asyncpg.create_pool(
             scratch,
