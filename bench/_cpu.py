@@ -59,12 +59,52 @@ class CpuProbe:
 
     def _is_database(self, pid: int, process: _Process, processes: dict[int, _Process]) -> bool:
         if self.database is not None:
-            return process.name == "postgres" and self.database in process.args.split()
+            return _backend_of(process, self.database)
         if self.server_pid is None or pid == self.server_pid:
             return False
         while pid in processes and pid != self.server_pid:
             pid = processes[pid].parent
         return pid == self.server_pid
+
+
+@dataclass(frozen=True)
+class TreeProbe:
+    """A server that is a process tree (`root` and every process below it) on a database of its own."""
+
+    root: int
+    database: str
+
+    def read(self) -> CpuTimes:
+        """Read the counters now; `server` is None once the root has ended."""
+        processes = _processes()
+        tree = _tree(self.root, processes)
+        return CpuTimes(
+            at=time.perf_counter(),
+            client=time.process_time(),
+            server=sum(processes[pid].cpu for pid in tree) if tree else None,
+            database={pid: p.cpu for pid, p in processes.items() if _backend_of(p, self.database)},
+            machine=_machine(),
+        )
+
+
+def _tree(root: int, processes: dict[int, _Process]) -> set[int]:
+    if root not in processes:
+        return set()
+    below: dict[int, list[int]] = {}
+    for pid, p in processes.items():
+        below.setdefault(p.parent, []).append(pid)
+    tree: set[int] = set()
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(below.get(pid, ()))
+    return tree
+
+
+def _backend_of(process: _Process, database: str) -> bool:
+    """Whether `process` is a PostgreSQL backend connected to `database`."""
+    return process.name == "postgres" and database in process.args.split()
 
 
 def children(parent: int, marker: str) -> list[int]:
