@@ -2,7 +2,7 @@
 
 Usage:
     python bench/compare.py [--processes 1] [--concurrency 32] [--duration 5] [--rounds 3]
-                            [--measures reads,writes] [--books 1000] [--floor ../shared/floor]
+                            [--measures reads,writes] [--books 300] [--floor ../shared/floor]
 
 Starts the floor app given by --floor with N uvicorn workers and `bookworm serve` with N API processes
 (and its worker), each on a fresh database of the PostgreSQL at BOOKWORM_DATABASE_URL (default the
@@ -26,6 +26,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any, TypeVar
 
 import httpx
@@ -41,6 +42,7 @@ from app.eventstore.position import Position
 
 WARMUP = 1.0
 CATCH_UP_TIMEOUT = 120.0
+SEED_TIMEOUT = 300.0
 LAG_SAMPLE_EVERY = 0.1
 MEASURES = ("reads", "writes")
 MACHINE_DATABASE = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -218,10 +220,28 @@ def _lagging(
     return measure_round
 
 
+async def seed(server: Server, books: int) -> str:
+    """Run `bookworm seed --books N` on the server's PostgreSQL and Redis; return what it printed."""
+    command = [sys.executable, "-m", "app.cli", "seed", "--books", str(books)]
+    process = await asyncio.create_subprocess_exec(*command, env=server.env, stdout=PIPE, stderr=PIPE)
+    try:
+        async with asyncio.timeout(SEED_TIMEOUT):
+            out, err = await process.communicate()
+    except TimeoutError:
+        raise SystemExit(f"bookworm seed --books {books} did not finish in {SEED_TIMEOUT:g} s") from None
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        raise SystemExit(f"bookworm seed failed: {err.decode().strip()[-500:]}")
+    return out.decode().strip()
+
+
 async def prepare(server: Server, endpoint: Endpoint, auth: dict[str, str], books: int) -> list[str]:
     """Seed Bookworm, wait until every read model has it all; return the books' ids."""
     started = time.perf_counter()
-    print(server.run_cli("seed", "--books", str(books)).strip(), end=" ")
+    print(await seed(server, books), end=" ")
     after_seed = endpoint.graphql(CREATE_AUTHOR, {"name": f"Compare {os.urandom(3).hex()}"}, auth)
     connection = Connection(endpoint)
     try:
@@ -300,12 +320,13 @@ def main() -> None:
     )
     parser.add_argument("--measures", type=_measures, default=MEASURES, help="reads,writes (default both)")
     parser.add_argument(
-        "--books", type=_positive, default=1000, help="books seeded into Bookworm (default 1000)"
+        "--books", type=_positive, default=300, help="books seeded into Bookworm (default 300)"
     )
     parser.add_argument(
         "--floor", type=Path, default=FLOOR_DIR, help="the floor's directory (default ../shared/floor)"
     )
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # progress shows as it comes
     started = time.perf_counter()
     command = shlex.join(["python", "bench/compare.py", *sys.argv[1:]])
     when = time.strftime("%Y-%m-%d %H:%M")
