@@ -112,6 +112,24 @@ def _prices(rng: random.Random, category: str) -> tuple[Decimal, Decimal | None]
     return price, max(sale, Decimal("0.01"))
 
 
+# A category's word lists hold a few hundred titles: past this many draws of taken ones, number the title.
+_TITLE_DRAWS = 200
+
+
+def _unique_title(rng: random.Random, category: str, seen: set[str]) -> str:
+    """Draw a title not taken yet (listings read like a real shop); once a category runs dry, number one."""
+    title = _title(rng, category)
+    for _ in range(_TITLE_DRAWS):
+        if title not in seen:
+            break
+        title = _title(rng, category)
+    numbered, volume = title, 2
+    while numbered in seen:
+        numbered, volume = f"{title}, Volume {volume}", volume + 1
+    seen.add(numbered)
+    return numbered
+
+
 def _book_items(count: int) -> Iterator[Item]:
     """Yield `count` books; book n is the same whatever the count, so a larger seed extends a smaller one."""
     rng = random.Random(_RANDOM_SEED)
@@ -120,10 +138,7 @@ def _book_items(count: int) -> Iterator[Item]:
     for n in range(count):
         category_index = rng.randrange(len(words.CATEGORIES))
         category = words.CATEGORIES[category_index]
-        title = _title(rng, category)
-        while title in seen:  # titles stay unique, so listings read like a real shop
-            title = _title(rng, category)
-        seen.add(title)
+        title = _unique_title(rng, category, seen)
         candidates = homes[category_index]
         authors = rng.sample(candidates, k=min(rng.choice((1,) * 7 + (2, 2, 3)), len(candidates)))
         price, price_sale = _prices(rng, category)
