@@ -102,6 +102,19 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is 
             self.terminate()
 
 
+class ApiConnection(PooledConnection):
+    """A connection of the API pool: released with its transaction ended, and no other round trip.
+
+    API requests hold no session state: their advisory locks are transaction-scoped, their settings
+    `SET LOCAL`, their cursors live inside a transaction and LISTEN runs on connections of its own. So
+    the full reset (unlock all, close all, unlisten, reset all: one more round trip per request) is
+    left out; asyncpg still rolls back a transaction left open and drops the listener callbacks.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 API_APPLICATION = "bookworm-api"
 WORKER_APPLICATION = "bookworm-worker"
 
@@ -116,6 +129,7 @@ class Session:
     application_name: str = "bookworm"
     statement_timeout: float = 0.0  # seconds one statement may run
     idle_in_transaction_timeout: float = 0.0  # seconds a transaction may wait on its client
+    holds_session_state: bool = True  # False: a release only ends an open transaction (ApiConnection)
 
     def server_settings(self) -> dict[str, str]:
         """Return the settings sent when each connection starts (milliseconds for the limits)."""
@@ -138,6 +152,7 @@ def api_session(settings: Settings) -> Session:
         application_name=API_APPLICATION,
         statement_timeout=settings.db_statement_timeout,
         idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout,
+        holds_session_state=False,
     )
 
 
@@ -152,13 +167,14 @@ def worker_session() -> Session:
 
 async def create_pool(url: str, *, size: int = 10, session: Session | None = None) -> asyncpg.Pool:
     """Open an asyncpg pool; JSON columns stay text and are decoded by their owners."""
+    session = session or Session()
     pool = await asyncpg.create_pool(
         plain_url(url),
         min_size=1,
         max_size=size,
         command_timeout=30,
-        connection_class=PooledConnection,
-        server_settings=(session or Session()).server_settings(),
+        connection_class=PooledConnection if session.holds_session_state else ApiConnection,
+        server_settings=session.server_settings(),
     )
     assert pool is not None
     return pool

@@ -83,3 +83,27 @@ async def test_lifted_limits_let_one_transaction_take_longer(api_pool: asyncpg.P
         # Only for that transaction: the connection keeps its limit.
         with pytest.raises(asyncpg.QueryCanceledError):
             await conn.execute("SELECT pg_sleep($1)", 2 * LIMIT)
+
+
+async def test_an_api_connection_comes_back_clean_with_one_statement_at_most(settings: Settings) -> None:
+    assert settings.database_url
+    pool = await create_pool(settings.database_url, size=1, session=api_session(settings))
+    try:
+        async with pool.acquire() as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            # What a request may leave behind: a transaction never ended, holding what it took.
+            await conn.execute("BEGIN")
+            await conn.execute("SELECT pg_advisory_xact_lock(7, 7)")
+            await conn.execute("SET LOCAL statement_timeout = 1234")
+            await conn.execute("DECLARE leftover CURSOR FOR SELECT 1")
+        async with pool.acquire() as conn:
+            state = await conn.fetchrow(
+                "SELECT pg_backend_pid() AS backend, current_setting('statement_timeout') AS timeout,"
+                " (SELECT count(*) FROM pg_cursors WHERE name = 'leftover') AS cursors,"
+                " (SELECT count(*) FROM pg_locks"
+                "  WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks"
+            )
+            assert not conn.is_in_transaction()
+    finally:
+        await pool.close()
+    assert dict(state) == {"backend": backend, "timeout": "5s", "cursors": 0, "locks": 0}
