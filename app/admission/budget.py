@@ -1,6 +1,7 @@
 """Per-client budgets in Redis, shared by every API process: token buckets of cost points and of writes.
 
-One EVALSHA per charge takes from both buckets atomically, on the Redis server's clock. When Redis is
+One EVALSHA takes from both buckets atomically, on the Redis server's clock, for every charge made in the
+same turn of the event loop. When Redis is
 unreachable or slow, each process charges its own local buckets with the same limits for a while.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
@@ -24,20 +25,26 @@ log = logging.getLogger(__name__)
 # How long a charge waits for Redis before charging the local buckets: far below redis_timeout,
 # since every request waits for its charge.
 CHARGE_TIMEOUT = 0.25
+# Charges sent to Redis in one call at most; more in the same turn of the loop start another call.
+MAX_BATCH = 256
 # After a failure Redis is left alone this long (doubling up to the cap) before one charge tries it.
 RETRY_FIRST = 1.0
 RETRY_CAP = 10.0
 
 Bucket = Literal["cost", "writes"]
 
-# KEYS: the cost bucket, the write bucket. ARGV: cost, capacity, refill per second, then the same three
-# for writes. A missing hash is a full bucket; a refused charge writes nothing; a kept hash expires when
-# it would have refilled, so an idle client costs no memory. A charge above a capacity never fits: it is
-# told to wait for a full refill. Fractions are returned as strings: Redis truncates Lua numbers.
-# Reply: {allowed (1/0), refusing bucket or "", cost points left, writes left, seconds to retry}.
+# One call charges every charge of a batch, in order (two charges of one client see each other). KEYS: the
+# cost and the write bucket of each charge. ARGV: capacity and refill per second of cost points, then of
+# writes, then cost and writes of each charge. A missing hash is a full bucket; a refused charge writes
+# nothing; a kept hash expires when it would have refilled, so an idle client costs no memory. A charge
+# above a capacity never fits: it is told to wait for a full refill. Fractions are returned as strings:
+# Redis truncates Lua numbers. Reply, per charge: {allowed (1/0), refusing bucket or "", cost points left,
+# writes left, seconds to retry}.
 CHARGE_SCRIPT = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local wcapacity, wrate = tonumber(ARGV[3]), tonumber(ARGV[4])
 local function level(key, capacity, rate)
   local state = redis.call('HMGET', key, 'tokens', 'ts')
   local tokens, ts = tonumber(state[1]), tonumber(state[2])
@@ -54,25 +61,30 @@ local function take(key, left, capacity, rate)
   redis.call('HSET', key, 'tokens', left, 'ts', now)
   redis.call('PEXPIRE', key, math.ceil((capacity - left) / rate * 1000) + 1)
 end
-local cost, capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local writes, wcapacity, wrate = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local left = level(KEYS[1], capacity, rate)
-local wleft = wcapacity
-if writes > 0 then wleft = level(KEYS[2], wcapacity, wrate) end
-local cost_wait = wait(cost, left, capacity, rate)
-local writes_wait = wait(writes, wleft, wcapacity, wrate)
-if cost > left or writes > wleft then
-  local bucket = 'cost'
-  if cost <= left or writes_wait > cost_wait then bucket = 'writes' end
-  return {0, bucket, tostring(left), tostring(wleft), tostring(math.max(cost_wait, writes_wait))}
+local function charge(key, wkey, cost, writes)
+  local left = level(key, capacity, rate)
+  local wleft = wcapacity
+  if writes > 0 then wleft = level(wkey, wcapacity, wrate) end
+  local cost_wait = wait(cost, left, capacity, rate)
+  local writes_wait = wait(writes, wleft, wcapacity, wrate)
+  if cost > left or writes > wleft then
+    local bucket = 'cost'
+    if cost <= left or writes_wait > cost_wait then bucket = 'writes' end
+    return {0, bucket, tostring(left), tostring(wleft), tostring(math.max(cost_wait, writes_wait))}
+  end
+  left = left - cost
+  take(key, left, capacity, rate)
+  if writes > 0 then
+    wleft = wleft - writes
+    take(wkey, wleft, wcapacity, wrate)
+  end
+  return {1, '', tostring(left), tostring(wleft), '0'}
 end
-left = left - cost
-take(KEYS[1], left, capacity, rate)
-if writes > 0 then
-  wleft = wleft - writes
-  take(KEYS[2], wleft, wcapacity, wrate)
+local replies = {}
+for i = 1, #KEYS / 2 do
+  replies[i] = charge(KEYS[2 * i - 1], KEYS[2 * i], tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i]))
 end
-return {1, '', tostring(left), tostring(wleft), '0'}
+return replies
 """
 
 
@@ -110,6 +122,37 @@ def _status(capacity: int, available: float, rate: float) -> dict[str, Any]:
     return {"maximumAvailable": capacity, "currentlyAvailable": int(available), "restoreRate": rate}
 
 
+@dataclass
+class _Batch:
+    """Charges made in one turn of the loop, each with the future its caller awaits."""
+
+    probe: bool  # sent while charging locally: its answer tells whether Redis is back
+    charges: list[tuple[str, int, int, asyncio.Future[Taken | None]]] = field(default_factory=list)
+
+    def answer(self, replies: list[Taken] | None) -> None:
+        """Give each charge its reply; None (Redis away) sends every one to the local buckets."""
+        for index, (*_, future) in enumerate(self.charges):
+            if not future.done():
+                future.set_result(None if replies is None else replies[index])
+
+    def fail(self, exc: BaseException) -> None:
+        """Raise `exc` to every charge (cancel them when the call itself was cancelled)."""
+        for *_, future in self.charges:
+            if future.done():
+                continue
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+            else:
+                future.cancel()
+
+
+def _taken(reply: list[Any]) -> Taken:
+    allowed, bucket, left, writes_left, retry_after = reply
+    return Taken(
+        int(allowed) == 1, text(bucket), float(text(left)), float(text(writes_left)), float(text(retry_after))
+    )
+
+
 class Budgets:
     """Charge requests to per-client buckets shared through Redis, locally while Redis is away."""
 
@@ -124,6 +167,8 @@ class Budgets:
         self._retry_at = 0.0
         self._local_since: float | None = None
         self._probing = False
+        self._batch: _Batch | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def charge(self, key: str, cost: int, writes: int = 0) -> Charge:
         """Take `cost` points and `writes` writes from `key`'s buckets, both or neither."""
@@ -138,27 +183,49 @@ class Budgets:
         return self._charge_from(taken, cost, writes)
 
     async def _charge_redis(self, key: str, cost: int, writes: int) -> Taken | None:
-        probe = self._probing = self._local_since is not None
+        batch = self._batch
+        if batch is None or len(batch.charges) >= MAX_BATCH:
+            # Charges made until the loop's next turn join this batch and go to Redis in one call.
+            batch = self._batch = _Batch(probe=self._local_since is not None)
+            self._probing = self._probing or batch.probe
+            flush = asyncio.create_task(self._flush(batch), name="budget-charges")
+            self._flushing.add(flush)
+            flush.add_done_callback(self._flushing.discard)
+        answer: asyncio.Future[Taken | None] = asyncio.get_running_loop().create_future()
+        batch.charges.append((key, cost, writes, answer))
+        return await answer
+
+    async def _flush(self, batch: _Batch) -> None:
+        if self._batch is batch:
+            self._batch = None
+        try:
+            replies = await self._send(batch)
+        except BaseException as exc:
+            batch.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        batch.answer(replies)
+
+    async def _send(self, batch: _Batch) -> list[Taken] | None:
+        keys: list[str] = []
+        args: list[int | float] = self._limits()
+        for key, cost, writes, _ in batch.charges:
+            keys += self._keys(key)
+            args += [cost, writes]
         try:
             async with asyncio.timeout(CHARGE_TIMEOUT):
-                reply = await self._script(keys=self._keys(key), args=self._args(cost, writes))
+                replies = await self._script(keys=keys, args=args)
         except REDIS_DOWN as exc:
-            self._redis_failed(exc, probe)
+            self._redis_failed(exc, batch.probe)
             return None
         finally:
-            if probe:
+            if batch.probe:
                 self._probing = False
-        if probe:
+        if batch.probe:
             # Only a probe ends the fallback: an answer to a charge sent before Redis failed proves little.
             self._redis_answered()
-        allowed, bucket, left, writes_left, retry_after = reply
-        return Taken(
-            int(allowed) == 1,
-            text(bucket),
-            float(text(left)),
-            float(text(writes_left)),
-            float(text(retry_after)),
-        )
+        return [_taken(reply) for reply in replies]
 
     def _redis_worth_trying(self) -> bool:
         if self._local_since is None:
@@ -184,16 +251,9 @@ class Budgets:
         prefix = self._settings.redis_prefix
         return [f"{prefix}:budget:cost:{key}", f"{prefix}:budget:writes:{key}"]
 
-    def _args(self, cost: int, writes: int) -> list[int | float]:
+    def _limits(self) -> list[int | float]:
         s = self._settings
-        return [
-            cost,
-            s.budget_capacity,
-            s.budget_refill,
-            writes,
-            s.write_budget_capacity,
-            s.write_budget_refill,
-        ]
+        return [s.budget_capacity, s.budget_refill, s.write_budget_capacity, s.write_budget_refill]
 
     def _charge_from(self, taken: Taken, cost: int, writes: int) -> Charge:
         s = self._settings

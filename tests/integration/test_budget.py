@@ -226,3 +226,20 @@ async def test_charges_go_back_to_redis_when_it_returns(
     assert back.allowed and back.remaining == pytest.approx(5, abs=0.01)
     assert shared > 0
     assert [r.getMessage() for r in caplog.records if "answers again" in r.getMessage()] != []
+
+
+async def test_charges_made_together_are_charged_exactly_and_in_order(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    budgets, key, other = Budgets(redis, limits(settings)), new_key(), new_key()
+
+    together = await asyncio.gather(
+        *(budgets.charge(key, 1, writes=i % 2) for i in range(12)), budgets.charge(other, 10)
+    )
+
+    mine, theirs = together[:-1], together[-1]
+    # Two writes fit; every later charge with a write is refused and takes nothing.
+    assert [c.allowed for c in mine] == [True] * 5 + [False, True] * 3 + [False]
+    assert {c.bucket for c in mine if not c.allowed} == {"writes"}
+    assert [round(c.remaining) for c in mine if c.allowed] == [9, 8, 7, 6, 5, 4, 3, 2]
+    assert theirs.allowed and theirs.remaining == pytest.approx(0, abs=0.01)
