@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from app.identity.principal import Principal
 
@@ -17,6 +18,9 @@ UNKNOWN = "unknown"
 IPV6_GROUP_PREFIX = 64
 # X-Forwarded-For hops examined from the right; past them the last trusted hop is the client.
 MAX_FORWARDED_HOPS = 32
+# Peers and address groups remembered per process: every request asks for both, and parsing costs more
+# than the rest of the lookup. Peer strings are short (the socket's), so the caches stay small.
+ADDRESS_CACHE_SIZE = 4096
 # Subjects that are safe as they are inside a Redis key name; any other is hashed.
 _SAFE_SUBJECT = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 _IPV4_WITH_PORT = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")
@@ -51,7 +55,7 @@ class TrustedProxies:
 
 def client_ip(peer: str | None, forwarded_for: str | None, proxies: TrustedProxies) -> str:
     """Return the client's normalised address: the peer's, or the nearest untrusted X-Forwarded-For hop."""
-    address = parse_address(peer)
+    address = _peer_address(peer)
     if address is None:
         return UNKNOWN
     if forwarded_for and proxies.trusts(address):
@@ -90,6 +94,10 @@ def parse_address(text: str | None) -> IPAddress | None:
     return address
 
 
+_peer_address = lru_cache(maxsize=ADDRESS_CACHE_SIZE)(parse_address)
+
+
+@lru_cache(maxsize=ADDRESS_CACHE_SIZE)
 def ip_group(ip: str) -> str:
     """Return what an address is counted as: itself for IPv4, its /64 network for IPv6."""
     address = parse_address(ip)
