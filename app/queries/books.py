@@ -110,6 +110,19 @@ class BookListing:
         )
         return sql, args
 
+    def page_and_count_sql(self, first: int, after: str | None) -> tuple[str, list[Any]]:
+        """Return one query for the page and the count of every match, and its arguments.
+
+        Each row carries `total_count`; an empty page is one row of NULLs with the count.
+        """
+        sql, args = self.page_sql(first, after)
+        direction = "DESC" if self.descending else "ASC"
+        combined = (
+            f"SELECT page.*, counted.total_count FROM ({self.count_sql()}) AS counted(total_count) "
+            f"LEFT JOIN ({sql}) AS page ON true ORDER BY page.sort_key {direction}, page.id {direction}"
+        )
+        return combined, args
+
     def cursor(self, record: asyncpg.Record) -> str:
         return encode_cursor(self.ordering, self.sort.dump(record["sort_key"]), str(record["id"]))
 

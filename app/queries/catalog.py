@@ -81,12 +81,11 @@ class CatalogQueries:
         """Return one page of books; order_by None means RELEVANCE with a search, else NAME."""
         check_first(first)
         listing = BookListing(search=search, filter=filter, order_by=order_by, descending=descending)
-        sql, args = listing.page_sql(first, after)
-        async with self._pool.acquire() as conn:
-            records = await conn.fetch(sql, *args)
-            total = await conn.fetchval(listing.count_sql(), *listing.args)
-        edges = [Edge(listing.cursor(r), BookRow.from_record(r)) for r in records]
-        return make_page(edges, first, after=after, total_count=total)
+        sql, args = listing.page_and_count_sql(first, after)
+        # One round trip, and the count and the page read from one snapshot.
+        records = await self._pool.fetch(sql, *args)
+        edges = [Edge(listing.cursor(r), BookRow.from_record(r)) for r in records if r["id"] is not None]
+        return make_page(edges, first, after=after, total_count=records[0]["total_count"])
 
     @unavailable_when_down
     async def books_by_author(
