@@ -4,13 +4,12 @@ budget and only then validated and run, over HTTP and websockets alike."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, specified_rules, validate
+from graphql import DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 
-from app.admission import Analysis, Limits, QueryTooComplex, analyse, check, parse_limited
+from app.admission import Analysis, Limits, QueryTooComplex, check, memo, parse_limited
 from app.admission.budget import Charge
 from app.admission.gate import CostGate, GateBusy
 from app.settings import Settings
@@ -21,14 +20,6 @@ if TYPE_CHECKING:
 RATE_LIMITED = "RATE_LIMITED"
 SERVER_BUSY = "SERVER_BUSY"
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
-VALIDATION_CACHE_SIZE = 1024
-RULES = tuple(specified_rules)
-
-
-@lru_cache(maxsize=VALIDATION_CACHE_SIZE)
-def _validate(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
-    # Keyed by the parsed document, which the parse cache hands out again for the same text.
-    return validate(schema, document, RULES)
 
 
 class Admission(SchemaExtension):
@@ -65,7 +56,7 @@ class Admission(SchemaExtension):
         except GraphQLError as refused:
             context.pre_execution_errors = [refused]
         else:
-            context.pre_execution_errors = _validate(schema, context.graphql_document)
+            context.pre_execution_errors = memo.validation(schema, context.graphql_document)
         yield
 
     async def on_execute(self) -> AsyncIterator[None]:
@@ -83,7 +74,7 @@ class Admission(SchemaExtension):
     async def _admit(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         context = self.execution_context
         caller: Context = context.context
-        analysis = analyse(
+        analysis = memo.analysis(
             schema,
             document,
             context.operation_name,
