@@ -27,7 +27,7 @@ from strawberry.utils.aio import aclosing
 
 from app.aio import cancel_and_wait
 from app.schema.context import Context
-from app.schema.subscriptions import DIRECT, DirectOperation
+from app.schema.subscriptions import DIRECT, DirectOperation, deliver, error_payload
 from app.schema.websocket_limits import (
     INIT_TIMEOUT,
     TOKEN_EXPIRED,
@@ -112,6 +112,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await super().run_operation(operation)
                 return
         await operation.send_operation_message(_transport_error(operation.id, refusal))
+
+    async def _send_result_stream(self, operation: Operation[Context, None], result_source: Any) -> None:
+        await super()._send_result_stream(operation, result_source)
+        direct = DIRECT.get()
+        if direct is None or direct.handoff is None:
+            return
+        try:
+            await deliver(direct.handoff, direct.send)
+        except WebSocketDisconnected:
+            raise
+        except Exception as failure:  # what ended the stream, sent as strawberry sends a resolver's error
+            await direct.send(error_payload(self.schema, failure))
 
     def _direct(self, operation: Operation[Context, None]) -> DirectOperation:
         """Let a cohort's subscriber send its encoded payloads straight to this socket."""

@@ -14,7 +14,7 @@ from app.identity import ANONYMOUS
 from app.live.cohorts import Cohorts, Resume
 from app.live.notices import ChangeNotice
 from app.schema import build_schema
-from app.schema.subscriptions import DIRECT, DirectOperation
+from app.schema.subscriptions import DIRECT, DirectOperation, deliver
 from tests.unit.test_subscription_memory import UnlimitedBudgets
 
 CATALOG_CHANGED = "subscription { catalogChanged { kind position entity entityId } }"
@@ -84,15 +84,18 @@ class Client:
         self.arrived.set()
 
     async def _run(self) -> None:
-        DIRECT.set(DirectOperation(self.query, None, self.variables, self.send))
+        direct = DirectOperation(self.query, None, self.variables, self.send)
+        DIRECT.set(direct)
         container = SimpleNamespace(
             hub=self.hub, budgets=UnlimitedBudgets(), settings=SimpleNamespace(max_response_bytes=1_000_000)
         )
         context = SimpleNamespace(container=container, principal=ANONYMOUS, client_key="ip:test")
         results = await build_schema().subscribe(self.query, self.variables, context_value=context)
         assert isinstance(results, AsyncGenerator), results
-        async for result in results:  # only a subscriber that left its cohort gets results here
-            await self.send(json.dumps({"data": result.data}))
+        async for result in results:
+            raise AssertionError(f"handed back to the handler, not run by strawberry: {result}")
+        assert direct.handoff is not None
+        await deliver(direct.handoff, self.send)
 
     def start(self) -> Client:
         self.task = asyncio.create_task(self._run())
