@@ -5,7 +5,8 @@ Usage:
         [--idle 1000,10000]
 
 Starts `bookworm serve --no-workers` with one API process plus one `bookworm worker` (all subscribers
-on the API process measured), its per-IP websocket cap raised. `--subscribers` sockets follow
+on the API process measured; `--api-processes N` runs N, CPU and memory summed), its per-IP websocket
+cap raised. `--subscribers` sockets follow
 `catalogChanged` over graphql-transport-ws; createAuthor mutations arrive at `--rate` per second for
 `--duration` seconds. Latency runs from the mutation's answer (its event is committed) to each
 subscriber's message naming the new author. CPU per delivery is the API process's CPU during the run
@@ -224,12 +225,22 @@ async def produce(url: str, rate: float, duration: float) -> dict[bytes, float]:
     return answered
 
 
-def api_cpu(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def api_cpu(pids: list[int]) -> float:
+    """CPU seconds the API processes have used."""
+    total = 0
+    for pid in pids:
+        fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
-async def fanout(url: str, api: int, subscribers: int, rate: float, duration: float) -> dict[str, float]:
+def api_rss(pids: list[int]) -> float:
+    return sum(rss_mib(pid) for pid in pids)
+
+
+async def fanout(
+    url: str, api: list[int], subscribers: int, rate: float, duration: float
+) -> dict[str, float]:
     """Return the figures of one run at `rate` with `subscribers` sockets."""
     arrivals = Arrivals()
     sockets = await open_sockets(url, subscribers, arrivals)
@@ -264,16 +275,16 @@ async def fanout(url: str, api: int, subscribers: int, rate: float, duration: fl
     }
 
 
-async def idle(url: str, api: int, count: int) -> dict[str, float]:
+async def idle(url: str, api: list[int], count: int) -> dict[str, float]:
     """Return the API's RSS growth per idle subscribed socket."""
     await asyncio.sleep(SETTLE)
-    start = rss_mib(api)
+    start = api_rss(api)
     arrivals = Arrivals()
     sockets = await open_sockets(url, count, arrivals)
     async with client(url) as http:
         await live(http, arrivals, count)
     await asyncio.sleep(SETTLE)
-    grown = rss_mib(api) - start
+    grown = api_rss(api) - start
     for socket in sockets:
         assert socket.transport is not None
         socket.transport.close()
@@ -281,7 +292,7 @@ async def idle(url: str, api: int, count: int) -> dict[str, float]:
     return {"sockets": count, "rss_mib": grown, "kib_each": grown * 1024 / count}
 
 
-async def measure(url: str, api: int, args: argparse.Namespace) -> None:
+async def measure(url: str, api: list[int], args: argparse.Namespace) -> None:
     for count in args.idle:
         figures = await idle(url, api, count)
         print(
@@ -309,18 +320,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--idle", default="1000,10000", help="comma-separated counts; empty: none")
+    parser.add_argument("--api-processes", type=int, default=1, help="their CPU and memory are summed")
     args = parser.parse_args()
     args.idle = [int(n) for n in args.idle.split(",") if n]
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.environ[SEPARATE_WORKER] = "1"
-    os.environ["BOOKWORM_API_PROCESSES"] = "1"
+    os.environ["BOOKWORM_API_PROCESSES"] = str(args.api_processes)
     os.environ.setdefault("BOOKWORM_MAX_WS_CONNECTIONS", "20000")
     os.environ.setdefault("BOOKWORM_MAX_WS_CONNECTIONS_PER_IP", "20000")
     os.environ.setdefault("BOOKWORM_MAX_SUBSCRIPTIONS_PER_USER", "20000")
     with bookworm_server() as server:
         sign_in(server.admin_token())
-        (api,) = children(server.pid, API_COMMAND)
+        api = children(server.pid, API_COMMAND)
         asyncio.run(measure(server.url, api, args))
 
 
