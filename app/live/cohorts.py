@@ -174,6 +174,8 @@ class Cohorts:
         try:
             async for notice in self._hub.subscribe(cohort.topic, started=cohort.started):
                 payload = await cohort.render(notice)
+                if not cohort.members:
+                    return  # its cancellation may have been lost in the execution (Python 3.11's wait_for)
                 cohort.executions += 1
                 cohort.offer(Frame(notice.position, notice.entity_id, payload))
         except asyncio.CancelledError:

@@ -78,12 +78,15 @@ class Hub:
         after: Position | None = None,
         *,
         after_entity: str | None = None,
+        delivered: bool = False,
         started: Callable[[Position], None] | None = None,
     ) -> AsyncGenerator[ChangeNotice, None]:
         """Yield the topic's changes after `after` (or from now on), then live ones; aclose() to leave.
 
         With `after_entity`, the changes at `after` itself whose entity id sorts after it come first.
-        `started` is told where the subscription begins once it is known. Raise ResumeTooOld when changes
+        `delivered`: `after` is where a live subscription of this process got to, not a client's resume,
+        so it is not checked against the retention horizon. `started` is told where the subscription
+        begins once it is known. Raise ResumeTooOld when changes
         after `after` may have been purged: before yielding anything, or during the replay if a purge
         overtakes it.
         """
@@ -97,7 +100,7 @@ class Hub:
             if after is None:
                 subscriber.start(await self._latest_position(topic), resuming=False)
             else:
-                subscriber.start(after, resuming=True, entity_id=after_entity)
+                subscriber.start(after, resuming=not delivered, behind=True, entity_id=after_entity)
             if started is not None:
                 started(subscriber.position)
             while not self._closed:

@@ -123,7 +123,9 @@ async def deliver(handoff: Handoff, send: Callable[[str], Awaitable[None]]) -> N
     resume = await handoff.hub.cohorts.follow(handoff.key, handoff.topic, handoff.render, send)
     if resume is None:
         return
-    stream = handoff.hub.subscribe(handoff.topic, resume.position, after_entity=resume.entity_id)
+    stream = handoff.hub.subscribe(
+        handoff.topic, resume.position, after_entity=resume.entity_id, delivered=True
+    )
     async with aclosing(stream):
         async for notice in stream:
             await send(await handoff.render(notice))

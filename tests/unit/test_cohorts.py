@@ -37,6 +37,7 @@ class FeedHub:
         after: Position | None = None,
         *,
         after_entity: str | None = None,
+        delivered: bool = False,
         started: Callable[[Position], None] | None = None,
     ) -> AsyncGenerator[ChangeNotice, None]:
         feed: asyncio.Queue[ChangeNotice] = asyncio.Queue()
