@@ -31,6 +31,7 @@ from app.eventstore.position import Position
 from app.live.backend import CATCH_UP
 from app.live.catchup import CatchUp
 from app.live.changes import latest_position, retention_horizon
+from app.live.cohorts import Cohorts
 from app.live.errors import ResumeTooOld
 from app.live.notices import ChangeNotice
 from app.live.notifier import EVERY_TOPIC
@@ -69,14 +70,25 @@ class Hub:
         self._everyone_ready = asyncio.Event()
         self._latest: dict[str, asyncio.Future[Position]] = {}  # a topic's newest position, being read
         self._closed = False
+        self.cohorts = Cohorts(self, settings.subscriber_queue_size)
 
     async def subscribe(
-        self, topic: str, after: Position | None = None
+        self,
+        topic: str,
+        after: Position | None = None,
+        *,
+        after_entity: str | None = None,
+        delivered: bool = False,
+        started: Callable[[Position], None] | None = None,
     ) -> AsyncGenerator[ChangeNotice, None]:
         """Yield the topic's changes after `after` (or from now on), then live ones; aclose() to leave.
 
-        Raise ResumeTooOld when changes after `after` may have been purged: before yielding anything,
-        or during the replay if a purge overtakes it.
+        With `after_entity`, the changes at `after` itself whose entity id sorts after it come first.
+        `delivered`: `after` is where a live subscription of this process got to, not a client's resume,
+        so it is not checked against the retention horizon. `started` is told where the subscription
+        begins once it is known. Raise ResumeTooOld when changes
+        after `after` may have been purged: before yielding anything, or during the replay if a purge
+        overtakes it.
         """
         if self._closed:
             return
@@ -88,7 +100,9 @@ class Hub:
             if after is None:
                 subscriber.start(await self._latest_position(topic), resuming=False)
             else:
-                subscriber.start(after, resuming=True)
+                subscriber.start(after, resuming=not delivered, behind=True, entity_id=after_entity)
+            if started is not None:
+                started(subscriber.position)
             while not self._closed:
                 notice = await subscriber.take()
                 if notice is not None:

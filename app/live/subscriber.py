@@ -75,10 +75,15 @@ class Subscriber:
     def cursor(self) -> Cursor:
         return Cursor(self.topic, self.position, self.entity_id)
 
-    def start(self, position: Position, *, resuming: bool) -> None:
-        """Begin after `position`: the topic's newest change, or (resuming) a client's `after`."""
-        self.position, self.started, self.resuming = position, True, resuming
-        if resuming or self.stale:
+    def start(
+        self, position: Position, *, resuming: bool, behind: bool = False, entity_id: str | None = None
+    ) -> None:
+        """Begin after `position` (after `entity_id` within it): the topic's newest change, or a resume.
+
+        `behind` (implied by `resuming`): read what follows `position` from read.changes first.
+        """
+        self.position, self.entity_id, self.started, self.resuming = position, entity_id, True, resuming
+        if resuming or behind or self.stale:
             self.stale = False
             self._lag()  # take() asks for a page
 

@@ -1,13 +1,63 @@
-"""What every context's subscriptions share: check where to resume, then stream a topic from the hub."""
+"""What every context's subscriptions share: check where to resume, then stream a topic from the hub.
+
+Over graphql-transport-ws, a subscription without `after` whose events are the same for every caller
+joins a cohort (app/live/cohorts.py): the subscribers of one document, operation and variables share
+one hub subscription, one execution and one encoded payload per change, which is sent straight to each
+socket. The websocket handler names the operation being run (DIRECT); once admitted, the resolver hands
+the subscription back to it (a Handoff) and ends, so what strawberry and graphql-core hold for a running
+subscription is freed: a member is its task, its queue and its cursor.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import aclosing
+from contextvars import ContextVar
+from dataclasses import dataclass
+from inspect import isawaitable
+from typing import Any, TypeVar
+
+from graphql import DocumentNode, ExecutionResult, GraphQLError, execute
+from strawberry.schema.base import BaseSchema
 
 from app.domain.errors import ValidationError
+from app.live.cohorts import Render
+from app.live.hub import Hub
 from app.live.notices import ChangeNotice
 from app.schema.context import Info
+from app.schema.extensions import PublicErrors
+from app.schema.output import cap_response
 from app.schema.positions import BadCursor, Position, parse_cursor
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A subscription the resolver admitted and handed back: its cohort, and how a notice is rendered."""
+
+    hub: Hub
+    key: Hashable
+    topic: str
+    render: Render
+
+
+@dataclass(slots=True)
+class DirectOperation:
+    """The websocket operation being run: what it asked, and how to send it one `next` payload."""
+
+    query: str
+    operation_name: str | None
+    variables: dict[str, object] | None
+    send: Callable[[str], Awaitable[None]]
+    handoff: Handoff | None = None  # set by a resolver whose subscription the handler is to deliver
+
+
+DIRECT: ContextVar[DirectOperation | None] = ContextVar("bookworm_direct_operation", default=None)
 
 
 def after_position(after: str | None) -> Position | None:
@@ -45,3 +95,77 @@ async def notices(info: Info, topic: str, after: Position | None) -> AsyncGenera
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()
+
+
+async def public_changes(
+    info: Info, topic: str, after: Position | None, event: Callable[[ChangeNotice], T]
+) -> AsyncGenerator[T, None]:
+    """Yield `event(notice)` for the topic's notices; events that are the same for every caller.
+
+    Without `after`, over graphql-transport-ws, the subscription is handed back to the handler, which
+    delivers it from its cohort (deliver()): this generator ends without yielding.
+    """
+    direct = DIRECT.get()
+    if after is None and direct is not None:
+        key = (topic, direct.query, direct.operation_name, _canonical(direct.variables))
+        hub = info.context.container.hub
+        direct.handoff = Handoff(hub, key, topic, renderer(info, direct, event))
+        return
+    async for notice in notices(info, topic, after):
+        yield event(notice)
+
+
+async def deliver(handoff: Handoff, send: Callable[[str], Awaitable[None]]) -> None:
+    """Send a handed-off subscription's payloads until cancelled, or until the hub closes.
+
+    From its cohort; after an overflow, alone from the last one sent, through the hub's catch-up.
+    """
+    resume = await handoff.hub.cohorts.follow(handoff.key, handoff.topic, handoff.render, send)
+    if resume is None:
+        return
+    stream = handoff.hub.subscribe(
+        handoff.topic, resume.position, after_entity=resume.entity_id, delivered=True
+    )
+    async with aclosing(stream):
+        async for notice in stream:
+            await send(await handoff.render(notice))
+
+
+def error_payload(schema: BaseSchema, error: Exception) -> str:
+    """The `next` payload of an error that ended a subscription, as strawberry would send it."""
+    errors = [GraphQLError(str(error), original_error=error)]
+    schema.process_errors(errors)
+    public = PublicErrors()._process_errors(errors)
+    return json.dumps({"data": None, "errors": [e.formatted for e in public]}, separators=(",", ":"))
+
+
+def renderer(info: Info, direct: DirectOperation, event: Callable[[ChangeNotice], Any]) -> Render:
+    """Execute the operation for one notice and encode its `next` payload, as strawberry would."""
+    raw = info._raw_info
+    schema, graphql_schema, context = info.schema, raw.schema, info.context
+    document = DocumentNode(definitions=(raw.operation, *raw.fragments.values()))
+    variables, limit = direct.variables, context.container.settings.max_response_bytes
+
+    async def render(notice: ChangeNotice) -> str:
+        result = execute(
+            graphql_schema,
+            document,
+            root_value=event(notice),
+            context_value=context,
+            variable_values=variables,
+        )
+        if isawaitable(result):
+            result = await result
+        assert isinstance(result, ExecutionResult)
+        payload: dict[str, object] = {"data": result.data}
+        if result.errors:
+            schema.process_errors(result.errors)
+            public = PublicErrors()._process_errors(list(result.errors))
+            payload["errors"] = [error.formatted for error in public]
+        return cap_response(json.dumps(payload, separators=(",", ":")), payload, limit)
+
+    return render
+
+
+def _canonical(variables: dict[str, object] | None) -> str:
+    return json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))

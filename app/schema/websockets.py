@@ -8,9 +8,12 @@ that signed the connection in expires. Legacy graphql-ws also runs queries and m
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import suppress
 from typing import Any, cast
 
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws import types as transport
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -24,6 +27,7 @@ from strawberry.utils.aio import aclosing
 
 from app.aio import cancel_and_wait
 from app.schema.context import Context
+from app.schema.subscriptions import DIRECT, DirectOperation, deliver, error_payload
 from app.schema.websocket_limits import (
     INIT_TIMEOUT,
     TOKEN_EXPIRED,
@@ -104,9 +108,37 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         with self.guard.subscription(operation.query, operation.operation_name) as refusal:
             if refusal is None:
+                DIRECT.set(self._direct(operation))
                 await super().run_operation(operation)
                 return
         await operation.send_operation_message(_transport_error(operation.id, refusal))
+
+    async def _send_result_stream(self, operation: Operation[Context, None], result_source: Any) -> None:
+        await super()._send_result_stream(operation, result_source)
+        direct = DIRECT.get()
+        if direct is None or direct.handoff is None:
+            return
+        try:
+            await deliver(direct.handoff, direct.send)
+        except WebSocketDisconnected:
+            raise
+        except Exception as failure:  # what ended the stream, sent as strawberry sends a resolver's error
+            await direct.send(error_payload(self.schema, failure))
+
+    def _direct(self, operation: Operation[Context, None]) -> DirectOperation:
+        """Let a cohort's subscriber send its encoded payloads straight to this socket."""
+        head = f'{{"id":{json.dumps(operation.id)},"type":"next","payload":'
+        socket = cast(ASGIWebSocketAdapter, self.websocket).ws
+
+        async def send(payload: str) -> None:
+            if operation.completed:
+                return
+            try:
+                await socket.send_text(f"{head}{payload}}}")
+            except WebSocketDisconnect as disconnected:
+                raise WebSocketDisconnected from disconnected
+
+        return DirectOperation(operation.query, operation.operation_name, operation.variables, send)
 
     async def shutdown(self) -> None:
         await self.guard.stop()

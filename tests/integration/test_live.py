@@ -468,3 +468,19 @@ async def test_a_purge_that_overtakes_a_replay_is_an_error_not_a_gap(
                     received.append(notice)
     assert received == missed[: len(received)]
     assert len(received) < len(missed)
+
+
+async def test_a_subscription_going_on_from_where_it_got_live_is_not_checked_against_the_horizon(
+    purged_hub: Hub, notifier: Notifier, purged_pool: asyncpg.Pool
+) -> None:
+    purged_topic = new_topic()
+    old = make_notices(purged_topic, 2)
+    await commit(purged_pool, notifier, old)
+    await purge(purged_pool, old)
+    assert await retention_horizon(purged_pool) > START
+
+    topic = new_topic()  # it had no change when the subscription began: START is where it got to
+    async with contextlib.aclosing(purged_hub.subscribe(topic, START, delivered=True)) as stream:
+        changes = make_notices(topic, 2)
+        await commit(purged_pool, notifier, changes)
+        assert await take(stream, 2) == changes

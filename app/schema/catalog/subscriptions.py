@@ -7,31 +7,37 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from app.domain.fields import check_id
-from app.live.notices import CATALOG_TOPIC, book_topic
+from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
 from app.schema import described
 from app.schema.catalog.types import BookChange, CatalogChange, ChangeKind
 from app.schema.context import Info
 from app.schema.positions import Position
-from app.schema.subscriptions import notices, resume_position
+from app.schema.subscriptions import public_changes, resume_position
 
 
-async def book_changes(info: Info, topic: str, after: Position | None) -> AsyncGenerator[BookChange, None]:
-    async for notice in notices(info, topic, after):
-        yield BookChange(
-            kind=ChangeKind(notice.kind),
-            position=str(notice.position),
-            book_id=strawberry.ID(notice.entity_id),
-        )
+def book_change(notice: ChangeNotice) -> BookChange:
+    return BookChange(
+        kind=ChangeKind(notice.kind),
+        position=str(notice.position),
+        book_id=strawberry.ID(notice.entity_id),
+    )
 
 
-async def catalog_changes(info: Info, after: Position | None) -> AsyncGenerator[CatalogChange, None]:
-    async for notice in notices(info, CATALOG_TOPIC, after):
-        yield CatalogChange(
-            kind=ChangeKind(notice.kind),
-            position=str(notice.position),
-            entity=notice.entity,
-            entity_id=strawberry.ID(notice.entity_id),
-        )
+def catalog_change(notice: ChangeNotice) -> CatalogChange:
+    return CatalogChange(
+        kind=ChangeKind(notice.kind),
+        position=str(notice.position),
+        entity=notice.entity,
+        entity_id=strawberry.ID(notice.entity_id),
+    )
+
+
+def book_changes(info: Info, topic: str, after: Position | None) -> AsyncGenerator[BookChange, None]:
+    return public_changes(info, topic, after, book_change)
+
+
+def catalog_changes(info: Info, after: Position | None) -> AsyncGenerator[CatalogChange, None]:
+    return public_changes(info, CATALOG_TOPIC, after, catalog_change)
 
 
 @strawberry.type

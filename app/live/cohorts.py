@@ -1,0 +1,189 @@
+"""Cohorts: subscribers that would receive the same bytes share one hub subscription and one rendering.
+
+A cohort is keyed by what its members' frames depend on (the topic, and the document, operation and
+variables that render a notice: see app/schema/subscriptions.py). Its leader task follows the topic in
+the hub once and renders each notice once, to the encoded payload of a `next` message; every member
+gets that same string in its own bounded queue, and its own task sends it. The leader only appends,
+so a slow member never delays the others.
+
+A member whose queue overflows leaves the cohort and resumes on its own from the last frame it sent,
+through the hub's catch-up (read.changes): nothing is lost, nothing is sent twice. A member that
+joins receives every frame rendered from then on, so it follows the topic from the moment it joined,
+as a subscriber of its own would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from app.eventstore.position import Position
+from app.live.notices import ChangeNotice
+
+if TYPE_CHECKING:
+    from app.live.hub import Hub
+
+log = logging.getLogger(__name__)
+
+Render = Callable[[ChangeNotice], Awaitable[str]]  # a notice to the encoded payload of its `next`
+Send = Callable[[str], Awaitable[None]]  # sends one encoded payload to one member's client
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One rendered notice: where it is in the topic, and the payload every member sends."""
+
+    position: Position
+    entity_id: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a member that left its cohort goes on from: after `entity_id` at `position` (or all of it)."""
+
+    position: Position
+    entity_id: str | None
+
+
+class Member:
+    """One subscriber in a cohort: its bounded queue of frames and the last one it sent."""
+
+    __slots__ = ("_wake", "cursor", "ended", "error", "frames", "overflowed", "size")
+
+    def __init__(self, size: int, cursor: Resume | None) -> None:
+        self.size = size
+        self.frames: deque[Frame] = deque()
+        self.cursor = cursor  # the last frame sent; None until the cohort's start is known
+        self.overflowed = False
+        self.ended = False
+        self.error: BaseException | None = None
+        self._wake: asyncio.Future[None] | None = None
+
+    def offer(self, frame: Frame) -> None:
+        """Queue a frame; a full queue marks the member to leave and catch up on its own."""
+        if self.overflowed:
+            return
+        if len(self.frames) >= self.size:
+            self.overflowed = True
+            self.frames.clear()  # read again from read.changes, after the last one sent
+        else:
+            self.frames.append(frame)
+        self.wake()
+
+    def end(self, error: BaseException | None) -> None:
+        self.ended, self.error = True, error
+        self.wake()
+
+    def wake(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def wait(self) -> None:
+        if self.frames or self.overflowed or self.ended:
+            return
+        self._wake = asyncio.get_running_loop().create_future()
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+
+
+@dataclass(eq=False)
+class Cohort:
+    """The members of one key, and the leader that renders the topic's notices for them."""
+
+    topic: str
+    render: Render
+    members: set[Member] = field(default_factory=set)
+    cursor: Resume | None = None  # the last frame rendered, or where the leader's subscription began
+    leader: asyncio.Task[None] | None = None
+    executions: int = 0  # notices rendered: one per notice, however many members
+
+    def started(self, position: Position) -> None:
+        self.cursor = Resume(position, None)
+        for member in self.members:
+            if member.cursor is None:
+                member.cursor = self.cursor
+
+    def offer(self, frame: Frame) -> None:
+        self.cursor = Resume(frame.position, frame.entity_id)
+        for member in self.members:
+            member.offer(frame)
+
+
+class Cohorts:
+    """This process's cohorts, by key."""
+
+    def __init__(self, hub: Hub, queue_size: int) -> None:
+        self._hub = hub
+        self._queue_size = queue_size
+        self._cohorts: dict[Hashable, Cohort] = {}
+
+    def __len__(self) -> int:
+        return len(self._cohorts)
+
+    def get(self, key: Hashable) -> Cohort | None:
+        """The cohort of `key`, if it has members (tests and benchmarks look at it)."""
+        return self._cohorts.get(key)
+
+    async def follow(self, key: Hashable, topic: str, render: Render, send: Send) -> Resume | None:
+        """Send the cohort's frames until cancelled; return where to resume alone after an overflow.
+
+        Return None when the cohort ended (the hub closed); raise what ended the leader's subscription.
+        """
+        cohort = self._cohorts.get(key)
+        if cohort is None:
+            cohort = self._cohorts[key] = Cohort(topic, render)
+            cohort.leader = asyncio.create_task(self._lead(key, cohort), name=f"cohort {topic}")
+        member = Member(self._queue_size, cohort.cursor)
+        cohort.members.add(member)
+        try:
+            return await self._deliver(member, send)
+        finally:
+            self._leave(key, cohort, member)
+
+    async def _deliver(self, member: Member, send: Send) -> Resume | None:
+        while True:
+            await member.wait()
+            if member.overflowed:
+                return member.cursor
+            if member.frames:
+                frame = member.frames.popleft()
+                await send(frame.payload)
+                member.cursor = Resume(frame.position, frame.entity_id)
+            elif member.ended:
+                if member.error is not None:
+                    raise member.error
+                return None
+
+    def _leave(self, key: Hashable, cohort: Cohort, member: Member) -> None:
+        cohort.members.discard(member)
+        if cohort.members or self._cohorts.get(key) is not cohort:
+            return
+        del self._cohorts[key]
+        if cohort.leader is not None:
+            cohort.leader.cancel()
+
+    async def _lead(self, key: Hashable, cohort: Cohort) -> None:
+        error: BaseException | None = None
+        try:
+            async for notice in self._hub.subscribe(cohort.topic, started=cohort.started):
+                payload = await cohort.render(notice)
+                if not cohort.members:
+                    return  # its cancellation may have been lost in the execution (Python 3.11's wait_for)
+                cohort.executions += 1
+                cohort.offer(Frame(notice.position, notice.entity_id, payload))
+        except asyncio.CancelledError:
+            raise
+        except Exception as failure:
+            error = failure
+        finally:
+            if self._cohorts.get(key) is cohort:
+                del self._cohorts[key]
+            for member in cohort.members:
+                member.end(error)
