@@ -9,6 +9,7 @@ read.changes rows (subscribers already saw those changes).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,6 +48,12 @@ class RebuildReport:
     new_generation: int
     events: int
     position: str
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Events replayed per second of the whole rebuild (tables, replay, swap, drop)."""
+        return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
 async def rebuild(
@@ -68,6 +75,7 @@ async def rebuild(
 async def _rebuild(
     pool: asyncpg.Pool, store: EventStore, projection: Projection, batch_size: int
 ) -> RebuildReport:
+    started = time.perf_counter()
     _, old = await _checkpoint(pool, projection.name)
     new = old + 1
     new_prefix = table_prefix(projection.name, new)
@@ -82,7 +90,8 @@ async def _rebuild(
         raise
     # Queries still reading the old tables finish first: DROP waits for their locks.
     await _execute(pool, projection.drop_ddl(table_prefix(projection.name, old)))
-    return RebuildReport(projection.name, old, new, replayed + caught_up, str(position))
+    seconds = time.perf_counter() - started
+    return RebuildReport(projection.name, old, new, replayed + caught_up, str(position), seconds)
 
 
 async def _analyze(pool: asyncpg.Pool, prefix: str) -> None:
