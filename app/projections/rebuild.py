@@ -9,6 +9,7 @@ read.changes rows (subscribers already saw those changes).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from app.eventstore.position import START
 from app.projections import PROJECTIONS
 from app.projections.base import Projection, ProjectionMissing, table_prefix
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 
 _CHECKPOINT = "SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1"
 _SWAP_SET = "UPDATE read.projections SET generation = $2, version = $3, updated_at = now() WHERE name = $1"
@@ -114,7 +115,7 @@ async def _replay(
             return position, count
         async with pool.acquire() as conn, conn.transaction():
             await lift_limits(conn)
-            await _apply(conn, projection, events, prefix)
+            await _apply(conn, store, projection, events, prefix)
         position, count = events[-1].position, count + len(events)
 
 
@@ -136,7 +137,7 @@ async def _swap(
             raise RebuildInProgress(f"projection {projection.name!r} changed generation during the rebuild")
         target = Position(row["transaction_id"], row["global_position"])
         while events := await _batch(store, position, target, batch_size, conn):
-            await _apply(conn, projection, events, prefix)
+            await _apply(conn, store, projection, events, prefix)
             position, count = events[-1].position, count + len(events)
         for statement in projection.view_ddl(prefix):
             await conn.execute(statement)
@@ -154,15 +155,26 @@ async def _batch(
 ) -> list[RecordedEvent]:
     if after >= target:
         return []
-    events = await store.read_all(after, limit=limit, conn=conn)
+    events = await store.read_all(after, limit=limit, conn=conn, decode=False)
     return [e for e in events if e.position <= target]
 
 
 async def _apply(
-    conn: asyncpg.Connection, projection: Projection, events: Sequence[RecordedEvent], prefix: str
+    conn: asyncpg.Connection,
+    store: EventStore,
+    projection: Projection,
+    events: Sequence[RecordedEvent],
+    prefix: str,
 ) -> None:
+    """Decode and apply the events the projection handles; the others would change nothing."""
     for event in events:
-        await projection.apply(conn, event, prefix)
+        if event.event_type in projection.handles:
+            await projection.apply(conn, _decoded(store, event), prefix)
+
+
+def _decoded(store: EventStore, event: RecordedEvent) -> RecordedEvent:
+    decoded = store.registry.decode(event.event_type, event.schema_version, event.data)
+    return dataclasses.replace(event, event=decoded)
 
 
 async def _checkpoint(pool: asyncpg.Pool, name: str) -> tuple[Position, int]:
