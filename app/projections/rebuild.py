@@ -20,7 +20,7 @@ from app.db import lift_limits
 from app.eventstore import EventStore, Position, RecordedEvent
 from app.eventstore.position import START
 from app.projections import PROJECTIONS
-from app.projections.base import Projection, ProjectionMissing, table_prefix
+from app.projections.base import Projection, ProjectionMissing, apply_quietly, table_prefix
 
 BATCH_SIZE = 2000
 
@@ -167,9 +167,8 @@ async def _apply(
     prefix: str,
 ) -> None:
     """Decode and apply the events the projection handles; the others would change nothing."""
-    for event in events:
-        if event.event_type in projection.handles:
-            await projection.apply(conn, _decoded(store, event), prefix)
+    handled = [_decoded(store, e) for e in events if e.event_type in projection.handles]
+    await apply_quietly(conn, projection, handled, prefix)
 
 
 def _decoded(store: EventStore, event: RecordedEvent) -> RecordedEvent:
