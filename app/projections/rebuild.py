@@ -9,7 +9,7 @@ read.changes rows (subscribers already saw those changes).
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,17 +106,27 @@ async def _analyze(pool: asyncpg.Pool, prefix: str) -> None:
 async def _replay(
     pool: asyncpg.Pool, store: EventStore, projection: Projection, prefix: str, batch_size: int
 ) -> tuple[Position, int]:
-    """Apply events up to the (moving) live checkpoint in short transactions."""
+    """Apply events up to the (moving) live checkpoint in short transactions.
+
+    The next page is read and decoded while the server applies this one.
+    """
     position, count = START, 0
-    while True:
-        target, _ = await _checkpoint(pool, projection.name)
-        events = await _batch(store, position, target, batch_size)
-        if not events:
-            return position, count
-        async with pool.acquire() as conn, conn.transaction():
-            await lift_limits(conn)
-            await _apply(conn, store, projection, events, prefix)
-        position, count = events[-1].position, count + len(events)
+    target, _ = await _checkpoint(pool, projection.name)
+    page = asyncio.ensure_future(_page(store, projection, position, target, batch_size))
+    try:
+        while True:
+            events, handled = await page
+            if not events:
+                return position, count
+            position, count = events[-1].position, count + len(events)
+            target, _ = await _checkpoint(pool, projection.name)
+            page = asyncio.ensure_future(_page(store, projection, position, target, batch_size))
+            async with pool.acquire() as conn, conn.transaction():
+                await lift_limits(conn)
+                await apply_quietly(conn, projection, handled, prefix)
+    finally:
+        page.cancel()
+        await asyncio.gather(page, return_exceptions=True)
 
 
 async def _swap(
@@ -136,8 +146,11 @@ async def _swap(
         if row is None or row["generation"] != old:
             raise RebuildInProgress(f"projection {projection.name!r} changed generation during the rebuild")
         target = Position(row["transaction_id"], row["global_position"])
-        while events := await _batch(store, position, target, batch_size, conn):
-            await _apply(conn, store, projection, events, prefix)
+        while True:
+            events, handled = await _page(store, projection, position, target, batch_size, conn)
+            if not events:
+                break
+            await apply_quietly(conn, projection, handled, prefix)
             position, count = events[-1].position, count + len(events)
         for statement in projection.view_ddl(prefix):
             await conn.execute(statement)
@@ -146,34 +159,38 @@ async def _swap(
     return position, count
 
 
-async def _batch(
+async def _page(
     store: EventStore,
+    projection: Projection,
     after: Position,
     target: Position,
     limit: int,
     conn: asyncpg.Connection | None = None,
-) -> list[RecordedEvent]:
+) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
+    """Return the next events up to `target`, and those the projection handles decoded (no others
+    would change anything)."""
     if after >= target:
-        return []
-    events = await store.read_all(after, limit=limit, conn=conn, decode=False)
-    return [e for e in events if e.position <= target]
+        return [], []
+    events = [
+        e for e in await store.read_all(after, limit=limit, conn=conn, decode=False) if e.position <= target
+    ]
+    return events, [_decoded(store, e) for e in events if e.event_type in projection.handles]
 
 
-async def _apply(
-    conn: asyncpg.Connection,
-    store: EventStore,
-    projection: Projection,
-    events: Sequence[RecordedEvent],
-    prefix: str,
-) -> None:
-    """Decode and apply the events the projection handles; the others would change nothing."""
-    handled = [_decoded(store, e) for e in events if e.event_type in projection.handles]
-    await apply_quietly(conn, projection, handled, prefix)
-
-
-def _decoded(store: EventStore, event: RecordedEvent) -> RecordedEvent:
-    decoded = store.registry.decode(event.event_type, event.schema_version, event.data)
-    return dataclasses.replace(event, event=decoded)
+def _decoded(store: EventStore, r: RecordedEvent) -> RecordedEvent:
+    return RecordedEvent(
+        position=r.position,
+        stream_id=r.stream_id,
+        stream_type=r.stream_type,
+        stream_version=r.stream_version,
+        event_id=r.event_id,
+        event_type=r.event_type,
+        schema_version=r.schema_version,
+        data=r.data,
+        metadata=r.metadata,
+        recorded_at=r.recorded_at,
+        event=store.registry.decode(r.event_type, r.schema_version, r.data),
+    )
 
 
 async def _checkpoint(pool: asyncpg.Pool, name: str) -> tuple[Position, int]:
