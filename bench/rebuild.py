@@ -33,6 +33,7 @@ from decimal import Decimal
 import asyncpg
 from _scratch import scratch_database, scratch_prefix
 
+from app.commands.writes import Append
 from app.db import migrate
 from app.events import basket as bev
 from app.events import catalog as cev
@@ -49,14 +50,6 @@ _HEAD = """
 UPDATE read.projections SET (transaction_id, global_position) = (
     SELECT transaction_id::text::bigint, global_position FROM eventstore.events
     ORDER BY transaction_id DESC, global_position DESC LIMIT 1)"""
-
-
-@dataclass(frozen=True, slots=True)
-class Append:
-    stream_id: str
-    stream_type: str
-    expected_version: int
-    events: tuple[Event, ...]
 
 
 @dataclass
