@@ -4,11 +4,16 @@ A projection owns tables named `read.<name>_g<generation>_*`. `read.projections`
 projection: `version` (the code version that built the active tables), `generation` (which table set
 the stable views point at) and the checkpoint. A rebuild fills generation N+1 while N keeps serving,
 then swaps the views in one transaction (app/projections/rebuild.py).
+
+A rebuild announces nothing, so it applies most events as plain statements (`Projection.statement`),
+many at a time: statements of different keys commute, so each key's n-th statement goes in wave n
+and a wave runs as one `executemany` per SQL text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
@@ -19,6 +24,19 @@ from app.bus.protocol import ConsumerKind
 from app.eventstore.position import Position
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement that applies an event, whose result decides only what the event announces.
+
+    Statements of different keys commute (they read and write different rows); key None orders the
+    statement after every statement before it and before every one after it.
+    """
+
+    sql: str
+    args: tuple[object, ...]
+    key: str | None
 
 
 class Projection(Protocol):
@@ -42,6 +60,10 @@ class Projection(Protocol):
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
         """Apply one event to `prefix`'s tables; return the changes it made."""
+        ...
+
+    def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
+        """Return the one statement `apply` runs for `event`, or None when it runs more (or none)."""
         ...
 
 
@@ -127,3 +149,40 @@ async def record_changes(conn: asyncpg.Connection, notices: Sequence[ChangeNotic
         [n.entity for n in notices],
         [n.entity_id for n in notices],
     )
+
+
+async def apply_quietly(
+    conn: asyncpg.Connection, projection: Projection, events: Sequence[RecordedEvent], prefix: str
+) -> None:
+    """Apply `events` in order, announcing nothing, with a round trip per wave of statements."""
+    pending: list[Statement] = []
+    for event in events:
+        statement = projection.statement(event, prefix)
+        if statement is not None and statement.key is not None:
+            pending.append(statement)
+            continue
+        await _run_waves(conn, pending)
+        pending = []
+        if statement is None:
+            await projection.apply(conn, event, prefix)
+        else:
+            await conn.execute(statement.sql, *statement.args)
+    await _run_waves(conn, pending)
+
+
+async def _run_waves(conn: asyncpg.Connection, statements: Sequence[Statement]) -> None:
+    for wave in _waves(statements):
+        for sql, args in wave.items():
+            await conn.executemany(sql, args)
+
+
+def _waves(statements: Sequence[Statement]) -> list[dict[str, list[tuple[object, ...]]]]:
+    """Put each key's n-th statement in wave n; in a wave, group the arguments by SQL text."""
+    depth: dict[str | None, int] = {}
+    waves: list[dict[str, list[tuple[object, ...]]]] = []
+    for statement in statements:
+        n = depth[statement.key] = depth.get(statement.key, -1) + 1
+        if n == len(waves):
+            waves.append({})
+        waves[n].setdefault(statement.sql, []).append(statement.args)
+    return waves

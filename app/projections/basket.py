@@ -18,6 +18,7 @@ from app.events import catalog as cev
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, basket_topic
 from app.projections import basket_tables
+from app.projections.base import Statement
 
 CREATED, UPDATED = "CREATED", "UPDATED"
 ENTITY = "Basket"
@@ -30,30 +31,48 @@ BasketEvent = (
     | bev.BasketCheckoutFailed
 )
 
-# Returns whether the row is new (xmax = 0 only for an inserted row); no row when already applied.
-_TOUCH_BASKET = """
-INSERT INTO read.{p}baskets AS b (id, customer_id, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $4)
-ON CONFLICT (id) DO UPDATE
-SET version = EXCLUDED.version, updated_at = CASE WHEN $5 THEN EXCLUDED.updated_at ELSE b.updated_at END
-WHERE b.version < EXCLUDED.version
-RETURNING xmax = 0 AS created"""
+# One statement per basket event: `touched` moves the basket row to the event's version (no row when
+# the event was already applied), and the line change runs only when it did. Returns whether the
+# basket row is new (xmax = 0 only for an inserted row).
+_TOUCH = """
+WITH touched AS (
+  INSERT INTO read.{p}baskets AS b (id, customer_id, version, created_at, updated_at)
+  VALUES ($1, $2, $3, $4, $4)
+  ON CONFLICT (id) DO UPDATE
+  SET version = EXCLUDED.version, updated_at = CASE WHEN $5 THEN EXCLUDED.updated_at ELSE b.updated_at END
+  WHERE b.version < EXCLUDED.version
+  RETURNING xmax = 0 AS created){change}
+SELECT created FROM touched"""
 
-_PUT_LINE = """
-INSERT INTO read.{p}lines (basket_id, book_id, quantity, seq) VALUES ($1, $2, $3, $4)
-ON CONFLICT (basket_id, book_id) DO UPDATE SET quantity = EXCLUDED.quantity"""
-_SET_QUANTITY = "UPDATE read.{p}lines SET quantity = $3 WHERE basket_id = $1 AND book_id = $2"
-_REMOVE_LINE = "DELETE FROM read.{p}lines WHERE basket_id = $1 AND book_id = $2"
-_EMPTY_BASKET = "DELETE FROM read.{p}lines WHERE basket_id = $1"
+_PUT_LINE = """,
+changed AS (
+  INSERT INTO read.{p}lines (basket_id, book_id, quantity, seq)
+  SELECT $1, $6::uuid, $7::integer, $3 FROM touched
+  ON CONFLICT (basket_id, book_id) DO UPDATE SET quantity = EXCLUDED.quantity)"""
+_SET_QUANTITY = """,
+changed AS (
+  UPDATE read.{p}lines SET quantity = $7::integer
+  WHERE basket_id = $1 AND book_id = $6::uuid AND EXISTS (SELECT FROM touched))"""
+_REMOVE_LINE = """,
+changed AS (
+  DELETE FROM read.{p}lines WHERE basket_id = $1 AND book_id = $6::uuid AND EXISTS (SELECT FROM touched))"""
+_EMPTY_BASKET = """,
+changed AS (DELETE FROM read.{p}lines WHERE basket_id = $1 AND EXISTS (SELECT FROM touched))"""
 # A checkout leaves exactly the lines it names as left. Setting them (not subtracting what was taken)
 # also puts right a line added just before it whose event reaches the projection after it: the
 # version guard then skips that older event.
-_LEAVE_LINES = """
-WITH left_over AS (SELECT * FROM unnest($2::uuid[], $3::integer[]) AS t (book_id, quantity)),
+_LEAVE_LINES = """,
+left_over AS (
+  SELECT * FROM unnest($6::uuid[], $7::integer[]) AS t (book_id, quantity)
+  WHERE EXISTS (SELECT FROM touched)),
 gone AS (
-  DELETE FROM read.{p}lines l WHERE l.basket_id = $1 AND l.book_id NOT IN (SELECT book_id FROM left_over))
-INSERT INTO read.{p}lines (basket_id, book_id, quantity, seq) SELECT $1, book_id, quantity, $4 FROM left_over
-ON CONFLICT (basket_id, book_id) DO UPDATE SET quantity = EXCLUDED.quantity"""
+  DELETE FROM read.{p}lines l
+  WHERE l.basket_id = $1 AND EXISTS (SELECT FROM touched)
+    AND l.book_id NOT IN (SELECT book_id FROM left_over)),
+changed AS (
+  INSERT INTO read.{p}lines (basket_id, book_id, quantity, seq)
+  SELECT $1, book_id, quantity, $3 FROM left_over
+  ON CONFLICT (basket_id, book_id) DO UPDATE SET quantity = EXCLUDED.quantity)"""
 
 # Returns whether what baskets show of the book changed; NULL for a book seen for the first time.
 _PUT_BOOK = """
@@ -81,47 +100,60 @@ def _notices(r: RecordedEvent, kind: str, baskets: Iterable[tuple[str, str]]) ->
     ]
 
 
-def _line_change(e: BasketEvent, r: RecordedEvent) -> tuple[str, list[object]] | None:
-    """Return the statement (unformatted) and arguments that apply `e` to the basket's lines."""
+def _line_change(e: BasketEvent) -> tuple[str, tuple[object, ...]] | None:
+    """Return the line change (a `_TOUCH` clause, unformatted) and its arguments from $6 on."""
     if isinstance(e, bev.BasketItemAdded):
-        return _PUT_LINE, [e.basket_id, e.book_id, e.quantity, r.stream_version]
+        return _PUT_LINE, (e.book_id, e.quantity)
     if isinstance(e, bev.BasketItemQuantityChanged):
-        return _SET_QUANTITY, [e.basket_id, e.book_id, e.quantity]
+        return _SET_QUANTITY, (e.book_id, e.quantity)
     if isinstance(e, bev.BasketItemRemoved):
-        return _REMOVE_LINE, [e.basket_id, e.book_id]
+        return _REMOVE_LINE, (e.book_id,)
     if isinstance(e, bev.BasketCheckedOut) and e.lines:
-        left = [e.basket_id, [t.book_id for t in e.left], [t.quantity for t in e.left], r.stream_version]
-        return _LEAVE_LINES, left
+        return _LEAVE_LINES, ([t.book_id for t in e.left], [t.quantity for t in e.left])
     if isinstance(e, bev.BasketCleared | bev.BasketCheckedOut):
-        return _EMPTY_BASKET, [e.basket_id]  # a v1 checkout names no lines: it took them all
+        return _EMPTY_BASKET, ()  # a v1 checkout names no lines: it took them all
     return None  # a failed checkout changes nothing a customer sees
+
+
+def _basket_statement(r: RecordedEvent, p: str, e: BasketEvent) -> Statement:
+    change, line_args = _line_change(e) or ("", ())
+    args = (e.basket_id, e.customer_id, r.stream_version, r.recorded_at, bool(change), *line_args)
+    return Statement(_TOUCH.format(p=p, change=change.format(p=p)), args, f"basket:{e.basket_id}")
 
 
 async def _basket_changed(
     conn: asyncpg.Connection, r: RecordedEvent, p: str, e: BasketEvent
 ) -> list[ChangeNotice]:
-    change = _line_change(e, r)
-    args = (e.basket_id, e.customer_id, r.stream_version, r.recorded_at, change is not None)
-    created = await conn.fetchval(_TOUCH_BASKET.format(p=p), *args)
-    if created is None or change is None:
+    statement = _basket_statement(r, p, e)
+    created = await conn.fetchval(statement.sql, *statement.args)
+    if created is None or _line_change(e) is None:
         return []
-    sql, line_args = change
-    await conn.execute(sql.format(p=p), *line_args)
     return _notices(r, CREATED if created else UPDATED, [(e.basket_id, e.customer_id)])
+
+
+def _book_statement(
+    r: RecordedEvent, p: str, e: cev.BookCreated | cev.BookUpdated | cev.BookDeleted
+) -> Statement:
+    if isinstance(e, cev.BookDeleted):
+        return Statement(_DELETE_BOOK.format(p=p), (e.book_id, r.stream_version), f"book:{e.book_id}")
+    unit_price = e.price if e.price_sale is None else e.price_sale
+    args = (e.book_id, e.name, unit_price, r.stream_version)
+    return Statement(_PUT_BOOK.format(p=p), args, f"book:{e.book_id}")
 
 
 async def _book_changed(
     conn: asyncpg.Connection, r: RecordedEvent, p: str, e: cev.BookCreated | cev.BookUpdated
 ) -> list[ChangeNotice]:
-    unit_price = e.price if e.price_sale is None else e.price_sale
-    changed = await conn.fetchval(_PUT_BOOK.format(p=p), e.book_id, e.name, unit_price, r.stream_version)
+    statement = _book_statement(r, p, e)
+    changed = await conn.fetchval(statement.sql, *statement.args)
     return await _announce_holders(conn, r, p, e.book_id) if changed else []
 
 
 async def _book_deleted(
     conn: asyncpg.Connection, r: RecordedEvent, p: str, e: cev.BookDeleted
 ) -> list[ChangeNotice]:
-    if await conn.fetchval(_DELETE_BOOK.format(p=p), e.book_id, r.stream_version) is None:
+    statement = _book_statement(r, p, e)
+    if await conn.fetchval(statement.sql, *statement.args) is None:
         return []
     return await _announce_holders(conn, r, p, e.book_id)
 
@@ -159,6 +191,14 @@ class BasketProjection:
         if isinstance(e, cev.BookDeleted):
             return await _book_deleted(conn, event, prefix, e)
         return []
+
+    def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
+        e = event.event
+        if isinstance(e, BasketEvent):
+            return _basket_statement(event, prefix, e)
+        if isinstance(e, cev.BookCreated | cev.BookUpdated | cev.BookDeleted):
+            return _book_statement(event, prefix, e)
+        return None
 
 
 BASKET = BasketProjection()

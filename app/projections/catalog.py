@@ -21,6 +21,7 @@ from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.eventstore.types import RecordedEvent
 from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
 from app.projections import catalog_tables
+from app.projections.base import Statement
 
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
 
@@ -217,6 +218,37 @@ async def _named_changed(
     return await _named_deleted(conn, r, p, named, entity_id)
 
 
+def _statement(r: RecordedEvent, p: str) -> Statement | None:
+    """Key book rows by book; a named entity's change orders against every book (they show names)."""
+    e = r.event
+    if isinstance(e, ev.BookCreated | ev.BookUpdated):
+        sql, status = (
+            (_INSERT_BOOK, BookStatus.IN_STOCK.value)
+            if isinstance(e, ev.BookCreated)
+            else (_UPDATE_BOOK, e.status)
+        )
+        return Statement(sql.format(p=p), tuple(_book_args(e, status, r)), f"book:{e.book_id}")
+    if isinstance(e, ev.BookDeleted):
+        return Statement(
+            _DELETE_BOOK.format(p=p), (e.book_id, r.stream_version, r.recorded_at), f"book:{e.book_id}"
+        )
+    if isinstance(e, FeedbackCreated | FeedbackDeleted):
+        sign = 1 if isinstance(e, FeedbackCreated) else -1
+        return Statement(
+            _RATE_BOOK.format(p=p), (e.book_id, float(sign * e.rating), sign), f"book:{e.book_id}"
+        )
+    named = _NAMED_EVENTS.get(type(e))
+    if named is None or named[0] == UPDATED:
+        return None  # a rename fans out to books only when it applied
+    kind, entity = named
+    fields = dataclasses.asdict(e)
+    if kind == CREATED:
+        args: tuple[object, ...] = (fields[entity.id_field], fields["name"], r.stream_version, r.recorded_at)
+        return Statement(_INSERT_NAMED.format(p=p, table=entity.table), args, None)
+    args = (fields[entity.id_field], r.stream_version, r.recorded_at)
+    return Statement(_DELETE_NAMED.format(p=p, table=entity.table), args, None)
+
+
 class CatalogProjection:
     """Books denormalized for listing and search, and the named entities they refer to."""
 
@@ -248,6 +280,9 @@ class CatalogProjection:
             return await _book_rated(conn, event, prefix, e)
         named = _NAMED_EVENTS.get(type(e))
         return [] if named is None else await _named_changed(conn, event, prefix, *named)
+
+    def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
+        return _statement(event, prefix)
 
 
 CATALOG = CatalogProjection()

@@ -15,6 +15,7 @@ from app.events import ordering as ev
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, buyer_orders_topic, order_topic
 from app.projections import ordering_tables
+from app.projections.base import Statement
 
 CREATED, UPDATED = "CREATED", "UPDATED"
 ORDER = "Order"
@@ -58,46 +59,20 @@ def _order_notices(r: RecordedEvent, kind: str, order_id: str, buyer_id: str) ->
     ]
 
 
-async def _buyer_updated(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.BuyerAddressUpdated
-) -> list[ChangeNotice]:
-    args = (e.buyer_id, e.name, e.email, e.street, e.city, e.province, r.stream_version, r.recorded_at)
-    await conn.fetchval(_UPSERT_BUYER.format(p=p), *args)
-    return []  # no subscription follows buyer profiles; read-your-writes waits on the checkpoint
-
-
-async def _order_placed(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.OrderPlaced
-) -> list[ChangeNotice]:
-    inserted = await conn.fetchval(
-        _INSERT_ORDER.format(p=p),
-        e.order_id,
-        e.buyer_id,
-        e.buyer_name,
-        e.buyer_email,
-        e.street,
-        e.city,
-        e.province,
-        e.note,
-        lines_json(e.lines),
-        e.total,
-        r.stream_version,
-        r.recorded_at,
-    )
-    return [] if inserted is None else _order_notices(r, CREATED, e.order_id, e.buyer_id)
-
-
-async def _status_changed(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.OrderCompleted | ev.OrderCancelled
-) -> list[ChangeNotice]:
-    if isinstance(e, ev.OrderCompleted):
-        status, reason = "COMPLETED", None
-    else:
-        status, reason = "CANCELLED", e.reason
-    sql = _SET_STATUS.format(p=p)
-    if await conn.fetchval(sql, e.order_id, status, reason, r.stream_version, r.recorded_at) is None:
-        return []
-    return _order_notices(r, UPDATED, e.order_id, e.buyer_id)
+def _statement(r: RecordedEvent, p: str) -> Statement | None:
+    e = r.event
+    if isinstance(e, ev.BuyerAddressUpdated):
+        buyer = (e.buyer_id, e.name, e.email, e.street, e.city, e.province, r.stream_version, r.recorded_at)
+        return Statement(_UPSERT_BUYER.format(p=p), buyer, f"buyer:{e.buyer_id}")
+    if isinstance(e, ev.OrderPlaced):
+        order = (e.order_id, e.buyer_id, e.buyer_name, e.buyer_email, e.street, e.city, e.province, e.note)
+        more = (lines_json(e.lines), e.total, r.stream_version, r.recorded_at)
+        return Statement(_INSERT_ORDER.format(p=p), (*order, *more), f"order:{e.order_id}")
+    if isinstance(e, ev.OrderCompleted | ev.OrderCancelled):
+        status, reason = ("COMPLETED", None) if isinstance(e, ev.OrderCompleted) else ("CANCELLED", e.reason)
+        changed = (e.order_id, status, reason, r.stream_version, r.recorded_at)
+        return Statement(_SET_STATUS.format(p=p), changed, f"order:{e.order_id}")
+    return None
 
 
 class OrderingProjection:
@@ -118,14 +93,17 @@ class OrderingProjection:
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
         """Apply one event to `prefix`'s tables; events of other contexts change nothing."""
-        e = event.event
-        if isinstance(e, ev.BuyerAddressUpdated):
-            return await _buyer_updated(conn, event, prefix, e)
+        e, statement = event.event, _statement(event, prefix)
+        if statement is None or await conn.fetchval(statement.sql, *statement.args) is None:
+            return []
         if isinstance(e, ev.OrderPlaced):
-            return await _order_placed(conn, event, prefix, e)
+            return _order_notices(event, CREATED, e.order_id, e.buyer_id)
         if isinstance(e, ev.OrderCompleted | ev.OrderCancelled):
-            return await _status_changed(conn, event, prefix, e)
-        return []
+            return _order_notices(event, UPDATED, e.order_id, e.buyer_id)
+        return []  # no subscription follows buyer profiles; read-your-writes waits on the checkpoint
+
+    def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
+        return _statement(event, prefix)
 
 
 ORDERING = OrderingProjection()

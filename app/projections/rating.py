@@ -13,6 +13,7 @@ from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, feedback_topic
 from app.projections import rating_tables
+from app.projections.base import Statement
 
 ENTITY = "Feedback"
 CREATED, DELETED = "CREATED", "DELETED"
@@ -40,21 +41,14 @@ def _notice(recorded: RecordedEvent, kind: str, book_id: str, feedback_id: str) 
     ]
 
 
-async def _created(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: FeedbackCreated
-) -> list[ChangeNotice]:
-    args = (e.feedback_id, e.book_id, e.first_name, e.last_name, e.comment, e.rating)
-    if await conn.fetchval(_INSERT.format(p=p), *args, r.stream_version, r.recorded_at) is None:
-        return []
-    return _notice(r, CREATED, e.book_id, e.feedback_id)
-
-
-async def _deleted(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: FeedbackDeleted
-) -> list[ChangeNotice]:
-    if await conn.fetchval(_DELETE.format(p=p), e.feedback_id, r.stream_version, r.recorded_at) is None:
-        return []
-    return _notice(r, DELETED, e.book_id, e.feedback_id)
+def _statement(r: RecordedEvent, p: str) -> Statement | None:
+    e = r.event
+    if isinstance(e, FeedbackCreated):
+        args = (e.feedback_id, e.book_id, e.first_name, e.last_name, e.comment, e.rating)
+        return Statement(_INSERT.format(p=p), (*args, r.stream_version, r.recorded_at), e.feedback_id)
+    if isinstance(e, FeedbackDeleted):
+        return Statement(_DELETE.format(p=p), (e.feedback_id, r.stream_version, r.recorded_at), e.feedback_id)
+    return None
 
 
 class RatingProjection:
@@ -75,12 +69,17 @@ class RatingProjection:
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
         """Apply one event to `prefix`'s tables; events of other contexts change nothing."""
-        e = event.event
-        if isinstance(e, FeedbackCreated):
-            return await _created(conn, event, prefix, e)
-        if isinstance(e, FeedbackDeleted):
-            return await _deleted(conn, event, prefix, e)
-        return []
+        e, statement = event.event, _statement(event, prefix)
+        if not isinstance(e, FeedbackCreated | FeedbackDeleted) or statement is None:
+            return []
+        if await conn.fetchval(statement.sql, *statement.args) is None:
+            return []
+        return _notice(
+            event, CREATED if isinstance(e, FeedbackCreated) else DELETED, e.book_id, e.feedback_id
+        )
+
+    def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
+        return _statement(event, prefix)
 
 
 RATING = RatingProjection()
