@@ -14,19 +14,27 @@ from app.eventstore import Position, RecordedEvent
 
 
 def encode(event: RecordedEvent, prev: Position) -> dict[str, str]:
-    """Return the stream fields of `event`, which follows `prev` in commit order."""
+    """Return the stream fields of `event`, which follows `prev` in commit order.
+
+    What a consumer reads of every entry (where it is, the type it may ignore, what a dead letter names)
+    has a field each; the rest is one JSON field, decoded only by a consumer that applies the event. Every
+    consumer group reads every entry, so each field less is parsed eight times less.
+    """
+    rest = [
+        event.schema_version,
+        event.stream_type,
+        event.stream_version,
+        event.data,
+        event.metadata,
+        event.recorded_at.isoformat(),
+    ]
     return {
         "position": str(event.position),
         "prev": str(prev),
         "type": event.event_type,
-        "schema_version": str(event.schema_version),
-        "stream_id": event.stream_id,
-        "stream_type": event.stream_type,
-        "version": str(event.stream_version),
         "event_id": event.event_id,
-        "data": json.dumps(event.data),
-        "metadata": json.dumps(event.metadata),
-        "recorded_at": event.recorded_at.isoformat(),
+        "stream_id": event.stream_id,
+        "event": json.dumps(rest),
     }
 
 
@@ -52,17 +60,24 @@ class Message:
     def recorded(self, registry: EventRegistry) -> RecordedEvent:
         """Rebuild the recorded event; raise UnknownEventType when no class answers to its type."""
         f = self.fields
-        data: dict[str, Any] = json.loads(f["data"])
+        packed = json.loads(f["event"]) if "event" in f else _unpacked(f)
+        schema_version, stream_type, version, data, metadata, recorded_at = packed
         return RecordedEvent(
             position=self.position,
             stream_id=f["stream_id"],
-            stream_type=f["stream_type"],
-            stream_version=int(f["version"]),
+            stream_type=stream_type,
+            stream_version=int(version),
             event_id=f["event_id"],
             event_type=f["type"],
-            schema_version=int(f["schema_version"]),
+            schema_version=int(schema_version),
             data=data,
-            metadata=json.loads(f["metadata"]),
-            recorded_at=dt.datetime.fromisoformat(f["recorded_at"]),
-            event=registry.decode(f["type"], int(f["schema_version"]), data),
+            metadata=metadata,
+            recorded_at=dt.datetime.fromisoformat(recorded_at),
+            event=registry.decode(f["type"], int(schema_version), data),
         )
+
+
+def _unpacked(f: Mapping[str, str]) -> list[Any]:
+    """The packed field's values from an entry of a relay from before it: a field each."""
+    data, metadata = json.loads(f["data"]), json.loads(f["metadata"])
+    return [f["schema_version"], f["stream_type"], f["version"], data, metadata, f["recorded_at"]]

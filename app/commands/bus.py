@@ -25,7 +25,7 @@ from app.commands.results import CommandResult
 from app.commands.streams import Context, Handler
 from app.db import unavailable_when_down
 from app.domain.commands import Command
-from app.domain.errors import ConflictError
+from app.domain.errors import ConflictError, DomainError
 from app.events.base import Metadata
 from app.eventstore import ConcurrencyError, EventStore
 from app.ids import new_id
@@ -148,10 +148,32 @@ class CommandBus:
         metadata: Metadata,
         key: str | None,
     ) -> CommandResult:
-        """Answer a repeated key, or run the handler, write what it decided, and take due snapshots."""
+        """Answer a repeated key, or run the handler, write what it decided, and take due snapshots.
+
+        The streams of ids minted for the command are presumed empty and not read: the append's expected
+        version 0 checks it. An attempt that presumed so and failed is decided again at once, reading
+        them, so that its error is the one the stored state gives (an id taken before a missing target).
+        """
         if key is not None and (earlier := await idempotency.find(conn, metadata.actor, key, command)):
             return earlier
-        ctx = Context(conn, self._store, metadata, snapshot_every=self._snapshot_every)
+        minted = frozenset(getattr(command, name) for name in command.minted)
+        ctx = self._context(conn, metadata, minted)
+        try:
+            return await self._decide_and_write_in(ctx, handler, command, key)
+        except (DomainError, ConcurrencyError):
+            if not ctx.presumed:
+                raise
+        return await self._decide_and_write_in(self._context(conn, metadata), handler, command, key)
+
+    def _context(
+        self, conn: asyncpg.Connection, metadata: Metadata, minted: frozenset[str] = frozenset()
+    ) -> Context:
+        return Context(conn, self._store, metadata, snapshot_every=self._snapshot_every, minted=minted)
+
+    async def _decide_and_write_in(
+        self, ctx: Context, handler: Handler, command: Command, key: str | None
+    ) -> CommandResult:
+        conn = ctx.conn
         entity_id = await handler(ctx, command)
         if ctx.writes.empty and key is None:
             result = CommandResult(entity_id, ctx.writes.position)
@@ -170,6 +192,9 @@ class CommandBus:
         Return the result, and whether it was this attempt's (not an earlier request's with the key).
         """
         actor = ctx.metadata.actor
+        if key is None and ctx.writes.single_statement and not conn.is_in_transaction():
+            # One statement commits alone: no BEGIN and COMMIT round trips.
+            return CommandResult(entity_id, await ctx.writes.run(conn, self._store, ctx.metadata)), True
         async with conn.transaction():
             # The key row first: a concurrent repeat waits on it, then answers with this result.
             if key is not None and (earlier := await idempotency.claim(conn, actor, key, command)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.commands import constraints
 from app.commands import named_handlers as names
-from app.commands.streams import Context, Handler, fold, load, save
+from app.commands.streams import Context, Handler, fold, load, load_many, save
 from app.domain.catalog import author, book, category, named, publisher
 from app.domain.catalog.commands import (
     CreateAuthor,
@@ -92,7 +92,8 @@ async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBo
     # Append before rewriting the reference rows: a concurrent writer of this book then fails on the
     # stream version (ConcurrencyError) instead of colliding on those rows.
     save(ctx, book_id, BOOK, loaded, events)
-    ctx.writes.add(constraints.ReplaceReferences(book_id, tuple(r.target_id for r in refs)))
+    targets = tuple(r.target_id for r in refs)
+    ctx.writes.add(constraints.ReplaceReferences(book_id, targets, new=loaded.version == 0))
     return book_id
 
 
@@ -100,8 +101,8 @@ async def _check_targets(ctx: Context, state: book.State, refs: list[book.Refere
     """Check the book's targets exist; return the version each was loaded at."""
     found: dict[book.Reference, named.State] = {}
     versions: dict[str, int] = {}
-    for ref in refs:
-        loaded = await load(ctx, ref.target_id, _KINDS[ref.kind].evolve, named.State())
+    wanted = [(ref.target_id, _KINDS[ref.kind].evolve, named.State()) for ref in refs]
+    for ref, loaded in zip(refs, await load_many(ctx, wanted), strict=True):
         found[ref], versions[ref.target_id] = loaded.state, loaded.version
     book.require_references(state, found)
     return versions

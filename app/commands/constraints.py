@@ -68,9 +68,12 @@ async def is_referenced(conn: asyncpg.Connection, target: str) -> bool:
     return bool(await conn.fetchval(query, target))
 
 
-async def replace_references(conn: asyncpg.Connection, source: str, targets: Sequence[str]) -> None:
-    """Make `targets` exactly the streams `source` refers to."""
-    await drop_references(conn, source)
+async def replace_references(
+    conn: asyncpg.Connection, source: str, targets: Sequence[str], *, new: bool = False
+) -> None:
+    """Make `targets` exactly the streams `source` refers to; `new`: its stream had no event, so no row."""
+    if not new:
+        await drop_references(conn, source)
     await conn.execute(
         "INSERT INTO eventstore.references (target_stream, source_stream) "
         "SELECT DISTINCT t, $1 FROM unnest($2::text[]) AS t",
@@ -148,9 +151,10 @@ class ReplaceReferences:
 
     source: str
     targets: tuple[str, ...]
+    new: bool = False  # the source's stream was empty when loaded: it has no reference rows to drop
 
     async def run(self, conn: asyncpg.Connection) -> None:
-        await replace_references(conn, self.source, self.targets)
+        await replace_references(conn, self.source, self.targets, new=self.new)
 
 
 @dataclass(frozen=True, slots=True)

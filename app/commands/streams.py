@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
@@ -13,7 +13,7 @@ from app.commands.snapshots import Due, Snapshotted
 from app.commands.writes import Append, Writes
 from app.domain.errors import ConflictError
 from app.events.base import Event, Metadata
-from app.eventstore import START, EventStore, Position
+from app.eventstore import START, EventStore, Position, RecordedEvent
 from app.eventstore import snapshots as stored
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,10 @@ class Context:
     writes: Writes = field(default_factory=Writes)
     snapshot_every: int = 0  # 0: read and take no snapshots
     due: dict[str, Due[Any]] = field(default_factory=dict)  # snapshots to take once the write commits
+    # Ids the server minted for this command: their streams are presumed empty and not read. The append's
+    # expected version 0 checks it; the bus decides again with a read when it fails (`presumed`).
+    minted: frozenset[str] = frozenset()
+    presumed: set[str] = field(default_factory=set)
 
 
 # A handler returns the id of the entity it acted on; the bus adds the position once the writes commit.
@@ -57,8 +61,20 @@ def fold(evolve: Evolve[S], state: S, events: Iterable[Event]) -> S:
 
 
 async def load(ctx: Context, stream_id: str, evolve: Evolve[S], initial: S) -> Loaded[S]:
-    """Replay one stream."""
-    recorded = await ctx.store.read_stream(stream_id, conn=ctx.conn)
+    """Replay one stream; a stream of an id minted for the command is presumed empty, not read."""
+    if stream_id in ctx.minted:
+        ctx.presumed.add(stream_id)
+        return Loaded(initial, 0, START, None)
+    return _replayed(evolve, initial, await ctx.store.read_stream(stream_id, conn=ctx.conn))
+
+
+async def load_many(ctx: Context, wanted: Sequence[tuple[str, Evolve[S], S]]) -> list[Loaded[S]]:
+    """Replay several streams (id, evolve, initial state) with one query; in the order given."""
+    recorded = await ctx.store.read_streams([stream_id for stream_id, _, _ in wanted], conn=ctx.conn)
+    return [_replayed(evolve, initial, recorded.get(stream_id, [])) for stream_id, evolve, initial in wanted]
+
+
+def _replayed(evolve: Evolve[S], initial: S, recorded: Sequence[RecordedEvent]) -> Loaded[S]:
     state = fold(evolve, initial, (r.event for r in recorded))
     if not recorded:
         return Loaded(state, 0, START, None)

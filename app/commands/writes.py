@@ -46,6 +46,11 @@ class Writes:
         return not self._steps
 
     @property
+    def single_statement(self) -> bool:
+        """Whether the writes are one append alone: one statement, atomic without a transaction."""
+        return len(self._steps) == 1 and isinstance(self._steps[0], Append)
+
+    @property
     def position(self) -> Position:
         """The command's position when it writes nothing."""
         return self._position
