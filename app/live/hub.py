@@ -45,15 +45,39 @@ CONFIRM_TIMEOUT = 5.0  # seconds joining subscribers wait for Redis to confirm a
 
 
 @dataclass(eq=False)
+class Watch:
+    """A standing watch of one topic, for a reader of the whole process such as the response cache.
+
+    `heard` gets each notice as it arrives, and None whenever notices may have been lost: Redis confirmed
+    the topic's or the every-topic channel's subscription (after a reconnection too), or a catch-up was
+    announced to everyone. `live`: both channels are confirmed, so from now on every notice arrives or
+    a None says that some may not have.
+    """
+
+    topic: str
+    heard: Callable[[ChangeNotice | None], None]
+    topic_confirmed: bool = False
+    everyone_confirmed: bool = False
+
+    @property
+    def live(self) -> bool:
+        return self.topic_confirmed and self.everyone_confirmed
+
+
+@dataclass(eq=False)
 class _Topic:
     pump: asyncio.Task[None] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # Redis confirmed (or gave up waiting)
     subscribers: set[Subscriber] = field(default_factory=set)
+    watches: list[Watch] = field(default_factory=list)
+    confirmed: bool = False  # Redis confirmed the channel's subscription at least once
 
     def fall_behind(self) -> None:
         """Send every subscriber of the topic to re-read read.changes: notices may have been lost."""
         for subscriber in self.subscribers:
             subscriber.fall_behind()
+        for watch in self.watches:
+            watch.heard(None)
 
 
 class Hub:
@@ -68,6 +92,7 @@ class Hub:
         self._catch_up = CatchUp(pool)
         self._everyone: asyncio.Task[None] | None = None  # follows the every-topic catch-up channel
         self._everyone_ready = asyncio.Event()
+        self._everyone_confirmed = False  # Redis confirmed the every-topic subscription at least once
         self._latest: dict[str, asyncio.Future[Position]] = {}  # a topic's newest position, being read
         self._closed = False
         self.cohorts = Cohorts(self, settings.subscriber_queue_size)
@@ -143,6 +168,17 @@ class Hub:
         pumps = [entry.pump for entry in entries if entry.pump is not None]
         await cancel_and_wait([*pumps, *self._leaving.values(), *filter(None, [self._everyone])])
 
+    def watch(self, topic: str, heard: Callable[[ChangeNotice | None], None]) -> Watch:
+        """Call `heard` with every notice of `topic` from now on, and None when some may be lost (Watch).
+
+        The topic's channel stays subscribed while the hub runs, whether or not anyone subscribes to it.
+        """
+        self._follow_everyone()
+        entry = self._entry(topic)
+        watch = Watch(topic, heard, entry.confirmed, self._everyone_confirmed)
+        entry.watches.append(watch)
+        return watch
+
     def topics(self) -> set[str]:
         """Return the topics this process is subscribed to."""
         return set(self._topics)
@@ -158,22 +194,29 @@ class Hub:
         return self._catch_up
 
     def _join(self, topic: str, subscriber: Subscriber) -> _Topic:
+        self._follow_everyone()
+        entry = self._entry(topic)
+        entry.subscribers.add(subscriber)
+        return entry
+
+    def _follow_everyone(self) -> None:
         if self._everyone is None:
             channel = self._settings.changes_channel(EVERY_TOPIC)
             follow = self._follow(channel, self._everyone_ready, self._on_everyone)
             self._everyone = asyncio.create_task(follow, name="hub every topic")
+
+    def _entry(self, topic: str) -> _Topic:
         entry = self._topics.get(topic)
         if entry is None:
             entry = self._topics[topic] = _Topic()
             pump = self._pump(topic, entry, self._leaving.get(topic))
             entry.pump = asyncio.create_task(pump, name=f"hub {topic}")
-        entry.subscribers.add(subscriber)
         return entry
 
     async def _leave(self, topic: str, entry: _Topic, subscriber: Subscriber) -> None:
         subscriber.closed = True
         entry.subscribers.discard(subscriber)
-        if entry.subscribers or self._topics.get(topic) is not entry or entry.pump is None:
+        if entry.subscribers or entry.watches or self._topics.get(topic) is not entry or entry.pump is None:
             return
         del self._topics[topic]
         pump = self._leaving[topic] = entry.pump
@@ -211,6 +254,10 @@ class Hub:
 
     def _on_topic(self, topic: str, entry: _Topic, message: str) -> None:
         if message == CATCH_UP:
+            entry.confirmed = True
+            for watch in entry.watches:
+                watch.topic_confirmed = True
+                watch.heard(None)
             if entry.ready.is_set():
                 entry.fall_behind()
             else:
@@ -224,13 +271,21 @@ class Hub:
         self._catch_up.heard(topic, notice)
         for subscriber in entry.subscribers:
             subscriber.offer(notice)
+        for watch in entry.watches:
+            watch.heard(notice)
 
     def _on_everyone(self, message: str) -> None:
         """A CATCH_UP on the every-topic channel: notices lost, or a consumer took over."""
         if message != CATCH_UP:
             return
+        self._everyone_confirmed = True
+        watches = [watch for entry in self._topics.values() for watch in entry.watches]
+        for watch in watches:
+            watch.everyone_confirmed = True
         if not self._everyone_ready.is_set():
             self._everyone_ready.set()  # Redis confirmed this subscription: nothing was lost yet
+            for watch in watches:
+                watch.heard(None)
             return
         for entry in self._topics.values():
             entry.fall_behind()

@@ -10,6 +10,7 @@ import asyncpg
 
 from app.db import unavailable_when_down
 from app.ids import is_id
+from app.queries import reads
 from app.queries.books import BookFilter, BookListing, BookOrder
 from app.queries.paging import (
     Edge,
@@ -21,6 +22,7 @@ from app.queries.paging import (
     make_page,
     text_key,
 )
+from app.queries.reads import AUTHOR, BOOK, CATEGORY, PUBLISHER
 from app.queries.rows import (
     AUTHOR_COLUMNS,
     BOOK_COLUMNS,
@@ -65,7 +67,7 @@ class CatalogQueries:
     @unavailable_when_down
     async def books_by_ids(self, ids: Sequence[str]) -> list[BookRow | None]:
         """Return the books in input order; None where an id is unknown, deleted or malformed."""
-        return await self._by_ids("book_view", BOOK_COLUMNS, ids, BookRow.from_record)
+        return await self._by_ids(BOOK, "book_view", BOOK_COLUMNS, ids, BookRow.from_record)
 
     @unavailable_when_down
     async def list_books(
@@ -80,6 +82,7 @@ class CatalogQueries:
     ) -> Page[BookRow]:
         """Return one page of books; order_by None means RELEVANCE with a search, else NAME."""
         check_first(first)
+        reads.read_listing(*reads.BOOK_LISTING)
         listing = BookListing(search=search, filter=filter, order_by=order_by, descending=descending)
         sql, args = listing.page_and_count_sql(first, after)
         # One round trip, and the count and the page read from one snapshot.
@@ -100,6 +103,7 @@ class CatalogQueries:
     async def first_books_of_authors(self, author_ids: Sequence[str], first: int) -> list[Page[BookRow]]:
         """Return the first page of each author's books by name: two queries for any number of authors."""
         check_first(first)
+        reads.read_listing(*reads.BOOK_LISTING)
         ids = [str(uuid.UUID(i)) for i in author_ids]
         listing = BookListing(search=None, filter=None, order_by=BookOrder.NAME, descending=False)
         async with self._pool.acquire() as conn:
@@ -112,7 +116,7 @@ class CatalogQueries:
 
     @unavailable_when_down
     async def authors_by_ids(self, ids: Sequence[str]) -> list[AuthorRow | None]:
-        return await self._by_ids("author_view", AUTHOR_COLUMNS, ids, AuthorRow.from_record)
+        return await self._by_ids(AUTHOR, "author_view", AUTHOR_COLUMNS, ids, AuthorRow.from_record)
 
     @unavailable_when_down
     async def list_authors(
@@ -120,6 +124,7 @@ class CatalogQueries:
     ) -> Page[AuthorRow]:
         """Return one page of authors by name; search matches any part of the name, any case."""
         check_first(first)
+        reads.read_listing(AUTHOR)
         args: list[Any] = []
         conditions = ["TRUE"]
         search = clean_search(search)
@@ -140,11 +145,13 @@ class CatalogQueries:
 
     @unavailable_when_down
     async def categories_by_ids(self, ids: Sequence[str]) -> list[CategoryRow | None]:
-        return await self._by_ids("category_view", CATEGORY_COLUMNS, ids, CategoryRow.from_record)
+        reads.read_listing(BOOK)  # a category's book count changes with its books
+        return await self._by_ids(CATEGORY, "category_view", CATEGORY_COLUMNS, ids, CategoryRow.from_record)
 
     @unavailable_when_down
     async def list_categories(self) -> list[CategoryRow]:
         """Return every category by name, with its count of books."""
+        reads.read_listing(CATEGORY, BOOK)
         records = await self._pool.fetch(
             f"SELECT {CATEGORY_COLUMNS} FROM read.category_view ORDER BY name, id"
         )
@@ -152,20 +159,24 @@ class CatalogQueries:
 
     @unavailable_when_down
     async def publishers_by_ids(self, ids: Sequence[str]) -> list[PublisherRow | None]:
-        return await self._by_ids("publisher_view", PUBLISHER_COLUMNS, ids, PublisherRow.from_record)
+        return await self._by_ids(
+            PUBLISHER, "publisher_view", PUBLISHER_COLUMNS, ids, PublisherRow.from_record
+        )
 
     @unavailable_when_down
     async def list_publishers(self) -> list[PublisherRow]:
         """Return every publisher by name."""
+        reads.read_listing(PUBLISHER)
         records = await self._pool.fetch(
             f"SELECT {PUBLISHER_COLUMNS} FROM read.publisher_view ORDER BY name, id"
         )
         return [PublisherRow.from_record(r) for r in records]
 
     async def _by_ids(
-        self, view: str, columns: str, ids: Sequence[str], make: Callable[[asyncpg.Record], R]
+        self, entity: str, view: str, columns: str, ids: Sequence[str], make: Callable[[asyncpg.Record], R]
     ) -> list[R | None]:
         canonical = {i: str(uuid.UUID(i)) for i in ids if isinstance(i, str) and is_id(i)}
+        reads.read_rows(entity, canonical.values())
         found: dict[str, R] = {}
         if canonical:
             sql = f"SELECT {columns} FROM read.{view} WHERE id = ANY($1::uuid[])"

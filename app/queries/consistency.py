@@ -130,6 +130,10 @@ class PositionWaiters:
         finally:
             self._remove(waiter)
 
+    def known(self, projection: str) -> Position:
+        """The newest checkpoint of `projection` this process has heard of (the read model may be ahead)."""
+        return self._checkpoint(projection)
+
     def _checkpoint(self, name: str) -> Position:
         try:
             return self._known[name]
