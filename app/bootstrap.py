@@ -43,6 +43,7 @@ from app.queries.consistency import PositionWaiters
 from app.queries.notifications import NotificationQueries
 from app.queries.ordering import OrderingQueries
 from app.queries.rating import RatingQueries
+from app.queries.response_cache import ResponseCache
 from app.settings import Settings
 
 CHANGES_PURGE_EVERY = 3600.0
@@ -66,6 +67,7 @@ class Container:
     positions: PositionWaiters
     broadcast: Broadcast
     hub: Hub
+    response_cache: ResponseCache
     budgets: Budgets
     proxies: TrustedProxies
     workers: Workers | None
@@ -167,6 +169,17 @@ def build_workers(parts: WorkerParts) -> Workers:
     )
 
 
+def _response_cache(settings: Settings, hub: Hub) -> ResponseCache:
+    cache = ResponseCache(
+        entries=settings.response_cache_entries,
+        max_bytes=settings.response_cache_bytes,
+        seconds=settings.response_cache_seconds,
+    )
+    if cache.enabled:
+        cache.follow(hub)
+    return cache
+
+
 def _redis_client(url: str, settings: Settings) -> aioredis.Redis:
     timeout = settings.redis_timeout
     # A bounded pool: a burst of commands (a thousand budget charges at once) waits for a connection
@@ -251,6 +264,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             positions=positions,
             broadcast=broadcast,
             hub=hub,
+            response_cache=_response_cache(settings, hub),
             budgets=Budgets(redis, settings),
             proxies=TrustedProxies.parse(settings.trusted_proxies),
             workers=None,

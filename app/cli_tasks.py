@@ -13,6 +13,7 @@ from app.bus.status import checkpoint_status, relay_status
 from app.eventstore import Position
 from app.identity.keys import KeyConfigError, signing_secret
 from app.identity.tokens import issue
+from app.live.notifier import Notifier
 from app.projections import PROJECTIONS, ProjectionMissing
 from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuild
 from app.projections.status import projection_status
@@ -88,6 +89,13 @@ async def projections_rebuild(args: argparse.Namespace, built: Container) -> Non
         report = await rebuild(built.pool, built.event_store, name)
     except (UnknownProjection, RebuildInProgress, ProjectionMissing) as exc:
         raise CliError(str(exc)) from None
+    # The views now show other tables, which no change notice announced: every API process drops the
+    # answers its response cache keeps (and subscribers re-read read.changes, which finds nothing new).
+    if not await Notifier(built.broadcast, built.settings).catch_up_everyone():
+        print(
+            "Could not tell the API processes to drop their cached answers: they expire within "
+            f"{built.settings.response_cache_seconds:g} s."
+        )
     print(
         f"Rebuilt {name}: generation {report.old_generation} -> {report.new_generation}, "
         f"{report.events} events replayed, up to position {report.position}, "

@@ -85,6 +85,11 @@ class Settings:
     max_subscriptions_per_user: int = 100
     connection_init_timeout: float = 10.0
     max_ws_message_bytes: int = 1_000_000
+    # The response cache of each API process: answers of catalog queries kept until a change notice
+    # makes them stale (docs/operations.md, "The response cache"). 0 entries: no cache.
+    response_cache_entries: int = 4_096
+    response_cache_bytes: int = 64_000_000
+    response_cache_seconds: float = 60.0
     # Output and logs.
     max_response_bytes: int = 5_000_000
     max_log_value_chars: int = 200

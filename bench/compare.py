@@ -53,6 +53,7 @@ BOOK = "query($id: ID!) { book(id: $id) { id name price status version } }"
 BOOKS = "{ books(first: 20) { edges { node { id name price status version } } } }"
 CREATE_AUTHOR = CREATE % ("createAuthor", "CreateAuthorSuccess", "authorId position")
 T = TypeVar("T")
+FRESH = {"Cache-Control": "no-cache"}  # the uncached rows: the response cache is not used at all
 CAUGHT_UP = "{ __typename }"  # sent with Bookworm-Position: answered once every read model has it
 
 
@@ -151,8 +152,14 @@ async def compare_reads(
     bookworm: Side, floor: Side, ids: list[str], floor_book: str, args: argparse.Namespace
 ) -> list[Comparison]:
     """book(id) and books(first: 20) against the floor's by-id query."""
-    by_id = Operation(cycling([bookworm.endpoint.graphql(BOOK, {"id": i}, {}) for i in ids]), b'"name"')
-    page = Operation(cycling([bookworm.endpoint.graphql(BOOKS, {}, {})]), b'"node"')
+
+    def by_id(headers: dict[str, str]) -> Operation:
+        requests = [bookworm.endpoint.graphql(BOOK, {"id": i}, headers) for i in ids]
+        return Operation(cycling(requests), b'"name"')
+
+    def page(headers: dict[str, str]) -> Operation:
+        return Operation(cycling([bookworm.endpoint.graphql(BOOKS, {}, headers)]), b'"node"')
+
     floor_requests = [
         floor.endpoint.graphql(floor_book, {"id": str(i)}, {}) for i in range(1, FLOOR_BOOKS + 1)
     ]
@@ -165,8 +172,10 @@ async def compare_reads(
             partial(measure, floor, floor_by_id, args),
         )
         for label, operation in (
-            ("`book(id)` / `book(id)`", by_id),
-            ("`books(first: 20)` / `book(id)` *", page),
+            ("`book(id)` / `book(id)`", by_id(FRESH)),
+            ("`books(first: 20)` / `book(id)` *", page(FRESH)),
+            ("`book(id)` cached / `book(id)`", by_id({})),
+            ("`books(first: 20)` cached / `book(id)` *", page({})),
         )
     ]
 

@@ -12,9 +12,11 @@ from strawberry.extensions import SchemaExtension
 from app.admission import Analysis, Limits, QueryTooComplex, check, memo, parse_limited
 from app.admission.budget import Charge
 from app.admission.gate import CostGate, GateBusy
+from app.schema.cache import cacheable
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.queries.response_cache import Reading
     from app.schema.context import Context
 
 RATE_LIMITED = "RATE_LIMITED"
@@ -92,6 +94,11 @@ class Admission(SchemaExtension):
         rest = max(0, analysis.cost - self.upfront)
         if rest or analysis.mutation_fields:
             await self._charge(rest, writes=analysis.mutation_fields)
+        reading = _reading(caller) if analysis.operation_type == "query" else None
+        if reading is not None:
+            # What a request answered from the cache pays: all this one paid, in one charge.
+            reading.cost, reading.requested_cost = self.upfront + rest, analysis.cost
+            reading.cacheable = not analysis.introspection and cacheable(schema, document)
 
     async def _charge(self, cost: int, writes: int = 0) -> None:
         caller: Context = self.execution_context.context
@@ -104,6 +111,12 @@ class Admission(SchemaExtension):
         if self.analysis is not None:
             cost["requestedQueryCost"] = self.analysis.cost
         return {"cost": cost} if cost else {}
+
+
+def _reading(caller: Context) -> Reading | None:
+    """The response cache's record of this HTTP request's read, when its answer may be kept."""
+    request = caller.request
+    return None if request is None else getattr(request.state, "reading", None)
 
 
 def upfront_cost(query: str) -> int:

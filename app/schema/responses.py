@@ -3,6 +3,7 @@ shape with a typed code, and the status codes of admission refusals."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -10,7 +11,9 @@ from starlette.responses import JSONResponse, Response
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from app.admission.budget import Charge
 from app.admission.limits import CODE as QUERY_TOO_COMPLEX
+from app.queries.response_cache import Entry
 from app.schema.admission import RATE_LIMITED, SERVER_BUSY
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -92,3 +95,12 @@ def error_response(
     if status == 503 or retry_after is not None:
         response.headers["retry-after"] = str(max(1, math.ceil(retry_after or 1)))
     return response
+
+
+def cached_response(entry: Entry, charge: Charge, media_type: str) -> Response:
+    """A kept answer's `data`, with the `extensions.cost` of the charge this request just paid."""
+    cost = charge.extensions()
+    cost["requestedQueryCost"] = entry.requested_cost
+    extensions = json.dumps({"cost": cost}, separators=(",", ":")).encode()
+    body = b'{"data":' + entry.data + b',"extensions":' + extensions + b"}"
+    return Response(body, media_type=media_type, headers={"bookworm-cache": "HIT"})

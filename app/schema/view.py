@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Hashable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +29,18 @@ from app.identity import ANONYMOUS, Principal
 from app.identity.keys import resolve_keys
 from app.identity.tokens import InvalidToken, verify
 from app.projections import PROJECTIONS
+from app.queries import reads
 from app.queries.consistency import TooManyWaiters
+from app.queries.response_cache import Reading
 from app.schema.admission import RATE_LIMITED, rate_limited
 from app.schema.context import Context, ip_of, sign_in
 from app.schema.ide import content_security_policy
 from app.schema.output import cap_response
-from app.schema.positions import BadCursor, parse_cursor
+from app.schema.positions import BadCursor, Position, parse_cursor
 from app.schema.responses import (
     GRAPHQL_RESPONSE,
     JSON,
+    cached_response,
     error_response,
     is_request_error,
     negotiate,
@@ -52,6 +57,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("bookworm.graphql")
 
 POSITION_HEADER = "bookworm-position"
+CACHE_HEADER = "bookworm-cache"  # HIT: answered from the response cache; MISS: run, and its answer kept
 PLAIN_ACK: UnsetType = UNSET  # on_ws_connect's answer for a connection_ack without a payload
 SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions are served over websockets on this path (graphql-transport-ws or graphql-ws), "
@@ -62,6 +68,7 @@ TOO_MANY_WAITING = "This client has too many requests running and waiting; send 
 BEYOND_NEWEST = "Header Bookworm-Position is beyond the newest event: not a position Bookworm returned."
 UNEXPECTED = "Unexpected error. It has been logged; the request may be retried."
 READ_MODELS = tuple(PROJECTIONS)  # a Bookworm-Position header waits for every read model
+CATALOG = "catalog"  # the read model whose answers the response cache keeps
 
 
 class BodyTooLarge(Exception):
@@ -119,8 +126,8 @@ class BookwormGraphQL(GraphQL[Context, None]):
             sign_in(request, principal)
             payer = client_key(principal, ip_of(request, request.state.container.proxies))
             async with self.fair_share.turn(payer):
-                await self._wait_for_position(request, payer)
-                return await self.run(request)
+                position = await self._wait_for_position(request, payer)
+                return await self._answer(request, principal, payer, position, media_type)
         except HTTPException as e:
             return error_response(e.status_code, e.reason, media_type)
         except Unauthenticated as e:
@@ -157,10 +164,53 @@ class BookwormGraphQL(GraphQL[Context, None]):
 
         return limited_receive
 
-    async def _wait_for_position(self, request: Request, payer: str) -> None:
+    async def _answer(
+        self, request: Request, principal: Principal, payer: str, position: Position | None, media_type: str
+    ) -> Response:
+        """Answer from the response cache when it holds a current answer, else run the request (and keep
+        its answer when it may be kept)."""
+        container = request.state.container
+        cache = container.response_cache
+        key = await self._cache_key(request, principal) if cache.enabled else None
+        if key is None:
+            return await self.run(request)
+        entry = cache.find(key, position)
+        if entry is not None:
+            charge = await container.budgets.charge(payer, entry.cost)
+            if charge.allowed:
+                return cached_response(entry, charge, media_type)
+            # Out of budget: the run below refuses it, as it refuses any request.
+        reading = cache.begin(container.positions.known(CATALOG))
+        if reading is None:
+            return await self.run(request)
+        request.state.reading, request.state.cache_key = reading, key
+        reads.record(reading.tags)
+        response = await self.run(request)
+        if getattr(request.state, "cache_kept", False):
+            response.headers[CACHE_HEADER] = "MISS"
+        return response
+
+    async def _cache_key(self, request: Request, principal: Principal) -> Hashable | None:
+        """The request as sent, and the caller's roles; None for what is never cached (a batch, say).
+
+        `Cache-Control: no-cache` (or `no-store`) asks for a fresh answer: the cache is not used at all.
+        """
+        control = request.headers.get("cache-control")
+        if control is not None and ("no-cache" in control or "no-store" in control):
+            return None
+        if request.method == "GET":
+            return ("GET", request.url.query, principal.roles)
+        if request.method != "POST":
+            return None
+        body = await request.body()
+        if body[:1] != b"{":
+            return None  # a batch (or not JSON at all)
+        return ("POST", request.headers.get("content-type"), body, principal.roles)
+
+    async def _wait_for_position(self, request: Request, payer: str) -> Position | None:
         raw = request.headers.get(POSITION_HEADER)
         if raw is None:
-            return
+            return None
         try:
             position = parse_cursor(raw.strip())
         except BadCursor:
@@ -183,6 +233,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         if behind:
             message = f"The {behind[0]} read model did not reach position {position} within {timeout:g} s."
             raise HTTPException(503, message)
+        return position
 
     async def _charge_wait(self, payer: str, container: Container) -> None:
         """A wait holds a request open: it costs its caller budget before it starts."""
@@ -277,6 +328,11 @@ class BookwormGraphQL(GraphQL[Context, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
+        reading: Reading | None = getattr(request.state, "reading", None)
+        if reading is not None and reading.cacheable and not result.errors and result.data is not None:
+            data = json.dumps(result.data, separators=(",", ":")).encode()
+            cache = request.state.container.response_cache
+            request.state.cache_kept = cache.keep(request.state.cache_key, reading, data)
         if is_request_error(result):
             # Nothing was executed, so the response carries no `data` entry at all.
             response.pop("data", None)
