@@ -4,6 +4,7 @@ API, checked without I/O. Each failure says which code of ours to revisit (docs/
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 from collections.abc import Awaitable, Callable
@@ -191,4 +192,32 @@ def test_the_redis_connection_calls_our_backend_makes_still_take_their_arguments
     assert "check_health" in inspect.getsource(aioredis.Connection.send_command), (
         "redis-py's Connection.send_command no longer reads check_health: app/live/backend.py sends "
         "SUBSCRIBE and PING with check_health=False so that a health check never reads its replies"
+    )
+
+
+def test_redis_py_parses_replies_with_hiredis_when_it_is_installed() -> None:
+    pytest.importorskip("hiredis")
+    parser = RedisPubSubBackend("redis://127.0.0.1:1/0")._connections.make_connection()._parser
+    assert type(parser).__name__ == "_AsyncHiredisParser", (
+        f"redis-py parses with {type(parser).__qualname__} although hiredis is installed: it no longer "
+        "accepts this hiredis (see redis.utils.HIREDIS_AVAILABLE) and every reply goes through the "
+        "pure-Python parser again (bench/README.md: 40 % of the worker's CPU)"
+    )
+
+
+async def test_a_read_that_times_out_answers_none_and_keeps_what_it_read() -> None:
+    connection = RedisPubSubBackend("redis://127.0.0.1:1/0")._connections.make_connection()
+    connection._reader = asyncio.StreamReader()  # what connect() would set, fed here by hand
+    connection._parser.on_connect(connection)
+    message = b"*3\r\n$7\r\nmessage\r\n$5\r\nbooks\r\n$4\r\nsent\r\n"
+    connection._reader.feed_data(message[:25])
+
+    assert await connection.read_response(timeout=0) is None, (
+        "redis-py's read_response(timeout=...) no longer answers None when the timeout passes: "
+        "app/live/backend.py's health PING relies on it"
+    )
+    connection._reader.feed_data(message[25:])
+    assert await connection.read_response(timeout=1) == [b"message", b"books", b"sent"], (
+        f"redis-py's {type(connection._parser).__qualname__} dropped what it had read when the timeout "
+        "passed: app/live/backend.py would lose or misread a pub/sub message after each quiet interval"
     )
