@@ -14,6 +14,9 @@ logger = logging.getLogger("bookworm.api")
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 BUSY_MESSAGE = "The server is busy; retry in a moment."
 BUSY_CODE = "SERVER_BUSY"
+# The scope state entry of a function that stops counting the request as in flight: an HTTP stream calls
+# it once it streams, since it then waits on changes, not on the process (the stream caps count it).
+LEAVE_IN_FLIGHT = "leave_in_flight"
 RETRY_AFTER_SECONDS = 1
 
 
@@ -58,10 +61,19 @@ class InFlightLimit:
             await self._refuse(send)
             return
         self.in_flight += 1
+        counted = True
+
+        def leave() -> None:
+            nonlocal counted
+            if counted:
+                counted = False
+                self.in_flight -= 1
+
+        scope.setdefault("state", {})[LEAVE_IN_FLIGHT] = leave
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            leave()
 
     async def _refuse(self, send: Send) -> None:
         self.log.warning("busy", "%d requests in flight: answered 503", self.limit)
