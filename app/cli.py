@@ -15,7 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import asyncpg
 import redis.exceptions
@@ -35,6 +35,11 @@ from app.live.backend import BackendUnavailable
 from app.logs import ThrottleFilter
 from app.projections import PROJECTIONS
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from app.schema.http_streams import HTTPStreams
 
 Handler = Callable[[argparse.Namespace, Settings], None]
 Task = Callable[[argparse.Namespace, Container], Awaitable[None]]
@@ -321,8 +326,9 @@ def _api_process(args: argparse.Namespace, settings: Settings) -> None:
     os.nice(settings.api_niceness)
     # uvicorn writes a line per websocket handshake: a flood of them must not flood the log.
     logging.getLogger("uvicorn.error").addFilter(ThrottleFilter(prefixes=UVICORN_WEBSOCKET_LINES))
+    app = create_app(settings, workers=False)
     config = uvicorn.Config(
-        create_app(settings, workers=False),
+        app,
         log_level=_uvicorn_log_level(settings),
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
@@ -337,7 +343,20 @@ def _api_process(args: argparse.Namespace, settings: Settings) -> None:
         timeout_graceful_shutdown=API_GRACEFUL_SHUTDOWN,
     )
     with _stop_on_signals():
-        uvicorn.Server(config).run(sockets=[listener])
+        _server(config, app.state.http_streams).run(sockets=[listener])
+
+
+def _server(config: uvicorn.Config, streams: HTTPStreams) -> uvicorn.Server:
+    """uvicorn's server, which ends the HTTP streams first when it stops: it waits for open responses,
+    and a stream, which has no end of its own, would hold the stop until the graceful timeout."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            streams.stop()
+            await super().shutdown(sockets)
+
+    return Server(config)
 
 
 class _Stopped(Exception):

@@ -92,4 +92,6 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
         Middleware(SecurityHeaders),
         Middleware(InFlightLimit, limit=settings.max_requests_in_flight),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, debug=False)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, debug=False)
+    app.state.http_streams = graphql.streams  # ended by the API process as it stops (app/cli.py)
+    return app

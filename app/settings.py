@@ -84,6 +84,10 @@ class Settings:
     max_operations_per_connection: int = 50
     max_subscriptions_per_user: int = 100
     connection_init_timeout: float = 10.0
+    # Subscriptions over plain HTTP: seconds an idle stream waits before a keep-alive, so that proxies
+    # do not cut it (a comment on GraphQL over SSE; an empty `{}` part on multipart subscriptions).
+    sse_keep_alive: float = 15.0
+    multipart_keep_alive: float = 5.0
     max_ws_message_bytes: int = 1_000_000
     # The response cache of each API process: answers of catalog queries kept until a change notice
     # makes them stale (docs/operations.md, "The response cache"). 0 entries: no cache.

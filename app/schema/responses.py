@@ -18,6 +18,15 @@ from app.schema.admission import RATE_LIMITED, SERVER_BUSY
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+JSON_TYPES = frozenset({GRAPHQL_RESPONSE, JSON, "application/*", "*/*"})
+
+
+class Refused(Exception):
+    """A request refused before it ran, with its HTTP status, message and typed code."""
+
+    def __init__(self, status: int, message: str, code: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.retry_after = status, message, code, retry_after
 
 
 def refusal_status(response: Response, response_data: GraphQLHTTPResponse) -> None:
@@ -40,11 +49,22 @@ def is_request_error(result: ExecutionResult) -> bool:
 
 def negotiate(accept: str | None) -> str:
     """Pick the response media type: the GraphQL one when the client names it, else JSON."""
+    return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in _accepted(accept) else JSON
+
+
+def accepts_json(accept: str | None) -> bool:
+    """Tell whether a client reads a JSON answer: it names a JSON type, a wildcard, or nothing at all."""
+    return not accept or bool(_accepted(accept) & JSON_TYPES)
+
+
+def _accepted(accept: str | None) -> set[str]:
+    """The media types an Accept header names with a quality above zero, in lower case."""
+    accepted = set()
     for part in (accept or "").split(","):
         media, *params = (piece.strip() for piece in part.split(";"))
-        if media.lower() == GRAPHQL_RESPONSE and _quality(params) > 0:
-            return GRAPHQL_RESPONSE
-    return JSON
+        if _quality(params) > 0:
+            accepted.add(media.lower())
+    return accepted
 
 
 def _quality(params: list[str]) -> float:

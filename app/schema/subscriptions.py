@@ -58,6 +58,9 @@ class DirectOperation:
 
 
 DIRECT: ContextVar[DirectOperation | None] = ContextVar("bookworm_direct_operation", default=None)
+# Told the position a subscription starts after, once the hub has joined its topic: an HTTP stream
+# answers its request then, so that a client that has the response's headers misses no change.
+STARTED: ContextVar[Callable[[Position], None] | None] = ContextVar("bookworm_started", default=None)
 
 
 def after_position(after: str | None) -> Position | None:
@@ -87,7 +90,8 @@ async def require_handed_out(info: Info, position: Position) -> None:
 
 async def notices(info: Info, topic: str, after: Position | None) -> AsyncGenerator[ChangeNotice, None]:
     """Yield the topic's notices; close the hub's iterator when the client goes away."""
-    stream: AsyncIterator[ChangeNotice] = info.context.container.hub.subscribe(topic, after)
+    hub = info.context.container.hub
+    stream: AsyncIterator[ChangeNotice] = hub.subscribe(topic, after, started=STARTED.get())
     try:
         async for notice in stream:
             yield notice

@@ -6,19 +6,21 @@ import json
 import logging
 from collections.abc import Hashable
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.types import HTTPMethod
 from strawberry.schema import BaseSchema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -28,18 +30,23 @@ from app.domain.errors import DomainError
 from app.identity import ANONYMOUS, Principal
 from app.identity.keys import resolve_keys
 from app.identity.tokens import InvalidToken, verify
+from app.middleware import LEAVE_IN_FLIGHT
 from app.projections import PROJECTIONS
 from app.queries import reads
 from app.queries.consistency import TooManyWaiters
 from app.queries.response_cache import Reading
 from app.schema.admission import RATE_LIMITED, rate_limited
 from app.schema.context import Context, ip_of, sign_in
+from app.schema.http_streams import HTTPStream, HTTPStreams, close_stream
 from app.schema.ide import content_security_policy
+from app.schema.loaders import Loaders
 from app.schema.output import cap_response
 from app.schema.positions import BadCursor, Position, parse_cursor
 from app.schema.responses import (
     GRAPHQL_RESPONSE,
     JSON,
+    Refused,
+    accepts_json,
     cached_response,
     error_response,
     is_request_error,
@@ -48,6 +55,8 @@ from app.schema.responses import (
     unauthenticated_error,
     unauthenticated_response,
 )
+from app.schema.stream_transports import Transport
+from app.schema.websocket_limits import operation_type
 from app.schema.websockets import LegacyWSHandler, TransportWSHandler, WebsocketLimits
 from app.settings import Settings
 
@@ -60,8 +69,9 @@ POSITION_HEADER = "bookworm-position"
 CACHE_HEADER = "bookworm-cache"  # HIT: answered from the response cache; MISS: run, and its answer kept
 PLAIN_ACK: UnsetType = UNSET  # on_ws_connect's answer for a connection_ack without a payload
 SUBSCRIPTION_OVER_HTTP = (
-    "Subscriptions are served over websockets on this path (graphql-transport-ws or graphql-ws), "
-    "not over plain HTTP."
+    "A subscription needs a stream: ask for one with `Accept: text/event-stream` (GraphQL over SSE) or "
+    "`Accept: multipart/mixed;subscriptionSpec=1.0`, or subscribe over a websocket on this path "
+    "(graphql-transport-ws or graphql-ws)."
 )
 TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"
 TOO_MANY_WAITING = "This client has too many requests running and waiting; send fewer at once."
@@ -73,14 +83,6 @@ CATALOG = "catalog"  # the read model whose answers the response cache keeps
 
 class BodyTooLarge(Exception):
     """The request body passed settings.max_body_bytes."""
-
-
-class Refused(Exception):
-    """A request refused before it ran, with its HTTP status, message and typed code."""
-
-    def __init__(self, status: int, message: str, code: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.retry_after = status, message, code, retry_after
 
 
 class BadBody(Exception):
@@ -107,6 +109,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         )
         self.settings = settings
         self.ws_limits = WebsocketLimits(settings)
+        self.streams = HTTPStreams(settings, self.ws_limits)
         self.keys = resolve_keys(settings)
         self.fair_share = FairShare(settings.client_requests_running, settings.client_requests_waiting)
         self.ide_policy = content_security_policy(self.graphql_ide_html) if settings.graphiql else ""
@@ -116,8 +119,11 @@ class BookwormGraphQL(GraphQL[Context, None]):
             await self.ws_limits.serve(scope, receive, send, super().__call__)
             return
         request = Request(scope, receive=self._limited(scope, receive))
-        response = await self._respond(request)
-        await response(scope, receive, send)
+        try:
+            response = await self._respond(request)
+            await response(scope, receive, send)
+        finally:
+            await close_stream(request)  # whatever ended the response, its stream ends with it
 
     async def _respond(self, request: Request) -> Response:
         media_type = negotiate(request.headers.get("accept"))
@@ -198,6 +204,9 @@ class BookwormGraphQL(GraphQL[Context, None]):
         control = request.headers.get("cache-control")
         if control is not None and ("no-cache" in control or "no-store" in control):
             return None
+        accept = request.headers.get("accept")
+        if self.streams.transport(accept) is not None and not accepts_json(accept):
+            return None  # a client that reads only a stream: a kept JSON answer is not for it
         if request.method == "GET":
             return ("GET", request.url.query, principal.roles)
         if request.method != "POST":
@@ -293,6 +302,77 @@ class BookwormGraphQL(GraphQL[Context, None]):
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = negotiate(request.headers.get("accept"))
         return sub_response
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        accept = request.headers.get("accept")
+        transport = self.streams.transport(accept)
+        if transport is None or not isinstance(request_data, GraphQLRequestData):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        kind = self._operation_type(request_data)
+        if kind in (OperationType.QUERY, OperationType.MUTATION) and accepts_json(accept):
+            # A client that reads JSON as well (urql asks for every type at once): the plain answer.
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        opened = await self._open_stream(
+            request, request_adapter.method, request_data, context, transport, kind
+        )
+        if not isinstance(opened, HTTPStream):
+            sub_response.status_code = 400  # a request error; a refusal's own status (429, 503) wins
+        return opened
+
+    def _operation_type(self, request_data: GraphQLRequestData) -> OperationType | None:
+        query, name = request_data.query, request_data.operation_name
+        try:
+            return operation_type(query, name, self.settings.max_query_tokens)
+        except CannotGetOperationTypeError as e:
+            raise HTTPException(400, e.as_http_error_reason()) from None
+
+    async def _open_stream(
+        self,
+        request: Request,
+        method: HTTPMethod,
+        request_data: GraphQLRequestData,
+        context: Context,
+        transport: Transport,
+        kind: OperationType | None,
+    ) -> ExecutionResult | HTTPStream:
+        """Stream the operation's results, or return its request error (answered as JSON)."""
+        allowed = OperationType.from_http(method)
+        if kind is not None and kind not in allowed:  # a mutation sent with GET
+            raise HTTPException(405, InvalidOperationTypeError(kind).as_http_error_reason(method))
+        # A stream lives long: each result reads the rows afresh, as over a websocket.
+        context.loaders = Loaders(context.container.catalog, cache=False)
+        opened = await self.streams.open(
+            self.schema,
+            request_data,
+            context,
+            transport,
+            allowed,
+            subscription=kind is OperationType.SUBSCRIPTION,
+            render=partial(self.process_result, request),
+            encode_json=self.encode_json_string,
+        )
+        if isinstance(opened, HTTPStream):
+            opened.on_streaming = request.scope.get("state", {}).get(LEAVE_IN_FLIGHT, opened.on_streaming)
+        return opened
+
+    async def _create_streaming_response(
+        self, request: Request, result: Any, protocol: Any, sub_response: Response
+    ) -> Response:
+        # strawberry's hook for a result that streams: ours is an HTTPStream, which knows its transport.
+        assert isinstance(result, HTTPStream)
+        return StreamingResponse(result, headers=dict(result.transport.headers))
 
     async def execute_single(
         self,

@@ -15,11 +15,13 @@ from typing import Literal, Protocol, cast
 
 from graphql import GraphQLError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
 from app.admission import QueryTooComplex, parse_limited
 from app.admission.clients import TrustedProxies, client_ip, ip_group
+from app.identity import Principal
 from app.logs import ThrottledLogger
 from app.schema.context import Context
 from app.settings import Settings
@@ -160,16 +162,34 @@ def limits_of(view: object) -> WebsocketLimits:
     return cast(_LimitedView, view).ws_limits
 
 
-def is_subscription(query: object, operation_name: object, max_tokens: int) -> bool:
-    """Tell whether a document runs a subscription; one that cannot be read counts as one (the safe side)."""
+def operation_type(query: object, operation_name: object, max_tokens: int) -> OperationType | None:
+    """The type of the operation a document runs; None when it cannot be parsed within the limits (its
+    execution then says why). Raise CannotGetOperationTypeError when it holds no such operation."""
     if not isinstance(query, str):
-        return False
+        return None
     try:
         document = parse_limited(query, max_tokens)  # cached: the operation's own parse finds it there
-        name = operation_name if isinstance(operation_name, str) else None
-        return get_operation_type(document, name) is OperationType.SUBSCRIPTION
-    except (GraphQLError, QueryTooComplex, RuntimeError):
+    except (GraphQLError, QueryTooComplex):
+        return None
+    name = operation_name if isinstance(operation_name, str) else None
+    try:
+        return get_operation_type(document, name)
+    except RuntimeError:
+        raise CannotGetOperationTypeError(name) from None
+
+
+def is_subscription(query: object, operation_name: object, max_tokens: int) -> bool:
+    """Tell whether a document runs a subscription; one that cannot be read counts as one (the safe side)."""
+    try:
+        kind = operation_type(query, operation_name, max_tokens)
+    except CannotGetOperationTypeError:
         return True
+    return kind is OperationType.SUBSCRIPTION or (kind is None and isinstance(query, str))
+
+
+def subscriber_of(principal: Principal, ip: str) -> str:
+    """Whose subscriptions are counted together: the signed-in caller's, else its address's (`ip`)."""
+    return principal.actor if principal.is_authenticated else f"ip:{ip}"
 
 
 class ConnectionGuard:
@@ -207,8 +227,7 @@ class ConnectionGuard:
     @property
     def subscriber(self) -> str:
         """Whose subscriptions are counted: the signed-in caller's, else the client address's."""
-        principal = self.context.principal
-        return principal.actor if principal.is_authenticated else f"ip:{self.client_ip}"
+        return subscriber_of(self.context.principal, self.client_ip)
 
     def _too_many_subscriptions(self) -> dict[str, object]:
         cap = self.limits.settings.max_subscriptions_per_user

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from types import SimpleNamespace
 
 from graphql.execution.collect_fields import FieldDetails
@@ -27,7 +27,9 @@ class UnlimitedBudgets:
 class EndlessHub:
     """Stands in for the hub: the subscription's source, one new book per notice, forever."""
 
-    async def subscribe(self, topic: str, after: Position | None) -> AsyncGenerator[ChangeNotice, None]:
+    async def subscribe(
+        self, topic: str, after: Position | None, started: Callable[[Position], None] | None = None
+    ) -> AsyncGenerator[ChangeNotice, None]:
         number = 0
         while True:
             number += 1

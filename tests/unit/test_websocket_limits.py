@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from starlette.types import Message, Receive, Scope, Send
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.types.graphql import OperationType
 
-from app.schema.websocket_limits import Slots, WebsocketLimits, is_subscription
+from app.schema.websocket_limits import Slots, WebsocketLimits, is_subscription, operation_type
 from app.settings import Settings
 
 
@@ -50,6 +52,24 @@ def test_is_subscription(query: object, name: str | None, expected: bool) -> Non
 def test_a_document_over_the_token_limit_counts_as_a_subscription() -> None:
     query = "{ " + "a " * 200 + "}"
     assert is_subscription(query, None, max_tokens=100)
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "expected"),
+    [
+        ("subscription { catalogChanged { kind } }", None, OperationType.SUBSCRIPTION),
+        ("query A { a } mutation B { b }", "B", OperationType.MUTATION),
+        ("{ unclosed", None, None),  # unreadable: its execution says why
+        (None, None, None),
+    ],
+)
+def test_operation_type(query: object, name: str | None, expected: OperationType | None) -> None:
+    assert operation_type(query, name, max_tokens=100) is expected
+
+
+def test_an_operation_name_the_document_does_not_hold_is_an_error() -> None:
+    with pytest.raises(CannotGetOperationTypeError):
+        operation_type("query A { a }", "B", max_tokens=100)
 
 
 class Recorder:
