@@ -17,6 +17,7 @@ import pytest
 from broadcaster import Broadcast, BroadcastBackend
 from graphql import ExecutionResult, GraphQLSchema, parse
 from redis import asyncio as aioredis
+from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
@@ -27,11 +28,12 @@ from app.live.notices import ChangeNotice
 from app.schema import build_schema
 from app.schema.admission import Admission
 from app.schema.extensions import PerEventExecutor, PublicErrors, Schema
+from app.schema.stream_transports import SSE, Multipart
 from app.schema.view import BookwormGraphQL
 from app.schema.websockets import LegacyWSHandler, TransportWSHandler
 
 CATALOG_CHANGED = "subscription { catalogChanged { kind position entity entityId } }"
-OUR_OWN_METHODS = {"authenticate"}  # public methods of ours that override nothing
+OUR_OWN_METHODS = {"authenticate", "opening", "fatal"}  # public methods of ours that override nothing
 
 
 def _parameters(function: Callable[..., Any]) -> list[str]:
@@ -48,7 +50,17 @@ def _overrides(cls: type) -> list[str]:
 
 @pytest.mark.parametrize(
     "cls",
-    [TransportWSHandler, LegacyWSHandler, BookwormGraphQL, PublicErrors, Schema, Admission, PerEventExecutor],
+    [
+        TransportWSHandler,
+        LegacyWSHandler,
+        BookwormGraphQL,
+        PublicErrors,
+        Schema,
+        Admission,
+        PerEventExecutor,
+        SSE,
+        Multipart,
+    ],
 )
 def test_every_public_method_we_define_still_overrides_the_library_one(cls: type) -> None:
     base = cls.__mro__[1]
@@ -62,6 +74,15 @@ def test_every_public_method_we_define_still_overrides_the_library_one(cls: type
             f"{base.__qualname__}.{name} now takes {_parameters(inherited)}: "
             f"adapt {cls.__module__}.{cls.__qualname__}.{name}"
         )
+
+
+def test_the_view_still_streams_a_result_through_the_private_method_we_override() -> None:
+    # BookwormGraphQL._create_streaming_response answers an HTTPStream: strawberry's run() calls it for a
+    # result that streams (one with __aiter__ and __anext__), with these arguments.
+    ours = BookwormGraphQL._create_streaming_response
+    theirs = AsyncBaseHTTPView._create_streaming_response
+    assert _parameters(ours) == _parameters(theirs)
+    assert "self._create_streaming_response(" in inspect.getsource(AsyncBaseHTTPView.run)
 
 
 def test_the_websocket_handlers_state_we_read_is_still_there() -> None:
