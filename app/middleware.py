@@ -76,7 +76,7 @@ class InFlightLimit:
             leave()
 
     async def _refuse(self, send: Send) -> None:
-        self.log.warning("busy", "%d requests in flight: answered 503", self.limit)
+        self.log.warning("busy", "%s requests in flight: answered 503", self.limit)  # args arrive as text
         body = json.dumps({"errors": [{"message": BUSY_MESSAGE, "extensions": {"code": BUSY_CODE}}]})
         headers = [
             (b"content-type", b"application/json"),

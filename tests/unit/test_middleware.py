@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from app.middleware import LEAVE_IN_FLIGHT, InFlightLimit
@@ -35,3 +36,18 @@ async def test_a_request_that_leaves_the_count_frees_its_place_once() -> None:
     await running
 
     assert (during, limit.in_flight) == (0, 0)
+
+
+async def test_a_request_past_the_limit_is_answered_503_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("a refused request must not reach the app")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await InFlightLimit(app, limit=0)({"type": "http", "path": "/graphql"}, receive, send)
+
+    assert sent[0]["status"] == 503
+    assert [record.getMessage() for record in caplog.records] == ["0 requests in flight: answered 503"]
