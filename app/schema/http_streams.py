@@ -52,7 +52,8 @@ from app.settings import Settings
 logger = logging.getLogger("bookworm.streams")
 
 QUEUE_SIZE = 8  # results waiting to be sent; past it the hub's subscriber queue holds (and then lags)
-STREAM = "http_stream"  # the request state entry of the request's stream, closed when the request ends
+STREAM = "http_stream"  # the scope state entry of the request's stream, closed when the request ends
+STREAM_TYPE_SSE, STREAM_TYPE_MULTIPART = "text/event-stream", "multipart/mixed"
 STOPPING = "This server process is stopping; open the stream again."
 UNEXPECTED = error("INTERNAL_SERVER_ERROR", "Unexpected error. It has been logged; subscribe again.")
 
@@ -224,7 +225,10 @@ class HTTPStreams:
 
     def transport(self, accept: str | None) -> Transport | None:
         """The streaming protocol an Accept header asks for, if any."""
-        return next((t for t in self.transports if accept and t.accepts(accept)), None)
+        lowered = (accept or "").lower()
+        if STREAM_TYPE_SSE not in lowered and STREAM_TYPE_MULTIPART not in lowered:
+            return None  # every plain request asks: this costs it no parse of its header
+        return next((t for t in self.transports if t.accepts(lowered)), None)
 
     async def open(
         self,
@@ -267,7 +271,7 @@ class HTTPStreams:
             ip_group(context.ip),
         )
         assert isinstance(context.request, Request)
-        setattr(context.request.state, STREAM, stream)
+        context.request.scope.setdefault("state", {})[STREAM] = stream
         request_error = await stream.open()
         if request_error is None:
             return stream
@@ -331,6 +335,7 @@ class HTTPStreams:
 
 async def close_stream(request: Request) -> None:
     """End the stream a request opened, if any, and wait until its operation has ended."""
-    stream: HTTPStream | None = getattr(request.state, STREAM, None)
+    # The scope's state itself: request.state would raise (and catch) AttributeError for every request.
+    stream: HTTPStream | None = request.scope.get("state", {}).get(STREAM)
     if stream is not None:
         await stream.close()
