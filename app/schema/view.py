@@ -10,7 +10,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from cross_web import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -77,6 +77,7 @@ TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"
 TOO_MANY_WAITING = "This client has too many requests running and waiting; send fewer at once."
 BEYOND_NEWEST = "Header Bookworm-Position is beyond the newest event: not a position Bookworm returned."
 UNEXPECTED = "Unexpected error. It has been logged; the request may be retried."
+CLIENT_LEFT = "The connection closed before the request's body was read."
 READ_MODELS = tuple(PROJECTIONS)  # a Bookworm-Position header waits for every read model
 CATALOG = "catalog"  # the read model whose answers the response cache keeps
 
@@ -147,6 +148,9 @@ class BookwormGraphQL(GraphQL[Context, None]):
             return error_response(429, TOO_MANY_WAITING, media_type, code=TOO_MANY_REQUESTS, retry_after=1)
         except Refused as e:
             return error_response(e.status, e.message, media_type, code=e.code, retry_after=e.retry_after)
+        except ClientDisconnect:
+            # The client left while its body was being read: no one reads this answer, nothing went wrong.
+            return error_response(400, CLIENT_LEFT, media_type)
         except Exception:
             # Strawberry's request parsing may fail in ways its own checks did not foresee; the client
             # still gets a typed JSON answer, and the trace goes to the log only.
