@@ -100,6 +100,7 @@ class Settings:
     graphiql: bool = True
     anonymous_introspection: bool = True
     log_level: str = "INFO"
+    access_log: bool = False  # uvicorn's line per HTTP request
     # Identity: HS256 with jwt_secret (the embedded default keeps one in data_dir when unset), or
     # RS256 with jwt_public_key (a PEM, or a path to one) for an external identity provider.
     jwt_secret: str | None = None
