@@ -98,6 +98,9 @@ class Settings:
     max_token_lifetime: float = 86_400.0
     # Production switches.
     graphiql: bool = True
+    # GraphiQL's scripts and styles come from this server (vendored in the package), so the page works
+    # offline; true loads them from their CDN (unpkg.com) instead, as strawberry's own page does.
+    graphiql_cdn: bool = False
     anonymous_introspection: bool = True
     log_level: str = "INFO"
     access_log: bool = False  # uvicorn's line per HTTP request
