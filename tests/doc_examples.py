@@ -1,8 +1,8 @@
 """The GraphQL examples of README.md and docs/api.md, read the way the tests run and check them.
 
-A fenced block belongs to the `##` section and the `###` heading above it. In docs/api.md a block marked
-`<!-- example: ROLE -->` on the line above its fence is runnable: the tests send it as ROLE (anonymous,
-customer or admin), with ids of entities they made, and compare the answer with the documented one.
+A fenced block belongs to the `##` section and the `###` heading above it. In docs/api.md a block whose
+fence follows the line `Example (ROLE):` is runnable: the tests send it as ROLE (anonymous, customer or
+admin), with ids of entities they made, and compare the answer with the documented one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 README = ROOT / "README.md"
 API_DOC = ROOT / "docs" / "api.md"
 ROLES = ("anonymous", "customer", "admin")
-_MARKER = re.compile(r"<!--\s*example:\s*(\w+)\s*-->")
+_MARKER = re.compile(r"Example \((\w+)\):")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Block:
     line: int  # of the opening fence, from 1
     section: str  # title of the `##` heading above it
     heading: str  # title of the `###` heading above it in that section, backticks dropped; "" if none
-    role: str | None  # ROLE of an `<!-- example: ROLE -->` marker on the line above the fence
+    role: str | None  # ROLE of an `Example (ROLE):` line right above the fence
 
     @property
     def where(self) -> str:
@@ -62,6 +62,51 @@ def read_blocks(path: Path) -> list[Block]:
         if line.strip():
             previous = line
         index += 1
+    return found
+
+
+@dataclass(frozen=True)
+class Example:
+    """A runnable ```graphql block, with the ```json blocks after it: its variables and its answer."""
+
+    block: Block
+    variables: dict[str, Any] | None  # as documented; the tests send ids of their own
+    response: dict[str, Any] | None  # the documented answer: {"data": ...}
+
+    @property
+    def role(self) -> str:
+        assert self.block.role is not None
+        return self.block.role
+
+    @property
+    def kind(self) -> str:
+        return operation(self.block.text).operation.value
+
+    @property
+    def fields(self) -> list[str]:
+        return [field.name.value for field in root_fields(self.block.text)]
+
+    @property
+    def declared(self) -> list[str]:
+        """The names of the variables the operation declares."""
+        return [v.variable.name.value for v in operation(self.block.text).variable_definitions or ()]
+
+
+def examples(path: Path) -> list[Example]:
+    """The runnable examples of a Markdown file, in order."""
+    blocks = read_blocks(path)
+    found = []
+    for index, block in enumerate(blocks):
+        if block.lang != "graphql" or block.role is None:
+            continue
+        following = []
+        for after in blocks[index + 1 :]:
+            if after.lang != "json" or after.heading != block.heading or after.section != block.section:
+                break
+            following.append(json.loads(after.text))
+        answers = [f for f in following if isinstance(f, dict) and "data" in f]
+        variables = [f for f in following if f not in answers]
+        found.append(Example(block, variables[0] if variables else None, answers[0] if answers else None))
     return found
 
 
