@@ -1,4 +1,5 @@
-"""The `bookworm` command line: serve, worker, migrate, seed, projections, verify, events, deadletters.
+"""The `bookworm` command line: serve, worker, migrate, seed, projections, verify, events, deadletters,
+token, schema.
 
 `serve` is a supervisor (app/supervisor.py); the API processes it starts run the hidden `api-process`.
 """
@@ -190,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--ttl", type=_seconds, default=86_400, help="lifetime in seconds (default 86400)")
     token.set_defaults(handler=tasks.print_token)
+
+    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL), as in docs/schema.graphql")
+    schema.set_defaults(handler=_print_schema)
     return parser
 
 
@@ -247,6 +251,24 @@ def _with_container(task: Task, *, migrate_first: bool = False) -> Handler:
             asyncio.run(run(resolved))
 
     return handle
+
+
+SCHEMA_HEADER = (
+    "# The Bookworm GraphQL schema, printed from the code by `bookworm schema > docs/schema.graphql`;\n"
+    "# a test fails when this file and the code disagree. docs/api.md describes each field.\n\n"
+)
+
+
+def schema_sdl() -> str:
+    """Return the GraphQL schema in SDL: what `bookworm schema` prints and docs/schema.graphql holds."""
+    # Imported here: only this command and the API processes need the schema; the others start fast.
+    from app.schema import build_schema
+
+    return SCHEMA_HEADER + build_schema().as_str() + "\n"
+
+
+def _print_schema(args: argparse.Namespace, settings: Settings) -> None:
+    sys.stdout.write(schema_sdl())
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> None:
