@@ -288,7 +288,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     except ValueError as exc:
         raise CliError(f"BOOKWORM_API_PROCESSES: {exc}") from None
     workers = not args.no_workers
-    # Embedded servers start here, once, before any API process: never in the lifespan (DESIGN §7).
+    # Embedded servers start here, once, before any API process: never in the lifespan
+    # (docs/architecture.md, "Composition").
     with _servers(settings, exclusive=True) as resolved, _stop_on_signals():
         _run_migrations(resolved)
         with _listen(settings) as listener:
