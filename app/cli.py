@@ -23,7 +23,7 @@ import redis.exceptions
 import sqlalchemy.exc
 
 from app import cli_tasks as tasks
-from app import embedded, logs, supervisor
+from app import embedded, event_catalog, logs, supervisor
 from app.admission.clients import TrustedProxies
 from app.admission.gate import CostGate
 from app.bootstrap import Container, container, worker_process
@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--after", type=_position, default=START, help="only events after this position")
     listing.add_argument("--limit", type=_count, default=100, help="at most this many (default 100)")
     listing.set_defaults(handler=_with_container(tasks.events_list))
+    cataloging = actions.add_parser(
+        "catalog", help="print the event catalog (Markdown): schemas, producers, consumers, topics"
+    )
+    cataloging.set_defaults(handler=_print_event_catalog)
 
     dead = commands.add_parser("deadletters", help="inspect or retry parked events")
     actions = dead.add_subparsers(required=True, metavar="ACTION")
@@ -269,6 +273,11 @@ def schema_sdl() -> str:
 
 def _print_schema(args: argparse.Namespace, settings: Settings) -> None:
     sys.stdout.write(schema_sdl())
+
+
+def _print_event_catalog(args: argparse.Namespace, settings: Settings) -> None:
+    """Print docs/events.md as the code makes it; no server is needed."""
+    sys.stdout.write(event_catalog.render())
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> None:
