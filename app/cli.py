@@ -33,9 +33,10 @@ from app.domain.errors import DomainError
 from app.eventstore import START, EventStoreError, InvalidPosition, Position
 from app.identity.keys import KeyConfigError, resolve_keys
 from app.live.backend import BackendUnavailable
-from app.logs import ThrottleFilter
+from app.logs import DebugOnlyFilter, ThrottleFilter
 from app.projections import PROJECTIONS
 from app.settings import Settings
+from app.startup import ServerUnreachable, banner, check_servers, redact
 
 Handler = Callable[[argparse.Namespace, Settings], None]
 Task = Callable[[argparse.Namespace, Container], Awaitable[None]]
@@ -48,6 +49,16 @@ UVICORN_WEBSOCKET_LINES = (
     "connection open",
     "connection rejected",
     "connection closed",
+)
+# The lines uvicorn writes as each API process starts and stops: the start-up block says it all once.
+UVICORN_LIFECYCLE_LINES = (
+    "Started server process",
+    "Waiting for application startup",
+    "Application startup complete",
+    "Shutting down",
+    "Waiting for application shutdown",
+    "Application shutdown complete",
+    "Finished server process",
 )
 
 
@@ -87,6 +98,7 @@ _REPORTED_AS_IS = (
     embedded.EmbeddedError,
     BackendUnavailable,
     KeyConfigError,
+    ServerUnreachable,
 )
 
 
@@ -221,10 +233,16 @@ def _position(text: str) -> Position:
 
 
 @contextmanager
-def _servers(settings: Settings, *, exclusive: bool) -> Iterator[Settings]:
-    """Yield settings with both URLs: the configured ones, else embedded servers, stopped on exit."""
-    resolved, started = embedded.resolve(settings, exclusive=exclusive)  # DataDirInUse: one line in main
+def _servers(settings: Settings, *, exclusive: bool, redis: bool = True) -> Iterator[Settings]:
+    """Yield settings with both URLs, both servers answering: the configured ones, else embedded servers.
+
+    Only the servers whose URL is not configured are embedded; those started here are stopped on exit.
+    With `redis` False (the command uses PostgreSQL alone), Redis is neither embedded nor checked.
+    """
+    # DataDirInUse: one line in main.
+    resolved, started = embedded.resolve(settings, exclusive=exclusive, redis=redis)
     try:
+        check_servers(resolved, redis=redis)  # ServerUnreachable: one line in main, before any child starts
         yield resolved
     finally:
         if started is not None:
@@ -281,7 +299,7 @@ def _print_event_catalog(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> None:
-    with _servers(settings, exclusive=False) as resolved:
+    with _servers(settings, exclusive=False, redis=False) as resolved:
         _run_migrations(resolved)
         print(f"Database schema is at revision {head_revision()}.")
 
@@ -297,14 +315,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     except ValueError as exc:
         raise CliError(f"BOOKWORM_API_PROCESSES: {exc}") from None
     workers = not args.no_workers
+    # The port first: a port in use is one line, before any server starts or anything is printed.
     # Embedded servers start here, once, before any API process: never in the lifespan
     # (docs/architecture.md, "Composition").
-    with _servers(settings, exclusive=True) as resolved, _stop_on_signals():
+    with _listen(settings) as listener, _servers(settings, exclusive=True) as resolved, _stop_on_signals():
         _run_migrations(resolved)
-        with _listen(settings) as listener:
-            children = supervisor.layout(count, workers=workers, listen_fd=listener.fileno())
-            _announce(settings, resolved, api_processes=count, workers=workers)
-            supervisor.Supervisor(children, _child_env(resolved), [listener.fileno()]).run()
+        children = supervisor.layout(count, workers=workers, listen_fd=listener.fileno())
+        print(banner(settings, resolved, api_processes=count, workers=workers), flush=True)
+        supervisor.Supervisor(children, _child_env(resolved), [listener.fileno()]).run()
 
 
 def _check_before_start(settings: Settings) -> None:
@@ -352,7 +370,9 @@ def _api_process(args: argparse.Namespace, settings: Settings) -> None:
     # Below the worker's priority: when requests take every core, the event flow still gets its share.
     os.nice(settings.api_niceness)
     # uvicorn writes a line per websocket handshake: a flood of them must not flood the log.
-    logging.getLogger("uvicorn.error").addFilter(ThrottleFilter(prefixes=UVICORN_WEBSOCKET_LINES))
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(ThrottleFilter(prefixes=UVICORN_WEBSOCKET_LINES))
+    uvicorn_log.addFilter(DebugOnlyFilter(prefixes=UVICORN_LIFECYCLE_LINES))
     config = uvicorn.Config(
         create_app(settings, workers=False),
         log_level=_uvicorn_log_level(settings),
@@ -399,25 +419,6 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _announce(configured: Settings, resolved: Settings, *, api_processes: int, workers: bool) -> None:
-    shown_host = "127.0.0.1" if configured.host in ("0.0.0.0", "::", "") else configured.host
-    lines = [f"Bookworm GraphiQL: http://{shown_host}:{configured.port}/graphql"]
-    for label, given, used in (
-        ("PostgreSQL", configured.database_url, resolved.database_url),
-        ("Redis", configured.redis_url, resolved.redis_url),
-    ):
-        origin = "from BOOKWORM_*_URL" if given else f"embedded, data in {resolved.data_dir}"
-        lines.append(f"  {label + ':':<12}{redact(used or '')} ({origin})")
-    plural = "es" if api_processes > 1 else ""
-    lines.append(f"  {'API:':<12}{api_processes} process{plural} on {configured.host}:{configured.port}")
-    lines.append(
-        f"  {'Workers:':<12}"
-        + ("1 process (relay, consumers, scheduler)" if workers else "none (run `bookworm worker`)")
-    )
-    lines.append(f"  {'Supervisor:':<12}pid {os.getpid()}; stop with Ctrl-C or SIGTERM")
-    print("\n".join(lines), flush=True)
-
-
 def _worker(args: argparse.Namespace, settings: Settings) -> None:
     with _servers(settings, exclusive=False) as resolved:
         _run_migrations(resolved)
@@ -443,15 +444,6 @@ async def _run_workers(settings: Settings) -> None:
         )
         await stopping.wait()
         print("Stopping the worker...", flush=True)
-
-
-def redact(url: str) -> str:
-    """Return `url` with its password hidden, fit to print."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def _fail(message: str, *, status: int = 1) -> int:

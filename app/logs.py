@@ -164,6 +164,24 @@ class ThrottleFilter(logging.Filter):
         return admitted
 
 
+class DebugOnlyFilter(logging.Filter):
+    """Let INFO records whose format starts with one of `prefixes` through only when DEBUG is on.
+
+    For lines a library writes at INFO that tell a newcomer nothing (uvicorn's per-process start and
+    stop lines): they show again with BOOKWORM_LOG_LEVEL=DEBUG, marked as DEBUG.
+    """
+
+    def __init__(self, *, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not str(record.msg).startswith(self.prefixes):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 class BoundedFormatter(logging.Formatter):
     """Format records, cutting any longer than `limit` characters in the middle.
 
@@ -183,8 +201,15 @@ class BoundedFormatter(logging.Formatter):
         return f"{text[:half]} {ELLIPSIS} {len(text) - 2 * half} characters cut {ELLIPSIS} {text[-half:]}"
 
 
+# Libraries whose INFO lines are for their own debugging: shown at WARNING and above unless DEBUG is on.
+QUIET_LIBRARIES = ("alembic",)
+
+
 def configure(level: str, *, limit: int) -> None:
     """Send every log record to standard error, one bounded line (or traceback) each."""
     handler = logging.StreamHandler()
     handler.setFormatter(BoundedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", limit=limit))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))

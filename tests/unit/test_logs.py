@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from app.logs import BoundedFormatter, Throttle, ThrottledLogger, ThrottleFilter, shorten
+from app.logs import BoundedFormatter, DebugOnlyFilter, Throttle, ThrottledLogger, ThrottleFilter, shorten
 
 
 class Clock:
@@ -159,3 +159,23 @@ def test_a_traceback_counts_towards_the_bound() -> None:
 def test_short_lines_are_left_alone() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("you",), None)
     assert BoundedFormatter("%(message)s", limit=100).format(record) == "hello you"
+
+
+def test_a_debug_only_line_shows_only_when_debug_is_on(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.debug_only")
+    quiet = DebugOnlyFilter(prefixes=("Started server process",))
+    logger.addFilter(quiet)
+    try:
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            logger.info("Started server process [%d]", 42)
+            logger.info("Something else")
+            logger.warning("Started server process, oddly at WARNING")
+        assert lines(caplog) == ["Something else", "Started server process, oddly at WARNING"]
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger=logger.name):
+            logger.info("Started server process [%d]", 42)
+        assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+            ("DEBUG", "Started server process [42]")
+        ]
+    finally:
+        logger.removeFilter(quiet)
