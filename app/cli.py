@@ -74,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        logs.configure(settings.log_level, limit=settings.max_log_line_chars)
-    except ValueError as exc:  # a number that is not one, or an unknown log level
+        logs.configure(settings.log_level, limit=settings.max_log_line_chars, log_format=settings.log_format)
+    except ValueError as exc:  # a number that is not one, an unknown log level or format
         return _fail(f"invalid BOOKWORM_* setting: {exc}")
     handler: Handler = args.handler
     try:

@@ -103,6 +103,7 @@ class Settings:
     graphiql_cdn: bool = False
     anonymous_introspection: bool = True
     log_level: str = "INFO"
+    log_format: str = "text"  # text: a line a person reads; json: one object per line (trace ids too)
     access_log: bool = False  # uvicorn's line per HTTP request
     # Identity: HS256 with jwt_secret (the embedded default keeps one in data_dir when unset), or
     # RS256 with jwt_public_key (a PEM, or a path to one) for an external identity provider.

@@ -6,6 +6,7 @@ start-up block) and no traceback; INFO is on, so no log line may come before it 
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -85,3 +86,20 @@ async def test_seed_prints_no_alembic_lines(startup_settings: Settings, tmp_path
     assert run.status == 0, run
     assert "alembic" not in run.stderr, run.stderr
     assert run.stdout.startswith("Seeded ")
+
+
+async def test_json_logs_are_one_object_per_line(startup_settings: Settings, tmp_path: Path) -> None:
+    json_logs = {"BOOKWORM_LOG_FORMAT": "json", "BOOKWORM_LOG_LEVEL": "DEBUG"}
+    json_logs["BOOKWORM_DATA_DIR"] = str(tmp_path)
+    run = await bookworm(startup_settings, "seed", "--books", "3", **json_logs)
+
+    assert run.status == 0, run
+    entries = [json.loads(line) for line in run.stderr.splitlines()]
+    assert entries, "DEBUG logs something while seeding"
+    assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)
+
+
+async def test_an_unknown_log_format_is_one_line(startup_settings: Settings, tmp_path: Path) -> None:
+    run = await _run(startup_settings, tmp_path, "seed", BOOKWORM_LOG_FORMAT="xml")
+
+    assert_one_line_error(run, "BOOKWORM_LOG_FORMAT")
