@@ -14,10 +14,13 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin bookworm \
     && install -d -o bookworm -g bookworm /home/bookworm/data
 
 WORKDIR /src
+# The pinned, hash-checked dependencies first (a layer that code changes leave alone), then the project.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY migrations ./migrations
-RUN pip install . && rm -rf /src/build
+RUN pip install --no-deps . && pip check && rm -rf /src/build
 
 USER bookworm
 WORKDIR /home/bookworm

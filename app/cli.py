@@ -1,4 +1,5 @@
-"""The `bookworm` command line: serve, worker, migrate, seed, projections, verify, events, deadletters.
+"""The `bookworm` command line: serve, worker, migrate, seed, projections, verify, events, deadletters,
+token, schema.
 
 `serve` is a supervisor (app/supervisor.py); the API processes it starts run the hidden `api-process`.
 """
@@ -22,7 +23,7 @@ import redis.exceptions
 import sqlalchemy.exc
 
 from app import cli_tasks as tasks
-from app import embedded, logs, supervisor
+from app import embedded, event_catalog, logs, supervisor
 from app.admission.clients import TrustedProxies
 from app.admission.gate import CostGate
 from app.bootstrap import Container, container, worker_process
@@ -32,9 +33,10 @@ from app.domain.errors import DomainError
 from app.eventstore import START, EventStoreError, InvalidPosition, Position
 from app.identity.keys import KeyConfigError, resolve_keys
 from app.live.backend import BackendUnavailable
-from app.logs import ThrottleFilter
+from app.logs import DebugOnlyFilter, ThrottleFilter
 from app.projections import PROJECTIONS
 from app.settings import Settings
+from app.startup import ServerUnreachable, banner, check_servers, redact
 
 if TYPE_CHECKING:
     import uvicorn
@@ -53,6 +55,16 @@ UVICORN_WEBSOCKET_LINES = (
     "connection rejected",
     "connection closed",
 )
+# The lines uvicorn writes as each API process starts and stops: the start-up block says it all once.
+UVICORN_LIFECYCLE_LINES = (
+    "Started server process",
+    "Waiting for application startup",
+    "Application startup complete",
+    "Shutting down",
+    "Waiting for application shutdown",
+    "Application shutdown complete",
+    "Finished server process",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,8 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        logs.configure(settings.log_level, limit=settings.max_log_line_chars)
-    except ValueError as exc:  # a number that is not one, or an unknown log level
+        logs.configure(settings.log_level, limit=settings.max_log_line_chars, log_format=settings.log_format)
+    except ValueError as exc:  # a number that is not one, an unknown log level or format
         return _fail(f"invalid BOOKWORM_* setting: {exc}")
     handler: Handler = args.handler
     try:
@@ -91,6 +103,7 @@ _REPORTED_AS_IS = (
     embedded.EmbeddedError,
     BackendUnavailable,
     KeyConfigError,
+    ServerUnreachable,
 )
 
 
@@ -171,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--after", type=_position, default=START, help="only events after this position")
     listing.add_argument("--limit", type=_count, default=100, help="at most this many (default 100)")
     listing.set_defaults(handler=_with_container(tasks.events_list))
+    cataloging = actions.add_parser(
+        "catalog", help="print the event catalog (Markdown): schemas, producers, consumers, topics"
+    )
+    cataloging.set_defaults(handler=_print_event_catalog)
 
     dead = commands.add_parser("deadletters", help="inspect or retry parked events")
     actions = dead.add_subparsers(required=True, metavar="ACTION")
@@ -195,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--ttl", type=_seconds, default=86_400, help="lifetime in seconds (default 86400)")
     token.set_defaults(handler=tasks.print_token)
+
+    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL), as in docs/schema.graphql")
+    schema.set_defaults(handler=_print_schema)
     return parser
 
 
@@ -218,10 +238,16 @@ def _position(text: str) -> Position:
 
 
 @contextmanager
-def _servers(settings: Settings, *, exclusive: bool) -> Iterator[Settings]:
-    """Yield settings with both URLs: the configured ones, else embedded servers, stopped on exit."""
-    resolved, started = embedded.resolve(settings, exclusive=exclusive)  # DataDirInUse: one line in main
+def _servers(settings: Settings, *, exclusive: bool, redis: bool = True) -> Iterator[Settings]:
+    """Yield settings with both URLs, both servers answering: the configured ones, else embedded servers.
+
+    Only the servers whose URL is not configured are embedded; those started here are stopped on exit.
+    With `redis` False (the command uses PostgreSQL alone), Redis is neither embedded nor checked.
+    """
+    # DataDirInUse: one line in main.
+    resolved, started = embedded.resolve(settings, exclusive=exclusive, redis=redis)
     try:
+        check_servers(resolved, redis=redis)  # ServerUnreachable: one line in main, before any child starts
         yield resolved
     finally:
         if started is not None:
@@ -254,8 +280,31 @@ def _with_container(task: Task, *, migrate_first: bool = False) -> Handler:
     return handle
 
 
+SCHEMA_HEADER = (
+    "# The Bookworm GraphQL schema, printed from the code by `bookworm schema > docs/schema.graphql`;\n"
+    "# a test fails when this file and the code disagree. docs/api.md describes each field.\n\n"
+)
+
+
+def schema_sdl() -> str:
+    """Return the GraphQL schema in SDL: what `bookworm schema` prints and docs/schema.graphql holds."""
+    # Imported here: only this command and the API processes need the schema; the others start fast.
+    from app.schema import build_schema
+
+    return SCHEMA_HEADER + build_schema().as_str() + "\n"
+
+
+def _print_schema(args: argparse.Namespace, settings: Settings) -> None:
+    sys.stdout.write(schema_sdl())
+
+
+def _print_event_catalog(args: argparse.Namespace, settings: Settings) -> None:
+    """Print docs/events.md as the code makes it; no server is needed."""
+    sys.stdout.write(event_catalog.render())
+
+
 def _migrate(args: argparse.Namespace, settings: Settings) -> None:
-    with _servers(settings, exclusive=False) as resolved:
+    with _servers(settings, exclusive=False, redis=False) as resolved:
         _run_migrations(resolved)
         print(f"Database schema is at revision {head_revision()}.")
 
@@ -271,13 +320,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     except ValueError as exc:
         raise CliError(f"BOOKWORM_API_PROCESSES: {exc}") from None
     workers = not args.no_workers
-    # Embedded servers start here, once, before any API process: never in the lifespan (DESIGN §7).
-    with _servers(settings, exclusive=True) as resolved, _stop_on_signals():
+    # The port first: a port in use is one line, before any server starts or anything is printed.
+    # Embedded servers start here, once, before any API process: never in the lifespan
+    # (docs/architecture.md, "Composition").
+    with _listen(settings) as listener, _servers(settings, exclusive=True) as resolved, _stop_on_signals():
         _run_migrations(resolved)
-        with _listen(settings) as listener:
-            children = supervisor.layout(count, workers=workers, listen_fd=listener.fileno())
-            _announce(settings, resolved, api_processes=count, workers=workers)
-            supervisor.Supervisor(children, _child_env(resolved), [listener.fileno()]).run()
+        children = supervisor.layout(count, workers=workers, listen_fd=listener.fileno())
+        print(banner(settings, resolved, api_processes=count, workers=workers), flush=True)
+        supervisor.Supervisor(children, _child_env(resolved), [listener.fileno()]).run()
 
 
 def _check_before_start(settings: Settings) -> None:
@@ -325,11 +375,15 @@ def _api_process(args: argparse.Namespace, settings: Settings) -> None:
     # Below the worker's priority: when requests take every core, the event flow still gets its share.
     os.nice(settings.api_niceness)
     # uvicorn writes a line per websocket handshake: a flood of them must not flood the log.
-    logging.getLogger("uvicorn.error").addFilter(ThrottleFilter(prefixes=UVICORN_WEBSOCKET_LINES))
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(ThrottleFilter(prefixes=UVICORN_WEBSOCKET_LINES))
+    uvicorn_log.addFilter(DebugOnlyFilter(prefixes=UVICORN_LIFECYCLE_LINES))
     app = create_app(settings, workers=False)
     config = uvicorn.Config(
         app,
         log_level=_uvicorn_log_level(settings),
+        # A line per request costs about 3 % of an API process's CPU on a by-id query: off unless asked.
+        access_log=settings.access_log,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
         # A bigger websocket message closes the connection with 1009, as a bigger body gets 413.
@@ -384,25 +438,6 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _announce(configured: Settings, resolved: Settings, *, api_processes: int, workers: bool) -> None:
-    shown_host = "127.0.0.1" if configured.host in ("0.0.0.0", "::", "") else configured.host
-    lines = [f"Bookworm GraphiQL: http://{shown_host}:{configured.port}/graphql"]
-    for label, given, used in (
-        ("PostgreSQL", configured.database_url, resolved.database_url),
-        ("Redis", configured.redis_url, resolved.redis_url),
-    ):
-        origin = "from BOOKWORM_*_URL" if given else f"embedded, data in {resolved.data_dir}"
-        lines.append(f"  {label + ':':<12}{redact(used or '')} ({origin})")
-    plural = "es" if api_processes > 1 else ""
-    lines.append(f"  {'API:':<12}{api_processes} process{plural} on {configured.host}:{configured.port}")
-    lines.append(
-        f"  {'Workers:':<12}"
-        + ("1 process (relay, consumers, scheduler)" if workers else "none (run `bookworm worker`)")
-    )
-    lines.append(f"  {'Supervisor:':<12}pid {os.getpid()}; stop with Ctrl-C or SIGTERM")
-    print("\n".join(lines), flush=True)
-
-
 def _worker(args: argparse.Namespace, settings: Settings) -> None:
     with _servers(settings, exclusive=False) as resolved:
         _run_migrations(resolved)
@@ -428,15 +463,6 @@ async def _run_workers(settings: Settings) -> None:
         )
         await stopping.wait()
         print("Stopping the worker...", flush=True)
-
-
-def redact(url: str) -> str:
-    """Return `url` with its password hidden, fit to print."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def _fail(message: str, *, status: int = 1) -> int:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import importlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 ELLIPSIS = "…"
 MAX_KEYS = 1_024  # kinds of line a throttle tracks; past it, kinds whose window is over are forgotten
@@ -164,6 +168,24 @@ class ThrottleFilter(logging.Filter):
         return admitted
 
 
+class DebugOnlyFilter(logging.Filter):
+    """Let INFO records whose format starts with one of `prefixes` through only when DEBUG is on.
+
+    For lines a library writes at INFO that tell a newcomer nothing (uvicorn's per-process start and
+    stop lines): they show again with BOOKWORM_LOG_LEVEL=DEBUG, marked as DEBUG.
+    """
+
+    def __init__(self, *, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not str(record.msg).startswith(self.prefixes):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 class BoundedFormatter(logging.Formatter):
     """Format records, cutting any longer than `limit` characters in the middle.
 
@@ -176,15 +198,81 @@ class BoundedFormatter(logging.Formatter):
         self.limit = limit
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        if len(text) <= self.limit:
-            return text
-        half = max(self.limit // 2, 1)
-        return f"{text[:half]} {ELLIPSIS} {len(text) - 2 * half} characters cut {ELLIPSIS} {text[-half:]}"
+        return cut_middle(super().format(record), self.limit)
 
 
-def configure(level: str, *, limit: int) -> None:
-    """Send every log record to standard error, one bounded line (or traceback) each."""
+def cut_middle(text: str, limit: int) -> str:
+    """`text`, or its head and tail with the middle past `limit` characters cut out and counted."""
+    if len(text) <= limit:
+        return text
+    half = max(limit // 2, 1)
+    return f"{text[:half]} {ELLIPSIS} {len(text) - 2 * half} characters cut {ELLIPSIS} {text[-half:]}"
+
+
+class JsonFormatter(logging.Formatter):
+    """Format each record as one JSON object on one line, for log pipelines (BOOKWORM_LOG_FORMAT=json).
+
+    Fields: `time` (UTC, ISO 8601 with milliseconds), `level`, `logger`, `message`, `process`; `error`
+    with the traceback when there is one; `trace_id` and `span_id` (hex, as OpenTelemetry and W3C
+    traceparent write them) when the record was logged inside a recording span. The message and the
+    traceback are each cut in the middle past `limit` characters, as the text lines are.
+    """
+
+    def __init__(self, *, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": cut_middle(record.getMessage(), self.limit),
+            "process": record.process,
+        }
+        if record.exc_info:
+            entry["error"] = cut_middle(self.formatException(record.exc_info), self.limit)
+        entry.update(trace_ids())
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def trace_ids() -> dict[str, str]:
+    """The current OpenTelemetry span's trace and span ids, when one is recording; else nothing."""
+    if _current_span is None:
+        return {}
+    context = _current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+
+
+def _span_getter() -> Callable[[], Any] | None:
+    """OpenTelemetry's current-span function, when its API is installed; without it no span records."""
+    try:
+        module = importlib.import_module("opentelemetry.trace")
+    except ImportError:
+        return None
+    getter: Callable[[], Any] = module.get_current_span
+    return getter
+
+
+_current_span = _span_getter()
+
+LOG_FORMATS = ("text", "json")
+# Libraries whose INFO lines are for their own debugging: shown at WARNING and above unless DEBUG is on.
+QUIET_LIBRARIES = ("alembic",)
+
+
+def configure(level: str, *, limit: int, log_format: str = "text") -> None:
+    """Send every log record to standard error: one bounded line (or traceback) each, or one JSON object."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"BOOKWORM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     handler = logging.StreamHandler()
-    handler.setFormatter(BoundedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", limit=limit))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(limit=limit))
+    else:
+        handler.setFormatter(BoundedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", limit=limit))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))

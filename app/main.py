@@ -1,4 +1,4 @@
-"""The ASGI application: /graphql (HTTP and websockets), /healthz, /readyz, and the container lifespan."""
+"""The ASGI application: /graphql (HTTP, websockets), GraphiQL's assets, /healthz, /readyz, the lifespan."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from app import bootstrap
 from app.aio import cancel_and_wait
 from app.db import current_revision, head_revision
+from app.ide_assets import asset_routes
 from app.memory import freeze_startup_objects, release_free_memory
 from app.middleware import InFlightLimit, SecurityHeaders
 from app.schema import build_schema
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness(head_revision()), methods=["GET"]),
+        *asset_routes(settings),
     ]
     middleware = [
         Middleware(SecurityHeaders),

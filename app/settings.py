@@ -102,8 +102,13 @@ class Settings:
     max_token_lifetime: float = 86_400.0
     # Production switches.
     graphiql: bool = True
+    # GraphiQL's scripts and styles come from this server (vendored in the package), so the page works
+    # offline; true loads them from their CDN (unpkg.com) instead, as strawberry's own page does.
+    graphiql_cdn: bool = False
     anonymous_introspection: bool = True
     log_level: str = "INFO"
+    log_format: str = "text"  # text: a line a person reads; json: one object per line (trace ids too)
+    access_log: bool = False  # uvicorn's line per HTTP request
     # Identity: HS256 with jwt_secret (the embedded default keeps one in data_dir when unset), or
     # RS256 with jwt_public_key (a PEM, or a path to one) for an external identity provider.
     jwt_secret: str | None = None

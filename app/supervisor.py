@@ -146,13 +146,19 @@ class Supervisor:
         slot.process = subprocess.Popen(
             slot.spec.command,
             stdin=subprocess.DEVNULL,
+            # A child prints only its own banner (`worker`'s), which the start-up block stands for; its
+            # log lines and errors go to standard error, shared with the supervisor.
+            stdout=subprocess.DEVNULL,
             env=self.env,
             pass_fds=self.pass_fds,
             preexec_fn=die_with_parent(CHILD_STOP_SIGNAL),  # the only way to set PR_SET_PDEATHSIG
             start_new_session=True,  # Ctrl-C reaches only the supervisor, which stops the children in turn
         )
+        restarted = slot.restart_at is not None
         slot.started_at, slot.restart_at = time.monotonic(), None
-        log.info("started %s (pid %d)", slot.spec.name, slot.process.pid)
+        # The first start is in `serve`'s start-up block; a restart follows a warning that says why.
+        level = logging.INFO if restarted else logging.DEBUG
+        log.log(level, "started %s (pid %d)", slot.spec.name, slot.process.pid)
 
     def _tend(self, now: float) -> None:
         """Schedule the restart of each child that exited; start those whose backoff is over."""

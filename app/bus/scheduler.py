@@ -2,8 +2,9 @@
 
 A claim is a short committed UPDATE that moves the message's due time a lease ahead; the handler then
 runs outside any transaction of the scheduler's. Holding the row lock while the handler ran would keep
-a transaction open, and an open transaction holds back every reader of all events (DESIGN §3: they
-read below the oldest running transaction), so a slow handler would stall the relay and subscriptions.
+a transaction open, and an open transaction holds back every reader of all events (they read below the
+oldest running transaction: docs/architecture.md, "Event store"), so a slow handler would stall the
+relay and subscriptions.
 A process that dies mid-handler leaves the message due again when the lease ends: handlers must be
 idempotent (at-least-once).
 """

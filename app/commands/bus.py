@@ -175,6 +175,7 @@ class CommandBus:
     ) -> CommandResult:
         conn = ctx.conn
         entity_id = await handler(ctx, command)
+        _require_declared(command, ctx)
         if ctx.writes.empty and key is None:
             result = CommandResult(entity_id, ctx.writes.position)
         else:
@@ -203,6 +204,14 @@ class CommandBus:
             if key is not None:
                 await idempotency.record(conn, actor, key, result)
             return result, True
+
+
+def _require_declared(command: Command, ctx: Context) -> None:
+    """Refuse to append an event type the command does not declare in `emits` (a bug, like no handler)."""
+    for event in ctx.writes.events():
+        if type(event) not in command.emits:
+            name = type(command).__name__
+            raise TypeError(f"{name} decided {type(event).__name__}, which {name}.emits does not declare")
 
 
 def _may_retry(command: Command, exc: Exception) -> bool:

@@ -9,6 +9,7 @@ handler replays a stream or decides.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,6 +55,12 @@ class Writes:
     def position(self) -> Position:
         """The command's position when it writes nothing."""
         return self._position
+
+    def events(self) -> Iterator[Event]:
+        """Yield the events of every recorded append, in order."""
+        for step in self._steps:
+            if isinstance(step, Append):
+                yield from step.events
 
     def append(self, append: Append) -> None:
         """Record an append; once written, its last event's position is the command's position."""

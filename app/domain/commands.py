@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeAlias
+
+from app.events.base import Event
 
 
 class Keep(enum.Enum):
@@ -20,6 +22,8 @@ class Keep(enum.Enum):
 
 
 KEEP: Final = Keep.KEEP
+# What a command declares it may append: its `emits`.
+Emits: TypeAlias = tuple[type[Event], ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,3 +39,6 @@ class Command:
     # Commands that commute with their own kind (adding to a basket) keep re-deciding after lost races
     # until a deadline: two of them racing is a double click, not a conflict the caller should see.
     commutes: ClassVar[bool] = False
+    # The event types deciding it may append. The bus refuses any other, so docs/events.md, which lists
+    # each event's commands from these, is never short of one.
+    emits: ClassVar[Emits] = ()

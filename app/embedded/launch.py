@@ -12,7 +12,14 @@ from pathlib import Path
 from app.embedded.children import START_TIMEOUT, STOP_TIMEOUT, Child, alive, terminate
 from app.embedded.credentials import load_credentials, socket_dir
 from app.embedded.errors import EmbeddedError
-from app.embedded.ownership import INFO_FILE, EmbeddedServers, announce_ready, announce_starting, shown
+from app.embedded.ownership import (
+    INFO_FILE,
+    EmbeddedServers,
+    Wanted,
+    announce_ready,
+    announce_starting,
+    shown,
+)
 from app.embedded.postgres import (
     POSTGRES_STOP_SIGNAL,
     SOCKET_PORT,
@@ -27,15 +34,15 @@ log = logging.getLogger(__package__)  # "app.embedded" for every module of the p
 SERVER_NAMES = ("postgres", "valkey-server")  # process names (comm) of the servers we start
 
 
-def start_owned(data_dir: Path, lock_fd: int, *, exclusive: bool) -> EmbeddedServers:
-    """Start the servers of data_dir, whose lock lock_fd holds, and publish them in the info file."""
+def start_owned(data_dir: Path, lock_fd: int, wanted: Wanted, *, exclusive: bool) -> EmbeddedServers:
+    """Start the wanted servers of data_dir, whose lock lock_fd holds, and publish them in the info file."""
     if threading.current_thread() is not threading.main_thread():
         os.close(lock_fd)
         # PR_SET_PDEATHSIG fires when the *thread* that started the child exits, not the process.
         raise EmbeddedError("embedded servers must be started from the main thread")
     owner = announce_starting(data_dir, exclusive=exclusive)
     try:
-        servers = _start_children(data_dir, lock_fd)
+        servers = _start_children(data_dir, lock_fd, wanted)
     except BaseException:
         (data_dir / INFO_FILE).unlink(missing_ok=True)
         os.close(lock_fd)
@@ -43,32 +50,37 @@ def start_owned(data_dir: Path, lock_fd: int, *, exclusive: bool) -> EmbeddedSer
     announce_ready(owner, servers)
     atexit.register(servers.stop)
     # Not the URLs: they hold the passwords.
-    log.info("embedded PostgreSQL and Valkey on the sockets in %s", shown(socket_dir(data_dir)))
+    log.info("embedded %s on the sockets in %s", wanted, shown(socket_dir(data_dir)))
     return servers
 
 
-def _start_children(data_dir: Path, lock_fd: int) -> EmbeddedServers:
+def _start_children(data_dir: Path, lock_fd: int, wanted: Wanted) -> EmbeddedServers:
     processes: list[Child] = []
+    postgres = valkey = None
     try:
         credentials = load_credentials(data_dir)
         _wait_for_leftovers(data_dir)
-        postgres = spawn_postgres(data_dir, credentials.postgres)
-        processes.append((postgres, POSTGRES_STOP_SIGNAL))
-        valkey = spawn_valkey(data_dir, credentials.valkey)
-        processes.append((valkey, VALKEY_STOP_SIGNAL))
+        if wanted.postgres:
+            postgres = spawn_postgres(data_dir, credentials.postgres)
+            processes.append((postgres, POSTGRES_STOP_SIGNAL))
+        if wanted.valkey:
+            valkey = spawn_valkey(data_dir, credentials.valkey)
+            processes.append((valkey, VALKEY_STOP_SIGNAL))
         deadline = time.monotonic() + START_TIMEOUT
-        wait_for_valkey(valkey, data_dir, credentials.valkey, deadline)
-        prepare_database(postgres, data_dir, credentials.postgres, deadline)
+        if valkey is not None:
+            wait_for_valkey(valkey, data_dir, credentials.valkey, deadline)
+        if postgres is not None:
+            prepare_database(postgres, data_dir, credentials.postgres, deadline)
     except BaseException:
         terminate(processes)
         raise
     return EmbeddedServers(
-        database_url=postgres_url(data_dir, credentials.postgres),
-        redis_url=valkey_url(data_dir, credentials.valkey),
+        database_url=postgres_url(data_dir, credentials.postgres) if postgres is not None else None,
+        redis_url=valkey_url(data_dir, credentials.valkey) if valkey is not None else None,
         data_dir=data_dir,
         owner_pid=os.getpid(),
-        postgres_pid=postgres.pid,
-        valkey_pid=valkey.pid,
+        postgres_pid=postgres.pid if postgres is not None else None,
+        valkey_pid=valkey.pid if valkey is not None else None,
         _processes=processes,
         _lock_fd=lock_fd,
     )

@@ -22,16 +22,38 @@ LOCK_FILE = "serve.lock"
 INFO_FILE = "embedded.json"
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """Which embedded servers to run: those whose URL is not configured."""
+
+    postgres: bool = True
+    valkey: bool = True
+
+    @property
+    def any(self) -> bool:
+        return self.postgres or self.valkey
+
+    def __str__(self) -> str:
+        names = [name for name, on in (("PostgreSQL", self.postgres), ("Valkey", self.valkey)) if on]
+        return " and ".join(names) or "nothing"
+
+
+BOTH = Wanted()
+
+
 @dataclass
 class EmbeddedServers:
-    """URLs of the embedded servers of one data directory, owned by this process or attached."""
+    """URLs of the embedded servers of one data directory, owned by this process or attached.
 
-    database_url: str = field(repr=False)  # both URLs hold a password
-    redis_url: str = field(repr=False)
+    A server that was not wanted (its URL is configured) has no URL and no pid here.
+    """
+
+    database_url: str | None = field(repr=False)  # both URLs hold a password
+    redis_url: str | None = field(repr=False)
     data_dir: Path
     owner_pid: int
-    postgres_pid: int
-    valkey_pid: int
+    postgres_pid: int | None
+    valkey_pid: int | None
     _processes: list[Child] = field(default_factory=list, repr=False)
     _lock_fd: int | None = field(default=None, repr=False)
 
@@ -92,12 +114,12 @@ def live_owner_info(data_dir: Path, *, wait: float) -> dict[str, Any] | None:
 def attached(data_dir: Path, info: dict[str, Any]) -> EmbeddedServers:
     """Return the servers described by the info file of their live owner."""
     return EmbeddedServers(
-        database_url=info["database_url"],
-        redis_url=info["redis_url"],
+        database_url=info.get("database_url"),
+        redis_url=info.get("redis_url"),
         data_dir=data_dir,
         owner_pid=info["owner_pid"],
-        postgres_pid=info["postgres_pid"],
-        valkey_pid=info["valkey_pid"],
+        postgres_pid=info.get("postgres_pid"),
+        valkey_pid=info.get("valkey_pid"),
     )
 
 

@@ -28,9 +28,10 @@ CONFIG_FILE = "valkey.conf"
 def spawn_valkey(data_dir: Path, password: str) -> subprocess.Popen[bytes]:
     """Start Valkey on its socket in data_dir, requiring password; return the process."""
     directory = private_dir(data_dir / "valkey")
+    sockets = private_dir(socket_dir(data_dir))  # made here too: PostgreSQL may not be embedded
     config = {
         "port": "0",  # no TCP listener
-        "unixsocket": str(socket_dir(data_dir) / SOCKET_NAME),
+        "unixsocket": str(sockets / SOCKET_NAME),
         "unixsocketperm": "700",
         "requirepass": password,
         "protected-mode": "yes",

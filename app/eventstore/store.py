@@ -37,8 +37,8 @@ SELECT transaction_id::text::bigint, global_position, pg_notify('{NOTIFY_CHANNEL
 ORDER BY global_position
 """
 
-# Commit order without gaps (DESIGN §3): only transactions older than every running one are visible,
-# and they are read by (transaction id, position), never by position alone.
+# Commit order without gaps (docs/architecture.md, "Event store"): only transactions older than every
+# running one are visible, and they are read by (transaction id, position), never by position alone.
 _READ_ALL = f"""
 SELECT {_COLUMNS} FROM eventstore.events
 WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())

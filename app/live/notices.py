@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.eventstore.position import Position
@@ -29,6 +31,23 @@ def buyer_orders_topic(buyer_id: str) -> str:
 
 def feedback_topic(book_id: str) -> str:
     return f"feedback:{book_id}"
+
+
+# A topic as code names it: a fixed one (CATALOG_TOPIC), or the function of an id that builds one.
+TopicOf = str | Callable[[str], str]
+
+
+def pattern(topic: TopicOf) -> str:
+    """Return a topic as the docs write it: `catalog` as it is, `book_topic` as `book:{book_id}`."""
+    if isinstance(topic, str):
+        return topic
+    (parameter,) = inspect.signature(topic).parameters
+    return topic(f"{{{parameter}}}")
+
+
+def topic_kind(topic: str) -> str:
+    """Return what a topic (or a pattern) follows without its id: `book` of `book:<id>`."""
+    return topic.partition(":")[0]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -15,6 +15,7 @@ from app.bus.checkpoints import OwnCheckpoint
 from app.bus.protocol import type_names
 from app.commands.bus import CommandBus
 from app.domain.basket.commands import CheckoutBasket
+from app.domain.commands import Command, Emits
 from app.events.finance import CheckoutRequested
 from app.eventstore import RecordedEvent
 from app.live.notices import ChangeNotice
@@ -28,6 +29,8 @@ class BasketCheckout(OwnCheckpoint):
 
     name = NAME
     handles = type_names(CheckoutRequested)
+    sends: tuple[type[Command], ...] = (CheckoutBasket,)
+    emits: Emits = ()
 
     def __init__(self, commands: CommandBus) -> None:
         self._commands = commands

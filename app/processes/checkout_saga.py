@@ -24,6 +24,7 @@ from app.bus.checkpoints import OwnCheckpoint
 from app.bus.protocol import type_names
 from app.bus.scheduler import Scheduler
 from app.commands.bus import CommandBus
+from app.domain.commands import Command, Emits
 from app.domain.errors import ConflictError, NotFoundError
 from app.domain.finance.checkout import (
     Action,
@@ -81,6 +82,8 @@ class CheckoutSaga(OwnCheckpoint):
 
     name = NAME
     handles = type_names(*TRIGGERS)
+    sends: tuple[type[Command], ...] = (ordering.CancelOrder,)
+    emits: Emits = (CheckoutRequested,)  # appended by `_request` itself, not by a command
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from app.bus.protocol import type_names
 from app.commands.bus import CommandBus
 from app.commands.catalog_facts import book_facts
 from app.commands.streams import Context
+from app.domain.commands import Command, Emits
 from app.domain.rating.commands import DeleteFeedback
 from app.events.base import Metadata
 from app.events.rating import FeedbackCreated
@@ -32,6 +33,8 @@ class FeedbackCheck(OwnCheckpoint):
 
     name = NAME
     handles = type_names(FeedbackCreated)
+    sends: tuple[type[Command], ...] = (DeleteFeedback,)
+    emits: Emits = ()
 
     def __init__(self, commands: CommandBus, event_store: EventStore) -> None:
         self._commands = commands

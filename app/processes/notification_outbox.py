@@ -19,6 +19,7 @@ import asyncpg
 from app.bus.checkpoints import OwnCheckpoint
 from app.bus.protocol import type_names
 from app.bus.scheduler import Scheduler
+from app.domain.commands import Command, Emits
 from app.domain.notification.mail import (
     Letter,
     Recipient,
@@ -69,6 +70,8 @@ class NotificationOutbox(OwnCheckpoint):
 
     name = NAME
     handles = type_names(OrderPlaced, OrderCompleted, OrderCancelled)  # the events `_letter_for` writes for
+    sends: tuple[type[Command], ...] = ()
+    emits: Emits = ()
 
     def __init__(
         self, scheduler: Scheduler, *, trust_unverified: bool = False, max_per_hour: int = 10

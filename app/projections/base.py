@@ -12,7 +12,7 @@ and a wave runs as one `executemany` per SQL text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,10 +20,11 @@ import asyncpg
 
 from app.bus.checkpoints import advance_checkpoint
 from app.bus.lease import Lease
-from app.bus.protocol import ConsumerKind
+from app.bus.protocol import ConsumerKind, type_names
+from app.events.base import Event
 from app.eventstore.position import Position
 from app.eventstore.types import RecordedEvent
-from app.live.notices import ChangeNotice
+from app.live.notices import ChangeNotice, TopicOf, pattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,8 @@ class Projection(Protocol):
     name: str
     version: int
     handles: frozenset[str]  # the event types `apply` changes anything for
+    # By event type, the topics (as patterns, `book:{book_id}`) `apply`'s notices about it may go to.
+    topics: Mapping[str, tuple[str, ...]]
 
     def ddl(self, prefix: str) -> list[str]:
         """Return the statements that create one generation's tables (prefix: `<name>_g<N>_`)."""
@@ -65,6 +68,11 @@ class Projection(Protocol):
     def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
         """Return the one statement `apply` runs for `event`, or None when it runs more (or none)."""
         ...
+
+
+def announces(topics: Mapping[type[Event], Sequence[TopicOf]]) -> Mapping[str, tuple[str, ...]]:
+    """Return a projection's `topics`: by event type name, the patterns of the topics it announces on."""
+    return {name: tuple(pattern(t) for t in topics[cls]) for cls in topics for name in type_names(cls)}
 
 
 class ProjectionMissing(LookupError):

@@ -18,7 +18,7 @@ from app.events import catalog as cev
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, basket_topic
 from app.projections import basket_tables
-from app.projections.base import Statement
+from app.projections.base import Statement, announces
 
 CREATED, UPDATED = "CREATED", "UPDATED"
 ENTITY = "Basket"
@@ -171,6 +171,21 @@ class BasketProjection:
     name = "basket"
     version = 1
     handles = type_names(*typing.get_args(BasketEvent), cev.BookCreated, cev.BookUpdated, cev.BookDeleted)
+    # A failed checkout changes no line; a book no basket holds yet (BookCreated) has no one to tell.
+    topics = announces(
+        dict.fromkeys(
+            (
+                bev.BasketItemAdded,
+                bev.BasketItemQuantityChanged,
+                bev.BasketItemRemoved,
+                bev.BasketCleared,
+                bev.BasketCheckedOut,
+                cev.BookUpdated,
+                cev.BookDeleted,
+            ),
+            (basket_topic,),
+        )
+    )
 
     def ddl(self, prefix: str) -> list[str]:
         return basket_tables.ddl(prefix)

@@ -21,7 +21,7 @@ from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.eventstore.types import RecordedEvent
 from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
 from app.projections import catalog_tables
-from app.projections.base import Statement
+from app.projections.base import Statement, announces
 
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
 
@@ -193,6 +193,10 @@ async def _book_rated(
     return _book_notices(r, UPDATED, e.book_id)
 
 
+# A book's notices, and a named entity's by kind of change: a rename also reaches the books showing the name.
+_BOOK_TOPICS = (CATALOG_TOPIC, book_topic)
+_NAMED_TOPICS = {CREATED: (CATALOG_TOPIC,), UPDATED: _BOOK_TOPICS, DELETED: (CATALOG_TOPIC,)}
+
 _NAMED_EVENTS: dict[type[Event], tuple[str, _Named]] = {
     ev.AuthorCreated: (CREATED, _AUTHOR),
     ev.AuthorRenamed: (UPDATED, _AUTHOR),
@@ -256,6 +260,13 @@ class CatalogProjection:
     version = 1
     handles = type_names(
         ev.BookCreated, ev.BookUpdated, ev.BookDeleted, FeedbackCreated, FeedbackDeleted, *_NAMED_EVENTS
+    )
+    topics = announces(
+        {
+            **dict.fromkeys((ev.BookCreated, ev.BookUpdated, ev.BookDeleted), _BOOK_TOPICS),
+            **dict.fromkeys((FeedbackCreated, FeedbackDeleted), _BOOK_TOPICS),  # the book's rating
+            **{cls: _NAMED_TOPICS[kind] for cls, (kind, _) in _NAMED_EVENTS.items()},
+        }
     )
 
     def ddl(self, prefix: str) -> list[str]:

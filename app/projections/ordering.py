@@ -15,7 +15,7 @@ from app.events import ordering as ev
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, buyer_orders_topic, order_topic
 from app.projections import ordering_tables
-from app.projections.base import Statement
+from app.projections.base import Statement, announces
 
 CREATED, UPDATED = "CREATED", "UPDATED"
 ORDER = "Order"
@@ -81,6 +81,12 @@ class OrderingProjection:
     name = "ordering"
     version = 1
     handles = type_names(ev.BuyerAddressUpdated, ev.OrderPlaced, ev.OrderCompleted, ev.OrderCancelled)
+    # A buyer's profile has no subscription: read-your-writes waits on the checkpoint.
+    topics = announces(
+        dict.fromkeys(
+            (ev.OrderPlaced, ev.OrderCompleted, ev.OrderCancelled), (order_topic, buyer_orders_topic)
+        )
+    )
 
     def ddl(self, prefix: str) -> list[str]:
         return ordering_tables.ddl(prefix)

@@ -13,7 +13,7 @@ from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, feedback_topic
 from app.projections import rating_tables
-from app.projections.base import Statement
+from app.projections.base import Statement, announces
 
 ENTITY = "Feedback"
 CREATED, DELETED = "CREATED", "DELETED"
@@ -57,6 +57,7 @@ class RatingProjection:
     name = "rating"
     version = 1
     handles = type_names(FeedbackCreated, FeedbackDeleted)
+    topics = announces(dict.fromkeys((FeedbackCreated, FeedbackDeleted), (feedback_topic,)))
 
     def ddl(self, prefix: str) -> list[str]:
         return rating_tables.ddl(prefix)

@@ -12,7 +12,7 @@ from app.projections import PROJECTIONS
 _ROWS = """
 SELECT name, version, generation, transaction_id, global_position FROM read.projections ORDER BY name
 """
-# The same visibility rule as every commit-order reader (DESIGN §3).
+# The same visibility rule as every commit-order reader (docs/architecture.md, "Event store").
 _LAG = """
 SELECT count(*) FROM eventstore.events
 WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())

@@ -38,7 +38,7 @@ from app.queries.response_cache import Reading
 from app.schema.admission import RATE_LIMITED, rate_limited
 from app.schema.context import Context, ip_of, sign_in
 from app.schema.http_streams import HTTPStream, HTTPStreams, close_stream
-from app.schema.ide import content_security_policy
+from app.schema.ide import graphiql_page
 from app.schema.loaders import Loaders
 from app.schema.output import cap_response
 from app.schema.positions import BadCursor, Position, parse_cursor
@@ -113,7 +113,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         self.streams = HTTPStreams(settings, self.ws_limits)
         self.keys = resolve_keys(settings)
         self.fair_share = FairShare(settings.client_requests_running, settings.client_requests_waiting)
-        self.ide_policy = content_security_policy(self.graphql_ide_html) if settings.graphiql else ""
+        self.ide = graphiql_page(self.graphql_ide_html, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -268,8 +268,8 @@ class BookwormGraphQL(GraphQL[Context, None]):
         return cap_response(super().encode_json(data), data, self.settings.max_response_bytes)
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        response = HTMLResponse(self.graphql_ide_html)
-        response.headers["content-security-policy"] = self.ide_policy
+        response = HTMLResponse(self.ide.html)
+        response.headers["content-security-policy"] = self.ide.policy
         return response
 
     def authenticate(self, authorization: object) -> Principal:

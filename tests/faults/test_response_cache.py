@@ -21,6 +21,8 @@ RENAME_AUTHOR = """mutation($id: ID!, $name: String!) { renameAuthor(input: {id:
   __typename ... on RenameAuthorSuccess { position } } }"""
 CATALOG_CHANGED = "subscription { catalogChanged { kind position entity entityId } }"
 TRIES = 50  # reads until an answer is served from the cache: a notice may drop it meanwhile
+# A busy CI machine may take longer than the default 5 s to apply a change to every read model.
+PATIENT = {"BOOKWORM_READ_YOUR_WRITES_TIMEOUT": "60"}
 
 
 async def read_book(http: httpx.AsyncClient, book_id: str, position: str | None = None) -> tuple[Any, str]:
@@ -67,13 +69,15 @@ async def create_book(http: httpx.AsyncClient, refs: Refs, name: str) -> dict[st
 
 
 async def test_no_api_process_serves_an_answer_older_than_a_change_it_has_heard(cluster: Cluster) -> None:
-    apis: list[Proc] = [cluster.api("api-1"), cluster.api("api-2")]
+    apis: list[Proc] = [cluster.api("api-1", **PATIENT), cluster.api("api-2", **PATIENT)]
     cluster.worker()
     token = admin_token()
     refs = await make_refs(apis[0].url, token)
     async with AsyncExitStack() as stack:
         clients = [
-            await stack.enter_async_context(httpx.AsyncClient(base_url=api.url, headers=bearer(token)))
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=api.url, headers=bearer(token), timeout=90)
+            )
             for api in apis
         ]
         book = await create_book(clients[0], refs, "Before the Change")
@@ -112,11 +116,11 @@ async def test_no_api_process_serves_an_answer_older_than_a_change_it_has_heard(
 
 
 async def test_a_newer_position_is_never_answered_by_an_older_read(cluster: Cluster) -> None:
-    api = cluster.api("api")
+    api = cluster.api("api", **PATIENT)
     cluster.worker()
     token = admin_token()
     refs = await make_refs(api.url, token)
-    async with httpx.AsyncClient(base_url=api.url, headers=bearer(token)) as http:
+    async with httpx.AsyncClient(base_url=api.url, headers=bearer(token), timeout=90) as http:
         book = await create_book(http, refs, "Old Name")
         await cached(http, book["bookId"], book["position"])
         for round_number in range(10):
@@ -128,10 +132,10 @@ async def test_a_newer_position_is_never_answered_by_an_older_read(cluster: Clus
 
 
 async def test_a_rebuild_drops_every_cached_answer(cluster: Cluster) -> None:
-    api = cluster.api("api", workers=True)
+    api = cluster.api("api", workers=True, **PATIENT)
     token = admin_token()
     refs = await make_refs(api.url, token)
-    async with httpx.AsyncClient(base_url=api.url, headers=bearer(token)) as http:
+    async with httpx.AsyncClient(base_url=api.url, headers=bearer(token), timeout=90) as http:
         book = await create_book(http, refs, "Kept")
         await cached(http, book["bookId"], book["position"])
         rebuilt = await cluster.cli("projections", "rebuild", "catalog")
@@ -145,10 +149,10 @@ async def test_a_rebuild_drops_every_cached_answer(cluster: Cluster) -> None:
 
 
 async def test_mutations_and_no_cache_requests_never_use_the_cache(cluster: Cluster) -> None:
-    api = cluster.api("api", workers=True)
+    api = cluster.api("api", workers=True, **PATIENT)
     token = admin_token()
     refs = await make_refs(api.url, token)
-    async with httpx.AsyncClient(base_url=api.url, headers=bearer(token)) as http:
+    async with httpx.AsyncClient(base_url=api.url, headers=bearer(token), timeout=90) as http:
         book = await create_book(http, refs, "Fresh")
         await cached(http, book["bookId"], book["position"])
         fresh = await http.post(

@@ -4,7 +4,8 @@ The slow client is a real websocket client that stops reading its socket: its re
 so the websockets library stops reading from TCP, the kernel buffers fill, uvicorn's send blocks, the
 subscription's generator stops taking notices from its hub queue, the queue (BOOKWORM's
 subscriber_queue_size) overflows, and the hub switches that subscriber to catch-up from read.changes
-(DESIGN §6). When it reads again it must receive every change, in order, once, on the same connection.
+(docs/architecture.md, "Live"). When it reads again it must receive every change, in order, once, on
+the same connection.
 """
 
 from __future__ import annotations

@@ -1,16 +1,20 @@
-"""Run a consumer's batches by hand, as the consumer runner does, until it has passed a position."""
+"""Run a consumer's batches by hand, as the consumer runner does, until it has passed a position.
+
+A projection's notices must go to the topics its `topics` declares for their event (docs/events.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from app.bus.protocol import Consumer
 from app.eventstore import EventStore, Position, RecordedEvent
-from app.live.notices import ChangeNotice
+from app.live.notices import ChangeNotice, topic_kind
+from app.projections import Projection, ProjectionConsumer
 
 WITHIN = 10.0  # seconds for appended events to become visible to a commit-order reader
 
@@ -44,7 +48,11 @@ async def drain(
             checkpoint = await consumer.load_checkpoint(conn)
             events = await store.read_all(checkpoint, limit=limit, conn=conn)
             if events:
-                drained.notices += await consumer.apply(conn, events)
+                notices = await consumer.apply(conn, events)
+                if isinstance(consumer, ProjectionConsumer):
+                    undeclared = announced(events, notices) - declared(consumer.projection)
+                    assert not undeclared, f"{consumer.name}.topics lacks (event, topic) {undeclared}"
+                drained.notices += notices
                 await consumer.save_checkpoint(conn, events[-1].position)
                 drained.events += events
                 continue
@@ -52,3 +60,14 @@ async def drain(
             return drained
         assert asyncio.get_running_loop().time() < deadline, "appended events never became visible"
         await asyncio.sleep(0.01)
+
+
+def announced(events: Sequence[RecordedEvent], notices: Sequence[ChangeNotice]) -> set[tuple[str, str]]:
+    """Return (event type, topic kind) of each notice, found by the position of the event it announces."""
+    types = {event.position: event.event_type for event in events}
+    return {(types[notice.position], topic_kind(notice.topic)) for notice in notices}
+
+
+def declared(projection: Projection) -> set[tuple[str, str]]:
+    """Return (event type, topic kind) of each topic the projection's `topics` declares."""
+    return {(name, topic_kind(topic)) for name, topics in projection.topics.items() for topic in topics}

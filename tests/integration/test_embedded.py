@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import redis
 
 from app import embedded
+from app.settings import Settings
 from tests.integration.embedded_support import alive, scratch_data_dir, sql, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,3 +118,35 @@ def test_children_die_when_the_owner_is_killed(
         assert sql(servers.database_url, "SELECT 1") == 1
     finally:
         servers.stop()
+
+
+def test_with_both_urls_configured_nothing_is_embedded(tmp_path: Path) -> None:
+    settings = replace(
+        Settings.from_env({}),
+        data_dir=tmp_path / "data",
+        database_url="postgresql://db/x",
+        redis_url="redis://r",
+    )
+    assert embedded.resolve(settings, exclusive=True) == (settings, None)
+    assert not (tmp_path / "data").exists()
+
+
+def test_only_the_server_whose_url_is_not_configured_is_embedded() -> None:
+    with scratch_data_dir() as data_dir:
+        configured = "redis://127.0.0.1:1/0"  # resolve never connects to it
+        settings = replace(Settings.from_env({}), data_dir=data_dir, redis_url=configured)
+        resolved, servers = embedded.resolve(settings, exclusive=True)
+        assert servers is not None
+        try:
+            assert resolved.redis_url == configured and resolved.database_url == servers.database_url
+            assert sql(servers.database_url, "SELECT current_database()") == "bookworm"
+            assert servers.valkey_pid is None and servers.redis_url is None
+            assert not (data_dir / "valkey").exists()
+            # A command of the same data dir that needs Valkey too is told what to set.
+            with pytest.raises(embedded.EmbeddedError, match=r"run no Valkey .*BOOKWORM_REDIS_URL"):
+                embedded.attach_or_start(data_dir)
+            # One that needs PostgreSQL alone attaches.
+            attached = embedded.attach_or_start(data_dir, embedded.Wanted(valkey=False))
+            assert attached.database_url == servers.database_url and not attached.owned
+        finally:
+            servers.stop()

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 
 import pytest
 
-from app.logs import BoundedFormatter, Throttle, ThrottledLogger, ThrottleFilter, shorten
+from app.logs import (
+    BoundedFormatter,
+    DebugOnlyFilter,
+    JsonFormatter,
+    Throttle,
+    ThrottledLogger,
+    ThrottleFilter,
+    configure,
+    shorten,
+)
 
 
 class Clock:
@@ -159,3 +169,61 @@ def test_a_traceback_counts_towards_the_bound() -> None:
 def test_short_lines_are_left_alone() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("you",), None)
     assert BoundedFormatter("%(message)s", limit=100).format(record) == "hello you"
+
+
+def test_a_debug_only_line_shows_only_when_debug_is_on(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.debug_only")
+    quiet = DebugOnlyFilter(prefixes=("Started server process",))
+    logger.addFilter(quiet)
+    try:
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            logger.info("Started server process [%d]", 42)
+            logger.info("Something else")
+            logger.warning("Started server process, oddly at WARNING")
+        assert lines(caplog) == ["Something else", "Started server process, oddly at WARNING"]
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger=logger.name):
+            logger.info("Started server process [%d]", 42)
+        assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+            ("DEBUG", "Started server process [42]")
+        ]
+    finally:
+        logger.removeFilter(quiet)
+
+
+def record(message: str, exc_info: object = None) -> logging.LogRecord:
+    return logging.LogRecord("bookworm.test", logging.ERROR, __file__, 1, message, (), exc_info)  # type: ignore[arg-type]
+
+
+def test_json_lines_are_one_object_each_with_the_traceback_inside() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failure = sys.exc_info()
+    line = JsonFormatter(limit=4_000).format(record("it failed\nover two lines", failure))
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["level"] == "ERROR" and entry["logger"] == "bookworm.test"
+    assert entry["message"] == "it failed\nover two lines"
+    assert "ValueError: boom" in entry["error"]
+    assert entry["time"].endswith("+00:00")
+    assert "trace_id" not in entry  # logged outside any span
+
+
+def test_json_messages_are_cut_in_the_middle() -> None:
+    entry = json.loads(JsonFormatter(limit=100).format(record("a" * 50 + "b" * 1_000 + "c" * 50)))
+    assert entry["message"].startswith("a" * 50) and entry["message"].endswith("c" * 50)
+    assert "characters cut" in entry["message"]
+
+
+def test_json_lines_inside_a_span_carry_its_trace_and_span_ids() -> None:
+    trace = pytest.importorskip("opentelemetry.trace")
+    context = trace.SpanContext(trace_id=0x1234, span_id=0xABCD, is_remote=False)
+    with trace.use_span(trace.NonRecordingSpan(context)):
+        entry = json.loads(JsonFormatter(limit=4_000).format(record("inside")))
+    assert entry["trace_id"] == f"{0x1234:032x}" and entry["span_id"] == f"{0xABCD:016x}"
+
+
+def test_an_unknown_log_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="BOOKWORM_LOG_FORMAT"):
+        configure("INFO", limit=100, log_format="xml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from decimal import Decimal
 
@@ -134,6 +135,27 @@ def test_the_smtp_message_carries_sender_recipient_subject_and_a_stable_message_
     assert message["Subject"] == "Hi"
     assert message["Message-ID"] == f"<{ORDER}@shop.example>"
     assert message.get_content() == "Hello Alice,\n"
+
+
+async def test_the_log_mailer_writes_one_line_and_the_body_only_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = "Hello Alice,\n\nwe received your order:\n  2 x Dune\n\nLeave it with the Cheshire Cat.\n"
+    mail = OutgoingMail(
+        id=new_id(), recipient="alice@example.com", subject="Order received", body=body, order_id=ORDER
+    )
+
+    with caplog.at_level(logging.INFO, logger="app.notifications.mailer"):
+        await LogMailer().send(mail)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"mail to alice@example.com: Order received (order {ORDER})"
+    ]
+
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="app.notifications.mailer"):
+        await LogMailer().send(mail)
+    assert len(caplog.records) == 2 and caplog.records[1].levelno == logging.DEBUG
+    assert body in caplog.records[1].getMessage()
 
 
 def test_smtp_is_used_only_when_a_host_is_set() -> None:

@@ -15,14 +15,16 @@ from types import ModuleType
 
 import app.commands
 import app.domain
+import app.processes
 import app.projections
 import app.schema
 from app.commands.bus import HANDLERS
 from app.domain.commands import Command
+from app.processes import PROCESS_MANAGERS
 from app.projections import PROJECTIONS
 from app.schema import MUTATIONS, QUERIES, SUBSCRIPTIONS
 
-EVENT_INFRASTRUCTURE = {"base", "registry", "contracts"}
+EVENT_INFRASTRUCTURE = {"base", "registry"}
 
 
 def _modules(package: ModuleType, suffix: str = "") -> list[ModuleType]:
@@ -69,6 +71,20 @@ def test_every_projection_is_registered() -> None:
         if not isinstance(value, type) and _is_projection(value)
     }
     assert found == set(PROJECTIONS)
+
+
+def test_every_process_manager_is_registered() -> None:
+    found = {
+        value
+        for module in _modules(app.processes)
+        for value in vars(module).values()
+        if isinstance(value, type) and value.__module__ == module.__name__ and _is_process_manager(value)
+    }
+    assert found == set(PROCESS_MANAGERS), "app/processes/__init__.py PROCESS_MANAGERS lacks one"
+
+
+def _is_process_manager(value: type) -> bool:
+    return all(hasattr(value, member) for member in ("name", "handles", "apply"))
 
 
 def _is_projection(value: object) -> bool:

@@ -17,6 +17,7 @@ import pytest
 from broadcaster import Broadcast, BroadcastBackend
 from graphql import ExecutionResult, GraphQLSchema, parse
 from redis import asyncio as aioredis
+from strawberry.extensions import MaskErrors
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
@@ -242,3 +243,10 @@ async def test_a_read_that_times_out_answers_none_and_keeps_what_it_read() -> No
         f"redis-py's {type(connection._parser).__qualname__} dropped what it had read when the timeout "
         "passed: app/live/backend.py would lose or misread a pub/sub message after each quiet interval"
     )
+
+
+def test_mask_errors_still_masks_through_the_private_hook_we_override() -> None:
+    # PublicErrors overrides MaskErrors._process_result (a private method) to skip a runtime Protocol check.
+    assert "_process_result" in vars(PublicErrors)
+    assert _parameters(PublicErrors._process_result) == _parameters(MaskErrors._process_result)
+    assert "self._process_result(" in inspect.getsource(MaskErrors.on_operation)

@@ -10,13 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from app.domain.commands import Command
+from app.domain.commands import Command, Emits
+from app.events.basket import (
+    BasketCheckedOut,
+    BasketCheckoutFailed,
+    BasketCleared,
+    BasketItemAdded,
+    BasketItemQuantityChanged,
+    BasketItemRemoved,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
 class AddBasketItem(Command):
     """Put `quantity` more of a book in the basket."""
 
+    emits: ClassVar[Emits] = (BasketItemAdded,)
     retry_safe: ClassVar[bool] = True
     commutes: ClassVar[bool] = True
     customer_id: str
@@ -28,6 +37,7 @@ class AddBasketItem(Command):
 class UpdateBasketItem(Command):
     """Set a line's quantity."""
 
+    emits: ClassVar[Emits] = (BasketItemQuantityChanged,)
     retry_safe: ClassVar[bool] = True
     commutes: ClassVar[bool] = True
     customer_id: str
@@ -37,6 +47,7 @@ class UpdateBasketItem(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class RemoveBasketItem(Command):
+    emits: ClassVar[Emits] = (BasketItemRemoved,)
     retry_safe: ClassVar[bool] = True
     commutes: ClassVar[bool] = True
     customer_id: str
@@ -45,6 +56,7 @@ class RemoveBasketItem(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class ClearBasket(Command):
+    emits: ClassVar[Emits] = (BasketCleared,)
     retry_safe: ClassVar[bool] = True
     commutes: ClassVar[bool] = True
     customer_id: str
@@ -54,6 +66,7 @@ class ClearBasket(Command):
 class CheckoutBasket(Command):
     """Hand the basket over to `order_id` (sent by the checkout saga); empties it."""
 
+    emits: ClassVar[Emits] = (BasketCheckedOut, BasketCheckoutFailed)
     retry_safe: ClassVar[bool] = True
     customer_id: str
     order_id: str

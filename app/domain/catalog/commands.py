@@ -9,11 +9,26 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
 
-from app.domain.commands import KEEP, Command, Keep
+from app.domain.commands import KEEP, Command, Emits, Keep
+from app.events.catalog import (
+    AuthorCreated,
+    AuthorDeleted,
+    AuthorRenamed,
+    BookCreated,
+    BookDeleted,
+    BookUpdated,
+    CategoryCreated,
+    CategoryDeleted,
+    CategoryRenamed,
+    PublisherCreated,
+    PublisherDeleted,
+    PublisherRenamed,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
 class CreateAuthor(Command):
+    emits: ClassVar[Emits] = (AuthorCreated,)
     minted: ClassVar[tuple[str, ...]] = ("author_id",)
     author_id: str
     name: str
@@ -21,6 +36,7 @@ class CreateAuthor(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class RenameAuthor(Command):
+    emits: ClassVar[Emits] = (AuthorRenamed,)
     retry_safe: ClassVar[bool] = True
     author_id: str
     name: str
@@ -28,12 +44,14 @@ class RenameAuthor(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class DeleteAuthor(Command):
+    emits: ClassVar[Emits] = (AuthorDeleted,)
     retry_safe: ClassVar[bool] = True
     author_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class CreateCategory(Command):
+    emits: ClassVar[Emits] = (CategoryCreated,)
     minted: ClassVar[tuple[str, ...]] = ("category_id",)
     category_id: str
     name: str
@@ -41,6 +59,7 @@ class CreateCategory(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class RenameCategory(Command):
+    emits: ClassVar[Emits] = (CategoryRenamed,)
     retry_safe: ClassVar[bool] = True
     category_id: str
     name: str
@@ -48,12 +67,14 @@ class RenameCategory(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class DeleteCategory(Command):
+    emits: ClassVar[Emits] = (CategoryDeleted,)
     retry_safe: ClassVar[bool] = True
     category_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class CreatePublisher(Command):
+    emits: ClassVar[Emits] = (PublisherCreated,)
     minted: ClassVar[tuple[str, ...]] = ("publisher_id",)
     publisher_id: str
     name: str
@@ -61,6 +82,7 @@ class CreatePublisher(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class RenamePublisher(Command):
+    emits: ClassVar[Emits] = (PublisherRenamed,)
     retry_safe: ClassVar[bool] = True
     publisher_id: str
     name: str
@@ -68,12 +90,14 @@ class RenamePublisher(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class DeletePublisher(Command):
+    emits: ClassVar[Emits] = (PublisherDeleted,)
     retry_safe: ClassVar[bool] = True
     publisher_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class CreateBook(Command):
+    emits: ClassVar[Emits] = (BookCreated,)
     minted: ClassVar[tuple[str, ...]] = ("book_id",)
     book_id: str
     name: str
@@ -93,6 +117,7 @@ class UpdateBook(Command):
     when `expected_version` is set, since the caller then asked to fail on any concurrent change.
     """
 
+    emits: ClassVar[Emits] = (BookUpdated,)
     retry_safe: ClassVar[bool] = True
     book_id: str
     name: str | Keep = KEEP
@@ -108,5 +133,6 @@ class UpdateBook(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class DeleteBook(Command):
+    emits: ClassVar[Emits] = (BookDeleted,)
     retry_safe: ClassVar[bool] = True
     book_id: str

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from app.domain.commands import Command
+from app.domain.commands import Command, Emits
+from app.events.rating import FeedbackCreated, FeedbackDeleted
 
 
 @dataclass(frozen=True, kw_only=True)
 class CreateFeedback(Command):
+    emits: ClassVar[Emits] = (FeedbackCreated,)
     minted: ClassVar[tuple[str, ...]] = ("feedback_id",)
     feedback_id: str
     book_id: str
@@ -24,5 +26,6 @@ class CreateFeedback(Command):
 class DeleteFeedback(Command):
     """Remove feedback: by an admin (`reason` None), or as compensation when its book does not exist."""
 
+    emits: ClassVar[Emits] = (FeedbackDeleted,)
     feedback_id: str
     reason: str | None = None
