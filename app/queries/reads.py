@@ -24,6 +24,11 @@ def record(tags: set[str]) -> None:
     _tags.set(tags)
 
 
+def stop_recording() -> None:
+    """Record nothing more of what this task (and the tasks it starts) reads: no answer is kept from it."""
+    _tags.set(None)
+
+
 def read_rows(entity: str, ids: Iterable[str]) -> None:
     """Note that rows of `entity` with these ids were read (also when they were not found)."""
     tags = _tags.get()

@@ -14,7 +14,6 @@ caller's subscription slots, until it ends.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
@@ -31,6 +30,7 @@ from strawberry.types.graphql import OperationType
 
 from app.admission.clients import ip_group
 from app.aio import cancel_and_wait
+from app.queries import reads
 from app.schema.context import Context
 from app.schema.responses import Refused, is_request_error
 from app.schema.stream_transports import SSE, JSONEncoder, Multipart, Transport
@@ -105,9 +105,7 @@ class HTTPStream:
     async def open(self) -> ExecutionResult | None:
         """Run the operation until it is live or has a first result; return that result if it is a request
         error (there is nothing to stream then), else None."""
-        # Nothing the request set in its context (the response cache's record of what it read) follows
-        # the stream, which outlives it.
-        self._task = asyncio.create_task(self._run(), context=contextvars.Context())
+        self._task = asyncio.create_task(self._run())
         await self._ready.wait()
         if self._queue.empty():
             return None
@@ -142,6 +140,8 @@ class HTTPStream:
             self.on_closed()
 
     async def _run(self) -> None:
+        # The stream outlives its request: what it reads is recorded for no answer of the response cache.
+        reads.stop_recording()
         STARTED.set(lambda _position: self._ready.set())
         try:
             await self._pump()

@@ -16,6 +16,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 
 from app.eventstore.position import Position
+from app.queries import reads
 from app.schema.http_streams import HTTPStream
 from app.schema.stream_transports import SSE, Multipart, Transport
 from app.schema.subscriptions import STARTED
@@ -204,3 +205,20 @@ async def test_an_ended_stream_stops_without_a_completion_so_that_its_client_rec
     await stream.close()
 
     assert events == [(None, None)]  # the opening comment, then the end of the body: no `complete`
+
+
+async def test_what_a_stream_reads_is_not_recorded_for_its_request_s_cached_answer() -> None:
+    async def reading() -> AsyncGenerator[object, None]:
+        reads.read_rows(reads.BOOK, ["b1"])
+        async for result in live_then(RESULT):
+            yield result
+
+    tags: set[str] = set()
+    reads.record(tags)  # as the view does for a request whose answer may be kept
+    stream = stream_of(reading())
+    assert await stream.open() is None
+    await chunks(stream)
+    await stream.close()
+    reads.stop_recording()
+
+    assert tags == set()
