@@ -16,6 +16,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from broadcaster import Broadcast
 
+from app import tracing
 from app.admission.budget import Budgets
 from app.admission.clients import TrustedProxies
 from app.bus.protocol import Consumer
@@ -225,6 +226,7 @@ async def _running_workers(settings: Settings, broadcast: Broadcast) -> AsyncIte
 async def worker_process(settings: Settings) -> AsyncIterator[Workers]:
     """Run the workers alone (`bookworm worker`): no API pool, hub or read-your-writes listener is opened."""
     _require_urls(settings)
+    tracing.configure_from_environment()
     async with AsyncExitStack() as stack:
         broadcast = await _broadcast(stack, settings.redis_url or "")
         yield await stack.enter_async_context(_running_workers(settings, broadcast))

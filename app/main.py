@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from app import bootstrap
+from app import bootstrap, tracing
 from app.aio import cancel_and_wait
 from app.db import current_revision, head_revision
 from app.ide_assets import asset_routes
@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
             finally:
                 await cancel_and_wait([trimming])
 
+    tracing.configure_from_environment()
     graphql = BookwormGraphQL(build_schema(settings), settings)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
         *asset_routes(settings),
     ]
     middleware = [
+        *tracing.asgi_middleware(),  # outermost: a request's span covers everything below
         Middleware(SecurityHeaders),
         Middleware(InFlightLimit, limit=settings.max_requests_in_flight),
     ]

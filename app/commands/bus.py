@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import asyncpg
 
+from app import tracing
 from app.backoff import Backoff
 from app.commands import idempotency, snapshots
 from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
@@ -98,8 +99,15 @@ class CommandBus:
             raise TypeError(f"no handler is registered for {type(command).__name__}")
         if idempotency_key is not None:
             idempotency.check_key(idempotency_key)
-        metadata = Metadata(actor=actor, correlation_id=correlation_id or new_id(), causation_id=causation_id)
-        return await self._run(handler, command, metadata, idempotency_key, conn)
+        with tracing.span(f"command {type(command).__name__}"):
+            # The events carry this span's context: the relay, the consumers and the notices continue it.
+            metadata = Metadata(
+                actor=actor,
+                correlation_id=correlation_id or new_id(),
+                causation_id=causation_id,
+                traceparent=tracing.traceparent(),
+            )
+            return await self._run(handler, command, metadata, idempotency_key, conn)
 
     @unavailable_when_down
     async def _run(

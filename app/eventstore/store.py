@@ -9,8 +9,9 @@ from typing import Any
 
 import asyncpg
 
+from app import tracing
 from app.events.base import Event, Metadata
-from app.events.registry import REGISTRY, EventRegistry
+from app.events.registry import REGISTRY, Data, EventRegistry
 from app.eventstore.errors import ConcurrencyError
 from app.eventstore.position import START, Position
 from app.eventstore.types import UNDECODED, RecordedEvent
@@ -94,13 +95,29 @@ class EventStore:
         if not events:
             raise ValueError("nothing to append")
         encoded = [self._registry.encode(e) for e in events]
+        with tracing.span("eventstore append", attributes={"bookworm.stream_id": stream_id}):
+            rows = await self._insert(conn, stream_id, stream_type, expected_version, encoded, metadata)
+        if not rows:
+            raise ConcurrencyError(stream_id, expected_version)
+        xid, pos, _ = rows[-1]
+        return Position(xid, pos)
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        encoded: Sequence[tuple[str, int, Data]],
+        metadata: Metadata,
+    ) -> list[asyncpg.Record]:
         try:
-            rows = await conn.fetch(
+            rows: list[asyncpg.Record] = await conn.fetch(
                 _APPEND,
                 stream_id,
                 stream_type,
-                [expected_version + i + 1 for i in range(len(events))],
-                [uuid.uuid4() for _ in events],
+                [expected_version + i + 1 for i in range(len(encoded))],
+                [uuid.uuid4() for _ in encoded],
                 [name for name, _, _ in encoded],
                 [version for _, version, _ in encoded],
                 json.dumps(metadata.as_dict()),
@@ -109,10 +126,7 @@ class EventStore:
             )
         except asyncpg.UniqueViolationError:
             raise ConcurrencyError(stream_id, expected_version) from None
-        if not rows:
-            raise ConcurrencyError(stream_id, expected_version)
-        xid, pos, _ = rows[-1]
-        return Position(xid, pos)
+        return rows
 
     async def read_stream(
         self,

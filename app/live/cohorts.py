@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from app import tracing
 from app.eventstore.position import Position
 from app.live.notices import ChangeNotice
 
@@ -169,15 +170,26 @@ class Cohorts:
         if cohort.leader is not None:
             cohort.leader.cancel()
 
+    async def _push(self, cohort: Cohort, notice: ChangeNotice) -> bool:
+        """Render `notice` once and queue it for every member; return False once no member is left."""
+        attributes: tracing.Attributes = {
+            "bookworm.topic": cohort.topic,
+            "bookworm.members": len(cohort.members),
+        }
+        with tracing.span("push cohort", parent=notice.traceparent, attributes=attributes):
+            payload = await cohort.render(notice)
+            if not cohort.members:
+                return False
+            cohort.executions += 1
+            cohort.offer(Frame(notice.position, notice.entity_id, payload))
+        return True
+
     async def _lead(self, key: Hashable, cohort: Cohort) -> None:
         error: BaseException | None = None
         try:
             async for notice in self._hub.subscribe(cohort.topic, started=cohort.started):
-                payload = await cohort.render(notice)
-                if not cohort.members:
+                if not await self._push(cohort, notice):
                     return  # its cancellation may have been lost in the execution (Python 3.11's wait_for)
-                cohort.executions += 1
-                cohort.offer(Frame(notice.position, notice.entity_id, payload))
         except asyncio.CancelledError:
             raise
         except Exception as failure:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.eventstore.position import Position
 
@@ -59,11 +59,15 @@ class ChangeNotice:
     kind: str  # CREATED | UPDATED | DELETED
     entity: str  # Book | Author | Category | Publisher | ...
     entity_id: str
+    # The W3C traceparent of its publish, when traced: not part of the change, so not compared.
+    traceparent: str | None = field(default=None, compare=False)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"p": str(self.position), "t": self.topic, "k": self.kind, "e": self.entity, "i": self.entity_id}
-        )
+        fields = {"p": str(self.position), "t": self.topic, "k": self.kind, "e": self.entity}
+        fields["i"] = self.entity_id
+        if self.traceparent is not None:
+            fields["tp"] = self.traceparent  # optional: readers from before traces ignore it
+        return json.dumps(fields)
 
     @classmethod
     def from_json(cls, raw: str) -> ChangeNotice:
@@ -74,4 +78,5 @@ class ChangeNotice:
             kind=data["k"],
             entity=data["e"],
             entity_id=data["i"],
+            traceparent=data.get("tp"),
         )
