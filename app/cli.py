@@ -33,6 +33,7 @@ from app.eventstore import START, EventStoreError, InvalidPosition, Position
 from app.identity.keys import KeyConfigError, resolve_keys
 from app.live.backend import BackendUnavailable
 from app.logs import ThrottleFilter
+from app.metrics.shared import shared_directory
 from app.projections import PROJECTIONS
 from app.settings import Settings
 
@@ -269,10 +270,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     # Embedded servers start here, once, before any API process: never in the lifespan (DESIGN §7).
     with _servers(settings, exclusive=True) as resolved, _stop_on_signals():
         _run_migrations(resolved)
-        with _listen(settings) as listener:
+        with _listen(settings) as listener, shared_directory(settings.metrics) as metrics:
             children = supervisor.layout(count, workers=workers, listen_fd=listener.fileno())
             _announce(settings, resolved, api_processes=count, workers=workers)
-            supervisor.Supervisor(children, _child_env(resolved), [listener.fileno()]).run()
+            env = {**_child_env(resolved), **metrics.env}
+            supervisor.Supervisor(children, env, [listener.fileno()], on_exit=metrics.forget).run()
 
 
 def _check_before_start(settings: Settings) -> None:

@@ -104,6 +104,8 @@ class Settings:
     anonymous_introspection: bool = True
     log_level: str = "INFO"
     access_log: bool = False  # uvicorn's line per HTTP request
+    # GET /metrics on the API's port (Prometheus's text format); keep it off the public internet.
+    metrics: bool = True
     # Identity: HS256 with jwt_secret (the embedded default keeps one in data_dir when unset), or
     # RS256 with jwt_public_key (a PEM, or a path to one) for an external identity provider.
     jwt_secret: str | None = None
