@@ -14,6 +14,7 @@ from app.events.registry import REGISTRY, EventRegistry
 from app.eventstore.errors import ConcurrencyError
 from app.eventstore.position import START, Position
 from app.eventstore.types import UNDECODED, RecordedEvent
+from app.metrics.instruments import events_appended
 
 NOTIFY_CHANNEL = "bookworm_events"
 
@@ -111,6 +112,8 @@ class EventStore:
             raise ConcurrencyError(stream_id, expected_version) from None
         if not rows:
             raise ConcurrencyError(stream_id, expected_version)
+        # Counted once the statement succeeded; a caller's transaction may still roll back (rarely).
+        events_appended(stream_type, len(rows))
         xid, pos, _ = rows[-1]
         return Position(xid, pos)
 

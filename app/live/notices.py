@@ -11,6 +11,11 @@ from app.eventstore.position import Position
 CATALOG_TOPIC = "catalog"
 
 
+def topic_kind(topic: str) -> str:
+    """What a topic follows, without the id it may name (`book` for `book:<id>`): a small, fixed set."""
+    return topic.partition(":")[0]
+
+
 def book_topic(book_id: str) -> str:
     return f"book:{book_id}"
 
