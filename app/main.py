@@ -1,4 +1,5 @@
-"""The ASGI application: /graphql (HTTP, websockets), GraphiQL's assets, /healthz, /readyz, the lifespan."""
+"""The ASGI application: /graphql (HTTP, websockets), GraphiQL's assets, /healthz, /readyz, /metrics, the
+lifespan."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from app.aio import cancel_and_wait
 from app.db import current_revision, head_revision
 from app.ide_assets import asset_routes
 from app.memory import freeze_startup_objects, release_free_memory
+from app.metrics.endpoint import metrics_routes
 from app.middleware import InFlightLimit, SecurityHeaders
 from app.schema import build_schema
 from app.schema.view import BookwormGraphQL
@@ -89,6 +91,7 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness(head_revision()), methods=["GET"]),
+        *metrics_routes(settings),
         *asset_routes(settings),
     ]
     middleware = [

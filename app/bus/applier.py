@@ -23,6 +23,7 @@ from app.domain.errors import ValidationError
 from app.events import UnknownEventType
 from app.eventstore import START, Position, RecordedEvent
 from app.live.notices import ChangeNotice
+from app.metrics.instruments import parked
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class Applier:
                     pos = ref.position
                     args = (pos.transaction_id, pos.global_position, ref.event_id, ref.event_type)
                     await conn.execute(_PARK, name, *args, ref.stream_id, describe(error), attempts)
+                    parked(name)
                     checkpoint = ref.position
                     await self._consumer.save_checkpoint(conn, checkpoint)
         self.checkpoint = checkpoint

@@ -15,6 +15,7 @@ from app.events.registry import REGISTRY, Data, EventRegistry
 from app.eventstore.errors import ConcurrencyError
 from app.eventstore.position import START, Position
 from app.eventstore.types import UNDECODED, RecordedEvent, TypedPage
+from app.metrics.instruments import events_appended
 
 NOTIFY_CHANNEL = "bookworm_events"
 
@@ -120,6 +121,8 @@ class EventStore:
             rows = await self._insert(conn, stream_id, stream_type, expected_version, encoded, metadata)
         if not rows:
             raise ConcurrencyError(stream_id, expected_version)
+        # Counted once the statement succeeded; a caller's transaction may still roll back (rarely).
+        events_appended(stream_type, len(rows))
         xid, pos, _ = rows[-1]
         return Position(xid, pos)
 

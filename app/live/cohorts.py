@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from app import tracing
 from app.eventstore.position import Position
-from app.live.notices import ChangeNotice
+from app.live.notices import ChangeNotice, topic_kind
+from app.metrics.instruments import delivered, subscription
 
 if TYPE_CHECKING:
     from app.live.hub import Hub
@@ -65,16 +66,18 @@ class Member:
         self.error: BaseException | None = None
         self._wake: asyncio.Future[None] | None = None
 
-    def offer(self, frame: Frame) -> None:
-        """Queue a frame; a full queue marks the member to leave and catch up on its own."""
+    def offer(self, frame: Frame) -> bool:
+        """Queue a frame (return whether it was); a full queue marks the member to leave and catch up."""
         if self.overflowed:
-            return
-        if len(self.frames) >= self.size:
+            return False
+        queued = len(self.frames) < self.size
+        if queued:
+            self.frames.append(frame)
+        else:
             self.overflowed = True
             self.frames.clear()  # read again from read.changes, after the last one sent
-        else:
-            self.frames.append(frame)
         self.wake()
+        return queued
 
     def end(self, error: BaseException | None) -> None:
         self.ended, self.error = True, error
@@ -111,10 +114,13 @@ class Cohort:
             if member.cursor is None:
                 member.cursor = self.cursor
 
-    def offer(self, frame: Frame) -> None:
+    def offer(self, frame: Frame) -> int:
+        """Queue a frame for every member; return to how many it was queued."""
         self.cursor = Resume(frame.position, frame.entity_id)
+        queued = 0
         for member in self.members:
-            member.offer(frame)
+            queued += member.offer(frame)
+        return queued
 
 
 class Cohorts:
@@ -144,7 +150,8 @@ class Cohorts:
         member = Member(self._queue_size, cohort.cursor)
         cohort.members.add(member)
         try:
-            return await self._deliver(member, send)
+            with subscription(topic_kind(topic)):
+                return await self._deliver(member, send)
         finally:
             self._leave(key, cohort, member)
 
@@ -181,7 +188,8 @@ class Cohorts:
             if not cohort.members:
                 return False
             cohort.executions += 1
-            cohort.offer(Frame(notice.position, notice.entity_id, payload))
+            queued = cohort.offer(Frame(notice.position, notice.entity_id, payload))
+            delivered(topic_kind(cohort.topic), queued)
         return True
 
     async def _lead(self, key: Hashable, cohort: Cohort) -> None:

@@ -13,6 +13,11 @@ from app.eventstore.position import Position
 CATALOG_TOPIC = "catalog"
 
 
+def topic_kind(topic: str) -> str:
+    """What a topic (or a pattern) follows, without the id it may name (`book` for `book:<id>`)."""
+    return topic.partition(":")[0]
+
+
 def book_topic(book_id: str) -> str:
     return f"book:{book_id}"
 
@@ -43,11 +48,6 @@ def pattern(topic: TopicOf) -> str:
         return topic
     (parameter,) = inspect.signature(topic).parameters
     return topic(f"{{{parameter}}}")
-
-
-def topic_kind(topic: str) -> str:
-    """Return what a topic (or a pattern) follows without its id: `book` of `book:<id>`."""
-    return topic.partition(":")[0]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

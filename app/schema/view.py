@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Hashable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from app.domain.errors import DomainError
 from app.identity import ANONYMOUS, Principal
 from app.identity.keys import resolve_keys
 from app.identity.tokens import InvalidToken, verify
+from app.metrics import requests as metrics
 from app.projections import PROJECTIONS
 from app.queries import reads
 from app.queries.consistency import TooManyWaiters
@@ -115,9 +117,11 @@ class BookwormGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await self.ws_limits.serve(scope, receive, send, super().__call__)
             return
+        started = time.perf_counter()
         request = Request(scope, receive=self._limited(scope, receive))
         response = await self._respond(request)
         await response(scope, receive, send)
+        metrics.answered(request, response.status_code, time.perf_counter() - started)
 
     async def _respond(self, request: Request) -> Response:
         media_type = negotiate(request.headers.get("accept"))
@@ -178,6 +182,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         if entry is not None:
             charge = await container.budgets.charge(payer, entry.cost)
             if charge.allowed:
+                metrics.note_operation(request, entry.operation)
                 return cached_response(entry, charge, media_type)
             # Out of budget: the run below refuses it, as it refuses any request.
         reading = cache.begin(container.positions.known(CATALOG))
