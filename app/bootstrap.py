@@ -16,6 +16,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from broadcaster import Broadcast
 
+from app import tracing
 from app.admission.budget import Budgets
 from app.admission.clients import TrustedProxies
 from app.bus.protocol import Consumer
@@ -28,6 +29,7 @@ from app.eventstore import EventStore
 from app.live.backend import RedisPubSubBackend
 from app.live.hub import Hub
 from app.live.notifier import Notifier
+from app.metrics.pools import pool_use
 from app.notifications.mailer import mailer_for
 from app.notifications.sender import PURGE_MAIL, SEND_MAIL, MailSender
 from app.processes.basket_checkout import BasketCheckout
@@ -209,6 +211,7 @@ async def _running_workers(settings: Settings, broadcast: Broadcast) -> AsyncIte
         # No API limits: a projection statement cancelled halfway would be taken for the event's fault.
         pool = await create_pool(database_url, size=settings.worker_pool_size, session=worker_session())
         stack.push_async_callback(pool.close)
+        await stack.enter_async_context(pool_use("worker", pool))
         redis = _redis_client(redis_url, settings)
         stack.push_async_callback(redis.aclose)
         notifier = Notifier(broadcast, settings)
@@ -225,6 +228,7 @@ async def _running_workers(settings: Settings, broadcast: Broadcast) -> AsyncIte
 async def worker_process(settings: Settings) -> AsyncIterator[Workers]:
     """Run the workers alone (`bookworm worker`): no API pool, hub or read-your-writes listener is opened."""
     _require_urls(settings)
+    tracing.configure_from_environment()
     async with AsyncExitStack() as stack:
         broadcast = await _broadcast(stack, settings.redis_url or "")
         yield await stack.enter_async_context(_running_workers(settings, broadcast))
@@ -241,6 +245,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
         # The API's limits always: the workers, even in this process, run on a pool of their own.
         pool = await create_pool(database_url, size=settings.db_pool_size, session=api_session(settings))
         stack.push_async_callback(pool.close)
+        await stack.enter_async_context(pool_use("api", pool))
         redis = _redis_client(redis_url, settings)
         stack.push_async_callback(redis.aclose)
         broadcast = await _broadcast(stack, redis_url)

@@ -34,6 +34,7 @@ from app.eventstore import START, EventStoreError, InvalidPosition, Position
 from app.identity.keys import KeyConfigError, resolve_keys
 from app.live.backend import BackendUnavailable
 from app.logs import DebugOnlyFilter, ThrottleFilter
+from app.metrics.shared import shared_directory
 from app.projections import PROJECTIONS
 from app.settings import Settings
 from app.startup import ServerUnreachable, banner, check_servers, redact
@@ -325,9 +326,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     # (docs/architecture.md, "Composition").
     with _listen(settings) as listener, _servers(settings, exclusive=True) as resolved, _stop_on_signals():
         _run_migrations(resolved)
-        children = supervisor.layout(count, workers=workers, listen_fd=listener.fileno())
-        print(banner(settings, resolved, api_processes=count, workers=workers), flush=True)
-        supervisor.Supervisor(children, _child_env(resolved), [listener.fileno()]).run()
+        with shared_directory(settings.metrics) as metrics:
+            children = supervisor.layout(count, workers=workers, listen_fd=listener.fileno())
+            print(banner(settings, resolved, api_processes=count, workers=workers), flush=True)
+            env = {**_child_env(resolved), **metrics.env}
+            supervisor.Supervisor(children, env, [listener.fileno()], on_exit=metrics.forget).run()
 
 
 def _check_before_start(settings: Settings) -> None:

@@ -98,7 +98,7 @@ async def projections_rebuild(args: argparse.Namespace, built: Container) -> Non
         )
     print(
         f"Rebuilt {name}: generation {report.old_generation} -> {report.new_generation}, "
-        f"{report.events} events replayed, up to position {report.position}, "
+        f"{report.events} events replayed ({report.applied} handled), up to position {report.position}, "
         f"in {report.seconds:.2f} s ({report.rate:,.0f} events/s)."
     )
 

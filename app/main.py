@@ -1,4 +1,5 @@
-"""The ASGI application: /graphql (HTTP, websockets), GraphiQL's assets, /healthz, /readyz, the lifespan."""
+"""The ASGI application: /graphql (HTTP, websockets), GraphiQL's assets, /healthz, /readyz, /metrics, the
+lifespan."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from app import bootstrap
+from app import bootstrap, tracing
 from app.aio import cancel_and_wait
 from app.db import current_revision, head_revision
 from app.ide_assets import asset_routes
 from app.memory import freeze_startup_objects, release_free_memory
+from app.metrics.endpoint import metrics_routes
 from app.middleware import InFlightLimit, SecurityHeaders
 from app.schema import build_schema
 from app.schema.view import BookwormGraphQL
@@ -82,15 +84,18 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
             finally:
                 await cancel_and_wait([trimming])
 
+    tracing.configure_from_environment()
     graphql = BookwormGraphQL(build_schema(settings), settings)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness(head_revision()), methods=["GET"]),
+        *metrics_routes(settings),
         *asset_routes(settings),
     ]
     middleware = [
+        *tracing.asgi_middleware(),  # outermost: a request's span covers everything below
         Middleware(SecurityHeaders),
         Middleware(InFlightLimit, limit=settings.max_requests_in_flight),
     ]

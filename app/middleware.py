@@ -46,10 +46,13 @@ class InFlightLimit:
     clients and load balancers back off or go elsewhere. Websockets are capped apart (per IP and in all).
     """
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: frozenset[str] = frozenset({"/healthz"})) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, exempt: frozenset[str] = frozenset({"/healthz", "/metrics"})
+    ) -> None:
         self.app = app
         self.limit = limit
-        self.exempt = exempt  # liveness must answer under load, or a supervisor restarts a busy process
+        # Liveness must answer under load, or a supervisor restarts a busy process; metrics show the load.
+        self.exempt = exempt
         self.in_flight = 0
         self.log = ThrottledLogger(logger)
 

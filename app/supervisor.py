@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -124,10 +124,17 @@ class _Slot:
 class Supervisor:
     """Keep the children running until SIGINT or SIGTERM; then stop them all."""
 
-    def __init__(self, specs: Sequence[ChildSpec], env: Mapping[str, str], pass_fds: Sequence[int]) -> None:
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        env: Mapping[str, str],
+        pass_fds: Sequence[int],
+        on_exit: Callable[[int], None] = lambda pid: None,
+    ) -> None:
         self.slots = [_Slot(spec, RestartDelay()) for spec in specs]
         self.env = dict(env)
         self.pass_fds = tuple(pass_fds)
+        self.on_exit = on_exit  # told the pid of each child that exited while `serve` runs
         self.stopping = False
 
     def run(self) -> None:
@@ -171,6 +178,7 @@ class Supervisor:
             returncode = slot.process.poll()
             if returncode is None:
                 continue
+            self.on_exit(slot.process.pid)
             delay = slot.restart_delay.next_delay(now - slot.started_at)
             slot.restart_at = now + delay
             log.warning(

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from app.metrics.instruments import refused
+
 
 class TooManyWaiting(Exception):
     """A client already has as many requests running and waiting as it may."""
@@ -38,6 +40,7 @@ class FairShare:
         if client is None:
             client = self._clients[key] = _Client(asyncio.Semaphore(self.running))
         if client.holders >= self.running + self.waiting:
+            refused("too_many_waiting")
             raise TooManyWaiting
         client.holders += 1
         try:

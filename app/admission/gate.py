@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from app.metrics.instruments import refused
 from app.settings import Settings
 
 
@@ -85,6 +86,7 @@ class CostGate:
                 self._waiting.remove(entry)
             self._wake()
             if isinstance(exc, TimeoutError):
+                refused("server_busy")
                 raise GateBusy from None
             raise
 

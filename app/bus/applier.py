@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
+from app import tracing
 from app.backoff import Backoff
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN
 from app.bus.lease import Lease, LeaseLost
@@ -22,6 +23,7 @@ from app.domain.errors import ValidationError
 from app.events import UnknownEventType
 from app.eventstore import START, Position, RecordedEvent
 from app.live.notices import ChangeNotice
+from app.metrics.instruments import parked
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,6 +146,11 @@ class Applier:
         await self.park(EventRef.of(event), error, attempts)
 
     async def _commit(self, events: Sequence[RecordedEvent], end: Position) -> None:
+        name, served = self._consumer.name, (event.metadata.get("traceparent") for event in events)
+        with tracing.batch_span(f"consume {name}", served, attributes={"bookworm.events": len(events)}):
+            await self._commit_traced(events, end)
+
+    async def _commit_traced(self, events: Sequence[RecordedEvent], end: Position) -> None:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 if self._consumer.kind is ConsumerKind.PROJECTION:
@@ -157,7 +164,8 @@ class Applier:
                 fresh = [e for e in events if e.position > checkpoint]
                 notices: list[ChangeNotice] = []
                 if fresh:
-                    notices = await self._consumer.apply(conn, fresh)
+                    with tracing.span(f"apply {self._consumer.name}"):
+                        notices = await self._consumer.apply(conn, fresh)
                 if end > checkpoint:
                     checkpoint = end
                     await self._consumer.save_checkpoint(conn, checkpoint)
@@ -187,6 +195,7 @@ class Applier:
                     pos = ref.position
                     args = (pos.transaction_id, pos.global_position, ref.event_id, ref.event_type)
                     await conn.execute(_PARK, name, *args, ref.stream_id, describe(error), attempts)
+                    parked(name)
                     checkpoint = ref.position
                     await self._consumer.save_checkpoint(conn, checkpoint)
         self.checkpoint = checkpoint

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from app import tracing
 from app.backoff import Backoff
 from app.bus import messages
 from app.bus.checkpoints import load_checkpoint, save_checkpoint
@@ -137,13 +138,15 @@ class Relay:
 
     async def _xadd(self, events: Sequence[RecordedEvent], prev: Position) -> None:
         # One MULTI/EXEC: a consumer blocked on the stream wakes once the whole batch is there, not per entry.
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for event in events:
-                pipe.xadd(
-                    self._settings.events_stream,
-                    messages.encode(event, prev),  # type: ignore[arg-type]
-                    maxlen=self._settings.stream_maxlen,
-                    approximate=True,
-                )
-                prev = event.position
-            await pipe.execute()
+        served = (event.metadata.get("traceparent") for event in events)
+        with tracing.batch_span("relay xadd", served, attributes={"bookworm.events": len(events)}):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for event in events:
+                    pipe.xadd(
+                        self._settings.events_stream,
+                        messages.encode(event, prev),  # type: ignore[arg-type]
+                        maxlen=self._settings.stream_maxlen,
+                        approximate=True,
+                    )
+                    prev = event.position
+                await pipe.execute()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Mapping
 
 import asyncpg
 
+from app import tracing
 from app.backoff import Backoff
 from app.commands import idempotency, snapshots
 from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
@@ -29,6 +31,7 @@ from app.domain.errors import ConflictError, DomainError
 from app.events.base import Metadata
 from app.eventstore import ConcurrencyError, EventStore
 from app.ids import new_id
+from app.metrics.instruments import ERROR, OK, command_done
 
 # Lost races: a stream that moved, or PostgreSQL breaking a deadlock between two writers.
 _CONCURRENT = (ConcurrencyError, asyncpg.TransactionRollbackError)
@@ -98,8 +101,24 @@ class CommandBus:
             raise TypeError(f"no handler is registered for {type(command).__name__}")
         if idempotency_key is not None:
             idempotency.check_key(idempotency_key)
-        metadata = Metadata(actor=actor, correlation_id=correlation_id or new_id(), causation_id=causation_id)
-        return await self._run(handler, command, metadata, idempotency_key, conn)
+        started, outcome = time.perf_counter(), ERROR
+        try:
+            with tracing.span(f"command {type(command).__name__}"):
+                # The events carry this span's context: the relay, the consumers and the notices continue it.
+                metadata = Metadata(
+                    actor=actor,
+                    correlation_id=correlation_id or new_id(),
+                    causation_id=causation_id,
+                    traceparent=tracing.traceparent(),
+                )
+                result = await self._run(handler, command, metadata, idempotency_key, conn)
+            outcome = OK
+            return result
+        except DomainError as error:
+            outcome = error.code
+            raise
+        finally:
+            command_done(type(command).__name__, outcome, time.perf_counter() - started)
 
     @unavailable_when_down
     async def _run(

@@ -111,39 +111,60 @@ def to_json(event: Event) -> Data:
     return {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
 
 
-def _coerce(annotation: Any, value: Any) -> Any:
-    if value is None:
-        return None
+Convert = Callable[[Any], Any]
+
+
+def _converter(annotation: Any) -> Convert | None:
+    """Return what turns a JSON value into a field of type `annotation`, or None when it is the value
+    itself (str, int, bool). None stays None whatever the annotation."""
     origin = typing.get_origin(annotation)
     if origin in (types.UnionType, typing.Union):
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _coerce(inner[0], value)
+        return _converter(inner[0])
     if origin is tuple:
         (item, *_rest) = typing.get_args(annotation)
-        return tuple(_coerce(item, v) for v in value)
+        convert = _converter(item)
+        if convert is None:
+            return tuple
+        return lambda values: tuple(v if v is None else convert(v) for v in values)
     if annotation is Decimal:
-        return Decimal(str(value))
+        return lambda value: Decimal(str(value))
     if annotation is dt.datetime:
-        return dt.datetime.fromisoformat(value)
+        return dt.datetime.fromisoformat
     if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
-        return _from_fields(annotation, value)
-    return value
+        return _decoder(annotation)
+    return None
 
 
-_hints_cache: dict[type, dict[str, Any]] = {}
+_decoders: dict[type, Callable[[Data], Any]] = {}
 
 
-def _from_fields(cls: type[T], data: Data) -> T:
-    """Build dataclass `cls` from its JSON form; nested dataclasses (an order's lines) included."""
-    hints = _hints_cache.get(cls)
-    if hints is None:
-        hints = _hints_cache[cls] = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: _coerce(hints[k], v) for k, v in data.items() if k in names})
+def _decoder(cls: type[T]) -> Callable[[Data], T]:
+    """Return the function that builds dataclass `cls` from its JSON form, made once per class (a
+    rebuild decodes every event it applies)."""
+    decode = _decoders.get(cls)
+    if decode is None:
+        decode = _decoders[cls] = _make_decoder(cls)
+    return decode
+
+
+def _make_decoder(cls: type[T]) -> Callable[[Data], T]:
+    hints = typing.get_type_hints(cls)
+    converters = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+
+    def decode(data: Data) -> T:
+        fields = {}
+        for name, value in data.items():
+            if name in converters:  # a key of no field (one a newer schema dropped) is ignored
+                convert = converters[name]
+                fields[name] = value if convert is None or value is None else convert(value)
+        return cls(**fields)
+
+    return decode
 
 
 def from_json(cls: type[Event], data: Data) -> Event:
-    return _from_fields(cls, data)
+    return _decoder(cls)(data)
 
 
 REGISTRY = EventRegistry()

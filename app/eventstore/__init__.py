@@ -3,7 +3,7 @@
 from app.eventstore.errors import ConcurrencyError, EventStoreError
 from app.eventstore.position import START, InvalidPosition, Position
 from app.eventstore.store import NOTIFY_CHANNEL, EventStore
-from app.eventstore.types import UNDECODED, RecordedEvent
+from app.eventstore.types import UNDECODED, RecordedEvent, TypedPage
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -15,4 +15,5 @@ __all__ = [
     "InvalidPosition",
     "Position",
     "RecordedEvent",
+    "TypedPage",
 ]

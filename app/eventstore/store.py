@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import asyncpg
 
+from app import tracing
 from app.events.base import Event, Metadata
-from app.events.registry import REGISTRY, EventRegistry
+from app.events.registry import REGISTRY, Data, EventRegistry
 from app.eventstore.errors import ConcurrencyError
 from app.eventstore.position import START, Position
-from app.eventstore.types import UNDECODED, RecordedEvent
+from app.eventstore.types import UNDECODED, RecordedEvent, TypedPage
+from app.metrics.instruments import events_appended
 
 NOTIFY_CHANNEL = "bookworm_events"
 
@@ -45,6 +47,27 @@ WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
   AND (transaction_id, global_position) > ($1::text::xid8, $2)
 ORDER BY transaction_id, global_position
 LIMIT $3
+"""
+
+# The next page of commit order up to an upper bound, and of it only the events of some types (the server
+# drops the others) and the page's last event, whatever its type, which tells how far the page reached.
+# The page is read by position as _READ_ALL reads it. With the type filter in that scan instead, a planner
+# without statistics (autovacuum off) bitmap-scanned and sorted every later event for each page: 0.5 s a
+# page instead of 2 ms on 150,000 events.
+_READ_TYPES = f"""
+SELECT {_COLUMNS}, n, event_type = ANY($5::text[]) AS wanted FROM (
+    SELECT *, row_number() OVER page AS n, lead(global_position) OVER page IS NULL AS last FROM (
+        SELECT * FROM eventstore.events
+        WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          AND (transaction_id, global_position) > ($1::text::xid8, $2)
+          AND (transaction_id, global_position) <= ($3::text::xid8, $4)
+        ORDER BY transaction_id, global_position
+        LIMIT $6
+    ) events
+    WINDOW page AS (ORDER BY transaction_id, global_position)
+) numbered
+WHERE event_type = ANY($5::text[]) OR last
+ORDER BY transaction_id, global_position
 """
 
 # Committed after `after` but not yet visible to commit-order readers: an older transaction still runs.
@@ -94,13 +117,31 @@ class EventStore:
         if not events:
             raise ValueError("nothing to append")
         encoded = [self._registry.encode(e) for e in events]
+        with tracing.span("eventstore append", attributes={"bookworm.stream_id": stream_id}):
+            rows = await self._insert(conn, stream_id, stream_type, expected_version, encoded, metadata)
+        if not rows:
+            raise ConcurrencyError(stream_id, expected_version)
+        # Counted once the statement succeeded; a caller's transaction may still roll back (rarely).
+        events_appended(stream_type, len(rows))
+        xid, pos, _ = rows[-1]
+        return Position(xid, pos)
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        stream_type: str,
+        expected_version: int,
+        encoded: Sequence[tuple[str, int, Data]],
+        metadata: Metadata,
+    ) -> list[asyncpg.Record]:
         try:
-            rows = await conn.fetch(
+            rows: list[asyncpg.Record] = await conn.fetch(
                 _APPEND,
                 stream_id,
                 stream_type,
-                [expected_version + i + 1 for i in range(len(events))],
-                [uuid.uuid4() for _ in events],
+                [expected_version + i + 1 for i in range(len(encoded))],
+                [uuid.uuid4() for _ in encoded],
                 [name for name, _, _ in encoded],
                 [version for _, version, _ in encoded],
                 json.dumps(metadata.as_dict()),
@@ -109,10 +150,7 @@ class EventStore:
             )
         except asyncpg.UniqueViolationError:
             raise ConcurrencyError(stream_id, expected_version) from None
-        if not rows:
-            raise ConcurrencyError(stream_id, expected_version)
-        xid, pos, _ = rows[-1]
-        return Position(xid, pos)
+        return rows
 
     async def read_stream(
         self,
@@ -157,6 +195,35 @@ class EventStore:
             _READ_ALL, str(after.transaction_id), after.global_position, limit
         )
         return [self._recorded(r, decode=decode) for r in rows]
+
+    async def read_types(
+        self,
+        types: Collection[str],
+        after: Position,
+        until: Position,
+        *,
+        limit: int = 500,
+        conn: asyncpg.Connection | None = None,
+    ) -> TypedPage:
+        """Read up to `limit` events after `after`, up to `until`, in commit order; return those of `types`.
+
+        The others never leave the server. `until` is a position commit-order readers have reached (a
+        checkpoint): the page ends at `until`'s event when fewer than `limit` events lie before it.
+        """
+        rows = await (conn or self._pool).fetch(
+            _READ_TYPES,
+            str(after.transaction_id),
+            after.global_position,
+            str(until.transaction_id),
+            until.global_position,
+            list(types),
+            limit,
+        )
+        if not rows:
+            return TypedPage([], after, 0)
+        last = rows[-1]
+        events = [self._recorded(r) for r in rows if r["wanted"]]
+        return TypedPage(events, Position(last["xid"], last["global_position"]), last["n"])
 
     async def held_back(self, after: Position, *, conn: asyncpg.Connection | None = None) -> bool:
         """Tell whether events after `after` are committed but wait for an older transaction to end."""

@@ -27,3 +27,12 @@ class RecordedEvent:
 
 # Stands in for the decoded event when a reader asked for raw rows only (decode=False).
 UNDECODED = Event()
+
+
+@dataclass(frozen=True, slots=True)
+class TypedPage:
+    """A page of commit order read for some event types: those events, and how far the page reached."""
+
+    events: list[RecordedEvent]  # the events of the types asked for, decoded
+    end: Position  # the page's last event, of any type (`after` for an empty page)
+    read: int  # the events the page spans, of any type

@@ -21,8 +21,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from app import tracing
 from app.eventstore.position import Position
-from app.live.notices import ChangeNotice
+from app.live.notices import ChangeNotice, topic_kind
+from app.metrics.instruments import delivered, subscription
 
 if TYPE_CHECKING:
     from app.live.hub import Hub
@@ -64,16 +66,18 @@ class Member:
         self.error: BaseException | None = None
         self._wake: asyncio.Future[None] | None = None
 
-    def offer(self, frame: Frame) -> None:
-        """Queue a frame; a full queue marks the member to leave and catch up on its own."""
+    def offer(self, frame: Frame) -> bool:
+        """Queue a frame (return whether it was); a full queue marks the member to leave and catch up."""
         if self.overflowed:
-            return
-        if len(self.frames) >= self.size:
+            return False
+        queued = len(self.frames) < self.size
+        if queued:
+            self.frames.append(frame)
+        else:
             self.overflowed = True
             self.frames.clear()  # read again from read.changes, after the last one sent
-        else:
-            self.frames.append(frame)
         self.wake()
+        return queued
 
     def end(self, error: BaseException | None) -> None:
         self.ended, self.error = True, error
@@ -110,10 +114,13 @@ class Cohort:
             if member.cursor is None:
                 member.cursor = self.cursor
 
-    def offer(self, frame: Frame) -> None:
+    def offer(self, frame: Frame) -> int:
+        """Queue a frame for every member; return to how many it was queued."""
         self.cursor = Resume(frame.position, frame.entity_id)
+        queued = 0
         for member in self.members:
-            member.offer(frame)
+            queued += member.offer(frame)
+        return queued
 
 
 class Cohorts:
@@ -143,7 +150,8 @@ class Cohorts:
         member = Member(self._queue_size, cohort.cursor)
         cohort.members.add(member)
         try:
-            return await self._deliver(member, send)
+            with subscription(topic_kind(topic)):
+                return await self._deliver(member, send)
         finally:
             self._leave(key, cohort, member)
 
@@ -169,15 +177,27 @@ class Cohorts:
         if cohort.leader is not None:
             cohort.leader.cancel()
 
+    async def _push(self, cohort: Cohort, notice: ChangeNotice) -> bool:
+        """Render `notice` once and queue it for every member; return False once no member is left."""
+        attributes: tracing.Attributes = {
+            "bookworm.topic": cohort.topic,
+            "bookworm.members": len(cohort.members),
+        }
+        with tracing.span("push cohort", parent=notice.traceparent, attributes=attributes):
+            payload = await cohort.render(notice)
+            if not cohort.members:
+                return False
+            cohort.executions += 1
+            queued = cohort.offer(Frame(notice.position, notice.entity_id, payload))
+            delivered(topic_kind(cohort.topic), queued)
+        return True
+
     async def _lead(self, key: Hashable, cohort: Cohort) -> None:
         error: BaseException | None = None
         try:
             async for notice in self._hub.subscribe(cohort.topic, started=cohort.started):
-                payload = await cohort.render(notice)
-                if not cohort.members:
+                if not await self._push(cohort, notice):
                     return  # its cancellation may have been lost in the execution (Python 3.11's wait_for)
-                cohort.executions += 1
-                cohort.offer(Frame(notice.position, notice.entity_id, payload))
         except asyncio.CancelledError:
             raise
         except Exception as failure:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.eventstore.position import Position
 
 # Topics: every context's names of what a subscriber may follow, here and nowhere else.
 CATALOG_TOPIC = "catalog"
+
+
+def topic_kind(topic: str) -> str:
+    """What a topic (or a pattern) follows, without the id it may name (`book` for `book:<id>`)."""
+    return topic.partition(":")[0]
 
 
 def book_topic(book_id: str) -> str:
@@ -45,11 +50,6 @@ def pattern(topic: TopicOf) -> str:
     return topic(f"{{{parameter}}}")
 
 
-def topic_kind(topic: str) -> str:
-    """Return what a topic (or a pattern) follows without its id: `book` of `book:<id>`."""
-    return topic.partition(":")[0]
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ChangeNotice:
     """One read-model change: written to read.changes and published after commit."""
@@ -59,11 +59,15 @@ class ChangeNotice:
     kind: str  # CREATED | UPDATED | DELETED
     entity: str  # Book | Author | Category | Publisher | ...
     entity_id: str
+    # The W3C traceparent of its publish, when traced: not part of the change, so not compared.
+    traceparent: str | None = field(default=None, compare=False)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"p": str(self.position), "t": self.topic, "k": self.kind, "e": self.entity, "i": self.entity_id}
-        )
+        fields = {"p": str(self.position), "t": self.topic, "k": self.kind, "e": self.entity}
+        fields["i"] = self.entity_id
+        if self.traceparent is not None:
+            fields["tp"] = self.traceparent  # optional: readers from before traces ignore it
+        return json.dumps(fields)
 
     @classmethod
     def from_json(cls, raw: str) -> ChangeNotice:
@@ -74,4 +78,5 @@ class ChangeNotice:
             kind=data["k"],
             entity=data["e"],
             entity_id=data["i"],
+            traceparent=data.get("tp"),
         )

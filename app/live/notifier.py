@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 
 from broadcaster import Broadcast
 
+from app import tracing
 from app.aio import cancel_and_wait
 from app.backoff import Backoff
 from app.live.backend import CATCH_UP
@@ -37,10 +39,15 @@ class Notifier:
         if self._lost and not await self.catch_up_everyone():
             return
         ordered = sorted(notices, key=lambda notice: (notice.position, notice.entity_id))
-        for notice in ordered:
-            if not await self._send(notice.topic, notice.to_json()):
-                self._lose()
-                return
+        with tracing.span("notify", attributes={"bookworm.notices": len(ordered)}):
+            # Each cohort's push continues the trace from here.
+            traceparent = tracing.traceparent()
+            for notice in ordered:
+                if traceparent is not None:
+                    notice = dataclasses.replace(notice, traceparent=traceparent)
+                if not await self._send(notice.topic, notice.to_json()):
+                    self._lose()
+                    return
 
     async def catch_up_everyone(self) -> bool:
         """Tell every subscriber to re-read read.changes (it may have missed notices); return whether sent."""

@@ -7,6 +7,7 @@ availability re-announces every basket that holds the book, on that basket's own
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Iterable
 
@@ -115,10 +116,16 @@ def _line_change(e: BasketEvent) -> tuple[str, tuple[object, ...]] | None:
     return None  # a failed checkout changes nothing a customer sees
 
 
+@functools.lru_cache(maxsize=64)
+def _touch(p: str, change: str) -> str:
+    """Return `_TOUCH` with `change` for `p`'s tables (formatted once: a rebuild makes one per event)."""
+    return _TOUCH.format(p=p, change=change.format(p=p))
+
+
 def _basket_statement(r: RecordedEvent, p: str, e: BasketEvent) -> Statement:
     change, line_args = _line_change(e) or ("", ())
     args = (e.basket_id, e.customer_id, r.stream_version, r.recorded_at, bool(change), *line_args)
-    return Statement(_TOUCH.format(p=p, change=change.format(p=p)), args, f"basket:{e.basket_id}")
+    return Statement(_touch(p, change), args, f"basket:{e.basket_id}")
 
 
 async def _basket_changed(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.db import lift_limits
-from app.eventstore import EventStore, Position, RecordedEvent
+from app.eventstore import EventStore, Position, TypedPage
 from app.eventstore.position import START
 from app.projections import PROJECTIONS
 from app.projections.base import Projection, ProjectionMissing, apply_quietly, table_prefix
@@ -47,7 +47,8 @@ class RebuildReport:
     name: str
     old_generation: int
     new_generation: int
-    events: int
+    events: int  # the store's events up to the checkpoint
+    applied: int  # those the projection handles
     position: str
     seconds: float
 
@@ -55,6 +56,20 @@ class RebuildReport:
     def rate(self) -> float:
         """Events replayed per second of the whole rebuild (tables, replay, swap, drop)."""
         return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far the new generation got: the last event read, the events read and those applied."""
+
+    position: Position = START
+    events: int = 0
+    applied: int = 0
+
+    def advance(self, page: TypedPage) -> None:
+        self.position = page.end
+        self.events += page.read
+        self.applied += len(page.events)
 
 
 async def rebuild(
@@ -83,16 +98,19 @@ async def _rebuild(
     # A crashed rebuild may have left this generation's tables behind.
     await _execute(pool, projection.drop_ddl(new_prefix) + projection.ddl(new_prefix))
     try:
-        position, replayed = await _replay(pool, store, projection, new_prefix, batch_size)
+        progress = _Progress()
+        await _replay(pool, store, projection, new_prefix, batch_size, progress)
         await _analyze(pool, new_prefix)
-        position, caught_up = await _swap(pool, store, projection, old, new, position, batch_size)
+        await _swap(pool, store, projection, old, new, batch_size, progress)
     except BaseException:
         await _execute(pool, projection.drop_ddl(new_prefix))
         raise
     # Queries still reading the old tables finish first: DROP waits for their locks.
     await _execute(pool, projection.drop_ddl(table_prefix(projection.name, old)))
     seconds = time.perf_counter() - started
-    return RebuildReport(projection.name, old, new, replayed + caught_up, str(position), seconds)
+    return RebuildReport(
+        projection.name, old, new, progress.events, progress.applied, str(progress.position), seconds
+    )
 
 
 async def _analyze(pool: asyncpg.Pool, prefix: str) -> None:
@@ -104,26 +122,31 @@ async def _analyze(pool: asyncpg.Pool, prefix: str) -> None:
 
 
 async def _replay(
-    pool: asyncpg.Pool, store: EventStore, projection: Projection, prefix: str, batch_size: int
-) -> tuple[Position, int]:
+    pool: asyncpg.Pool,
+    store: EventStore,
+    projection: Projection,
+    prefix: str,
+    batch_size: int,
+    progress: _Progress,
+) -> None:
     """Apply events up to the (moving) live checkpoint in short transactions.
 
     The next page is read and decoded while the server applies this one.
     """
-    position, count = START, 0
     target, _ = await _checkpoint(pool, projection.name)
-    page = asyncio.ensure_future(_page(store, projection, position, target, batch_size))
+    page = asyncio.ensure_future(_page(store, projection, progress.position, target, batch_size))
     try:
         while True:
-            events, handled = await page
-            if not events:
-                return position, count
-            position, count = events[-1].position, count + len(events)
+            read = await page
+            if not read.read:
+                return
+            progress.advance(read)
             target, _ = await _checkpoint(pool, projection.name)
-            page = asyncio.ensure_future(_page(store, projection, position, target, batch_size))
-            async with pool.acquire() as conn, conn.transaction():
-                await lift_limits(conn)
-                await apply_quietly(conn, projection, handled, prefix)
+            page = asyncio.ensure_future(_page(store, projection, progress.position, target, batch_size))
+            if read.events:
+                async with pool.acquire() as conn, conn.transaction():
+                    await lift_limits(conn)
+                    await apply_quietly(conn, projection, read.events, prefix)
     finally:
         page.cancel()
         await asyncio.gather(page, return_exceptions=True)
@@ -135,11 +158,11 @@ async def _swap(
     projection: Projection,
     old: int,
     new: int,
-    position: Position,
     batch_size: int,
-) -> tuple[Position, int]:
+    progress: _Progress,
+) -> None:
     """Under the checkpoint row lock (which holds the live consumer), catch up and move the views."""
-    prefix, count = table_prefix(projection.name, new), 0
+    prefix = table_prefix(projection.name, new)
     async with pool.acquire() as conn, conn.transaction():
         await lift_limits(conn)
         row = await conn.fetchrow(_CHECKPOINT + " FOR UPDATE", projection.name)
@@ -147,16 +170,15 @@ async def _swap(
             raise RebuildInProgress(f"projection {projection.name!r} changed generation during the rebuild")
         target = Position(row["transaction_id"], row["global_position"])
         while True:
-            events, handled = await _page(store, projection, position, target, batch_size, conn)
-            if not events:
+            read = await _page(store, projection, progress.position, target, batch_size, conn)
+            if not read.read:
                 break
-            await apply_quietly(conn, projection, handled, prefix)
-            position, count = events[-1].position, count + len(events)
+            await apply_quietly(conn, projection, read.events, prefix)
+            progress.advance(read)
         for statement in projection.view_ddl(prefix):
             await conn.execute(statement)
         await conn.execute(_SWAP_SET, projection.name, new, projection.version)
         await conn.execute(_RESOLVE_PARKED, projection.name, target.transaction_id, target.global_position)
-    return position, count
 
 
 async def _page(
@@ -166,31 +188,12 @@ async def _page(
     target: Position,
     limit: int,
     conn: asyncpg.Connection | None = None,
-) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
-    """Return the next events up to `target`, and those the projection handles decoded (no others
-    would change anything)."""
+) -> TypedPage:
+    """Read the next `limit` events up to `target`; only those the projection handles (no others would
+    change anything) leave the server, decoded."""
     if after >= target:
-        return [], []
-    events = [
-        e for e in await store.read_all(after, limit=limit, conn=conn, decode=False) if e.position <= target
-    ]
-    return events, [_decoded(store, e) for e in events if e.event_type in projection.handles]
-
-
-def _decoded(store: EventStore, r: RecordedEvent) -> RecordedEvent:
-    return RecordedEvent(
-        position=r.position,
-        stream_id=r.stream_id,
-        stream_type=r.stream_type,
-        stream_version=r.stream_version,
-        event_id=r.event_id,
-        event_type=r.event_type,
-        schema_version=r.schema_version,
-        data=r.data,
-        metadata=r.metadata,
-        recorded_at=r.recorded_at,
-        event=store.registry.decode(r.event_type, r.schema_version, r.data),
-    )
+        return TypedPage([], after, 0)
+    return await store.read_types(projection.handles, after, target, limit=limit, conn=conn)
 
 
 async def _checkpoint(pool: asyncpg.Pool, name: str) -> tuple[Position, int]:

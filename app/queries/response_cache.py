@@ -42,6 +42,7 @@ class Reading:
     cost: int = 0  # what the request was charged in all
     requested_cost: int = 0  # its `requestedQueryCost`
     cacheable: bool = False  # admission saw one query operation of cacheable fields
+    operation: str = ""  # the operation's metrics label
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class Entry:
     position: Position
     tags: frozenset[str]
     expires: float
+    operation: str = ""  # the metrics label of a request it answers
 
 
 @dataclass
@@ -128,7 +130,9 @@ class ResponseCache:
             return False
         tags = frozenset(reading.tags)
         expires = time.monotonic() + self.seconds
-        entry = Entry(data, reading.cost, reading.requested_cost, reading.position, tags, expires)
+        entry = Entry(
+            data, reading.cost, reading.requested_cost, reading.position, tags, expires, reading.operation
+        )
         if key in self._entries:
             self._remove(key)
         self._entries[key] = entry

@@ -12,6 +12,7 @@ from strawberry.extensions import SchemaExtension
 from app.admission import Analysis, Limits, QueryTooComplex, check, memo, parse_limited
 from app.admission.budget import Charge
 from app.admission.gate import CostGate, GateBusy
+from app.metrics.instruments import refused
 from app.schema.cache import cacheable
 from app.settings import Settings
 
@@ -136,7 +137,8 @@ def too_complex(refused: QueryTooComplex) -> GraphQLError:
 
 
 def rate_limited(charge: Charge) -> GraphQLError:
-    """The error of an operation its caller cannot afford now; it says when it can."""
+    """The error of an operation its caller cannot afford now; it says when it can. Counts the refusal."""
+    refused(f"budget_{charge.bucket or 'cost'}")
     seconds = max(charge.retry_after, 0.001)
     message = (
         f"The {charge.bucket} budget of this client is spent: this operation costs {charge.cost}. "

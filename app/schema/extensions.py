@@ -1,5 +1,5 @@
-"""Schema extensions: admission control (parse, analyse, charge, validate), public error formatting, and an
-executor whose subscriptions do not grow with every event."""
+"""Schema extensions: admission control (parse, analyse, charge, validate), public error formatting, the
+operation's metrics label, and an executor whose subscriptions do not grow with every event."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from strawberry.types import ExecutionContext
 from app.db import is_postgres_down
 from app.domain.errors import DomainError, UnavailableError, ValidationError
 from app.live.errors import ResumeTooOld
+from app.metrics.names import OperationNames
+from app.metrics.requests import note_operation
 from app.schema.admission import admission
 from app.settings import Settings
 
@@ -83,6 +85,33 @@ class PublicErrors(MaskErrors):
         )
 
 
+class OperationLabel(SchemaExtension):
+    """Note an HTTP request's operation label (app/metrics/names.py) and whether it answered with errors.
+
+    It overrides `get_results` alone, which strawberry calls once an HTTP operation has its result; the
+    hooks an extension does not override cost nothing.
+    """
+
+    def __init__(self, names: OperationNames) -> None:
+        super().__init__()
+        self.names = names
+
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context
+        # No request: the schema run without one (a script, a test). A websocket's operations are counted
+        # by their subscriptions.
+        request = getattr(context.context, "request", None)
+        if request is None or request.scope["type"] != "http":
+            return {}
+        # `result` is set once the operation was executed, after it was parsed, validated and admitted.
+        label = self.names.label(context.operation_name, ran=context.result is not None)
+        note_operation(request, label, failed=bool(context.pre_execution_errors))
+        reading = getattr(request.state, "reading", None)
+        if reading is not None:
+            reading.operation = label  # an answer kept in the response cache is labelled as this one
+        return {}
+
+
 class Schema(strawberry.Schema):
     """A schema that logs unexpected errors only (with their trace), not every client mistake."""
 
@@ -125,4 +154,5 @@ def _extensions(error: DomainError) -> dict[str, object]:
 def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     """Return the extension factories, in the order they must run."""
     # Admission parses (cached, within limits), analyses, charges the caller and validates (cached).
-    return [admission(settings), PublicErrors]
+    names = OperationNames()
+    return [admission(settings), PublicErrors, lambda: OperationLabel(names)]

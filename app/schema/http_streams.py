@@ -276,6 +276,7 @@ class HTTPStreams:
         if request_error is None:
             return stream
         await stream.close()
+        del context.request.scope["state"][STREAM]
         return request_error
 
     def stop(self) -> None:
@@ -331,6 +332,11 @@ class HTTPStreams:
         )
         message = f"At most {cap} subscriptions may be live for one caller."
         return Refused(429, message, TOO_MANY_SUBSCRIPTIONS, retry_after=RETRY_AFTER)
+
+
+def streaming(request: Request) -> bool:
+    """Tell whether the request's answer is a stream."""
+    return STREAM in request.scope.get("state", {})
 
 
 async def close_stream(request: Request) -> None:

@@ -25,7 +25,8 @@ from strawberry.schema.base import BaseSchema
 from app.domain.errors import ValidationError
 from app.live.cohorts import Render
 from app.live.hub import Hub
-from app.live.notices import ChangeNotice
+from app.live.notices import ChangeNotice, topic_kind
+from app.metrics.instruments import delivered, subscription
 from app.schema.context import Info
 from app.schema.extensions import PublicErrors
 from app.schema.output import cap_response
@@ -92,9 +93,12 @@ async def notices(info: Info, topic: str, after: Position | None) -> AsyncGenera
     """Yield the topic's notices; close the hub's iterator when the client goes away."""
     hub = info.context.container.hub
     stream: AsyncIterator[ChangeNotice] = hub.subscribe(topic, after, started=STARTED.get())
+    kind = topic_kind(topic)
     try:
-        async for notice in stream:
-            yield notice
+        with subscription(kind):
+            async for notice in stream:
+                delivered(kind)
+                yield notice
     finally:
         close = getattr(stream, "aclose", None)
         if close is not None:
@@ -130,9 +134,12 @@ async def deliver(handoff: Handoff, send: Callable[[str], Awaitable[None]]) -> N
     stream = handoff.hub.subscribe(
         handoff.topic, resume.position, after_entity=resume.entity_id, delivered=True
     )
+    kind = topic_kind(handoff.topic)
     async with aclosing(stream):
-        async for notice in stream:
-            await send(await handoff.render(notice))
+        with subscription(kind):
+            async for notice in stream:
+                delivered(kind)
+                await send(await handoff.render(notice))
 
 
 def error_payload(schema: BaseSchema, error: Exception) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Hashable
 from datetime import timedelta
 from functools import partial
@@ -30,6 +31,7 @@ from app.domain.errors import DomainError
 from app.identity import ANONYMOUS, Principal
 from app.identity.keys import resolve_keys
 from app.identity.tokens import InvalidToken, verify
+from app.metrics import requests as metrics
 from app.middleware import LEAVE_IN_FLIGHT
 from app.projections import PROJECTIONS
 from app.queries import reads
@@ -37,7 +39,7 @@ from app.queries.consistency import TooManyWaiters
 from app.queries.response_cache import Reading
 from app.schema.admission import RATE_LIMITED, rate_limited
 from app.schema.context import Context, ip_of, sign_in
-from app.schema.http_streams import HTTPStream, HTTPStreams, close_stream
+from app.schema.http_streams import HTTPStream, HTTPStreams, close_stream, streaming
 from app.schema.ide import graphiql_page
 from app.schema.loaders import Loaders
 from app.schema.output import cap_response
@@ -119,10 +121,17 @@ class BookwormGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await self.ws_limits.serve(scope, receive, send, super().__call__)
             return
+        started = time.perf_counter()
         request = Request(scope, receive=self._limited(scope, receive))
         try:
             response = await self._respond(request)
+            if streaming(request):
+                # A stream is answered once it opens: how long it then lives is no request's latency.
+                metrics.answered(request, response.status_code, time.perf_counter() - started)
+                await response(scope, receive, send)
+                return
             await response(scope, receive, send)
+            metrics.answered(request, response.status_code, time.perf_counter() - started)
         finally:
             await close_stream(request)  # whatever ended the response, its stream ends with it
 
@@ -188,6 +197,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         if entry is not None:
             charge = await container.budgets.charge(payer, entry.cost)
             if charge.allowed:
+                metrics.note_operation(request, entry.operation)
                 return cached_response(entry, charge, media_type)
             # Out of budget: the run below refuses it, as it refuses any request.
         reading = cache.begin(container.positions.known(CATALOG))

@@ -23,6 +23,7 @@ from app.admission import QueryTooComplex, parse_limited
 from app.admission.clients import TrustedProxies, client_ip, ip_group
 from app.identity import Principal
 from app.logs import ThrottledLogger
+from app.metrics.instruments import refused
 from app.schema.context import Context
 from app.settings import Settings
 
@@ -124,6 +125,7 @@ class WebsocketLimits:
             self.connections.release(ip)
 
     async def _refuse(self, scope: Scope, send: Send, ip: str, refusal: Refusal) -> None:
+        refused("ws_connections_per_address" if refusal == "per_key" else "ws_connections_total")
         if refusal == "per_key":
             status, cap, why = 429, self.settings.max_ws_connections_per_ip, "connections from one address"
             message = f"Too many websocket connections from your address (at most {cap}); retry later."
@@ -212,6 +214,7 @@ class ConnectionGuard:
         if active < cap:
             return None
         self.log_refusal("ws-refused-operations", "an operation over %s on one connection", cap)
+        refused("ws_operations")
         return error(TOO_MANY_OPERATIONS, f"At most {cap} operations may run at once on one connection.")
 
     def before_start(self, active: int, query: object, operation_name: object) -> dict[str, object] | None:
@@ -232,6 +235,7 @@ class ConnectionGuard:
     def _too_many_subscriptions(self) -> dict[str, object]:
         cap = self.limits.settings.max_subscriptions_per_user
         self.log_refusal("ws-refused-subscriptions", "a subscription over %s for %s", cap, self.subscriber)
+        refused("ws_subscriptions")
         return error(TOO_MANY_SUBSCRIPTIONS, f"At most {cap} subscriptions may be live for one caller.")
 
     @contextmanager

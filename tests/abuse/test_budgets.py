@@ -1,5 +1,5 @@
-"""Every client has a budget, shared by every API process: a burst past it is refused with 429, and
-every answer says what it cost and what is left."""
+"""Every client has a budget, shared by every API process: a burst past it is refused with 429 (and each
+refusal counted in /metrics), and every answer says what it cost and what is left."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import asyncio
 import time
 from collections import Counter
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import Settings
 from tests.abuse.conftest import Shop, record
@@ -25,8 +27,18 @@ BURST = "{ books(first: 3) { edges { node { id name } } } }"
 BURST_COST = 9
 
 
+async def budget_refusals(url: str) -> float:
+    """What /metrics counts as refused by a budget of cost points, in every process of the shop."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        text = (await http.get("/metrics")).text
+    samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+    wanted = ("bookworm_refusals_total", {"reason": "budget_cost"})
+    return sum(sample.value for sample in samples if (sample.name, sample.labels) == wanted)
+
+
 async def test_a_burst_of_two_thousand_requests_is_rate_limited(shop: Shop) -> None:
     body = {"query": BURST}
+    refused_before = await budget_refusals(shop.url)
     statuses: Counter[int] = Counter()
     retry_after: set[str] = set()
     async with Bystander(shop.url, shop.book_id) as bystander, client(shop.url, new_address()) as http:
@@ -57,6 +69,7 @@ async def test_a_burst_of_two_thousand_requests_is_rate_limited(shop: Shop) -> N
     assert DEFAULTS.budget_capacity / BURST_COST * 0.9 <= statuses[200] <= most + 1
     assert all(value.isdigit() and int(value) >= 1 for value in retry_after)
     bystander.assert_served()
+    assert await budget_refusals(shop.url) - refused_before == statuses[429]  # each one counted, once
 
 
 async def test_every_answer_reports_its_cost_and_what_is_left(shop: Shop) -> None:

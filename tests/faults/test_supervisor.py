@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.embedded.children import alive
+from app.metrics.shared import DIRECTORY_VARIABLE
 from app.settings import Settings
 from app.supervisor import API_COMMAND
 from tests.e2e.clients import bearer
-from tests.faults.cluster import START_LIMIT, STOP_LIMIT, Cluster, Proc, admin_token
+from tests.faults.cluster import SMALL_POOLS, START_LIMIT, STOP_LIMIT, Cluster, Proc, admin_token
 from tests.faults.conftest import record
 
 CREATE_AUTHOR = """mutation($n: String!) { createAuthor(input: {name: $n}) {
@@ -107,6 +109,27 @@ def port_is_free(url: str) -> bool:
     return True
 
 
+def metric(serve: Proc, name: str, **labels: str) -> float:
+    """One figure of /metrics (the sum over every process of `serve`), 0 when it is absent."""
+    text = httpx.get(f"{serve.url}/metrics", timeout=5).text
+    samples = (sample for family in text_string_to_metric_families(text) for sample in family.samples)
+    return sum(sample.value for sample in samples if sample.name == name and sample.labels == labels)
+
+
+def environment(pid: int) -> dict[str, str]:
+    """The environment a process was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(entry.partition("=")[::2] for entry in raw.split("\0") if entry)
+
+
+def wait_for_metric(serve: Proc, value: float, name: str, **labels: str) -> None:
+    """Wait until a figure of /metrics is `value` (each process samples its pools once a second)."""
+    deadline = time.monotonic() + START_LIMIT
+    while (seen := metric(serve, name, **labels)) != value:
+        assert time.monotonic() < deadline, f"{name}{labels} is {seen}, not {value}"
+        time.sleep(0.1)
+
+
 def test_every_api_process_answers_on_the_port_and_the_worker_runs_projections(cluster: Cluster) -> None:
     serve = cluster.api(workers=True, **TWO)
     api, _ = wait_for_layout(serve, apis=2, workers=1)
@@ -176,6 +199,31 @@ def test_a_killed_api_process_is_restarted_while_the_port_keeps_answering(cluste
         failed=refused,
         restarted_after=f"{restarted_after:.1f} s",
     )
+
+
+def test_the_metrics_of_a_killed_api_process_leave_the_sums_its_counters_stay(cluster: Cluster) -> None:
+    serve = cluster.api(workers=True, **TWO)
+    (killed, survivor), _ = wait_for_layout(serve, apis=2, workers=1)
+    both = 2 * int(SMALL_POOLS["BOOKWORM_DB_POOL_SIZE"])
+    wait_for_metric(serve, both, "bookworm_db_pool_max_connections", pool="api")
+    for _ in range(10):  # new connections: both processes answer some
+        httpx.post(f"{serve.url}/graphql", json={"query": "query Counted { __typename }"}, timeout=5)
+    counted = {"operation": "Counted", "outcome": "ok"}
+    assert metric(serve, "bookworm_graphql_request_duration_seconds_count", **counted) == 10
+    shared = Path(environment(killed)[DIRECTORY_VARIABLE])
+    assert (shared / f"gauge_livesum_{killed}.db").exists()
+
+    os.kill(killed, signal.SIGKILL)
+    api, _ = wait_for_layout(serve, apis=2, workers=1, replacing=killed)
+    (replacement,) = set(api) - {survivor}
+    deadline = time.monotonic() + START_LIMIT
+    while not (shared / f"gauge_livesum_{replacement}.db").exists():  # it has sampled its pool
+        assert time.monotonic() < deadline, serve.log_tail()
+        time.sleep(0.05)
+    # The dead process's gauges left the sums; its counters stayed in the totals.
+    assert not (shared / f"gauge_livesum_{killed}.db").exists()
+    wait_for_metric(serve, both, "bookworm_db_pool_max_connections", pool="api")
+    assert metric(serve, "bookworm_graphql_request_duration_seconds_count", **counted) == 10
 
 
 async def test_a_killed_worker_is_restarted_and_events_keep_flowing(cluster: Cluster) -> None:

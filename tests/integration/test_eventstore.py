@@ -6,14 +6,21 @@ import asyncio
 import json
 import random
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 
 import asyncpg
 import pytest
 
 from app.db import create_pool
-from app.events.base import Metadata
-from app.events.catalog import AuthorCreated, AuthorRenamed, BookCreated
+from app.events.base import Event, Metadata
+from app.events.catalog import (
+    AuthorCreated,
+    AuthorRenamed,
+    BookCreated,
+    CategoryCreated,
+    CategoryRenamed,
+)
 from app.eventstore import START, ConcurrencyError, EventStore, Position, RecordedEvent
 from app.ids import new_id
 from app.settings import Settings
@@ -169,3 +176,68 @@ async def _read_all_of(store: EventStore, after: Position, stream_id: str) -> li
         if not batch:
             await asyncio.sleep(0.01)
     return found
+
+
+async def test_read_types_sends_only_those_types_and_tells_how_far_the_page_read(
+    make_settings: Callable[[], Settings],
+) -> None:
+    settings = make_settings()
+    assert settings.database_url
+    pool = await create_pool(settings.database_url)
+    try:
+        store = EventStore(pool)
+        author, category = new_id(), new_id()
+        positions = [
+            await _append_one(pool, store, author, "Author", 0, AuthorCreated(author_id=author, name="a")),
+            await _append_one(
+                pool, store, category, "Category", 0, CategoryCreated(category_id=category, name="c")
+            ),
+            await _append_one(pool, store, author, "Author", 1, AuthorRenamed(author_id=author, name="b")),
+            await _append_one(
+                pool, store, category, "Category", 1, CategoryRenamed(category_id=category, name="d")
+            ),
+        ]
+        authors = {"AuthorCreated", "AuthorRenamed"}
+        await _visible(store, positions[-1])
+
+        first = await store.read_types(authors, START, positions[-1], limit=2)
+        second = await store.read_types(authors, first.end, positions[-1], limit=2)
+        bounded = await store.read_types(authors, START, positions[1], limit=10)
+        done = await store.read_types(authors, second.end, positions[-1], limit=2)
+    finally:
+        await pool.close()
+
+    # Each page ends at its last event of any type, and counts those it passed over.
+    assert [e.event for e in first.events] == [AuthorCreated(author_id=author, name="a")]
+    assert (first.end, first.read) == (positions[1], 2)
+    assert [e.event for e in second.events] == [AuthorRenamed(author_id=author, name="b")]
+    assert [e.position for e in second.events] == [positions[2]]
+    assert (second.end, second.read) == (positions[3], 2)
+    assert ([e.position for e in bounded.events], bounded.end, bounded.read) == (
+        [positions[0]],
+        positions[1],
+        2,
+    )
+    assert (done.events, done.end, done.read) == ([], positions[-1], 0)
+
+
+async def _append_one(
+    pool: asyncpg.Pool, store: EventStore, stream: str, stream_type: str, version: int, event: Event
+) -> Position:
+    async with pool.acquire() as conn, conn.transaction():
+        return await store.append(
+            conn,
+            stream_id=stream,
+            stream_type=stream_type,
+            expected_version=version,
+            events=[event],
+            metadata=META,
+        )
+
+
+async def _visible(store: EventStore, position: Position) -> None:
+    """Wait until commit-order readers see `position` (another database's open transaction may delay it)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while await store.head() < position:
+        assert asyncio.get_running_loop().time() < deadline, "the appended events never became visible"
+        await asyncio.sleep(0.01)

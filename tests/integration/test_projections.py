@@ -16,6 +16,7 @@ import pytest
 from app.db import create_pool
 from app.events import catalog as ev
 from app.events.base import Event, Metadata
+from app.events.basket import BasketItemAdded
 from app.eventstore import START, EventStore, Position
 from app.ids import new_id
 from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
@@ -381,6 +382,25 @@ async def test_rebuild_swaps_while_queries_keep_answering(empty: Fresh) -> None:
     assert await empty.pool.fetchval("SELECT count(*) FROM read.changes") == changes_before + 10
     status = await _catalog_status(empty)
     assert (status.generation, status.lag, status.rebuild_needed) == (2, 0, False)
+
+
+async def test_rebuild_reads_up_to_the_checkpoint_past_the_last_event_it_handles(empty: Fresh) -> None:
+    c = empty.catalog
+    author, category, publisher = await _basics(c)
+    book = await c.book("Handled", authors=(author,), category=category, publisher=publisher)
+    customer = new_id()
+    added = BasketItemAdded(basket_id=customer, customer_id=customer, book_id=book, quantity=1)
+    await c.emit(customer, "Basket", added)  # the catalog handles no basket event
+    await c.project()
+
+    report = await rebuild(empty.pool, empty.store, "catalog", batch_size=2)
+
+    assert report.position == str(c.last)
+    assert (report.events, report.applied) == (5, 4)
+    status = await _catalog_status(empty)
+    assert (status.generation, status.lag) == (2, 0)
+    (found,) = await empty.queries.books_by_ids([book])
+    assert found is not None and found.name == "Handled"
 
 
 async def test_rebuild_refuses_unknown_and_concurrent_rebuilds(db: Fresh) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import broadcaster
 import pytest
+import strawberry
 from broadcaster import Broadcast, BroadcastBackend
 from graphql import ExecutionResult, GraphQLSchema, parse
 from redis import asyncio as aioredis
@@ -26,9 +27,11 @@ from app.eventstore.position import Position
 from app.identity import ANONYMOUS
 from app.live.backend import RedisPubSubBackend
 from app.live.notices import ChangeNotice
+from app.metrics import names as labels
+from app.metrics.requests import SCOPE_KEY
 from app.schema import build_schema
 from app.schema.admission import Admission
-from app.schema.extensions import PerEventExecutor, PublicErrors, Schema
+from app.schema.extensions import OperationLabel, PerEventExecutor, PublicErrors, Schema
 from app.schema.stream_transports import SSE, Multipart
 from app.schema.view import BookwormGraphQL
 from app.schema.websockets import LegacyWSHandler, TransportWSHandler
@@ -58,6 +61,7 @@ def _overrides(cls: type) -> list[str]:
         PublicErrors,
         Schema,
         Admission,
+        OperationLabel,
         PerEventExecutor,
         SSE,
         Multipart,
@@ -250,3 +254,32 @@ def test_mask_errors_still_masks_through_the_private_hook_we_override() -> None:
     assert "_process_result" in vars(PublicErrors)
     assert _parameters(PublicErrors._process_result) == _parameters(MaskErrors._process_result)
     assert "self._process_result(" in inspect.getsource(MaskErrors.on_operation)
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    def fine(self) -> int:
+        return 1
+
+    @strawberry.field
+    def broken(self) -> int:
+        raise ValueError("resolver failed")
+
+
+async def test_get_results_sees_each_operation_once_with_its_result_and_errors() -> None:
+    names = labels.OperationNames()
+    schema = strawberry.Schema(query=_Query, extensions=[lambda: OperationLabel(names)])
+
+    async def label(query: str) -> tuple[str, bool]:
+        request = SimpleNamespace(scope={"type": "http"}, state=SimpleNamespace())
+        await schema.execute(query, context_value=SimpleNamespace(request=request))
+        noted: tuple[str, bool] = request.scope[SCOPE_KEY]
+        return noted
+
+    # `result` is set when get_results runs only for an operation that was executed, and
+    # `pre_execution_errors` holds whatever errors its answer carries (app/schema/extensions.py).
+    assert await label("query Fine { fine }") == ("Fine", False)
+    assert await label("query Broken { broken }") == ("Broken", True)
+    assert await label("query Invalid { nothing }") == (labels.OTHER, True)
+    assert await label("{ fine }") == (labels.ANONYMOUS, False)
