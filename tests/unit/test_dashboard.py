@@ -89,3 +89,14 @@ def test_the_profile_services_start_only_with_the_profile() -> None:
         "prometheus",
         "grafana",
     }
+
+
+def test_the_env_file_sends_spans_to_the_collector_of_the_profile() -> None:
+    yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
+    lines = (ROOT / "deploy" / "observability.env").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    collector = yaml.safe_load((ROOT / "deploy" / "otel-collector.yaml").read_text())
+    http = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://otel-collector:{http.rpartition(':')[2]}"
+    assert env["BOOKWORM_LOG_FORMAT"] == "json"
