@@ -56,17 +56,20 @@ class ProjectionStatus:
 
 async def projection_status(pool: asyncpg.Pool, event_store: EventStore) -> list[ProjectionStatus]:
     """Return each projection's checkpoint, the event store's head, and the lag between them."""
-    head = str(await event_store.head())
     async with pool.acquire() as conn:
         rows = await conn.fetch(_ROWS)
-        statuses = []
+        lags = []
         for row in rows:
             position = Position(row["transaction_id"], row["global_position"])
             lag = await conn.fetchval(_LAG, str(position.transaction_id), position.global_position)
-            statuses.append(
-                ProjectionStatus(row["name"], row["version"], row["generation"], str(position), head, lag)
-            )
-    return statuses
+            lags.append((row, position, lag))
+    # The head is read after the lags, so it is never behind an event a lag counted (events become
+    # visible in commit order as older transactions end, possibly between two statements).
+    head = str(await event_store.head())
+    return [
+        ProjectionStatus(row["name"], row["version"], row["generation"], str(position), head, lag)
+        for row, position, lag in lags
+    ]
 
 
 async def purge_changes(pool: asyncpg.Pool, older_than_days: float) -> int:
