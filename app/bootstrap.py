@@ -228,7 +228,7 @@ async def _running_workers(settings: Settings, broadcast: Broadcast) -> AsyncIte
 async def worker_process(settings: Settings) -> AsyncIterator[Workers]:
     """Run the workers alone (`bookworm worker`): no API pool, hub or read-your-writes listener is opened."""
     _require_urls(settings)
-    tracing.configure_from_environment()
+    tracing.configure_from_environment(read_statements=settings.trace_read_statements)
     async with AsyncExitStack() as stack:
         broadcast = await _broadcast(stack, settings.redis_url or "")
         yield await stack.enter_async_context(_running_workers(settings, broadcast))

@@ -84,7 +84,7 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
             finally:
                 await cancel_and_wait([trimming])
 
-    tracing.configure_from_environment()
+    tracing.configure_from_environment(read_statements=settings.trace_read_statements)
     graphql = BookwormGraphQL(build_schema(settings), settings)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),

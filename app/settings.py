@@ -109,6 +109,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # text: a line a person reads; json: one object per line (trace ids too)
     access_log: bool = False  # uvicorn's line per HTTP request
+    # With traces on (OTEL_EXPORTER_OTLP_ENDPOINT): a span per statement of a query too, not only its request.
+    trace_read_statements: bool = False
     # GET /metrics on the API's port (Prometheus's text format); keep it off the public internet.
     metrics: bool = True
     # Identity: HS256 with jwt_secret (the embedded default keeps one in data_dir when unset), or

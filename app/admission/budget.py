@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
+from app import tracing
 from app.admission.local import LocalBuckets, Taken
 from app.backoff import Backoff
 from app.bus.infra import REDIS_DOWN, text
@@ -216,7 +217,8 @@ class Budgets:
             args += [cost, writes]
         try:
             async with asyncio.timeout(CHARGE_TIMEOUT):
-                replies = await self._script(keys=keys, args=args)
+                with tracing.untraced():
+                    replies = await self._script(keys=keys, args=args)
         except REDIS_DOWN as exc:
             self._redis_failed(exc, batch.probe)
             return None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 
+from app import tracing
 from app.admission import Analysis, Limits, QueryTooComplex, check, memo, parse_limited
 from app.admission.budget import Charge
 from app.admission.gate import CostGate, GateBusy
@@ -70,7 +71,8 @@ class Admission(SchemaExtension):
             return
         try:
             async with self.gate.turn(analysis.cost):
-                yield
+                with tracing.operation(analysis.operation_type, self.execution_context.operation_name):
+                    yield
         except GateBusy:
             raise busy() from None
 

@@ -12,6 +12,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import tracing
@@ -37,9 +39,9 @@ mutation($name: String!) {
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
-    """Record every span of the test in memory (tracing is off again afterwards)."""
+    """Record in memory every span the server would export (tracing is off again afterwards)."""
     spans = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=tracing.sampler(ALWAYS_ON))
     provider.add_span_processor(SimpleSpanProcessor(spans))
     tracing.install(provider)
     try:
@@ -127,6 +129,28 @@ async def test_one_create_book_is_one_trace_from_request_to_cohort_push(
     assert push.attributes is not None and push.attributes["bookworm.topic"] == CATALOG_TOPIC
     # The instrumentations' spans are in it too: asyncpg's under the append, Redis's under the XADD.
     assert _children(append, trace) and _children(relay, trace)
+
+
+async def test_a_query_is_one_span_and_a_mutation_keeps_its_statements(
+    exporter: InMemorySpanExporter, running: tuple[Container, httpx.AsyncClient]
+) -> None:
+    _, http = running
+    await _post(http, CREATE_NAMED, {"name": "Ursula K. Le Guin"})
+    mutation = _one(exporter.get_finished_spans(), "POST /graphql")
+    assert mutation.attributes is not None and mutation.attributes["graphql.operation.type"] == "mutation"
+    statements = [s.name for s in _trace(exporter.get_finished_spans(), mutation.context.trace_id)]
+    assert "INSERT" in statements, statements
+    exporter.clear()
+    await _post(http, "query Shelf { books(first: 5) { edges { node { id name } } } }", {})
+    (request,) = [s for s in exporter.get_finished_spans() if s.name == "POST /graphql"]
+    assert request.attributes is not None
+    assert request.attributes["graphql.operation.name"] == "Shelf"
+    assert _trace(exporter.get_finished_spans(), request.context.trace_id) == [request]
+    # The budget charge (EVALSHA) is in no trace, and neither is any statement outside a request.
+    spans = exporter.get_finished_spans()
+    assert not [
+        s.name for s in spans if s.name == "EVALSHA" or (s.parent is None and s.kind is SpanKind.CLIENT)
+    ]
 
 
 def _all_pushed(pushed: list[str], ids: list[str]) -> Callable[[], Any]:

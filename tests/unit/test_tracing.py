@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
+from opentelemetry.trace import NonRecordingSpan, SpanKind, StatusCode
 
 from app import tracing
 from app.eventstore.position import Position
@@ -15,6 +19,7 @@ from app.live.notices import ChangeNotice
 
 A = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 B = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
+DROP, RECORD_AND_SAMPLE = Decision.DROP, Decision.RECORD_AND_SAMPLE
 OTHER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
@@ -38,6 +43,7 @@ def test_off_every_helper_is_a_shared_no_op() -> None:
     with tracing.span("a"):
         assert tracing.traceparent() is None
     assert tracing.asgi_middleware() == []
+    assert tracing.operation("query", "Q") is tracing.untraced() is tracing.span("a")
 
 
 def test_without_an_endpoint_nothing_is_set_up() -> None:
@@ -89,6 +95,67 @@ def test_a_notice_carries_a_traceparent_only_when_it_has_one() -> None:
     assert traced.traceparent == A
     assert traced == notice  # not part of the change
     assert ChangeNotice.from_json(notice.to_json()).traceparent is None
+
+
+def test_a_call_outside_any_request_or_event_work_makes_no_trace() -> None:
+    sampler = tracing.sampler(ALWAYS_ON)
+    parent = trace.set_span_in_context(NonRecordingSpan(tracing.parse(A)))  # type: ignore[arg-type]
+    lone = sampler.should_sample(None, 1, "UPDATE", kind=SpanKind.CLIENT)
+    under = sampler.should_sample(parent, 1, "UPDATE", kind=SpanKind.CLIENT)
+    own = sampler.should_sample(None, 1, "consume catalog", kind=SpanKind.CONSUMER)
+    assert (lone.decision, under.decision, own.decision) == (DROP, RECORD_AND_SAMPLE, RECORD_AND_SAMPLE)
+    assert "AlwaysOnSampler" in sampler.get_description()
+
+
+def test_a_query_labels_its_request_and_leaves_its_statements_out(exporter: InMemorySpanExporter) -> None:
+    with tracing.span("request"):
+        with tracing.operation("query", "Book"):
+            assert not is_instrumentation_enabled()
+        with tracing.operation("mutation", None):
+            assert is_instrumentation_enabled()
+        with tracing.untraced():
+            assert not is_instrumentation_enabled()
+    (request,) = exporter.get_finished_spans()
+    assert request.attributes == {"graphql.operation.type": "mutation", "graphql.operation.name": "Book"}
+
+
+def test_read_statements_can_be_asked_for() -> None:
+    provider = TracerProvider()
+    tracing.install(provider, read_statements=True)
+    try:
+        with tracing.operation("query", "Book"):
+            assert is_instrumentation_enabled()
+    finally:
+        tracing.uninstall()
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error"), [(200, [], False), (503, [(b"traceparent", A.encode())], True)]
+)
+async def test_a_graphql_request_is_one_server_span(
+    exporter: InMemorySpanExporter, status: int, headers: list[tuple[bytes, bytes]], error: bool
+) -> None:
+    sent: list[dict[str, object]] = []
+
+    async def app(scope: dict[str, object], receive: object, send: Callable[..., Awaitable[None]]) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    (middleware,) = tracing.asgi_middleware()
+    spans = tracing.RequestSpans(app, **middleware.kwargs)
+    for path in ("/graphql", "/healthz"):
+        scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+        await spans(scope, None, send)
+    (request,) = exporter.get_finished_spans()
+    assert (request.name, request.kind, len(sent)) == ("POST /graphql", SpanKind.SERVER, 4)
+    assert request.attributes is not None and request.attributes["http.response.status_code"] == status
+    assert (request.status.status_code is StatusCode.ERROR) is error
+    continued = tracing.parse(A)
+    assert continued is not None
+    assert (request.context.trace_id == continued.trace_id) is bool(headers)
 
 
 def _fields(notice: ChangeNotice) -> dict[str, object]:

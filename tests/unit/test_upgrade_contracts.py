@@ -1,6 +1,6 @@
-"""What our code relies on inside strawberry, graphql-core, broadcaster and redis-py beyond their documented
-API, checked without I/O. Each failure says which code of ours to revisit (docs/architecture.md,
-"Upgrading dependencies")."""
+"""What our code relies on inside strawberry, graphql-core, broadcaster, redis-py and OpenTelemetry beyond
+their documented API, checked without I/O. Each failure says which code of ours to revisit
+(docs/architecture.md, "Upgrading dependencies")."""
 
 from __future__ import annotations
 
@@ -283,3 +283,13 @@ async def test_get_results_sees_each_operation_once_with_its_result_and_errors()
     assert await label("query Broken { broken }") == ("Broken", True)
     assert await label("query Invalid { nothing }") == (labels.OTHER, True)
     assert await label("{ fine }") == (labels.ANONYMOUS, False)
+
+
+def test_the_sdk_still_reads_otel_traces_sampler_through_the_function_we_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    assert "TraceIdRatioBased{0.25}" in _get_from_env_or_default().get_description()
