@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -124,3 +125,17 @@ def cached_response(entry: Entry, charge: Charge, media_type: str) -> Response:
     extensions = json.dumps({"cost": cost}, separators=(",", ":")).encode()
     body = b'{"data":' + entry.data + b',"extensions":' + extensions + b"}"
     return Response(body, media_type=media_type, headers={"bookworm-cache": "HIT"})
+
+
+class EncodedData(dict[str, Any]):
+    """A response whose `data` is already encoded (for the response cache): written around that text."""
+
+    def __init__(self, response: Mapping[str, Any], data: str) -> None:
+        super().__init__(response)
+        self.data = data
+
+    def encode(self) -> str:
+        """The response as JSON: its `data` text, then the rest of its members (`extensions`)."""
+        rest = {name: value for name, value in self.items() if name != "data"}
+        tail = json.dumps(rest, separators=(",", ":"))[1:] if rest else "}"
+        return '{"data":' + self.data + ("," + tail if rest else tail)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Hashable
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cross_web import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -47,6 +47,7 @@ from app.schema.positions import BadCursor, Position, parse_cursor
 from app.schema.responses import (
     GRAPHQL_RESPONSE,
     JSON,
+    EncodedData,
     Refused,
     accepts_json,
     cached_response,
@@ -275,7 +276,12 @@ class BookwormGraphQL(GraphQL[Context, None]):
         return parsed
 
     def encode_json(self, data: object) -> str:
-        return cap_response(super().encode_json(data), data, self.settings.max_response_bytes)
+        encoded: str | bytes
+        if isinstance(data, EncodedData):
+            encoded = data.encode()
+        else:
+            encoded = super().encode_json(data)
+        return cap_response(encoded, data, self.settings.max_response_bytes)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         response = HTMLResponse(self.ide.html)
@@ -424,9 +430,11 @@ class BookwormGraphQL(GraphQL[Context, None]):
         response = await super().process_result(request, result)
         reading: Reading | None = getattr(request.state, "reading", None)
         if reading is not None and reading.cacheable and not result.errors and result.data is not None:
-            data = json.dumps(result.data, separators=(",", ":")).encode()
+            # Encoded once: the cache keeps these bytes, and the response is written around them.
+            data = json.dumps(result.data, separators=(",", ":"))
             cache = request.state.container.response_cache
-            request.state.cache_kept = cache.keep(request.state.cache_key, reading, data)
+            request.state.cache_kept = cache.keep(request.state.cache_key, reading, data.encode())
+            return cast("GraphQLHTTPResponse", EncodedData(response, data))  # a dict, as strawberry's
         if is_request_error(result):
             # Nothing was executed, so the response carries no `data` entry at all.
             response.pop("data", None)

@@ -6,6 +6,7 @@ tests/faults/test_response_cache.py; here the store is driven the way the hub dr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -18,6 +19,7 @@ from app.queries import reads
 from app.queries.response_cache import Reading, ResponseCache
 from app.schema import build_schema
 from app.schema.cache import CACHEABLE, cacheable
+from app.schema.responses import EncodedData
 
 BOOK_1 = "00000000-0000-4000-8000-000000000001"
 BOOK_2 = "00000000-0000-4000-8000-000000000002"
@@ -184,3 +186,11 @@ def test_every_cacheable_field_exists(schema: object) -> None:
     for type_name, field_name in CACHEABLE:
         fields = schema.type_map[type_name].fields  # type: ignore[attr-defined]
         assert field_name in fields, (type_name, field_name)
+
+
+@pytest.mark.parametrize("extensions", [None, {"cost": {"requestedQueryCost": 3, "remaining": 997.5}}])
+def test_an_answer_kept_on_a_miss_is_written_around_its_one_encoding(extensions: object) -> None:
+    data = {"book": {"id": BOOK_1, "name": 'Kōbō Abe \u2028 "quoted"', "price": "9.99", "tags": [1, None]}}
+    response = {"data": data} | ({"extensions": extensions} if extensions else {})
+    encoded = EncodedData(response, json.dumps(data, separators=(",", ":")))
+    assert encoded.encode() == json.dumps(response, separators=(",", ":"))
