@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, NoReturn
 
@@ -34,6 +34,7 @@ from app.eventstore import START, EventStoreError, InvalidPosition, Position
 from app.identity.keys import KeyConfigError, resolve_keys
 from app.live.backend import BackendUnavailable
 from app.logs import DebugOnlyFilter, ThrottleFilter
+from app.metrics.alone import metrics_server
 from app.metrics.shared import shared_directory
 from app.projections import PROJECTIONS
 from app.settings import Settings
@@ -145,7 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     api = commands.add_parser(supervisor.API_COMMAND)
     api.add_argument(supervisor.LISTEN_FD_OPTION, type=int, required=True, dest="listen_fd")
     api.set_defaults(handler=_api_process)
-    worker = commands.add_parser("worker", help="run the relay, consumers and scheduler; no HTTP")
+    worker = commands.add_parser("worker", help="run the relay, consumers and scheduler")
+    worker.add_argument(
+        "--metrics-port",
+        type=_count,
+        metavar="PORT",
+        help="answer GET /metrics on this port (for a worker run apart; under `serve` the API has them)",
+    )
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="interface for --metrics-port")
     worker.set_defaults(handler=_worker)
     commands.add_parser("migrate", help="upgrade the database schema").set_defaults(handler=_migrate)
 
@@ -444,10 +452,10 @@ def _stop_on_signals() -> Iterator[None]:
 def _worker(args: argparse.Namespace, settings: Settings) -> None:
     with _servers(settings, exclusive=False) as resolved:
         _run_migrations(resolved)
-        asyncio.run(_run_workers(resolved))
+        asyncio.run(_run_workers(resolved, args.metrics_host, args.metrics_port))
 
 
-async def _run_workers(settings: Settings) -> None:
+async def _run_workers(settings: Settings, metrics_host: str, metrics_port: int | None) -> None:
     stopping = asyncio.Event()
 
     def on_signal() -> None:
@@ -460,7 +468,15 @@ async def _run_workers(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
-    async with worker_process(settings):
+    async with AsyncExitStack() as stack:
+        if metrics_port is not None:
+            try:
+                await stack.enter_async_context(metrics_server(metrics_host, metrics_port))
+            except OSError as exc:
+                raise CliError(
+                    f"cannot answer /metrics on {metrics_host}:{metrics_port}: {exc.strerror}"
+                ) from None
+        await stack.enter_async_context(worker_process(settings))
         print(
             "Bookworm worker running (relay, consumers, scheduler); stop with Ctrl-C or SIGTERM.", flush=True
         )

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,9 +196,9 @@ class Cluster:
             time.sleep(0.2)
         raise AssertionError(f"{name} not ready in {START_LIMIT} s:\n{proc.log_tail()}")
 
-    def worker(self, name: str = "worker", **extra: str) -> Proc:
-        """Start `bookworm worker` (relay, every consumer group, scheduler)."""
-        return self._spawn(name, ["worker"], **extra)
+    def worker(self, name: str = "worker", *, options: Sequence[str] = (), **extra: str) -> Proc:
+        """Start `bookworm worker` (relay, every consumer group, scheduler), with its `options`."""
+        return self._spawn(name, ["worker", *options], **extra)
 
     async def cli(self, *args: str, **extra: str) -> Run:
         """Run one `bookworm` command to its end (`extra`: more environment variables)."""
