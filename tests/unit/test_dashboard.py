@@ -69,14 +69,20 @@ def test_the_observability_files_parse(path: Path) -> None:
     assert isinstance(yaml.safe_load(path.read_text()), dict)
 
 
-def test_prometheus_scrapes_every_api_service_of_compose() -> None:
+def test_prometheus_scrapes_every_api_service_and_worker_of_compose_on_its_port() -> None:
     yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     targets = {t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
-    api = {name for name, service in compose["services"].items() if "serve" in service.get("command", [])}
+    scraped = {}
+    for name, service in compose["services"].items():
+        command = service.get("command", [])
+        if "serve" in command:
+            scraped[name] = command[command.index("--port") + 1]
+        elif "worker" in command:
+            scraped[name] = command[command.index("--metrics-port") + 1]
 
-    assert {target.partition(":")[0] for target in targets} == api
+    assert targets == {f"{name}:{port}" for name, port in scraped.items()}
 
 
 def test_the_profile_services_start_only_with_the_profile() -> None:
