@@ -7,10 +7,13 @@ answered by an older read; a mutation's payload never comes from the cache.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.clients import TRANSPORT_WS, Subscription, bearer, gql
 from tests.faults.cluster import Cluster, Proc, admin_token
@@ -131,42 +134,51 @@ async def test_a_newer_position_is_never_answered_by_an_older_read(cluster: Clus
             assert answer["name"] == name
 
 
-async def test_a_rebuild_drops_every_cached_answer(cluster: Cluster) -> None:
+@dataclass
+class Shop:
+    cluster: Cluster
+    http: httpx.AsyncClient
+    book_id: str
+
+
+@pytest.fixture
+async def shop(cluster: Cluster) -> AsyncIterator[Shop]:
+    """One `serve` with its workers, an admin's client, and a book whose answer the cache holds."""
     api = cluster.api("api", workers=True, **PATIENT)
     token = admin_token()
     refs = await make_refs(api.url, token)
     async with httpx.AsyncClient(base_url=api.url, headers=bearer(token), timeout=90) as http:
         book = await create_book(http, refs, "Kept")
         await cached(http, book["bookId"], book["position"])
-        rebuilt = await cluster.cli("projections", "rebuild", "catalog")
-        assert rebuilt.status == 0, rebuilt.stderr
-        for _ in range(TRIES):  # the rebuild's announcement reaches the API process a moment later
-            _, source = await read_book(http, book["bookId"])
-            if source == "MISS":
-                break
-        else:
-            raise AssertionError("the cached answer outlived the rebuild")
+        yield Shop(cluster, http, book["bookId"])
 
 
-async def test_mutations_and_no_cache_requests_never_use_the_cache(cluster: Cluster) -> None:
-    api = cluster.api("api", workers=True, **PATIENT)
-    token = admin_token()
-    refs = await make_refs(api.url, token)
-    async with httpx.AsyncClient(base_url=api.url, headers=bearer(token), timeout=90) as http:
-        book = await create_book(http, refs, "Fresh")
-        await cached(http, book["bookId"], book["position"])
-        fresh = await http.post(
-            "/graphql",
-            json={"query": BOOK, "variables": {"id": book["bookId"]}},
-            headers={"Cache-Control": "no-cache"},
-        )
-        assert fresh.status_code == 200 and "bookworm-cache" not in fresh.headers
-        positions = set()
-        for name in ("Again", "Fresh", "Again"):
-            body = {"query": UPDATE_BOOK, "variables": {"input": {"id": book["bookId"], "name": name}}}
-            response = await http.post("/graphql", json=body)
-            assert "bookworm-cache" not in response.headers
-            updated = response.json()["data"]["updateBook"]
-            assert updated["__typename"] == "UpdateBookSuccess", updated
-            positions.add(updated["position"])
-        assert len(positions) == 3  # each one ran: the third, sent as the first was, made its own event
+async def test_a_rebuild_drops_every_cached_answer(shop: Shop) -> None:
+    cluster, http, book_id = shop.cluster, shop.http, shop.book_id
+    rebuilt = await cluster.cli("projections", "rebuild", "catalog")
+    assert rebuilt.status == 0, rebuilt.stderr
+    for _ in range(TRIES):  # the rebuild's announcement reaches the API process a moment later
+        _, source = await read_book(http, book_id)
+        if source == "MISS":
+            break
+    else:
+        raise AssertionError("the cached answer outlived the rebuild")
+
+
+async def test_mutations_and_no_cache_requests_never_use_the_cache(shop: Shop) -> None:
+    http, book_id = shop.http, shop.book_id
+    fresh = await http.post(
+        "/graphql",
+        json={"query": BOOK, "variables": {"id": book_id}},
+        headers={"Cache-Control": "no-cache"},
+    )
+    assert fresh.status_code == 200 and "bookworm-cache" not in fresh.headers
+    positions = set()
+    for name in ("Again", "Kept", "Again"):
+        body = {"query": UPDATE_BOOK, "variables": {"input": {"id": book_id, "name": name}}}
+        response = await http.post("/graphql", json=body)
+        assert "bookworm-cache" not in response.headers
+        updated = response.json()["data"]["updateBook"]
+        assert updated["__typename"] == "UpdateBookSuccess", updated
+        positions.add(updated["position"])
+    assert len(positions) == 3  # each one ran: the third, sent as the first was, made its own event
