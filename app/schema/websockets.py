@@ -39,6 +39,7 @@ from app.schema.websocket_limits import (
     limits_of,
     spread,
 )
+from app.schema.wire import SocketWire
 
 RECANCEL_EVERY = 1.0  # seconds between two cancellations of an operation that has not ended yet
 BAD_MESSAGE = (4400, "Failed to parse message")
@@ -119,7 +120,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if direct is None or direct.handoff is None:
             return
         try:
-            await deliver(direct.handoff, direct.send)
+            await deliver(direct.handoff, direct.send, direct.wire)
         except WebSocketDisconnected:
             raise
         except Exception as failure:  # what ended the stream, sent as strawberry sends a resolver's error
@@ -138,7 +139,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             except WebSocketDisconnect as disconnected:
                 raise WebSocketDisconnected from disconnected
 
-        return DirectOperation(operation.query, operation.operation_name, operation.variables, send)
+        wire = SocketWire.of(socket.scope, head, operation)
+        return DirectOperation(operation.query, operation.operation_name, operation.variables, send, wire)
 
     async def shutdown(self) -> None:
         await self.guard.stop()
