@@ -39,7 +39,7 @@ from app.schema.websocket_limits import (
     limits_of,
     spread,
 )
-from app.schema.wire import SocketWire
+from app.schema.wire import SocketWire, forget_handshake
 
 RECANCEL_EVERY = 1.0  # seconds between two cancellations of an operation that has not ended yet
 BAD_MESSAGE = (4400, "Failed to parse message")
@@ -87,6 +87,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_connection_init(self, message: transport.ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
+        # strawberry cancelled the deadline's task but keeps it, and with it (Python 3.11 keeps the
+        # CancelledError) its frames: a kilobyte of every idle socket.
+        self.connection_init_timeout_task = None
+        forget_handshake(cast(ASGIWebSocketAdapter, self.websocket).ws.scope)
         if self.connection_acknowledged:
             self.guard.watch_expiry(self._token_expired)
 
@@ -199,6 +203,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.websocket.close(*SECOND_INIT)
             return
         self.init_received = True
+        forget_handshake(cast(ASGIWebSocketAdapter, self.websocket).ws.scope)
         await super().handle_connection_init(message)
         if self.connection_acknowledged:
             self.guard.watch_expiry(self._token_expired)
