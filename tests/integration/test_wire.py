@@ -129,6 +129,8 @@ def payloads(messages: list[str | bytes]) -> list[Any]:
 
 async def test_frames_of_every_length_arrive_whole_and_in_order() -> None:
     async with server() as running, connect(f"ws://127.0.0.1:{running.port}/") as client:
+        # permessage-deflate was agreed (both ends' default): a frame without RSV1 is simply not compressed
+        assert [e.name for e in client.protocol.extensions] == ["permessage-deflate"]
         scope = await asyncio.wait_for(running.scopes.get(), WAIT)
         wire = running.wire(scope)
         sizes = [10, 200, 70_000, 10, 65_000]
