@@ -6,6 +6,10 @@ subscription's generator stops taking notices from its hub queue, the queue (BOO
 subscriber_queue_size) overflows, and the hub switches that subscriber to catch-up from read.changes
 (docs/architecture.md, "Live"). When it reads again it must receive every change, in order, once, on
 the same connection.
+
+Its cohort variant (6b): a stalled member of a cohort, whose frames the cohort's leader writes straight
+to its socket until uvicorn's transport refuses them, must then queue, overflow and catch up alone, while
+the other members of its cohort keep receiving.
 """
 
 from __future__ import annotations
