@@ -152,6 +152,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def cleanup_operation(self, operation_id: str) -> None:
         operation = self.operations.get(operation_id)
+        if operation is not None:
+            # Ended by the client (or the connection): its task is cancelled, but a cohort's leader
+            # writes to its wire without it, and the client may reuse the id at once (SocketWire).
+            operation.completed = True
         await super().cleanup_operation(operation_id)
         # strawberry cancels the task once, and shutdown() then waits for it: a cancellation lost during
         # the operation's budget charge (a Redis call) left the subscription running, with its Redis
