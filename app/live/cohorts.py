@@ -140,6 +140,9 @@ class Cohort:
         queued = 0
         for member in self.members:
             queued += member.offer(frame)
+        # Written: what a queue holds is the payload. Kept, one frame per operation id would stay with
+        # every member's cursor until the next change (clients that number operations by UUID).
+        frame.wire.clear()
         return queued
 
 
