@@ -24,6 +24,7 @@ from app.metrics.endpoint import metrics_routes
 from app.middleware import InFlightLimit, SecurityHeaders
 from app.schema import build_schema
 from app.schema.view import BookwormGraphQL
+from app.schema.wire import ExposeProtocol
 from app.settings import Settings
 
 logger = logging.getLogger("bookworm.api")
@@ -95,7 +96,9 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
         *asset_routes(settings),
     ]
     middleware = [
-        *tracing.asgi_middleware(),  # outermost: a request's span covers everything below
+        # Outermost of all, so that the `send` it is called with is the server's own (app/schema/wire.py).
+        Middleware(ExposeProtocol),
+        *tracing.asgi_middleware(),  # outermost but one: a request's span covers everything below
         Middleware(SecurityHeaders),
         Middleware(InFlightLimit, limit=settings.max_requests_in_flight),
     ]

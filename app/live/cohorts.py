@@ -4,7 +4,10 @@ A cohort is keyed by what its members' frames depend on (the topic, and the docu
 variables that render a notice: see app/schema/subscriptions.py). Its leader task follows the topic in
 the hub once and renders each notice once, to the encoded payload of a `next` message; every member
 gets that same string in its own bounded queue, and its own task sends it. The leader only appends,
-so a slow member never delays the others.
+so a slow member never delays the others. A member with a wire (its socket, written to without
+suspending: app/schema/wire.py) is written to by the leader itself while its queue is empty and its
+socket takes the frame at once; otherwise the frame is queued as above, and once a frame is queued the
+later ones follow it through the queue until it has drained, so each member's order holds.
 
 A member whose queue overflows leaves the cohort and resumes on its own from the last frame it sent,
 through the hub's catch-up (read.changes): nothing is lost, nothing is sent twice. A member that
@@ -19,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from app import tracing
 from app.eventstore.position import Position
@@ -42,6 +45,8 @@ class Frame:
     position: Position
     entity_id: str
     payload: str
+    data: bytes  # the payload, UTF-8
+    wire: dict[bytes, bytes] = field(default_factory=dict)  # encoded websocket frames, by message head
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,30 +57,45 @@ class Resume:
     entity_id: str | None
 
 
+class Wire(Protocol):
+    """A member's socket, written to without suspending."""
+
+    def write(self, frame: Frame) -> bool:
+        """Write `frame` now and return True, or return False if it must wait in the member's queue."""
+
+
 class Member:
     """One subscriber in a cohort: its bounded queue of frames and the last one it sent."""
 
-    __slots__ = ("_wake", "cursor", "ended", "error", "frames", "overflowed", "size")
+    __slots__ = ("_wake", "cursor", "ended", "error", "frames", "overflowed", "size", "wire")
 
-    def __init__(self, size: int, cursor: Resume | None) -> None:
+    def __init__(self, size: int, cursor: Resume | None, wire: Wire | None) -> None:
         self.size = size
-        self.frames: deque[Frame] = deque()
-        self.cursor = cursor  # the last frame sent; None until the cohort's start is known
+        self.wire = wire
+        # The first is being sent while the member's task awaits. Made when first needed: a member whose
+        # wire takes every frame never queues one, and an empty deque costs 624 bytes.
+        self.frames: deque[Frame] | None = None
+        self.cursor: Frame | Resume | None = cursor  # the last frame sent; None until the start is known
         self.overflowed = False
         self.ended = False
         self.error: BaseException | None = None
         self._wake: asyncio.Future[None] | None = None
 
     def offer(self, frame: Frame) -> bool:
-        """Queue a frame (return whether it was); a full queue marks the member to leave and catch up."""
+        """Send or queue a frame (return whether it was); a full queue marks the member to catch up."""
         if self.overflowed:
             return False
+        if not self.frames and self.wire is not None and self.wire.write(frame):
+            self.cursor = frame
+            return True
+        if self.frames is None:
+            self.frames = deque()
         queued = len(self.frames) < self.size
         if queued:
             self.frames.append(frame)
         else:
             self.overflowed = True
-            self.frames.clear()  # read again from read.changes, after the last one sent
+            self.frames = None  # read again from read.changes, after the last one sent
         self.wake()
         return queued
 
@@ -115,11 +135,14 @@ class Cohort:
                 member.cursor = self.cursor
 
     def offer(self, frame: Frame) -> int:
-        """Queue a frame for every member; return to how many it was queued."""
+        """Send or queue a frame for every member; return for how many it was."""
         self.cursor = Resume(frame.position, frame.entity_id)
         queued = 0
         for member in self.members:
             queued += member.offer(frame)
+        # Written: what a queue holds is the payload. Kept, one frame per operation id would stay with
+        # every member's cursor until the next change (clients that number operations by UUID).
+        frame.wire.clear()
         return queued
 
 
@@ -138,16 +161,20 @@ class Cohorts:
         """The cohort of `key`, if it has members (tests and benchmarks look at it)."""
         return self._cohorts.get(key)
 
-    async def follow(self, key: Hashable, topic: str, render: Render, send: Send) -> Resume | None:
+    async def follow(
+        self, key: Hashable, topic: str, render: Render, send: Send, wire: Wire | None = None
+    ) -> Resume | None:
         """Send the cohort's frames until cancelled; return where to resume alone after an overflow.
 
-        Return None when the cohort ended (the hub closed); raise what ended the leader's subscription.
+        `wire`: the member's socket, which the leader writes to while it takes frames at once (else
+        they are queued and sent with `send`). Return None when the cohort ended (the hub closed);
+        raise what ended the leader's subscription.
         """
         cohort = self._cohorts.get(key)
         if cohort is None:
             cohort = self._cohorts[key] = Cohort(topic, render)
             cohort.leader = asyncio.create_task(self._lead(key, cohort), name=f"cohort {topic}")
-        member = Member(self._queue_size, cohort.cursor)
+        member = Member(self._queue_size, cohort.cursor, wire)
         cohort.members.add(member)
         try:
             with subscription(topic_kind(topic)):
@@ -159,11 +186,15 @@ class Cohorts:
         while True:
             await member.wait()
             if member.overflowed:
-                return member.cursor
+                cursor = member.cursor
+                return None if cursor is None else Resume(cursor.position, cursor.entity_id)
             if member.frames:
-                frame = member.frames.popleft()
+                # Left in the queue while it is sent, so the leader does not write the next one first.
+                frame = member.frames[0]
                 await send(frame.payload)
-                member.cursor = Resume(frame.position, frame.entity_id)
+                if member.frames:  # not dropped by an overflow meanwhile
+                    member.frames.popleft()
+                member.cursor = frame
             elif member.ended:
                 if member.error is not None:
                     raise member.error
@@ -188,7 +219,7 @@ class Cohorts:
             if not cohort.members:
                 return False
             cohort.executions += 1
-            queued = cohort.offer(Frame(notice.position, notice.entity_id, payload))
+            queued = cohort.offer(Frame(notice.position, notice.entity_id, payload, payload.encode()))
             delivered(topic_kind(cohort.topic), queued)
         return True
 

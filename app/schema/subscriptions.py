@@ -3,9 +3,10 @@
 Over graphql-transport-ws, a subscription without `after` whose events are the same for every caller
 joins a cohort (app/live/cohorts.py): the subscribers of one document, operation and variables share
 one hub subscription, one execution and one encoded payload per change, which is sent straight to each
-socket. The websocket handler names the operation being run (DIRECT); once admitted, the resolver hands
-the subscription back to it (a Handoff) and ends, so what strawberry and graphql-core hold for a running
-subscription is freed: a member is its task, its queue and its cursor.
+socket (where the server lets us, written to its transport as a frame built once per change:
+app/schema/wire.py). The websocket handler names the operation being run (DIRECT); once admitted, the
+resolver hands the subscription back to it (a Handoff) and ends, so what strawberry and graphql-core
+hold for a running subscription is freed: a member is its task, its queue and its cursor.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from graphql import DocumentNode, ExecutionResult, GraphQLError, execute
 from strawberry.schema.base import BaseSchema
 
 from app.domain.errors import ValidationError
-from app.live.cohorts import Render
+from app.live.cohorts import Render, Wire
 from app.live.hub import Hub
 from app.live.notices import ChangeNotice, topic_kind
 from app.metrics.instruments import delivered, subscription
@@ -55,6 +56,7 @@ class DirectOperation:
     operation_name: str | None
     variables: dict[str, object] | None
     send: Callable[[str], Awaitable[None]]
+    wire: Wire | None = None  # its socket's transport, when frames can be written to it directly
     handoff: Handoff | None = None  # set by a resolver whose subscription the handler is to deliver
 
 
@@ -123,12 +125,13 @@ async def public_changes(
         yield event(notice)
 
 
-async def deliver(handoff: Handoff, send: Callable[[str], Awaitable[None]]) -> None:
+async def deliver(handoff: Handoff, send: Callable[[str], Awaitable[None]], wire: Wire | None = None) -> None:
     """Send a handed-off subscription's payloads until cancelled, or until the hub closes.
 
-    From its cohort; after an overflow, alone from the last one sent, through the hub's catch-up.
+    From its cohort (through `wire` while it takes them); after an overflow, alone from the last one
+    sent, through the hub's catch-up and `send`.
     """
-    resume = await handoff.hub.cohorts.follow(handoff.key, handoff.topic, handoff.render, send)
+    resume = await handoff.hub.cohorts.follow(handoff.key, handoff.topic, handoff.render, send, wire)
     if resume is None:
         return
     stream = handoff.hub.subscribe(

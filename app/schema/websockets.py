@@ -39,6 +39,7 @@ from app.schema.websocket_limits import (
     limits_of,
     spread,
 )
+from app.schema.wire import SocketWire, forget_handshake
 
 RECANCEL_EVERY = 1.0  # seconds between two cancellations of an operation that has not ended yet
 BAD_MESSAGE = (4400, "Failed to parse message")
@@ -86,6 +87,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_connection_init(self, message: transport.ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
+        # strawberry cancelled the deadline's task but keeps it, and with it (Python 3.11 keeps the
+        # CancelledError) its frames: a kilobyte of every idle socket.
+        self.connection_init_timeout_task = None
+        forget_handshake(cast(ASGIWebSocketAdapter, self.websocket).ws.scope)
         if self.connection_acknowledged:
             self.guard.watch_expiry(self._token_expired)
 
@@ -119,7 +124,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if direct is None or direct.handoff is None:
             return
         try:
-            await deliver(direct.handoff, direct.send)
+            await deliver(direct.handoff, direct.send, direct.wire)
         except WebSocketDisconnected:
             raise
         except Exception as failure:  # what ended the stream, sent as strawberry sends a resolver's error
@@ -138,7 +143,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             except WebSocketDisconnect as disconnected:
                 raise WebSocketDisconnected from disconnected
 
-        return DirectOperation(operation.query, operation.operation_name, operation.variables, send)
+        wire = SocketWire.of(socket.scope, head, operation)
+        return DirectOperation(operation.query, operation.operation_name, operation.variables, send, wire)
 
     async def shutdown(self) -> None:
         await self.guard.stop()
@@ -146,6 +152,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def cleanup_operation(self, operation_id: str) -> None:
         operation = self.operations.get(operation_id)
+        if operation is not None:
+            # Ended by the client (or the connection): its task is cancelled, but a cohort's leader
+            # writes to its wire without it, and the client may reuse the id at once (SocketWire).
+            operation.completed = True
         await super().cleanup_operation(operation_id)
         # strawberry cancels the task once, and shutdown() then waits for it: a cancellation lost during
         # the operation's budget charge (a Redis call) left the subscription running, with its Redis
@@ -197,6 +207,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.websocket.close(*SECOND_INIT)
             return
         self.init_received = True
+        forget_handshake(cast(ASGIWebSocketAdapter, self.websocket).ws.scope)
         await super().handle_connection_init(message)
         if self.connection_acknowledged:
             self.guard.watch_expiry(self._token_expired)

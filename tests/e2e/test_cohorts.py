@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -13,6 +14,8 @@ from tests.e2e.operations import create_book
 
 pytestmark = pytest.mark.e2e
 
+MEMBERS = 25
+CHANGES = 20
 CATALOG_CHANGED = """subscription($after: String) {
   catalogChanged(after: $after) { kind position entity entityId } }"""
 
@@ -67,3 +70,27 @@ async def test_live_members_share_and_a_resuming_one_gets_what_it_missed_first(
             assert await next_author(resuming) == expected
             assert await next_author(first) == await next_author(second) == expected
     assert (missed["authorId"], missed["position"]) in replayed
+
+
+async def test_many_members_of_one_cohort_each_receive_every_change_in_order(
+    http: httpx.AsyncClient, ws_url: str
+) -> None:
+    # Written straight to each socket's transport (app/schema/wire.py): the server runs uvicorn's
+    # websockets-sansio protocol.
+    async with AsyncExitStack() as stack:
+        members = [
+            await stack.enter_async_context(Subscription(TRANSPORT_WS, ws_url, CATALOG_CHANGED))
+            for _ in range(MEMBERS)
+        ]
+        for attempt in range(20):  # every member is live once a change reaches them all
+            warm = await create_author(http, f"Cohort of many, warm-up {attempt}")
+            try:
+                for member in members:
+                    await until_author(member, warm["authorId"])
+                break
+            except TimeoutError:
+                continue
+        created = [(await create_author(http, f"Cohort of many {n}")) for n in range(CHANGES)]
+        expected = [(author["authorId"], author["position"]) for author in created]
+        for member in members:
+            assert [await next_author(member) for _ in expected] == expected

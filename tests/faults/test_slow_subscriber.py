@@ -6,6 +6,10 @@ subscription's generator stops taking notices from its hub queue, the queue (BOO
 subscriber_queue_size) overflows, and the hub switches that subscriber to catch-up from read.changes
 (docs/architecture.md, "Live"). When it reads again it must receive every change, in order, once, on
 the same connection.
+
+Its cohort variant (6b): a stalled member of a cohort, whose frames the cohort's leader writes straight
+to its socket until uvicorn's transport refuses them, must then queue, overflow and catch up alone, while
+the other members of its cohort keep receiving.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from tests.e2e.clients import TRANSPORT_WS
+from app.eventstore import Position
+from tests.e2e.clients import TRANSPORT_WS, bearer
 from tests.faults.cluster import Cluster, Proc, admin_token
 from tests.faults.conftest import Profile, record
 from tests.faults.traffic import (
@@ -44,6 +50,7 @@ SAMPLE_EVERY = 0.2  # seconds between two samples of the API's resident memory
 # write buffer; a few MiB of warm-up remain. Growing with the changes would exceed it: graphql-core's
 # per-event memo (fixed by PerEventExecutor) grew by about 3 KiB per change, +29 MiB for 10,000.
 MEMORY_BOUND = 16.0
+WARM = "mutation($n: String!) { createAuthor(input: {name: $n}) { ... on CreateAuthorSuccess { position } } }"
 
 
 @dataclass
@@ -77,7 +84,9 @@ class SlowSubscriber:
 
 
 @asynccontextmanager
-async def slow_subscriber(url: str, after: str) -> AsyncIterator[SlowSubscriber]:
+async def slow_subscriber(
+    url: str, after: str | None, query: str = CATALOG_CHANGED
+) -> AsyncIterator[SlowSubscriber]:
     """Subscribe to catalogChanged after `after` on a connection that buffers almost nothing."""
     address = urlsplit(url)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -92,7 +101,7 @@ async def slow_subscriber(url: str, after: str) -> AsyncIterator[SlowSubscriber]
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert ack["type"] == "connection_ack", ack
-        operation = {"query": CATALOG_CHANGED, "variables": {"after": after}}
+        operation = {"query": query, "variables": {"after": after}}
         await ws.send(json.dumps({"id": "slow", "type": "subscribe", "payload": operation}))
         yield SlowSubscriber(ws)
 
@@ -165,3 +174,100 @@ async def stall(seconds: float, watcher: Watcher, database: str, after: str) -> 
         assert loop.time() < end, f"the normal watcher fell behind: {len(watcher.received)} of {logged}"
         await asyncio.sleep(0.1)
     await asyncio.sleep(end - loop.time())
+
+
+# Padded with aliases (within the limit of 50) to about 2.4 KB a frame. Linux lets a socket's send buffer
+# grow to 4 MiB (net.ipv4.tcp_wmem), however little its reader takes: before uvicorn's transport passes
+# its high-water mark and the member has to queue, about 4 MiB must be on the way. The stalled member
+# misses twice the slow profile's changes, about 10 MB.
+PADDED = (
+    "subscription($after: String) { catalogChanged(after: $after) { kind position entity entityId "
+    + " ".join(f"p{n}: entityId" for n in range(48))
+    + " } }"
+)
+STALLED_LOAD = 2  # times the slow profile's changes and seconds
+MEMBERS = 3
+WARM_ATTEMPTS = 20
+
+
+async def follow(url: str, into: list[Change]) -> None:
+    """A cohort member that reads every frame: catalogChanged (padded) without `after`, until cancelled."""
+    async with connect(url, subprotocols=[Subprotocol(TRANSPORT_WS)], open_timeout=10) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        operation = {"query": PADDED, "variables": {"after": None}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": operation}))
+        async for raw in ws:
+            message = json.loads(raw)
+            if message["type"] == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+                continue
+            assert message["type"] == "next", message
+            change = message["payload"]["data"]["catalogChanged"]
+            into.append((change["position"], change["kind"], change["entity"], change["entityId"]))
+
+
+async def all_live(writer: str, token: str, lists: list[list[Change]]) -> str:
+    """Make catalog changes until one reaches every list; return its position."""
+    async with httpx.AsyncClient(base_url=writer, headers=bearer(token), timeout=30) as http:
+        for attempt in range(WARM_ATTEMPTS):
+            body = {"query": WARM, "variables": {"n": f"Warm {attempt}"}}
+            response = await http.post("/graphql", json=body)
+            position = response.json()["data"]["createAuthor"]["position"]
+            for _ in range(50):
+                if all(any(change[0] == position for change in received) for received in lists):
+                    return str(position)
+                await asyncio.sleep(0.1)
+    raise AssertionError("the cohort's members never all went live")
+
+
+def after(position: str, received: list[Change]) -> list[Change]:
+    start = Position.parse(position)
+    return [change for change in received if Position.parse(change[0]) > start]
+
+
+async def test_a_stalled_cohort_member_queues_then_catches_up_while_the_others_keep_receiving(
+    cluster: Cluster, profile: Profile
+) -> None:
+    # Cohort members take their frames straight from the leader while their socket takes them
+    # (docs/architecture.md, "Live"); a stalled one must fall back to its bounded queue, overflow it and
+    # catch up alone, and the other members must not wait for it.
+    cluster.worker()
+    watched = cluster.api("api-watched", BOOKWORM_SUBSCRIBER_QUEUE_SIZE="16")
+    writer = cluster.api("api-writes")
+    token = admin_token()
+    refs = await make_refs(writer.url, token)
+    members: list[list[Change]] = [[] for _ in range(MEMBERS)]
+    following = [asyncio.create_task(follow(watched.ws_url, received)) for received in members]
+    async with slow_subscriber(watched.ws_url, None, PADDED) as slow:
+        reading = asyncio.create_task(slow.run())
+        start = await all_live(writer.url, token, [*members, slow.received])
+        reading.cancel()  # from here on the stalled member reads nothing
+        await asyncio.gather(reading, return_exceptions=True)
+        memory = MemorySampler(watched)
+        sampling = asyncio.create_task(memory.run())
+        load = Load([writer.url], token, refs, profile.slow_changes / profile.slow_seconds, profile.clients)
+        await load.run(profile.slow_seconds * STALLED_LOAD * MARGIN)
+        await cluster.caught_up()
+        expected = await logged_changes(cluster.settings.database_url or "", start)
+        for received in members:  # every other member has everything while the stalled one still waits
+            while len(after(start, received)) < len(expected):
+                assert not any(task.done() for task in following), "a member's connection ended"
+                await asyncio.sleep(0.1)
+        sampling.cancel()
+        reading = asyncio.create_task(slow.run())
+        await slow.read(reading, len(slow.received) + len(expected))
+        reading.cancel()
+    for task in following:
+        task.cancel()
+
+    for received in [*members, slow.received]:
+        check_exactly_once(after(start, received), expected)
+    assert load.failures() == {}, load.outcomes
+    baseline, peak = memory.samples[0], max(memory.samples)
+    assert peak - baseline < MEMORY_BOUND, f"the API grew from {baseline:.0f} to {peak:.0f} MiB"
+    record(
+        "6b stalled cohort member",
+        changes_while_it_read_nothing=len(expected),
+        api_memory=f"{baseline:.0f} MiB before, peak {peak:.0f} MiB (+{peak - baseline:.1f})",
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 from app.eventstore.position import START, Position
 from app.identity import ANONYMOUS
-from app.live.cohorts import Cohorts, Resume
+from app.live.cohorts import Cohorts, Frame, Resume
 from app.live.notices import ChangeNotice
 from app.schema import build_schema
 from app.schema.subscriptions import DIRECT, DirectOperation, deliver
@@ -225,4 +225,80 @@ async def test_a_member_that_leaves_resumes_after_the_last_change_it_sent() -> N
     async with asyncio.timeout(WAIT):
         resume = await following
     assert sent == ["b1", "b2"]
+    assert resume == Resume(Position(2, 2), "b2")
+
+
+class FakeWire:
+    """A member's socket that takes frames while `open` (the leader writes them), else refuses."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.written: list[str] = []
+
+    def write(self, frame: Frame) -> bool:
+        if self.open:
+            self.written.append(frame.payload)
+        return self.open
+
+
+async def test_the_leader_writes_to_a_members_wire_and_queues_in_order_while_it_refuses() -> None:
+    hub = FeedHub(queue_size=8)
+    wire, sent = FakeWire(), []
+    sending = asyncio.Event()
+    sending.set()
+
+    async def send(payload: str) -> None:
+        await sending.wait()
+        sent.append(payload)
+
+    async def render(change: ChangeNotice) -> str:
+        return change.entity_id
+
+    following = asyncio.create_task(hub.cohorts.follow("key", "catalog", render, send, wire))
+    await subscribed(hub, 1)
+    hub.publish(notice(1))
+    await asyncio.sleep(0.01)
+    assert (wire.written, sent) == (["b1"], [])  # written by the leader: the member's task never woke
+
+    wire.open, sending = False, asyncio.Event()  # the socket is past its high-water mark
+    hub.publish(notice(2))
+    await asyncio.sleep(0.01)  # b2 is queued, and the member's task is sending it
+    wire.open = True  # the socket drained: b3 must still wait behind b2
+    hub.publish(notice(3))
+    await asyncio.sleep(0.01)
+    assert (wire.written, sent) == (["b1"], [])
+    sending.set()
+    await asyncio.sleep(0.01)
+    assert sent == ["b2", "b3"]
+    hub.publish(notice(4))  # the queue has drained: the wire again
+    await asyncio.sleep(0.01)
+    assert (wire.written, sent) == (["b1", "b4"], ["b2", "b3"])
+
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)
+
+
+async def test_a_member_whose_wire_refuses_overflows_and_resumes_after_the_last_frame_it_wrote() -> None:
+    hub = FeedHub(queue_size=2)
+    wire = FakeWire()
+    stuck = asyncio.Event()
+
+    async def send(payload: str) -> None:
+        await stuck.wait()
+
+    async def render(change: ChangeNotice) -> str:
+        return change.entity_id
+
+    following = asyncio.create_task(hub.cohorts.follow("key", "catalog", render, send, wire))
+    await subscribed(hub, 1)
+    hub.publish(notice(1))
+    await asyncio.sleep(0.01)
+    wire.open = False
+    for number in (2, 3, 4):  # b2 is being sent, b3 waits, b4 overflows the queue of two
+        hub.publish(notice(number))
+        await asyncio.sleep(0.01)
+    stuck.set()
+    async with asyncio.timeout(WAIT):
+        resume = await following
+    assert wire.written == ["b1"]
     assert resume == Resume(Position(2, 2), "b2")

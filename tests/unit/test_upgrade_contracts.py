@@ -1,5 +1,5 @@
-"""What our code relies on inside strawberry, graphql-core, broadcaster, redis-py and OpenTelemetry beyond
-their documented API, checked without I/O. Each failure says which code of ours to revisit
+"""What our code relies on inside strawberry, graphql-core, broadcaster, redis-py, OpenTelemetry and uvicorn
+beyond their documented API, checked without I/O. Each failure says which code of ours to revisit
 (docs/architecture.md, "Upgrading dependencies")."""
 
 from __future__ import annotations
@@ -15,13 +15,21 @@ from typing import Any
 import broadcaster
 import pytest
 import strawberry
+import uvicorn
 from broadcaster import Broadcast, BroadcastBackend
 from graphql import ExecutionResult, GraphQLSchema, parse
 from redis import asyncio as aioredis
 from strawberry.extensions import MaskErrors
 from strawberry.http.async_base_view import AsyncBaseHTTPView
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+from uvicorn.server import ServerState
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from app.eventstore.position import Position
 from app.identity import ANONYMOUS
@@ -35,6 +43,7 @@ from app.schema.extensions import OperationLabel, PerEventExecutor, PublicErrors
 from app.schema.stream_transports import SSE, Multipart
 from app.schema.view import BookwormGraphQL
 from app.schema.websockets import LegacyWSHandler, TransportWSHandler
+from app.schema.wire import SUPPORTED
 
 CATALOG_CHANGED = "subscription { catalogChanged { kind position entity entityId } }"
 OUR_OWN_METHODS = {"authenticate", "opening", "fatal"}  # public methods of ours that override nothing
@@ -293,3 +302,42 @@ def test_the_sdk_still_reads_otel_traces_sampler_through_the_function_we_call(
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
     assert "TraceIdRatioBased{0.25}" in _get_from_env_or_default().get_description()
+
+
+async def test_uvicorns_websocket_protocol_still_has_the_state_the_wire_reads() -> None:
+    # app/schema/wire.py writes frames to the transport of `bookworm serve`'s websocket protocol (uvicorn's
+    # "auto" choice) and reads its state to refuse a write that would not be safe; ExposeProtocol finds
+    # the protocol as the owner of the `send` uvicorn calls the app with.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    config = uvicorn.Config(app, lifespan="off", log_config=None)
+    config.load()
+    protocol = AutoWebSocketsProtocol(config=config, server_state=ServerState(), app_state={})  # type: ignore[misc]
+    name = f"{type(protocol).__module__}.{type(protocol).__qualname__}"
+    revisit = "app/schema/wire.py writes to this protocol's transport: check what it reads"
+    assert name in SUPPORTED, f"uvicorn's ws='auto' is now {name}: {revisit}"
+    assert isinstance(protocol.writable, asyncio.Event), revisit
+    protocol.pause_writing()
+    assert not protocol.writable.is_set(), revisit
+    protocol.resume_writing()
+    assert protocol.writable.is_set(), revisit
+    assert protocol.close_sent is False and protocol.disconnected is False, revisit
+    assert isinstance(protocol.conn, ServerProtocol) and protocol.conn.state is State.CONNECTING, revisit
+    assert hasattr(protocol, "transport"), revisit
+    assert "self.app(self.scope, self.receive, self.send)" in inspect.getsource(type(protocol)), revisit
+    # forget_handshake drops the handshake's request and response once the socket is accepted: uvicorn
+    # reads them only in handle_connect and as it sends the accept.
+    source = inspect.getsource(type(protocol))
+    accepting = inspect.getsource(type(protocol).send).split('elif message["type"] == "websocket.close"')[0]
+    handshake = inspect.getsource(type(protocol).handle_connect) + accepting
+    for name in ("self.request", "self.response"):
+        assert source.count(name) == handshake.count(name), f"uvicorn reads {name} later: {revisit}"
+    assert "self.handshake_complete = True" in accepting, revisit
+    assert uvicorn.__version__.startswith("0.55."), f"pyproject.toml pins uvicorn 0.55: {revisit}"
+
+
+def test_strawberrys_operation_still_says_when_it_completed() -> None:
+    # SocketWire (app/schema/wire.py) refuses to write once the client completed the operation.
+    source = inspect.getsource(Operation)
+    assert "self.completed = False" in source and "self.completed = True" in source
