@@ -12,6 +12,7 @@ import json
 from contextlib import suppress
 from typing import Any, cast
 
+from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -119,7 +120,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await operation.send_operation_message(_transport_error(operation.id, refusal))
 
     async def _send_result_stream(self, operation: Operation[Context, None], result_source: Any) -> None:
-        await super()._send_result_stream(operation, result_source)
+        try:
+            await super()._send_result_stream(operation, result_source)
+        except GraphQLError as refused:
+            # Admission refuses as it parses (a syntax error, QUERY_TOO_COMPLEX, RATE_LIMITED), before any
+            # result: answered as strawberry answers a document that fails validation.
+            await self._handle_pre_execution_error(operation, PreExecutionError(data=None, errors=[refused]))
+            return
         direct = DIRECT.get()
         if direct is None or direct.handoff is None:
             return
@@ -267,18 +274,22 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             operation_name=operation_name,
         )
         self.subscriptions[operation_id] = results
-        async with aclosing(results):
-            first = True
-            async for result in results:
-                if first and isinstance(result, PreExecutionError):
-                    assert result.errors
-                    await self.send_message(_legacy_error(operation_id, result.errors[0].formatted))
-                    return
-                if not isinstance(result, ExecutionResult):
-                    await self.send_message(_legacy_error(operation_id, {"message": NO_INCREMENTAL}))
-                    return
-                await self.send_data_message(result, operation_id)
-                first = False
+        try:
+            async with aclosing(results):
+                first = True
+                async for result in results:
+                    if first and isinstance(result, PreExecutionError):
+                        assert result.errors
+                        await self.send_message(_legacy_error(operation_id, result.errors[0].formatted))
+                        return
+                    if not isinstance(result, ExecutionResult):
+                        await self.send_message(_legacy_error(operation_id, {"message": NO_INCREMENTAL}))
+                        return
+                    await self.send_data_message(result, operation_id)
+                    first = False
+        except GraphQLError as refused:  # admission's refusal as it parses: see TransportWSHandler
+            await self.send_message(_legacy_error(operation_id, refused.formatted))
+            return
         await self.send_message({"type": "complete", "id": operation_id})
 
     async def _init_deadline(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from app.ids import new_id
 from tests.e2e.clients import LEGACY_WS, TRANSPORT_WS, Subscription, gql
@@ -349,3 +350,26 @@ async def test_unknown_ids_still_read_as_missing(http: httpx.AsyncClient) -> Non
     data = await gql(http, "query($id: ID!) { book(id: $id) { id } }", {"id": new_id()})
 
     assert data == {"book": None}
+
+
+TOO_MANY_TOKENS = (
+    "subscription { catalogChanged { " + "kind " * 2_500 + "} }"
+)  # past BOOKWORM_MAX_QUERY_TOKENS
+UNFINISHED = "subscription { catalogChanged { kind "
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_document_refused_as_it_is_parsed_is_a_typed_error_over_websockets(
+    ws_url: str, protocol: str
+) -> None:
+    async with Subscription(protocol, ws_url, TOO_MANY_TOKENS) as subscription:
+        error = first_error(await subscription.next_message())
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX", error
+
+    async with Subscription(protocol, ws_url, UNFINISHED) as subscription:
+        if protocol == LEGACY_WS:
+            assert "Syntax Error" in first_error(await subscription.next_message())["message"]
+        else:  # graphql-transport-ws closes the connection on a syntax error, as strawberry does
+            with pytest.raises(ConnectionClosed) as closed:
+                await subscription.next_message()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
