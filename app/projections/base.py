@@ -50,7 +50,13 @@ class Projection(Protocol):
     topics: Mapping[str, tuple[str, ...]]
 
     def ddl(self, prefix: str) -> list[str]:
-        """Return the statements that create one generation's tables (prefix: `<name>_g<N>_`)."""
+        """Return the statements that create one generation's tables (prefix: `<name>_g<N>_`), with the
+        indexes and constraints applying an event needs."""
+        ...
+
+    def deferred_ddl(self, prefix: str) -> list[str]:
+        """Return the statements that complete `ddl`'s tables with the indexes and constraints applying
+        an event does without (a rebuild runs them after its bulk load)."""
         ...
 
     def view_ddl(self, prefix: str) -> list[str]:

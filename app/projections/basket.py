@@ -197,6 +197,9 @@ class BasketProjection:
     def ddl(self, prefix: str) -> list[str]:
         return basket_tables.ddl(prefix)
 
+    def deferred_ddl(self, prefix: str) -> list[str]:
+        return basket_tables.deferred_ddl(prefix)
+
     def view_ddl(self, prefix: str) -> list[str]:
         return basket_tables.view_ddl(prefix)
 
