@@ -125,8 +125,9 @@ async def _complete(pool: asyncpg.Pool, projection: Projection, prefix: str) -> 
     try:
         await _execute(pool, projection.deferred_ddl(prefix))
     except asyncpg.IntegrityConstraintViolationError as exc:
+        broken = f"{exc.message}: {exc.detail}" if exc.detail else exc.message
         raise RebuildRejected(
-            f"the replayed {projection.name} tables break a constraint ({exc}); "
+            f"the replayed {projection.name} tables break a constraint ({broken}); "
             "the views stay on the current tables"
         ) from None
 
