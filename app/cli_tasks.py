@@ -15,7 +15,7 @@ from app.identity.keys import KeyConfigError, signing_secret
 from app.identity.tokens import issue
 from app.live.notifier import Notifier
 from app.projections import PROJECTIONS, ProjectionMissing
-from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuild
+from app.projections.rebuild import RebuildInProgress, RebuildRejected, UnknownProjection, rebuild
 from app.projections.status import projection_status
 from app.projections.verify import report, report_snapshots, verify, verify_snapshots
 from app.seed import seed
@@ -87,7 +87,7 @@ async def projections_rebuild(args: argparse.Namespace, built: Container) -> Non
     print(f"Rebuilding {name} while the current tables keep serving...", flush=True)
     try:
         report = await rebuild(built.pool, built.event_store, name)
-    except (UnknownProjection, RebuildInProgress, ProjectionMissing) as exc:
+    except (UnknownProjection, RebuildInProgress, RebuildRejected, ProjectionMissing) as exc:
         raise CliError(str(exc)) from None
     # The views now show other tables, which no change notice announced: every API process drops the
     # answers its response cache keeps (and subscribers re-read read.changes, which finds nothing new).

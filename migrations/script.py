@@ -30,7 +30,8 @@ FIRST_GENERATION = 1
 def create_projection(projection: Projection) -> None:
     """Create a new projection's generation-1 tables and views from its own DDL, and its checkpoint row."""
     prefix = table_prefix(projection.name, FIRST_GENERATION)
-    run_script(";\n".join(projection.ddl(prefix) + projection.view_ddl(prefix)) + ";\n")
+    statements = projection.ddl(prefix) + projection.deferred_ddl(prefix) + projection.view_ddl(prefix)
+    run_script(";\n".join(statements) + ";\n")
     run_script(
         "INSERT INTO read.projections (name, version, generation, transaction_id, global_position) "
         f"VALUES ('{projection.name}', {projection.version}, {FIRST_GENERATION}, 0, 0);"

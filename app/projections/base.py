@@ -7,7 +7,7 @@ then swaps the views in one transaction (app/projections/rebuild.py).
 
 A rebuild announces nothing, so it applies most events as plain statements (`Projection.statement`),
 many at a time: statements of different keys commute, so each key's n-th statement goes in wave n
-and a wave runs as one `executemany` per SQL text.
+and a wave runs as one statement per SQL text: its `many` form, or else an `executemany`.
 """
 
 from __future__ import annotations
@@ -32,12 +32,15 @@ class Statement:
     """One statement that applies an event, whose result decides only what the event announces.
 
     Statements of different keys commute (they read and write different rows); key None orders the
-    statement after every statement before it and before every one after it.
+    statement after every statement before it and before every one after it. `many`, when there is one,
+    makes the change of `sql` for any number of keys in one statement: it takes each of `sql`'s arguments
+    as an array, one element per key.
     """
 
     sql: str
     args: tuple[object, ...]
     key: str | None
+    many: str | None = None
 
 
 class Projection(Protocol):
@@ -50,7 +53,13 @@ class Projection(Protocol):
     topics: Mapping[str, tuple[str, ...]]
 
     def ddl(self, prefix: str) -> list[str]:
-        """Return the statements that create one generation's tables (prefix: `<name>_g<N>_`)."""
+        """Return the statements that create one generation's tables (prefix: `<name>_g<N>_`), with the
+        indexes and constraints applying an event needs."""
+        ...
+
+    def deferred_ddl(self, prefix: str) -> list[str]:
+        """Return the statements that complete `ddl`'s tables with the indexes and constraints applying
+        an event does without (a rebuild runs them after its bulk load)."""
         ...
 
     def view_ddl(self, prefix: str) -> list[str]:
@@ -178,19 +187,25 @@ async def apply_quietly(
     await _run_waves(conn, pending)
 
 
+_Wave = dict[tuple[str, str | None], list[tuple[object, ...]]]
+
+
 async def _run_waves(conn: asyncpg.Connection, statements: Sequence[Statement]) -> None:
     for wave in _waves(statements):
-        for sql, args in wave.items():
-            await conn.executemany(sql, args)
+        for (sql, many), args in wave.items():
+            if many is None or len(args) == 1:
+                await conn.executemany(sql, args)
+            else:
+                await conn.execute(many, *(list(column) for column in zip(*args, strict=True)))
 
 
-def _waves(statements: Sequence[Statement]) -> list[dict[str, list[tuple[object, ...]]]]:
+def _waves(statements: Sequence[Statement]) -> list[_Wave]:
     """Put each key's n-th statement in wave n; in a wave, group the arguments by SQL text."""
     depth: dict[str | None, int] = {}
-    waves: list[dict[str, list[tuple[object, ...]]]] = []
+    waves: list[_Wave] = []
     for statement in statements:
         n = depth[statement.key] = depth.get(statement.key, -1) + 1
         if n == len(waves):
             waves.append({})
-        waves[n].setdefault(statement.sql, []).append(statement.args)
+        waves[n].setdefault((statement.sql, statement.many), []).append(statement.args)
     return waves

@@ -75,6 +75,56 @@ changed AS (
   SELECT $1, book_id, quantity, $3 FROM left_over
   ON CONFLICT (basket_id, book_id) DO UPDATE SET quantity = EXCLUDED.quantity)"""
 
+# `_TOUCH` for a wave of different baskets at once (`Statement.many`): each argument is an array, one
+# element per basket. $5 (whether the event touches the basket) is the same for every basket of one line
+# change, so what it decides is written in.
+_TOUCH_MANY = """
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::integer[], $4::timestamptz[], $5::boolean[]{columns})
+    AS i (basket_id, customer_id, version, at, touches{names})),
+touched AS (
+  INSERT INTO read.{p}baskets AS b (id, customer_id, version, created_at, updated_at)
+  SELECT basket_id, customer_id, version, at, at FROM input
+  ON CONFLICT (id) DO UPDATE
+  SET version = EXCLUDED.version, updated_at = {updated_at}
+  WHERE b.version < EXCLUDED.version
+  RETURNING b.id){change}
+SELECT count(*) FROM touched"""
+_BOOK_LINE = ", $6::uuid[], $7::integer[]", ", book_id, quantity"
+# By line change: its clause for a wave, and the columns and names of the arguments from $6 on.
+_MANY = {
+    "": ("", "", ""),
+    _PUT_LINE: (
+        """,
+changed AS (
+  INSERT INTO read.{p}lines (basket_id, book_id, quantity, seq)
+  SELECT i.basket_id, i.book_id, i.quantity, i.version FROM input i JOIN touched t ON t.id = i.basket_id
+  ON CONFLICT (basket_id, book_id) DO UPDATE SET quantity = EXCLUDED.quantity)""",
+        *_BOOK_LINE,
+    ),
+    _SET_QUANTITY: (
+        """,
+changed AS (
+  UPDATE read.{p}lines l SET quantity = i.quantity FROM input i JOIN touched t ON t.id = i.basket_id
+  WHERE l.basket_id = i.basket_id AND l.book_id = i.book_id)""",
+        *_BOOK_LINE,
+    ),
+    _REMOVE_LINE: (
+        """,
+changed AS (
+  DELETE FROM read.{p}lines l USING input i JOIN touched t ON t.id = i.basket_id
+  WHERE l.basket_id = i.basket_id AND l.book_id = i.book_id)""",
+        ", $6::uuid[]",
+        ", book_id",
+    ),
+    _EMPTY_BASKET: (
+        """,
+changed AS (DELETE FROM read.{p}lines l USING touched t WHERE l.basket_id = t.id)""",
+        "",
+        "",
+    ),
+}
+
 # Returns whether what baskets show of the book changed; NULL for a book seen for the first time.
 _PUT_BOOK = """
 WITH old AS (SELECT name, unit_price, available FROM read.{p}books WHERE id = $1)
@@ -122,10 +172,22 @@ def _touch(p: str, change: str) -> str:
     return _TOUCH.format(p=p, change=change.format(p=p))
 
 
+@functools.lru_cache(maxsize=64)
+def _touch_many(p: str, change: str) -> str | None:
+    """Return `_TOUCH_MANY` with `change` for `p`'s tables; None for a checkout's lines (an array each)."""
+    if change not in _MANY:
+        return None
+    clause, columns, names = _MANY[change]
+    updated_at = "EXCLUDED.updated_at" if change else "b.updated_at"
+    return _TOUCH_MANY.format(
+        p=p, columns=columns, names=names, updated_at=updated_at, change=clause.format(p=p)
+    )
+
+
 def _basket_statement(r: RecordedEvent, p: str, e: BasketEvent) -> Statement:
     change, line_args = _line_change(e) or ("", ())
     args = (e.basket_id, e.customer_id, r.stream_version, r.recorded_at, bool(change), *line_args)
-    return Statement(_touch(p, change), args, f"basket:{e.basket_id}")
+    return Statement(_touch(p, change), args, f"basket:{e.basket_id}", _touch_many(p, change))
 
 
 async def _basket_changed(
@@ -196,6 +258,9 @@ class BasketProjection:
 
     def ddl(self, prefix: str) -> list[str]:
         return basket_tables.ddl(prefix)
+
+    def deferred_ddl(self, prefix: str) -> list[str]:
+        return basket_tables.deferred_ddl(prefix)
 
     def view_ddl(self, prefix: str) -> list[str]:
         return basket_tables.view_ddl(prefix)

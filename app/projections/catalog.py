@@ -272,6 +272,9 @@ class CatalogProjection:
     def ddl(self, prefix: str) -> list[str]:
         return catalog_tables.ddl(prefix)
 
+    def deferred_ddl(self, prefix: str) -> list[str]:
+        return []
+
     def view_ddl(self, prefix: str) -> list[str]:
         return catalog_tables.view_ddl(prefix)
 

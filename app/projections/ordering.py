@@ -91,6 +91,9 @@ class OrderingProjection:
     def ddl(self, prefix: str) -> list[str]:
         return ordering_tables.ddl(prefix)
 
+    def deferred_ddl(self, prefix: str) -> list[str]:
+        return []
+
     def view_ddl(self, prefix: str) -> list[str]:
         return ordering_tables.view_ddl(prefix)
 

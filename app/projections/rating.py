@@ -62,6 +62,9 @@ class RatingProjection:
     def ddl(self, prefix: str) -> list[str]:
         return rating_tables.ddl(prefix)
 
+    def deferred_ddl(self, prefix: str) -> list[str]:
+        return []
+
     def view_ddl(self, prefix: str) -> list[str]:
         return rating_tables.view_ddl(prefix)
 

@@ -4,7 +4,9 @@ The new generation is filled up to the live consumer's checkpoint, never past it
 on from its checkpoint on the new tables after the swap, so no event is applied twice and every
 change after the checkpoint is still announced by the consumer. Events the consumer parked are
 replayed like any other, so the swap resolves their dead letters. The rebuild itself writes no
-read.changes rows (subscribers already saw those changes).
+read.changes rows (subscribers already saw those changes). The replay fills tables with only the
+indexes and constraints applying events needs; the others (`Projection.deferred_ddl`) come after it, each
+checking every row in one pass, so tables that break one are dropped and the views never move onto them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class UnknownProjection(LookupError):
 
 class RebuildInProgress(RuntimeError):
     """Another process is rebuilding the same projection."""
+
+
+class RebuildRejected(RuntimeError):
+    """The replayed tables break a constraint of the read model: the views stay on the current tables."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,7 @@ async def _rebuild(
     try:
         progress = _Progress()
         await _replay(pool, store, projection, new_prefix, batch_size, progress)
+        await _complete(pool, projection, new_prefix)
         await _analyze(pool, new_prefix)
         await _swap(pool, store, projection, old, new, batch_size, progress)
     except BaseException:
@@ -111,6 +118,18 @@ async def _rebuild(
     return RebuildReport(
         projection.name, old, new, progress.events, progress.applied, str(progress.position), seconds
     )
+
+
+async def _complete(pool: asyncpg.Pool, projection: Projection, prefix: str) -> None:
+    """Add the indexes and constraints the replay went without: each checks every row in one pass."""
+    try:
+        await _execute(pool, projection.deferred_ddl(prefix))
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        broken = f"{exc.message}: {exc.detail}" if exc.detail else exc.message
+        raise RebuildRejected(
+            f"the replayed {projection.name} tables break a constraint ({broken}); "
+            "the views stay on the current tables"
+        ) from None
 
 
 async def _analyze(pool: asyncpg.Pool, prefix: str) -> None:

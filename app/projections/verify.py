@@ -91,7 +91,7 @@ async def _verify_one(conn: asyncpg.Connection, store: EventStore, projection: P
     check = ProjectionCheck(projection.name, Position(row["transaction_id"], row["global_position"]))
     live = table_prefix(projection.name, row["generation"])
     scratch = f"{projection.name}_verify{os.getpid()}_"
-    for statement in projection.ddl(scratch):
+    for statement in projection.ddl(scratch) + projection.deferred_ddl(scratch):
         await conn.execute(statement)
     check.events = await _replay(conn, store, projection, scratch, check.position)
     for suffix in await _tables(conn, live):

@@ -27,7 +27,7 @@ def _script(statements: list[str]) -> str:
 def upgrade() -> None:
     prefix = table_prefix(CATALOG.name, FIRST_GENERATION)
     run_script("ALTER TABLE read.projections ADD COLUMN generation integer NOT NULL DEFAULT 1;")
-    run_script(_script(CATALOG.ddl(prefix) + CATALOG.view_ddl(prefix)))
+    run_script(_script(CATALOG.ddl(prefix) + CATALOG.deferred_ddl(prefix) + CATALOG.view_ddl(prefix)))
     run_script(
         "INSERT INTO read.projections (name, version, generation, transaction_id, global_position) "
         f"VALUES ('{CATALOG.name}', {CATALOG.version}, {FIRST_GENERATION}, 0, 0);"

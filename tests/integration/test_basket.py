@@ -29,6 +29,7 @@ from app.processes.basket_checkout import ACTOR, BasketCheckout
 from app.projections import ProjectionConsumer
 from app.projections.basket import BASKET
 from app.projections.rebuild import rebuild
+from app.projections.verify import verify
 from app.queries.basket import BasketQueries
 from app.settings import Settings
 from tests.integration.bus_support import BusEnv, bus_env, wait_until
@@ -356,6 +357,31 @@ async def test_a_rebuild_reproduces_every_basket(shop: Shop) -> None:
     assert report.new_generation == report.old_generation + 1
     assert await shop.queries.basket_of(alice) == before
     assert before.total_price == Decimal("15.00")
+
+
+async def test_a_rebuild_changes_a_wave_of_baskets_at_once_like_the_live_projection_one_by_one(
+    shop: Shop,
+) -> None:
+    books, customers = [await shop.book() for _ in range(3)], [customer() for _ in range(6)]
+    for i, who in enumerate(customers):
+        for book in books:
+            await shop.add(who, book, 2)
+        await shop.run(b.UpdateBasketItem(customer_id=who, book_id=books[i % 3], quantity=5 + i))
+        await shop.run(b.RemoveBasketItem(customer_id=who, book_id=books[(i + 1) % 3]))
+    for who in customers[:2]:
+        await shop.run(b.ClearBasket(customer_id=who))
+        await shop.run(b.CheckoutBasket(customer_id=who, order_id=new_id()), ACTOR)  # fails: empty
+    for who in customers[2:4]:
+        await shop.run(b.CheckoutBasket(customer_id=who, order_id=new_id()), ACTOR)
+    await shop.project()
+    before = [await shop.queries.basket_of(who) for who in customers]
+    assert [len(basket.lines) for basket in before] == [0, 0, 0, 0, 2, 2]
+
+    await rebuild(shop.pool, shop.store, BASKET.name)  # each basket's n-th event in wave n, two or more
+
+    assert [await shop.queries.basket_of(who) for who in customers] == before
+    (check,) = await verify(shop.pool, shop.store, [BASKET.name])  # a replay one event at a time
+    assert check.ok, check.differences
 
 
 # ---- concurrent changes of one basket

@@ -221,6 +221,38 @@ async def test_read_types_sends_only_those_types_and_tells_how_far_the_page_read
     assert (done.events, done.end, done.read) == ([], positions[-1], 0)
 
 
+async def test_read_types_decodes_a_page_in_slices_and_keeps_its_order(
+    make_settings: Callable[[], Settings],
+) -> None:
+    settings = make_settings()
+    assert settings.database_url
+    pool = await create_pool(settings.database_url)
+    try:
+        store = EventStore(pool)
+        author, category = new_id(), new_id()
+        renames = [AuthorRenamed(author_id=author, name=f"name {i}") for i in range(250)]
+        created = CategoryCreated(category_id=category, name="c")
+        await _append_one(pool, store, category, "Category", 0, created)
+        async with pool.acquire() as conn, conn.transaction():
+            last = await store.append(
+                conn,
+                stream_id=author,
+                stream_type="Author",
+                expected_version=0,
+                events=[AuthorCreated(author_id=author, name="a"), *renames],
+                metadata=META,
+            )
+        await _visible(store, last)
+
+        page = await store.read_types({"AuthorCreated", "AuthorRenamed"}, START, last, limit=1000)
+    finally:
+        await pool.close()
+
+    assert [e.event for e in page.events] == [AuthorCreated(author_id=author, name="a"), *renames]
+    assert [e.stream_version for e in page.events] == list(range(1, 252))
+    assert (page.end, page.read) == (last, 252)
+
+
 async def _append_one(
     pool: asyncpg.Pool, store: EventStore, stream: str, stream_type: str, version: int, event: Event
 ) -> Position:

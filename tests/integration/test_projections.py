@@ -21,14 +21,15 @@ from app.eventstore import START, EventStore, Position
 from app.ids import new_id
 from app.live.notices import CATALOG_TOPIC, ChangeNotice, book_topic
 from app.projections import PROJECTIONS, ProjectionConsumer
+from app.projections.base import table_prefix
 from app.projections.catalog import CATALOG
-from app.projections.rebuild import RebuildInProgress, UnknownProjection, rebuild
+from app.projections.rebuild import RebuildInProgress, RebuildRejected, UnknownProjection, rebuild
 from app.projections.status import ProjectionStatus, projection_status, purge_changes
 from app.queries.books import BookFilter
 from app.queries.catalog import CatalogQueries
 from app.queries.history import stream_history
 from app.settings import Settings
-from tests.integration.draining import drain
+from tests.integration.draining import WITHIN, drain
 
 
 @dataclass
@@ -414,6 +415,59 @@ async def test_rebuild_refuses_unknown_and_concurrent_rebuilds(db: Fresh) -> Non
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext('rebuild:catalog'))")
     assert "catalog" in PROJECTIONS
+
+
+async def test_a_rebuilt_generation_has_the_indexes_and_constraints_of_a_migrated_one(empty: Fresh) -> None:
+    migrated = {name: await _schema(empty.pool, table_prefix(name, 1)) for name in PROJECTIONS}
+
+    rebuilt = {name: (await rebuild(empty.pool, empty.store, name)).new_generation for name in PROJECTIONS}
+
+    assert {name: await _schema(empty.pool, table_prefix(name, g)) for name, g in rebuilt.items()} == migrated
+    foreign_key = "constraint lines_basket_id_fkey FOREIGN KEY (basket_id) REFERENCES read.baskets(id)"
+    assert foreign_key in migrated["basket"]
+
+
+async def test_a_rebuild_whose_tables_break_a_constraint_keeps_the_current_ones(empty: Fresh) -> None:
+    c, customer = empty.catalog, new_id()
+    for basket in (new_id(), new_id()):  # the read model holds one basket per customer
+        added = BasketItemAdded(basket_id=basket, customer_id=customer, book_id=new_id(), quantity=1)
+        await c.emit(basket, "Basket", added)
+    deadline = asyncio.get_running_loop().time() + WITHIN
+    while await empty.store.head() < c.last:  # other databases' transactions hold commit order back
+        assert asyncio.get_running_loop().time() < deadline, "the appended events never became visible"
+        await asyncio.sleep(0.01)
+    # As if the live consumer had parked the second basket's event and gone on.
+    await empty.pool.execute(
+        "UPDATE read.projections SET transaction_id = $1, global_position = $2 WHERE name = 'basket'",
+        c.last.transaction_id,
+        c.last.global_position,
+    )
+
+    with pytest.raises(RebuildRejected, match=rf"customer_id_key.*\({customer}\) is duplicated") as rejected:
+        await rebuild(empty.pool, empty.store, "basket")
+
+    assert "\n" not in str(rejected.value)  # the CLI prints one line
+
+    tables = await empty.pool.fetch("SELECT tablename FROM pg_tables WHERE tablename LIKE 'basket\\_g%'")
+    assert {t["tablename"] for t in tables} == {f"basket_g1_{t}" for t in ("baskets", "lines", "books")}
+    assert "basket_g1_" in await empty.pool.fetchval("SELECT pg_get_viewdef('read.basket_view')")
+    (status,) = [s for s in await projection_status(empty.pool, empty.store) if s.name == "basket"]
+    assert status.generation == 1
+
+
+_SCHEMA = """
+SELECT 'index ' || replace(indexdef, $1, '') FROM pg_indexes
+WHERE schemaname = 'read' AND starts_with(tablename, $1)
+UNION ALL
+SELECT 'constraint ' || replace(c.conname || ' ' || pg_get_constraintdef(c.oid), $1, '')
+FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+WHERE t.relnamespace = 'read'::regnamespace AND starts_with(t.relname, $1)
+ORDER BY 1"""
+
+
+async def _schema(pool: asyncpg.Pool, prefix: str) -> list[str]:
+    """Return a generation's indexes and constraints, with the generation's prefix left out."""
+    return [row[0] for row in await pool.fetch(_SCHEMA, prefix)]
 
 
 async def _catalog_status(fresh: Fresh) -> ProjectionStatus:

@@ -88,7 +88,7 @@ def _is_process_manager(value: type) -> bool:
 
 
 def _is_projection(value: object) -> bool:
-    members = ("name", "version", "handles", "ddl", "view_ddl", "drop_ddl", "apply")
+    members = ("name", "version", "handles", "ddl", "deferred_ddl", "view_ddl", "drop_ddl", "apply")
     return all(hasattr(value, member) for member in members)
 
 
