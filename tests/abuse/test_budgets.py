@@ -129,3 +129,23 @@ async def test_a_bookworm_position_wait_is_charged_before_it_waits(shop: Shop) -
     # Each answer pays for its wait as well as its query (at least 1 point).
     most = (DEFAULTS.budget_capacity + DEFAULTS.budget_refill * elapsed) / (per_wait + 1)
     assert statuses[200] <= most + 1
+
+
+PADDING = "#" + "x" * 50_000 + "\n"  # one comment: 51 points of text before a cost of 1
+SIZE_COST = 1 + len(PADDING + "{ __typename }") // 1_000
+TOO_MANY_ALIASES = "{ " + " ".join(f"a{i}: __typename" for i in range(DEFAULTS.max_query_aliases + 1)) + " }"
+
+
+@pytest.mark.parametrize("query", ["{ __typename }", TOO_MANY_ALIASES], ids=["answered", "refused"])
+async def test_a_documents_text_is_paid_for_each_time_it_is_sent(shop: Shop, query: str) -> None:
+    """A document parsed before (and kept parsed) still costs its size every time, refused or not."""
+    body = {"query": PADDING + query}
+    async with client(shop.url, new_address()) as http:
+        available = []
+        started = time.monotonic()
+        for _ in range(3):
+            answer = (await http.post("/graphql", json=body)).json()
+            available.append(answer["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"])
+        refilled = DEFAULTS.budget_refill * (time.monotonic() - started)
+    spent = DEFAULTS.budget_capacity - available[-1]
+    assert spent >= 3 * SIZE_COST - refilled - 1, (available, refilled)
