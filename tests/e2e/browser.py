@@ -81,7 +81,11 @@ class Page:
         deadline = time.monotonic() + WAIT
         while not await self.evaluate(f"Boolean({condition})"):
             if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {WAIT:g} s. Page errors: {self.problems}")
+                shown = await self.evaluate("document.body.innerText.slice(-600)")
+                raise AssertionError(
+                    f"{what}: not within {WAIT:g} s. Page errors: {self.problems}; "
+                    f"last requests: {self.requests[-8:]}; the page ends with: {shown!r}"
+                )
             await asyncio.sleep(0.2)
 
     async def screenshot(self, path: Path) -> None:
