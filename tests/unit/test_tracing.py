@@ -160,3 +160,20 @@ async def test_a_graphql_request_is_one_server_span(
 
 def _fields(notice: ChangeNotice) -> dict[str, object]:
     return {name: getattr(notice, name) for name in ("position", "topic", "kind", "entity", "entity_id")}
+
+
+@pytest.mark.parametrize("value", [b"garbage", b"00-" + b"0" * 32 + b"-" + b"0" * 16 + b"-01", b"x" * 8_000])
+async def test_a_malformed_traceparent_starts_a_trace_of_its_own(
+    exporter: InMemorySpanExporter, value: bytes
+) -> None:
+    async def app(scope: dict[str, object], receive: object, send: Callable[..., Awaitable[None]]) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message: dict[str, object]) -> None:
+        pass
+
+    (middleware,) = tracing.asgi_middleware()
+    scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": [(b"traceparent", value)]}
+    await tracing.RequestSpans(app, **middleware.kwargs)(scope, None, send)
+    (request,) = exporter.get_finished_spans()
+    assert request.parent is None and request.context.is_valid
