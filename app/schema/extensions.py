@@ -1,16 +1,21 @@
 """Schema extensions: admission control (parse, analyse, charge, validate), public error formatting, the
-operation's metrics label, and an executor whose subscriptions do not grow with every event."""
+operation's metrics label, a runner that enters them cheaply, and an executor whose subscriptions do not
+grow with every event."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from graphql.execution import Executor
 from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
@@ -112,8 +117,110 @@ class OperationLabel(SchemaExtension):
         return {}
 
 
+Stage = contextlib.AbstractAsyncContextManager[Any]
+STAGES = ("on_operation", "on_parse", "on_validate", "on_execute")
+_NO_HOOK: Stage = contextlib.nullcontext()  # entered with `with` and `async with` alike
+
+
+class _SyncHook:
+    """A generator hook entered with `async with`, as strawberry enters a sync hook in an async stage."""
+
+    __slots__ = ("hook",)
+
+    def __init__(self, hook: contextlib.AbstractContextManager[Any]) -> None:
+        self.hook = hook
+
+    def __enter__(self) -> Any:
+        return self.hook.__enter__()
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self.hook.__exit__(*exc)
+
+    async def __aenter__(self) -> Any:
+        return self.hook.__enter__()
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        return self.hook.__exit__(*exc)
+
+
+Hook = Callable[[SchemaExtension], Any]  # an extension -> its hook as a context manager
+Plan = dict[str, tuple[int, Hook] | None]
+
+
+@lru_cache(maxsize=16)
+def _plan(kinds: tuple[type[SchemaExtension], ...]) -> Plan:
+    """For each stage, None when no extension hooks it, else the one extension (its index) that does
+    and its hook as a context manager. A stage left out (hooked twice, or by a plain function) runs
+    strawberry's way."""
+    plan: Plan = {}
+    for stage in STAGES:
+        default = getattr(SchemaExtension, stage)
+        hooked = [(i, getattr(kind, stage)) for i, kind in enumerate(kinds)]
+        hooked = [(i, hook) for i, hook in hooked if hook is not default]
+        if not hooked:
+            plan[stage] = None
+        elif len(hooked) == 1:
+            index, hook = hooked[0]
+            entered = _entered(hook)
+            if entered is not None:
+                plan[stage] = (index, entered)
+    return plan
+
+
+def _entered(hook: Callable[..., Any]) -> Hook | None:
+    """The hook as a context manager that `async with` enters; None for a hook that is no generator."""
+    if inspect.isasyncgenfunction(hook):
+        return contextlib.asynccontextmanager(hook)
+    if inspect.isgeneratorfunction(hook):
+        sync = contextlib.contextmanager(hook)
+        return lambda extension: _SyncHook(sync(extension))
+    return None
+
+
+class HookRunner(SchemaExtensionsRunner):
+    """strawberry's extension runner, minus the work it repeats for every operation.
+
+    For each stage of each operation strawberry looks up every extension's hook, asks `inspect` what
+    kind of function it is and wraps it in a new context manager (about 8 % of a by-id query's CPU,
+    py-spy). Here that is worked out once per set of extension classes; an operation only enters the
+    hook. A stage that several extensions hook, or hook with a plain function, runs strawberry's way.
+    """
+
+    def __init__(self, execution_context: ExecutionContext, extensions: list[SchemaExtension]) -> None:
+        super().__init__(execution_context, extensions)
+        self.plan = _plan(tuple(type(extension) for extension in extensions))
+
+    def _stage(self, stage: str) -> Stage | None:
+        if stage not in self.plan:
+            return None
+        hooked = self.plan[stage]
+        if hooked is None:
+            return _NO_HOOK
+        index, hook = hooked
+        entered: Stage = hook(self.extensions[index])
+        return entered
+
+    def operation(self) -> Any:
+        return self._stage("on_operation") or super().operation()
+
+    def parsing(self) -> Any:
+        return self._stage("on_parse") or super().parsing()
+
+    def validation(self) -> Any:
+        return self._stage("on_validate") or super().validation()
+
+    def executing(self) -> Any:
+        return self._stage("on_execute") or super().executing()
+
+
 class Schema(strawberry.Schema):
-    """A schema that logs unexpected errors only (with their trace), not every client mistake."""
+    """A schema that logs unexpected errors only (with their trace), not every client mistake, and runs
+    its extensions' hooks through HookRunner."""
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return HookRunner(execution_context, extensions)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
