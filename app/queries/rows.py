@@ -51,7 +51,7 @@ class BookRow:
             category_name=r["category_name"],
             publisher_id=str(r["publisher_id"]),
             publisher_name=r["publisher_name"],
-            author_ids=tuple(str(a) for a in r["author_ids"]),
+            author_ids=tuple(map(str, r["author_ids"])),
             author_names=tuple(r["author_names"]),
             average_rating=r["average_rating"],
             total_reviews=r["total_reviews"],

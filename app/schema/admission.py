@@ -29,11 +29,11 @@ INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
 class Admission(SchemaExtension):
     """Refuse what is too complex or over budget before graphql-core validates or runs any of it."""
 
-    def __init__(self, settings: Settings, gate: CostGate) -> None:
+    def __init__(self, settings: Settings, gate: CostGate, limits: Limits) -> None:
         super().__init__()
         self.settings = settings
         self.gate = gate
-        self.limits = Limits.from_settings(settings)
+        self.limits = limits
         self.analysis: Analysis | None = None
         self.charge: Charge | None = None
         self.upfront = 0  # what the document's size already paid
@@ -129,8 +129,8 @@ def upfront_cost(query: str) -> int:
 
 def admission(settings: Settings) -> Callable[[], Admission]:
     """Return the factory strawberry calls for each operation; its operations share one cost gate."""
-    gate = CostGate.from_settings(settings)
-    return lambda: Admission(settings, gate)
+    gate, limits = CostGate.from_settings(settings), Limits.from_settings(settings)
+    return lambda: Admission(settings, gate, limits)
 
 
 def too_complex(refused: QueryTooComplex) -> GraphQLError:
