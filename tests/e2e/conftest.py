@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,9 +18,10 @@ from app.settings import Settings
 from tests.e2e.clients import bearer, gql
 from tests.e2e.mailbox import Mailbox
 from tests.e2e.process import bookworm_command, free_port, wait_ready
-from tests.faults.cluster import SMALL_POOLS
+from tests.faults.cluster import SMALL_POOLS, Cluster
 
 JWT_SECRET = "e2e-secret"
+WORKER_READY_LIMIT = 90.0  # seconds for a worker run apart to answer /metrics
 MakeToken = Callable[..., str]
 
 
@@ -89,6 +91,29 @@ def server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+async def worker(make_settings: Callable[[], Settings], tmp_path: Path) -> AsyncIterator[str]:
+    """A worker run apart with --metrics-port, once its /metrics answers; yields that port's URL."""
+    cluster = Cluster(make_settings(), tmp_path)
+    port = free_port()
+    proc = cluster.worker(options=["--metrics-port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+            deadline = asyncio.get_running_loop().time() + WORKER_READY_LIMIT
+            while True:
+                assert proc.alive, proc.log_tail()
+                try:
+                    if (await http.get("/metrics")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    assert asyncio.get_running_loop().time() < deadline, proc.log_tail()
+                await asyncio.sleep(0.2)  # polling another process's port: there is no event to wait on
+        yield url
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

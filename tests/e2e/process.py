@@ -28,16 +28,22 @@ def bookworm_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
 
 
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until /readyz answers 200; fail the test with the log tail if the server exits or stalls."""
+def wait_ready(
+    base_url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    path: str = "/readyz",
+    name: str = "bookworm serve",
+) -> None:
+    """Wait until `path` answers 200; fail the test with the log tail if the server exits or stalls."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"bookworm serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            pytest.fail(f"{name} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{base_url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    pytest.fail(f"bookworm serve not ready within {STARTUP_TIMEOUT:g} s:\n{log.read_text()[-4000:]}")
+    pytest.fail(f"{name} not ready within {STARTUP_TIMEOUT:g} s:\n{log.read_text()[-4000:]}")

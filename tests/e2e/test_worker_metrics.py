@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,34 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics.alone import CONNECTIONS, HEAD_LIMIT
 from app.settings import Settings
-from tests.e2e.process import free_port
 from tests.faults.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
-READY_LIMIT = 90.0
-
-
-@pytest.fixture
-async def worker(make_settings: Callable[[], Settings], tmp_path: Path) -> AsyncIterator[str]:
-    """A worker run apart with --metrics-port, once its /metrics answers; yields that port's URL."""
-    cluster = Cluster(make_settings(), tmp_path)
-    port = free_port()
-    proc = cluster.worker(options=["--metrics-port", str(port)])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
-            deadline = asyncio.get_running_loop().time() + READY_LIMIT
-            while True:
-                assert proc.alive, proc.log_tail()
-                try:
-                    if (await http.get("/metrics")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    assert asyncio.get_running_loop().time() < deadline, proc.log_tail()
-                await asyncio.sleep(0.2)  # polling another process's port: there is no event to wait on
-        yield url
-    finally:
-        cluster.stop()
 
 
 async def test_a_worker_run_apart_answers_its_own_metrics(worker: str) -> None:
