@@ -100,6 +100,8 @@ class Settings:
     max_log_line_chars: int = 4_000
     # Tokens: the longest lifetime (exp - iat, or exp - now) a bearer token may have.
     max_token_lifetime: float = 86_400.0
+    # Tokens each API process keeps verified until they expire, so a signature is checked once (0: none).
+    verified_token_cache: int = 1_024
     # Production switches.
     graphiql: bool = True
     # GraphiQL's scripts and styles come from this server (vendored in the package), so the page works
