@@ -88,12 +88,19 @@ async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBo
         return book_id
     after = fold(book.evolve, loaded.state, events)
     refs = book.references(after)
-    ctx.writes.add(constraints.HoldTargets(await _check_targets(ctx, after, refs)))
+    versions = await _check_targets(ctx, after, refs)
+    if loaded.version == 0:
+        # A new book has no reference rows and no other writer (its id was minted for it): its rows go in
+        # with the targets' locks and check, one statement. Were the id taken after all, the append fails
+        # (ConcurrencyError) and the transaction rolls back with them.
+        ctx.writes.add(constraints.HoldTargets(versions, referred_by=book_id))
+        save(ctx, book_id, BOOK, loaded, events)
+        return book_id
+    ctx.writes.add(constraints.HoldTargets(versions))
     # Append before rewriting the reference rows: a concurrent writer of this book then fails on the
     # stream version (ConcurrencyError) instead of colliding on those rows.
     save(ctx, book_id, BOOK, loaded, events)
-    targets = tuple(r.target_id for r in refs)
-    ctx.writes.add(constraints.ReplaceReferences(book_id, targets, new=loaded.version == 0))
+    ctx.writes.add(constraints.ReplaceReferences(book_id, tuple(r.target_id for r in refs)))
     return book_id
 
 

@@ -38,13 +38,36 @@ async def release(conn: asyncpg.Connection, scope: str, owner: str) -> None:
     await conn.execute("DELETE FROM eventstore.reservations WHERE scope = $1 AND owner = $2", scope, owner)
 
 
-async def lock_targets_shared(conn: asyncpg.Connection, targets: Sequence[str]) -> None:
-    """Keep `targets` from being deleted until this transaction ends."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock_shared($1, hashtext(t)) FROM unnest($2::text[]) AS t",
-        _REFERENCE_LOCKS,
-        sorted(set(targets)),
-    )
+# Locks the targets (shared), then checks their versions with a snapshot taken after the locks: one round
+# trip (migrations/versions/0012_hold_targets.py). Returns a target no longer at its version, or NULL.
+_HOLD = "SELECT eventstore.hold_targets($1, $2::text[], $3::int[])"
+# The same, and when every target is still at its version, the reference rows of a new source.
+_HOLD_AND_REFER = """
+WITH held AS (SELECT eventstore.hold_targets($1, $2::text[], $3::int[]) AS changed), referred AS (
+    INSERT INTO eventstore.references (target_stream, source_stream)
+    SELECT DISTINCT t, $4 FROM held, unnest($5::text[]) AS t WHERE held.changed IS NULL
+    ON CONFLICT DO NOTHING
+)
+SELECT changed FROM held
+"""
+
+
+async def hold_targets(
+    conn: asyncpg.Connection, versions: Mapping[str, int], *, source: str | None = None
+) -> str | None:
+    """Keep the targets from being deleted until this transaction ends; return one that moved, or None.
+
+    With `source`, a new stream's (no reference rows yet), also record that it refers to the targets
+    when none moved.
+    """
+    targets = sorted(versions)
+    args = (_REFERENCE_LOCKS, targets, [versions[t] for t in targets])
+    changed: str | None
+    if source is None:
+        changed = await conn.fetchval(_HOLD, *args)
+    else:
+        changed = await conn.fetchval(_HOLD_AND_REFER, *args, source, targets)
+    return changed
 
 
 async def lock_target_exclusive(conn: asyncpg.Connection, target: str) -> None:
@@ -52,28 +75,14 @@ async def lock_target_exclusive(conn: asyncpg.Connection, target: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _REFERENCE_LOCKS, target)
 
 
-async def changed_stream(conn: asyncpg.Connection, versions: Mapping[str, int]) -> str | None:
-    """Return one of the streams that is no longer at the version given for it, or None."""
-    query = """
-    SELECT t.id FROM unnest($1::text[], $2::int[]) AS t(id, version)
-    WHERE (SELECT coalesce(max(stream_version), 0) FROM eventstore.events WHERE stream_id = t.id) <> t.version
-    LIMIT 1
-    """
-    changed: str | None = await conn.fetchval(query, list(versions), list(versions.values()))
-    return changed
-
-
 async def is_referenced(conn: asyncpg.Connection, target: str) -> bool:
     query = "SELECT EXISTS (SELECT 1 FROM eventstore.references WHERE target_stream = $1)"
     return bool(await conn.fetchval(query, target))
 
 
-async def replace_references(
-    conn: asyncpg.Connection, source: str, targets: Sequence[str], *, new: bool = False
-) -> None:
-    """Make `targets` exactly the streams `source` refers to; `new`: its stream had no event, so no row."""
-    if not new:
-        await drop_references(conn, source)
+async def replace_references(conn: asyncpg.Connection, source: str, targets: Sequence[str]) -> None:
+    """Make `targets` exactly the streams `source` refers to."""
+    await drop_references(conn, source)
     await conn.execute(
         "INSERT INTO eventstore.references (target_stream, source_stream) "
         "SELECT DISTINCT t, $1 FROM unnest($2::text[]) AS t",
@@ -121,13 +130,17 @@ class Release:
 
 @dataclass(frozen=True, slots=True)
 class HoldTargets:
-    """Keep the targets from being deleted until commit; they must be at the versions loaded."""
+    """Keep the targets from being deleted until commit; they must be at the versions loaded.
+
+    With `referred_by`, the id of a new stream (which has no reference rows yet), also record that it
+    refers to the targets, in the same statement.
+    """
 
     versions: Mapping[str, int]  # target stream id -> its version when the handler loaded it
+    referred_by: str | None = None
 
     async def run(self, conn: asyncpg.Connection) -> None:
-        await lock_targets_shared(conn, list(self.versions))
-        changed = await changed_stream(conn, self.versions)
+        changed = await hold_targets(conn, self.versions, source=self.referred_by)
         if changed is not None:
             raise TargetChanged(changed, self.versions[changed])
 
@@ -151,10 +164,9 @@ class ReplaceReferences:
 
     source: str
     targets: tuple[str, ...]
-    new: bool = False  # the source's stream was empty when loaded: it has no reference rows to drop
 
     async def run(self, conn: asyncpg.Connection) -> None:
-        await replace_references(conn, self.source, self.targets, new=self.new)
+        await replace_references(conn, self.source, self.targets)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from app.domain.errors import NotFoundError
 from app.events.catalog import BookCreated
 from app.eventstore import EventStore
 from app.ids import new_id
+from tests.integration.bus_support import wait_until
 
 ACTOR = "tester"
 
@@ -123,6 +124,46 @@ async def test_a_target_deleted_between_decide_and_write_is_not_found(
     command = new_book(refs)
     with pytest.raises(NotFoundError, match="categoryId"):
         await bus_with(pool, event_store, delete_category).dispatch(command, actor=ACTOR)
+    assert await event_store.read_stream(command.book_id) == []
+    refs_rows = await pool.fetchval(
+        "SELECT count(*) FROM eventstore.references WHERE source_stream = $1", command.book_id
+    )
+    assert refs_rows == 0
+
+
+async def test_a_target_deleted_while_the_write_waits_for_its_lock_is_not_found(
+    pool: asyncpg.Pool, event_store: EventStore
+) -> None:
+    """The targets' check reads after their locks are held, though both are one statement."""
+    plain = CommandBus(pool, event_store)
+    refs = await targets(plain)
+    deleting = await pool.acquire()
+    transaction = deleting.transaction()
+    committed: list[asyncio.Task[None]] = []
+
+    async def book_waits() -> bool:
+        waiting = "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)"
+        return bool(await pool.fetchval(waiting))
+
+    async def commit_once_the_book_waits() -> None:
+        await wait_until(book_waits, what="the book's write waiting for the category's lock")
+        await transaction.commit()
+
+    async def delete_uncommitted(ctx: Context) -> None:
+        if committed:
+            return
+        await transaction.start()
+        delete = c.DeleteCategory(category_id=refs["category_id"])
+        await plain.dispatch(delete, actor=ACTOR, conn=deleting)  # holds the exclusive lock until commit
+        committed.append(asyncio.create_task(commit_once_the_book_waits()))
+
+    command = new_book(refs)
+    try:
+        with pytest.raises(NotFoundError, match="categoryId"):
+            await bus_with(pool, event_store, delete_uncommitted).dispatch(command, actor=ACTOR)
+        await committed[0]
+    finally:
+        await pool.release(deleting)
     assert await event_store.read_stream(command.book_id) == []
     refs_rows = await pool.fetchval(
         "SELECT count(*) FROM eventstore.references WHERE source_stream = $1", command.book_id
