@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.commands import constraints
 from app.commands import named_handlers as names
-from app.commands.streams import Context, Handler, fold, load, load_many, save
+from app.commands.streams import Context, Handler, fold, load, load_targets, save
 from app.domain.catalog import author, book, category, named, publisher
 from app.domain.catalog.commands import (
     CreateAuthor,
@@ -105,11 +105,12 @@ async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBo
 
 
 async def _check_targets(ctx: Context, state: book.State, refs: list[book.Reference]) -> dict[str, int]:
-    """Check the book's targets exist; return the version each was loaded at."""
+    """Check the book's targets exist; return the version each was loaded at (the write checks them)."""
     found: dict[book.Reference, named.State] = {}
     versions: dict[str, int] = {}
     wanted = [(ref.target_id, _KINDS[ref.kind].evolve, named.State()) for ref in refs]
-    for ref, loaded in zip(refs, await load_many(ctx, wanted), strict=True):
+    loaded_targets = await load_targets(ctx, wanted, keep=lambda target: target.exists)
+    for ref, loaded in zip(refs, loaded_targets, strict=True):
         found[ref], versions[ref.target_id] = loaded.state, loaded.version
     book.require_references(state, found)
     return versions
