@@ -20,7 +20,6 @@ from app.backoff import Backoff
 from app.commands import idempotency, snapshots
 from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
 from app.commands.catalog_handlers import HANDLERS as CATALOG_HANDLERS
-from app.commands.constraints import TargetChanged
 from app.commands.ordering_handlers import HANDLERS as ORDERING_HANDLERS
 from app.commands.rating_handlers import HANDLERS as RATING_HANDLERS
 from app.commands.results import CommandResult
@@ -30,7 +29,7 @@ from app.db import unavailable_when_down
 from app.domain.commands import Command
 from app.domain.errors import ConflictError, DomainError
 from app.events.base import Metadata
-from app.eventstore import ConcurrencyError, EventStore
+from app.eventstore import ConcurrencyError, EventStore, TargetChanged
 from app.ids import new_id
 from app.metrics.instruments import ERROR, OK, command_done
 

@@ -90,11 +90,9 @@ async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBo
     refs = book.references(after)
     versions = await _check_targets(ctx, after, refs)
     if loaded.version == 0:
-        # A new book has no reference rows and no other writer (its id was minted for it): its rows go in
-        # with the targets' locks and check, one statement. Were the id taken after all, the append fails
-        # (ConcurrencyError) and the transaction rolls back with them.
-        ctx.writes.add(constraints.HoldTargets(versions, referred_by=book_id))
-        save(ctx, book_id, BOOK, loaded, events)
+        # A new book has no reference rows to replace: the targets' locks and check, its events and its
+        # reference rows are one statement (one implicit transaction), so no BEGIN and COMMIT either.
+        save(ctx, book_id, BOOK, loaded, events, refers_to=versions)
         return book_id
     ctx.writes.add(constraints.HoldTargets(versions))
     # Append before rewriting the reference rows: a concurrent writer of this book then fails on the

@@ -3,8 +3,9 @@
 Unique names are reservation rows. References are rows (target, source) guarded by advisory locks. A
 writer that adds references decided on targets it loaded before its write transaction; in that
 transaction it takes a shared lock on each target and checks that the target's stream is still at the
-version it loaded. A delete takes the exclusive lock and checks that nothing refers to the target. So
-of a concurrent "create a book in category C" and "delete C" exactly one succeeds.
+version it loaded (a new stream does both in its append's statement: EventStore.append's `refers_to`).
+A delete takes the exclusive lock and checks that nothing refers to the target. So of a concurrent
+"create a book in category C" and "delete C" exactly one succeeds.
 
 The classes are the steps handlers record (`Context.writes`); the functions run them.
 """
@@ -17,11 +18,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.domain.errors import ConflictError
-from app.eventstore import ConcurrencyError
-
-# First key of the two-key advisory lock form: keeps these locks apart from single-key (bigint)
-# advisory locks used elsewhere, such as leader election.
-_REFERENCE_LOCKS = 0x626B7266
+from app.eventstore import TargetChanged
+from app.eventstore.store import REFERENCE_LOCKS
 
 _RESERVE = """
 INSERT INTO eventstore.reservations (scope, value, owner) VALUES ($1, $2, $3)
@@ -41,38 +39,18 @@ async def release(conn: asyncpg.Connection, scope: str, owner: str) -> None:
 # Locks the targets (shared), then checks their versions with a snapshot taken after the locks: one round
 # trip (migrations/versions/0012_hold_targets.py). Returns a target no longer at its version, or NULL.
 _HOLD = "SELECT eventstore.hold_targets($1, $2::text[], $3::int[])"
-# The same, and when every target is still at its version, the reference rows of a new source.
-_HOLD_AND_REFER = """
-WITH held AS (SELECT eventstore.hold_targets($1, $2::text[], $3::int[]) AS changed), referred AS (
-    INSERT INTO eventstore.references (target_stream, source_stream)
-    SELECT DISTINCT t, $4 FROM held, unnest($5::text[]) AS t WHERE held.changed IS NULL
-    ON CONFLICT DO NOTHING
-)
-SELECT changed FROM held
-"""
 
 
-async def hold_targets(
-    conn: asyncpg.Connection, versions: Mapping[str, int], *, source: str | None = None
-) -> str | None:
-    """Keep the targets from being deleted until this transaction ends; return one that moved, or None.
-
-    With `source`, a new stream's (no reference rows yet), also record that it refers to the targets
-    when none moved.
-    """
+async def hold_targets(conn: asyncpg.Connection, versions: Mapping[str, int]) -> str | None:
+    """Keep the targets from being deleted until this transaction ends; return one that moved, or None."""
     targets = sorted(versions)
-    args = (_REFERENCE_LOCKS, targets, [versions[t] for t in targets])
-    changed: str | None
-    if source is None:
-        changed = await conn.fetchval(_HOLD, *args)
-    else:
-        changed = await conn.fetchval(_HOLD_AND_REFER, *args, source, targets)
+    changed: str | None = await conn.fetchval(_HOLD, REFERENCE_LOCKS, targets, [versions[t] for t in targets])
     return changed
 
 
 async def lock_target_exclusive(conn: asyncpg.Connection, target: str) -> None:
     """Wait for every transaction that is adding references to `target`, and keep new ones out."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _REFERENCE_LOCKS, target)
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", REFERENCE_LOCKS, target)
 
 
 async def is_referenced(conn: asyncpg.Connection, target: str) -> bool:
@@ -93,14 +71,6 @@ async def replace_references(conn: asyncpg.Connection, source: str, targets: Seq
 
 async def drop_references(conn: asyncpg.Connection, source: str) -> None:
     await conn.execute("DELETE FROM eventstore.references WHERE source_stream = $1", source)
-
-
-class TargetChanged(ConcurrencyError):
-    """A stream the command only read (a book's category) changed before the write: decide again.
-
-    Re-deciding is always what the caller meant here: any expectation it pinned is about the stream it
-    writes, and the next attempt checks that again.
-    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,17 +100,12 @@ class Release:
 
 @dataclass(frozen=True, slots=True)
 class HoldTargets:
-    """Keep the targets from being deleted until commit; they must be at the versions loaded.
-
-    With `referred_by`, the id of a new stream (which has no reference rows yet), also record that it
-    refers to the targets, in the same statement.
-    """
+    """Keep the targets from being deleted until commit; they must be at the versions loaded."""
 
     versions: Mapping[str, int]  # target stream id -> its version when the handler loaded it
-    referred_by: str | None = None
 
     async def run(self, conn: asyncpg.Connection) -> None:
-        changed = await hold_targets(conn, self.versions, source=self.referred_by)
+        changed = await hold_targets(conn, self.versions)
         if changed is not None:
             raise TargetChanged(changed, self.versions[changed])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
@@ -137,13 +137,24 @@ async def _after(ctx: Context, snapshot: stored.Snapshot, kind: Snapshotted[S]) 
     return Loaded(state, recorded[-1].stream_version, recorded[-1].position, recorded[0].stream_type)
 
 
-def save(ctx: Context, stream_id: str, stream_type: str, loaded: Loaded[S], events: list[Event]) -> None:
-    """Record the append of `events` after what was loaded; a decision with no events appends nothing."""
+def save(
+    ctx: Context,
+    stream_id: str,
+    stream_type: str,
+    loaded: Loaded[S],
+    events: list[Event],
+    *,
+    refers_to: Mapping[str, int] | None = None,
+) -> None:
+    """Record the append of `events` after what was loaded; a decision with no events appends nothing.
+
+    `refers_to`: the streams a new stream refers to, at the versions decided on (Append.refers_to).
+    """
     if not events:
         ctx.writes.keep(loaded.position)
         return
     if loaded.stream_type not in (None, stream_type):
         raise ConflictError(f"Id {stream_id} already belongs to a {loaded.stream_type.lower()}.")
-    ctx.writes.append(Append(stream_id, stream_type, loaded.version, tuple(events)))
+    ctx.writes.append(Append(stream_id, stream_type, loaded.version, tuple(events), refers_to))
     if (due := ctx.due.get(stream_id)) is not None:
         ctx.due[stream_id] = replace(due, events=tuple(events))
