@@ -41,6 +41,10 @@ class Settings:
     changes_retention_days: float = 7.0
     subscriber_queue_size: int = 256
     relay_poll_interval: float = 1.0
+    # After relaying a batch under load, the relay waits this long so that the commits of that time go out,
+    # and every consumer group applies them, as one batch: more CPU per event when shorter, more lag when
+    # longer. The first event after a quiet spell goes out at once.
+    relay_gather: float = 0.025
     # Seconds to wait for Redis to connect or answer a command (longer than the consumers' 1 s XREADGROUP
     # block): past it a frozen or cut-off Redis is treated as down, and consumers catch up from PostgreSQL.
     redis_timeout: float = 5.0
@@ -100,6 +104,8 @@ class Settings:
     max_log_line_chars: int = 4_000
     # Tokens: the longest lifetime (exp - iat, or exp - now) a bearer token may have.
     max_token_lifetime: float = 86_400.0
+    # Tokens each API process keeps verified until they expire, so a signature is checked once (0: none).
+    verified_token_cache: int = 1_024
     # Production switches.
     graphiql: bool = True
     # GraphiQL's scripts and styles come from this server (vendored in the package), so the page works

@@ -27,10 +27,6 @@ CHECKPOINT = "relay"
 BATCH = 500
 STANDBY_RETRY = 1.0
 HELD_BACK_FIRST = 0.005  # first re-read delay while committed events wait for an older transaction
-# After relaying a batch, commits of the next this many seconds go out together as the next one: every
-# consumer then reads, applies and checkpoints them as one batch, not one by one. A quiet stream's
-# first event goes out at once.
-GATHER = 0.01
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0  # as the pools': a PostgreSQL that stops answering is treated as lost
 
@@ -108,7 +104,7 @@ class Relay:
             if full:
                 continue
             if moved:
-                await asyncio.sleep(GATHER)
+                await asyncio.sleep(self._settings.relay_gather)
                 if wake.is_set():
                     continue
             # A NOTIFY only says "look now"; what to relay always comes from the commit-order read.

@@ -20,16 +20,16 @@ from app.backoff import Backoff
 from app.commands import idempotency, snapshots
 from app.commands.basket_handlers import HANDLERS as BASKET_HANDLERS
 from app.commands.catalog_handlers import HANDLERS as CATALOG_HANDLERS
-from app.commands.constraints import TargetChanged
 from app.commands.ordering_handlers import HANDLERS as ORDERING_HANDLERS
 from app.commands.rating_handlers import HANDLERS as RATING_HANDLERS
 from app.commands.results import CommandResult
 from app.commands.streams import Context, Handler
+from app.commands.targets import TargetStates
 from app.db import unavailable_when_down
 from app.domain.commands import Command
 from app.domain.errors import ConflictError, DomainError
 from app.events.base import Metadata
-from app.eventstore import ConcurrencyError, EventStore
+from app.eventstore import ConcurrencyError, EventStore, TargetChanged
 from app.ids import new_id
 from app.metrics.instruments import ERROR, OK, command_done
 
@@ -79,6 +79,7 @@ class CommandBus:
         self._commuting_deadline = commuting_deadline
         self._commuting_attempts = commuting_attempts
         self._snapshot_every = snapshot_every
+        self._targets = TargetStates()
 
     async def dispatch(
         self,
@@ -187,7 +188,14 @@ class CommandBus:
     def _context(
         self, conn: asyncpg.Connection, metadata: Metadata, minted: frozenset[str] = frozenset()
     ) -> Context:
-        return Context(conn, self._store, metadata, snapshot_every=self._snapshot_every, minted=minted)
+        return Context(
+            conn,
+            self._store,
+            metadata,
+            snapshot_every=self._snapshot_every,
+            minted=minted,
+            targets=self._targets,
+        )
 
     async def _decide_and_write_in(
         self, ctx: Context, handler: Handler, command: Command, key: str | None
@@ -198,7 +206,11 @@ class CommandBus:
         if ctx.writes.empty and key is None:
             result = CommandResult(entity_id, ctx.writes.position)
         else:
-            result, wrote = await self._write(conn, ctx, entity_id, command, key)
+            try:
+                result, wrote = await self._write(conn, ctx, entity_id, command, key)
+            except TargetChanged as exc:
+                self._targets.forget(exc.stream_id)  # the next attempt reads it: it moved past the state kept
+                raise
             if not wrote:
                 return result  # the first result of the key: what this attempt decided was not written
         await snapshots.take(conn, ctx.due.values(), self._snapshot_every)

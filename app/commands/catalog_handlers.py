@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.commands import constraints
 from app.commands import named_handlers as names
-from app.commands.streams import Context, Handler, fold, load, load_many, save
+from app.commands.streams import Context, Handler, fold, load, load_targets, save
 from app.domain.catalog import author, book, category, named, publisher
 from app.domain.catalog.commands import (
     CreateAuthor,
@@ -88,21 +88,27 @@ async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBo
         return book_id
     after = fold(book.evolve, loaded.state, events)
     refs = book.references(after)
-    ctx.writes.add(constraints.HoldTargets(await _check_targets(ctx, after, refs)))
+    versions = await _check_targets(ctx, after, refs)
+    if loaded.version == 0:
+        # A new book has no reference rows to replace: the targets' locks and check, its events and its
+        # reference rows are one statement (one implicit transaction), so no BEGIN and COMMIT either.
+        save(ctx, book_id, BOOK, loaded, events, refers_to=versions)
+        return book_id
+    ctx.writes.add(constraints.HoldTargets(versions))
     # Append before rewriting the reference rows: a concurrent writer of this book then fails on the
     # stream version (ConcurrencyError) instead of colliding on those rows.
     save(ctx, book_id, BOOK, loaded, events)
-    targets = tuple(r.target_id for r in refs)
-    ctx.writes.add(constraints.ReplaceReferences(book_id, targets, new=loaded.version == 0))
+    ctx.writes.add(constraints.ReplaceReferences(book_id, tuple(r.target_id for r in refs)))
     return book_id
 
 
 async def _check_targets(ctx: Context, state: book.State, refs: list[book.Reference]) -> dict[str, int]:
-    """Check the book's targets exist; return the version each was loaded at."""
+    """Check the book's targets exist; return the version each was loaded at (the write checks them)."""
     found: dict[book.Reference, named.State] = {}
     versions: dict[str, int] = {}
     wanted = [(ref.target_id, _KINDS[ref.kind].evolve, named.State()) for ref in refs]
-    for ref, loaded in zip(refs, await load_many(ctx, wanted), strict=True):
+    loaded_targets = await load_targets(ctx, wanted, keep=lambda target: target.exists)
+    for ref, loaded in zip(refs, loaded_targets, strict=True):
         found[ref], versions[ref.target_id] = loaded.state, loaded.version
     book.require_references(state, found)
     return versions

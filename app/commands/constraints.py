@@ -3,8 +3,9 @@
 Unique names are reservation rows. References are rows (target, source) guarded by advisory locks. A
 writer that adds references decided on targets it loaded before its write transaction; in that
 transaction it takes a shared lock on each target and checks that the target's stream is still at the
-version it loaded. A delete takes the exclusive lock and checks that nothing refers to the target. So
-of a concurrent "create a book in category C" and "delete C" exactly one succeeds.
+version it loaded (a new stream does both in its append's statement: EventStore.append's `refers_to`).
+A delete takes the exclusive lock and checks that nothing refers to the target. So of a concurrent
+"create a book in category C" and "delete C" exactly one succeeds.
 
 The classes are the steps handlers record (`Context.writes`); the functions run them.
 """
@@ -17,11 +18,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.domain.errors import ConflictError
-from app.eventstore import ConcurrencyError
-
-# First key of the two-key advisory lock form: keeps these locks apart from single-key (bigint)
-# advisory locks used elsewhere, such as leader election.
-_REFERENCE_LOCKS = 0x626B7266
+from app.eventstore import TargetChanged
+from app.eventstore.store import REFERENCE_LOCKS
 
 _RESERVE = """
 INSERT INTO eventstore.reservations (scope, value, owner) VALUES ($1, $2, $3)
@@ -38,29 +36,21 @@ async def release(conn: asyncpg.Connection, scope: str, owner: str) -> None:
     await conn.execute("DELETE FROM eventstore.reservations WHERE scope = $1 AND owner = $2", scope, owner)
 
 
-async def lock_targets_shared(conn: asyncpg.Connection, targets: Sequence[str]) -> None:
-    """Keep `targets` from being deleted until this transaction ends."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock_shared($1, hashtext(t)) FROM unnest($2::text[]) AS t",
-        _REFERENCE_LOCKS,
-        sorted(set(targets)),
-    )
+# Locks the targets (shared), then checks their versions with a snapshot taken after the locks: one round
+# trip (migrations/versions/0012_hold_targets.py). Returns a target no longer at its version, or NULL.
+_HOLD = "SELECT eventstore.hold_targets($1, $2::text[], $3::int[])"
+
+
+async def hold_targets(conn: asyncpg.Connection, versions: Mapping[str, int]) -> str | None:
+    """Keep the targets from being deleted until this transaction ends; return one that moved, or None."""
+    targets = sorted(versions)
+    changed: str | None = await conn.fetchval(_HOLD, REFERENCE_LOCKS, targets, [versions[t] for t in targets])
+    return changed
 
 
 async def lock_target_exclusive(conn: asyncpg.Connection, target: str) -> None:
     """Wait for every transaction that is adding references to `target`, and keep new ones out."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _REFERENCE_LOCKS, target)
-
-
-async def changed_stream(conn: asyncpg.Connection, versions: Mapping[str, int]) -> str | None:
-    """Return one of the streams that is no longer at the version given for it, or None."""
-    query = """
-    SELECT t.id FROM unnest($1::text[], $2::int[]) AS t(id, version)
-    WHERE (SELECT coalesce(max(stream_version), 0) FROM eventstore.events WHERE stream_id = t.id) <> t.version
-    LIMIT 1
-    """
-    changed: str | None = await conn.fetchval(query, list(versions), list(versions.values()))
-    return changed
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", REFERENCE_LOCKS, target)
 
 
 async def is_referenced(conn: asyncpg.Connection, target: str) -> bool:
@@ -68,12 +58,9 @@ async def is_referenced(conn: asyncpg.Connection, target: str) -> bool:
     return bool(await conn.fetchval(query, target))
 
 
-async def replace_references(
-    conn: asyncpg.Connection, source: str, targets: Sequence[str], *, new: bool = False
-) -> None:
-    """Make `targets` exactly the streams `source` refers to; `new`: its stream had no event, so no row."""
-    if not new:
-        await drop_references(conn, source)
+async def replace_references(conn: asyncpg.Connection, source: str, targets: Sequence[str]) -> None:
+    """Make `targets` exactly the streams `source` refers to."""
+    await drop_references(conn, source)
     await conn.execute(
         "INSERT INTO eventstore.references (target_stream, source_stream) "
         "SELECT DISTINCT t, $1 FROM unnest($2::text[]) AS t",
@@ -84,14 +71,6 @@ async def replace_references(
 
 async def drop_references(conn: asyncpg.Connection, source: str) -> None:
     await conn.execute("DELETE FROM eventstore.references WHERE source_stream = $1", source)
-
-
-class TargetChanged(ConcurrencyError):
-    """A stream the command only read (a book's category) changed before the write: decide again.
-
-    Re-deciding is always what the caller meant here: any expectation it pinned is about the stream it
-    writes, and the next attempt checks that again.
-    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +105,7 @@ class HoldTargets:
     versions: Mapping[str, int]  # target stream id -> its version when the handler loaded it
 
     async def run(self, conn: asyncpg.Connection) -> None:
-        await lock_targets_shared(conn, list(self.versions))
-        changed = await changed_stream(conn, self.versions)
+        changed = await hold_targets(conn, self.versions)
         if changed is not None:
             raise TargetChanged(changed, self.versions[changed])
 
@@ -151,10 +129,9 @@ class ReplaceReferences:
 
     source: str
     targets: tuple[str, ...]
-    new: bool = False  # the source's stream was empty when loaded: it has no reference rows to drop
 
     async def run(self, conn: asyncpg.Connection) -> None:
-        await replace_references(conn, self.source, self.targets, new=self.new)
+        await replace_references(conn, self.source, self.targets)
 
 
 @dataclass(frozen=True, slots=True)

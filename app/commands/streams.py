@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
 from app.commands.snapshots import Due, Snapshotted
+from app.commands.targets import TargetStates
 from app.commands.writes import Append, Writes
 from app.domain.errors import ConflictError
 from app.events.base import Event, Metadata
@@ -40,6 +41,8 @@ class Context:
     # expected version 0 checks it; the bus decides again with a read when it fails (`presumed`).
     minted: frozenset[str] = frozenset()
     presumed: set[str] = field(default_factory=set)
+    # States of streams the command only refers to, kept from earlier commands (app/commands/targets.py).
+    targets: TargetStates | None = None
 
 
 # A handler returns the id of the entity it acted on; the bus adds the position once the writes commit.
@@ -72,6 +75,30 @@ async def load_many(ctx: Context, wanted: Sequence[tuple[str, Evolve[S], S]]) ->
     """Replay several streams (id, evolve, initial state) with one query; in the order given."""
     recorded = await ctx.store.read_streams([stream_id for stream_id, _, _ in wanted], conn=ctx.conn)
     return [_replayed(evolve, initial, recorded.get(stream_id, [])) for stream_id, evolve, initial in wanted]
+
+
+async def load_targets(
+    ctx: Context, wanted: Sequence[tuple[str, Evolve[S], S]], *, keep: Callable[[S], bool]
+) -> list[Loaded[S]]:
+    """As load_many, for streams the command only refers to: kept states are used and not read again.
+
+    Only safe when the write transaction checks each one is still at the version returned (HoldTargets).
+    Of the states read, those for which `keep` holds are kept for later commands.
+    """
+    kept = ctx.targets
+    if kept is None:
+        return await load_many(ctx, wanted)
+    found = [kept.get((stream_id, evolve)) for stream_id, evolve, _ in wanted]
+    missing = [w for w, loaded in zip(wanted, found, strict=True) if loaded is None]
+    fresh = iter(await load_many(ctx, missing) if missing else [])
+    result: list[Loaded[S]] = []
+    for (stream_id, evolve, _), loaded in zip(wanted, found, strict=True):
+        if loaded is None:
+            loaded = next(fresh)
+            if keep(loaded.state):
+                kept.keep((stream_id, evolve), loaded)
+        result.append(loaded)
+    return result
 
 
 def _replayed(evolve: Evolve[S], initial: S, recorded: Sequence[RecordedEvent]) -> Loaded[S]:
@@ -110,13 +137,24 @@ async def _after(ctx: Context, snapshot: stored.Snapshot, kind: Snapshotted[S]) 
     return Loaded(state, recorded[-1].stream_version, recorded[-1].position, recorded[0].stream_type)
 
 
-def save(ctx: Context, stream_id: str, stream_type: str, loaded: Loaded[S], events: list[Event]) -> None:
-    """Record the append of `events` after what was loaded; a decision with no events appends nothing."""
+def save(
+    ctx: Context,
+    stream_id: str,
+    stream_type: str,
+    loaded: Loaded[S],
+    events: list[Event],
+    *,
+    refers_to: Mapping[str, int] | None = None,
+) -> None:
+    """Record the append of `events` after what was loaded; a decision with no events appends nothing.
+
+    `refers_to`: the streams a new stream refers to, at the versions decided on (Append.refers_to).
+    """
     if not events:
         ctx.writes.keep(loaded.position)
         return
     if loaded.stream_type not in (None, stream_type):
         raise ConflictError(f"Id {stream_id} already belongs to a {loaded.stream_type.lower()}.")
-    ctx.writes.append(Append(stream_id, stream_type, loaded.version, tuple(events)))
+    ctx.writes.append(Append(stream_id, stream_type, loaded.version, tuple(events), refers_to))
     if (due := ctx.due.get(stream_id)) is not None:
         ctx.due[stream_id] = replace(due, events=tuple(events))

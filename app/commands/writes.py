@@ -9,7 +9,7 @@ handler replays a stream or decides.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,12 +27,17 @@ class Write(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Append:
-    """Events to append to one stream, which must still be at `expected_version`."""
+    """Events to append to one stream, which must still be at `expected_version`.
+
+    `refers_to`: for a new stream, the streams it refers to, each with the version it was decided on;
+    the same statement holds them, checks them and records the references (EventStore.append).
+    """
 
     stream_id: str
     stream_type: str
     expected_version: int
     events: tuple[Event, ...]
+    refers_to: Mapping[str, int] | None = None
 
 
 class Writes:
@@ -85,6 +90,7 @@ class Writes:
                     expected_version=step.expected_version,
                     events=step.events,
                     metadata=metadata,
+                    refers_to=step.refers_to,
                 )
             else:
                 await step.run(conn)

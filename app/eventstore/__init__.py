@@ -1,6 +1,6 @@
 """PostgreSQL event store."""
 
-from app.eventstore.errors import ConcurrencyError, EventStoreError
+from app.eventstore.errors import ConcurrencyError, EventStoreError, TargetChanged
 from app.eventstore.position import START, InvalidPosition, Position
 from app.eventstore.store import NOTIFY_CHANNEL, EventStore
 from app.eventstore.types import UNDECODED, RecordedEvent, TypedPage
@@ -15,5 +15,6 @@ __all__ = [
     "InvalidPosition",
     "Position",
     "RecordedEvent",
+    "TargetChanged",
     "TypedPage",
 ]

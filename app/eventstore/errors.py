@@ -12,3 +12,11 @@ class ConcurrencyError(EventStoreError):
         super().__init__(f"stream {stream_id} is no longer at version {expected_version}")
         self.stream_id = stream_id
         self.expected_version = expected_version
+
+
+class TargetChanged(ConcurrencyError):
+    """A stream the writer only read (a book's category) changed before the write: decide again.
+
+    Re-deciding is always what the caller meant here: any expectation it pinned is about the stream it
+    writes, and the next attempt checks that again.
+    """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -13,12 +13,16 @@ import asyncpg
 from app import tracing
 from app.events.base import Event, Metadata
 from app.events.registry import REGISTRY, Data, EventRegistry
-from app.eventstore.errors import ConcurrencyError
+from app.eventstore.errors import ConcurrencyError, TargetChanged
 from app.eventstore.position import START, Position
 from app.eventstore.types import UNDECODED, RecordedEvent, TypedPage
 from app.metrics.instruments import events_appended
 
 NOTIFY_CHANNEL = "bookworm_events"
+# First key of the two-key advisory lock form of the locks that guard references
+# (app/commands/constraints.py): keeps them apart from single-key (bigint) advisory locks used
+# elsewhere, such as leader election.
+REFERENCE_LOCKS = 0x626B7266
 # Decoding a page of 2,000 events takes about 15 ms: read_types hands the loop back between slices, so a
 # task applying the previous page on the same loop keeps its server busy meanwhile (a rebuild).
 _DECODED_AT_ONCE = 100
@@ -41,6 +45,33 @@ WITH appended AS (
 )
 SELECT transaction_id::text::bigint, global_position, pg_notify('{NOTIFY_CHANNEL}', '') FROM appended
 ORDER BY global_position
+"""
+
+# The append of a new stream that refers to others, as one statement (so one implicit transaction): the
+# targets' shared locks and the check that each is still at its version (migration 0012: the check reads
+# after the locks), then the events and the reference rows, both only when no target moved. The locks
+# are held until the statement commits. The first column names a target that moved (no rows appended).
+_APPEND_REFERRING = f"""
+WITH held AS (
+    SELECT eventstore.hold_targets({REFERENCE_LOCKS}, $10::text[], $11::int[]) AS changed
+), appended AS (
+    INSERT INTO eventstore.events
+        (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
+    SELECT $1, $2, v, e, t, s, d::jsonb, $7::jsonb
+    FROM held, unnest($3::int[], $4::uuid[], $5::text[], $6::int[], $8::text[]) AS x(v, e, t, s, d)
+    WHERE held.changed IS NULL
+      AND ($9::int = 0
+           OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $9::int))
+    RETURNING transaction_id, global_position
+), referred AS (
+    INSERT INTO eventstore.references (target_stream, source_stream)
+    SELECT DISTINCT t, $1 FROM unnest($10::text[]) AS t WHERE EXISTS (SELECT FROM appended)
+    ON CONFLICT DO NOTHING
+)
+SELECT held.changed, a.transaction_id::text::bigint, a.global_position,
+       CASE WHEN a.global_position IS NULL THEN NULL ELSE pg_notify('{NOTIFY_CHANNEL}', '') END
+FROM held LEFT JOIN appended a ON true
+ORDER BY a.global_position
 """
 
 # Commit order without gaps (docs/architecture.md, "Event store"): only transactions older than every
@@ -116,13 +147,26 @@ class EventStore:
         expected_version: int,
         events: Sequence[Event],
         metadata: Metadata,
+        refers_to: Mapping[str, int] | None = None,
     ) -> Position:
-        """Append `events` after `expected_version` in the caller's transaction; return the last position."""
+        """Append `events` after `expected_version` in the caller's transaction; return the last position.
+
+        `refers_to` (target stream id -> the version the writer read it at), for a stream with no
+        reference rows yet: hold the targets (shared locks until commit), append only if each is still
+        at its version (else raise TargetChanged), and record the references, in the same statement.
+        """
         if not events:
             raise ValueError("nothing to append")
         encoded = [self._registry.encode(e) for e in events]
         with tracing.span("eventstore append", attributes={"bookworm.stream_id": stream_id}):
-            rows = await self._insert(conn, stream_id, stream_type, expected_version, encoded, metadata)
+            rows = await self._insert(
+                conn, stream_id, stream_type, expected_version, encoded, metadata, refers_to
+            )
+        if refers_to is not None:
+            changed = rows[0][0] if rows else None
+            if changed is not None:
+                raise TargetChanged(changed, refers_to[changed])
+            rows = [row[1:] for row in rows if row[2] is not None]
         if not rows:
             raise ConcurrencyError(stream_id, expected_version)
         # Counted once the statement succeeded; a caller's transaction may still roll back (rarely).
@@ -138,10 +182,13 @@ class EventStore:
         expected_version: int,
         encoded: Sequence[tuple[str, int, Data]],
         metadata: Metadata,
-    ) -> list[asyncpg.Record]:
+        refers_to: Mapping[str, int] | None = None,
+    ) -> list[Any]:
+        targets = sorted(refers_to or ())
+        referring = () if refers_to is None else (targets, [refers_to[t] for t in targets])
         try:
-            rows: list[asyncpg.Record] = await conn.fetch(
-                _APPEND,
+            rows: list[Any] = await conn.fetch(
+                _APPEND if refers_to is None else _APPEND_REFERRING,
                 stream_id,
                 stream_type,
                 [expected_version + i + 1 for i in range(len(encoded))],
@@ -151,6 +198,7 @@ class EventStore:
                 json.dumps(metadata.as_dict()),
                 [json.dumps(data) for _, _, data in encoded],
                 expected_version,
+                *referring,
             )
         except asyncpg.UniqueViolationError:
             raise ConcurrencyError(stream_id, expected_version) from None

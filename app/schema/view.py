@@ -30,7 +30,8 @@ from app.admission.fairness import FairShare, TooManyWaiting
 from app.domain.errors import DomainError
 from app.identity import ANONYMOUS, Principal
 from app.identity.keys import resolve_keys
-from app.identity.tokens import InvalidToken, verify
+from app.identity.tokens import InvalidToken
+from app.identity.verified import VerifiedTokens
 from app.metrics import requests as metrics
 from app.middleware import LEAVE_IN_FLIGHT
 from app.projections import PROJECTIONS
@@ -115,6 +116,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         self.ws_limits = WebsocketLimits(settings)
         self.streams = HTTPStreams(settings, self.ws_limits)
         self.keys = resolve_keys(settings)
+        self.tokens = VerifiedTokens(self.keys, size=settings.verified_token_cache)
         self.fair_share = FairShare(settings.client_requests_running, settings.client_requests_waiting)
         self.ide = graphiql_page(self.graphql_ide_html, settings)
 
@@ -296,7 +298,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("Send the token as `Authorization: Bearer <token>`.")
         try:
-            return verify(token.strip(), self.keys)
+            return self.tokens.verify(token.strip())
         except InvalidToken as e:
             raise Unauthenticated(str(e)) from None
 

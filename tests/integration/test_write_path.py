@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +17,9 @@ from app.domain.catalog import commands as c
 from app.domain.commands import Command
 from app.domain.errors import NotFoundError
 from app.events.catalog import BookCreated
-from app.eventstore import EventStore
+from app.eventstore import EventStore, RecordedEvent
 from app.ids import new_id
+from tests.integration.bus_support import wait_until
 
 ACTOR = "tester"
 
@@ -126,6 +127,89 @@ async def test_a_target_deleted_between_decide_and_write_is_not_found(
     assert await event_store.read_stream(command.book_id) == []
     refs_rows = await pool.fetchval(
         "SELECT count(*) FROM eventstore.references WHERE source_stream = $1", command.book_id
+    )
+    assert refs_rows == 0
+
+
+async def test_a_target_deleted_while_the_write_waits_for_its_lock_is_not_found(
+    pool: asyncpg.Pool, event_store: EventStore
+) -> None:
+    """The targets' check reads after their locks are held, though both are one statement."""
+    plain = CommandBus(pool, event_store)
+    refs = await targets(plain)
+    deleting = await pool.acquire()
+    transaction = deleting.transaction()
+    committed: list[asyncio.Task[None]] = []
+
+    async def book_waits() -> bool:
+        waiting = "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)"
+        return bool(await pool.fetchval(waiting))
+
+    async def commit_once_the_book_waits() -> None:
+        await wait_until(book_waits, what="the book's write waiting for the category's lock")
+        await transaction.commit()
+
+    async def delete_uncommitted(ctx: Context) -> None:
+        if committed:
+            return
+        await transaction.start()
+        delete = c.DeleteCategory(category_id=refs["category_id"])
+        await plain.dispatch(delete, actor=ACTOR, conn=deleting)  # holds the exclusive lock until commit
+        committed.append(asyncio.create_task(commit_once_the_book_waits()))
+
+    command = new_book(refs)
+    try:
+        with pytest.raises(NotFoundError, match="categoryId"):
+            await bus_with(pool, event_store, delete_uncommitted).dispatch(command, actor=ACTOR)
+        await committed[0]
+    finally:
+        await pool.release(deleting)
+    assert await event_store.read_stream(command.book_id) == []
+    refs_rows = await pool.fetchval(
+        "SELECT count(*) FROM eventstore.references WHERE source_stream = $1", command.book_id
+    )
+    assert refs_rows == 0
+
+
+class CountingStore(EventStore):
+    """The event store, counting the streams commands read."""
+
+    read: list[str]
+
+    async def read_streams(self, stream_ids: Sequence[str], **kwargs: Any) -> dict[str, list[RecordedEvent]]:
+        self.read += stream_ids
+        return await super().read_streams(stream_ids, **kwargs)
+
+
+async def test_targets_read_once_are_not_read_again_until_they_move(pool: asyncpg.Pool) -> None:
+    store = CountingStore(pool)
+    store.read = []
+    bus = CommandBus(pool, store)
+    refs = await targets(bus)
+    await bus.dispatch(new_book(refs), actor=ACTOR)
+    assert len(store.read) == 3
+    await bus.dispatch(new_book(refs), actor=ACTOR)
+    assert len(store.read) == 3  # the states kept: the write checked their versions instead
+    rename = c.RenameCategory(category_id=refs["category_id"], name=f"R {new_id()[-12:]}")
+    await bus.dispatch(rename, actor=ACTOR)
+    renamed = new_book(refs)
+    await bus.dispatch(renamed, actor=ACTOR)
+    assert store.read[3:] == [refs["category_id"]]  # the check failed on it alone: read again
+    assert [type(r.event) for r in await store.read_stream(renamed.book_id)] == [BookCreated]
+
+
+async def test_a_target_deleted_after_its_state_was_kept_is_not_found(pool: asyncpg.Pool) -> None:
+    bus = CommandBus(pool, EventStore(pool))
+    refs = await targets(bus)
+    first = new_book(refs)
+    await bus.dispatch(first, actor=ACTOR)  # keeps the three targets' states
+    await bus.dispatch(c.DeleteBook(book_id=first.book_id), actor=ACTOR)
+    await bus.dispatch(c.DeleteCategory(category_id=refs["category_id"]), actor=ACTOR)
+    second = new_book(refs)
+    with pytest.raises(NotFoundError, match="categoryId"):
+        await bus.dispatch(second, actor=ACTOR)
+    refs_rows = await pool.fetchval(
+        "SELECT count(*) FROM eventstore.references WHERE source_stream = $1", second.book_id
     )
     assert refs_rows == 0
 
