@@ -9,8 +9,9 @@ two copies of the ASGI app, one built with tracing off and one with it on. Each 
 `book(id)` queries one after another straight to the ASGI callable (no HTTP client in the way), off and
 on alternately, so both see the same machine; the response cache is off, so every query reads
 PostgreSQL. "on" records every span with the SDK and a batch span processor, and its exporter encodes
-each batch to OTLP protobuf as the OTLP exporter does, then drops it (no collector to wait on), so the
-figures include the whole cost in this process; "sampled" records one trace in ten (the rest still pass
+each batch to OTLP protobuf as the OTLP exporter does, then drops it (no collector to wait
+on); a round ends once the spans it queued are exported (timed with it), so the figures include the
+whole cost in this process; "sampled" records one trace in ten (the rest still pass
 through the instrumentations, unrecorded); "statements" is "on" with BOOKWORM_TRACE_READ_STATEMENTS, a
 span for each statement of the query as well. Prints, per mode, the median round's wall time and CPU
 time (this process only) per request, the best round's CPU time (the round the machine's other work
@@ -126,12 +127,14 @@ async def seed(app: App, state: dict[str, Any], token: str) -> str:
 
 
 async def round_of(
-    app: App, state: dict[str, Any], token: str, body: bytes, requests: int
+    app: App, state: dict[str, Any], token: str, body: bytes, requests: int, flush: Callable[[], Any]
 ) -> tuple[float, float]:
-    """Send `requests` queries one after another; return wall and CPU seconds per request."""
+    """Send `requests` queries one after another and export their spans (`flush`); return wall and CPU
+    seconds per request."""
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(requests):
         await call(app, state, body, token)
+    flush()  # the spans still queued are encoded now, in this round, not in the next mode's
     return (time.perf_counter() - wall) / requests, (time.process_time() - cpu) / requests
 
 
@@ -157,18 +160,19 @@ def traced_provider(ratio: float) -> Any:
     return provider
 
 
-async def apps(settings: Settings, modes: list[str]) -> AsyncIterator[tuple[str, App]]:
-    """Yield each mode's app; "on" and "sampled" are built and run with tracing installed (removed after)."""
+async def apps(settings: Settings, modes: list[str]) -> AsyncIterator[tuple[str, App, Callable[[], Any]]]:
+    """Yield each mode's app and what exports its spans; the traced modes' apps are built and run with
+    tracing installed (removed after)."""
     for mode in modes:
         if mode == "off":
-            yield mode, create_app(settings, workers=False)
+            yield mode, create_app(settings, workers=False), lambda: None
             continue
         from app import tracing
 
         provider = traced_provider(SAMPLED[mode])
         tracing.install(provider, read_statements=mode == "statements")
         try:
-            yield mode, create_app(settings, workers=False)
+            yield mode, create_app(settings, workers=False), provider.force_flush
         finally:
             tracing.uninstall()
             provider.force_flush()
@@ -183,12 +187,12 @@ async def measure(
     book_id = await seed(create_app(settings, workers=False), state, token)
     body = json.dumps({"query": BOOK, "variables": {"id": book_id}}).encode()
     results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
-    async for _mode, app in apps(settings, modes):
-        await round_of(app, state, token, body, args.requests // 4)  # warm-up
+    async for _mode, app, flush in apps(settings, modes):
+        await round_of(app, state, token, body, args.requests // 4, flush)  # warm-up
     freeze_startup_objects()  # as an API process does once it has started (app/memory.py)
     for _ in range(args.rounds):
-        async for mode, app in apps(settings, modes):
-            results[mode].append(await round_of(app, state, token, body, args.requests))
+        async for mode, app, flush in apps(settings, modes):
+            results[mode].append(await round_of(app, state, token, body, args.requests, flush))
     return results
 
 

@@ -177,3 +177,19 @@ async def test_a_malformed_traceparent_starts_a_trace_of_its_own(
     await tracing.RequestSpans(app, **middleware.kwargs)(scope, None, send)
     (request,) = exporter.get_finished_spans()
     assert request.parent is None and request.context.is_valid
+
+
+async def test_a_request_that_raises_records_it_and_leaves_the_context_as_it_was(
+    exporter: InMemorySpanExporter,
+) -> None:
+    async def app(scope: dict[str, object], receive: object, send: Callable[..., Awaitable[None]]) -> None:
+        raise RuntimeError("boom")
+
+    (middleware,) = tracing.asgi_middleware()
+    scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": []}
+    with pytest.raises(RuntimeError):
+        await tracing.RequestSpans(app, **middleware.kwargs)(scope, None, None)
+    (request,) = exporter.get_finished_spans()
+    assert request.status.status_code is StatusCode.ERROR
+    assert [event.name for event in request.events] == ["exception"]
+    assert not trace.get_current_span().get_span_context().is_valid
