@@ -209,7 +209,10 @@ class CommandBus:
             try:
                 result, wrote = await self._write(conn, ctx, entity_id, command, key)
             except TargetChanged as exc:
-                self._targets.forget(exc.stream_id)  # the next attempt reads it: it moved past the state kept
+                # The next attempt reads every target afresh: the check names one that moved, and any
+                # other kept state may be as old (three renamed targets would otherwise take four tries).
+                for stream_id in exc.held:
+                    self._targets.forget(stream_id)
                 raise
             if not wrote:
                 return result  # the first result of the key: what this attempt decided was not written

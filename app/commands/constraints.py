@@ -107,7 +107,7 @@ class HoldTargets:
     async def run(self, conn: asyncpg.Connection) -> None:
         changed = await hold_targets(conn, self.versions)
         if changed is not None:
-            raise TargetChanged(changed, self.versions[changed])
+            raise TargetChanged(changed, self.versions[changed], tuple(self.versions))
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,7 +165,7 @@ class EventStore:
         if refers_to is not None:
             changed = rows[0][0] if rows else None
             if changed is not None:
-                raise TargetChanged(changed, refers_to[changed])
+                raise TargetChanged(changed, refers_to[changed], tuple(refers_to))
             rows = [row[1:] for row in rows if row[2] is not None]
         if not rows:
             raise ConcurrencyError(stream_id, expected_version)

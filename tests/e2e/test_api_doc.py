@@ -120,11 +120,15 @@ async def answer_of(example: Example, world: World, ws_url: str, variables: dict
     """Send the example as its role; return its answer (of a subscription: its first change)."""
     token = token_of(world, example.role)
     text = example.block.text
+    # The read models first reach every write the world made, as a client that made them would ask.
+    position = {"Bookworm-Position": world.last}
     if example.kind == "subscription":
+        # A subscription checks its entity in the read models before it starts (a just-placed order).
+        reached = await world.client.post("/graphql", json={"query": "{ __typename }"}, headers=position)
+        assert reached.status_code == 200, reached.text
         async with Subscription(TRANSPORT_WS, ws_url, text, variables, token) as subscription:
             return {"data": await subscription.next_data()}
-    # The read models first reach every write the world made, as a client that made them would ask.
-    headers = {"Bookworm-Position": world.last} | ({} if token is None else bearer(token))
+    headers = position | ({} if token is None else bearer(token))
     response = await world.client.post(
         "/graphql", json={"query": text, "variables": variables}, headers=headers
     )

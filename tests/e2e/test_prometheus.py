@@ -41,11 +41,13 @@ TOOL_TIMEOUT = 30.0  # seconds for promtool
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 SHOWS_TRAFFIC = ("Requests", "Commands and events")  # rows whose every panel must show the traffic
 OPERATION = "PrometheusScrape"
-SHOWN = {  # panel title: labels of a series that the traffic makes rise
-    "Request rate by operation": {"operation": OPERATION},
-    "Errors by operation": {"operation": OTHER},
-    "Commands by outcome": {"command": "CreateAuthor", "outcome": "ok"},
-    "Events appended by stream type": {"stream_type": "Author"},
+SHOWN = {  # panel title: the labels of series one of which the traffic makes rise
+    # Each API process labels the first 100 operation names it runs and counts later ones as (other):
+    # after other tests, the process a request lands on may have no room left for this one's name.
+    "Request rate by operation": ({"operation": OPERATION}, {"operation": OTHER}),
+    "Errors by operation": ({"operation": OTHER},),
+    "Commands by outcome": ({"command": "CreateAuthor", "outcome": "ok"},),
+    "Events appended by stream type": ({"stream_type": "Author"},),
 }
 
 
@@ -193,5 +195,8 @@ async def test_every_dashboard_query_runs_and_the_traffic_shows(
     assert set(SHOWN) <= titles, f"panels renamed or gone: {set(SHOWN) - titles}"
     for (title, _), (_, result) in results.items():
         if title in SHOWN:
-            values = [float(s["value"][1]) for s in result if SHOWN[title].items() <= s["metric"].items()]
-            assert values and values[0] > 0, f"{title}: no rising {SHOWN[title]} in {result}"
+            labels = SHOWN[title]
+            values = [
+                float(s["value"][1]) for s in result if any(a.items() <= s["metric"].items() for a in labels)
+            ]
+            assert any(value > 0 for value in values), f"{title}: none of {labels} rising in {result}"
