@@ -23,7 +23,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.e2e.process import free_port
+from tests.e2e.process import free_port, stop
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 START_WAIT = 30.0  # seconds for Chromium to open its DevTools socket
@@ -132,12 +132,7 @@ async def offline_page(chromium: str, profile: Path) -> AsyncIterator[Page]:
             finally:
                 reader.cancel()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def _launch(chromium: str, profile: Path) -> subprocess.Popen[bytes]:

@@ -17,7 +17,7 @@ from app.identity.tokens import issue
 from app.settings import Settings
 from tests.e2e.clients import bearer, gql
 from tests.e2e.mailbox import Mailbox
-from tests.e2e.process import bookworm_command, free_port, wait_ready
+from tests.e2e.process import bookworm_command, free_port, stop, wait_ready
 from tests.faults.cluster import SMALL_POOLS, Cluster
 
 JWT_SECRET = "e2e-secret"
@@ -85,12 +85,7 @@ def server(
         wait_ready(base_url, process, log)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture

@@ -47,3 +47,13 @@ def wait_ready(
             pass
         time.sleep(0.2)
     pytest.fail(f"{name} not ready within {STARTUP_TIMEOUT:g} s:\n{log.read_text()[-4000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ask `process` to stop; kill it if it has not within 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

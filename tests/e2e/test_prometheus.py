@@ -26,7 +26,7 @@ from app.metrics.names import OTHER
 from tests.conftest import ROOT
 from tests.e2e.clients import gql
 from tests.e2e.conftest import CREATE_AUTHOR
-from tests.e2e.process import free_port, wait_ready
+from tests.e2e.process import free_port, stop, wait_ready
 from tests.unit.test_dashboard import DASHBOARD
 
 pytestmark = pytest.mark.e2e
@@ -106,12 +106,7 @@ def prometheus(tools: dict[str, str], server: str, worker: str, tmp_path: Path) 
         wait_ready(f"http://{listen}", process, log, path="/-/ready", name="prometheus")
         yield f"http://{listen}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def panels() -> Iterator[tuple[str, dict[str, Any]]]:
