@@ -96,7 +96,7 @@ async def load_targets(
         if loaded is None:
             loaded = next(fresh)
             if keep(loaded.state):
-                kept.keep((stream_id, evolve), loaded)
+                kept.put((stream_id, evolve), loaded)
         result.append(loaded)
     return result
 

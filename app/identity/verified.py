@@ -11,12 +11,12 @@ a token that stops verifying at all (an expired one) is checked again, and refus
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 from app.identity.keys import TokenKeys
 from app.identity.principal import Principal
 from app.identity.tokens import CLOCK_SKEW, verify
+from app.recent import Recent
 
 DEFAULT_SIZE = 1_024
 
@@ -27,12 +27,9 @@ class VerifiedTokens:
     def __init__(
         self, keys: TokenKeys, *, size: int = DEFAULT_SIZE, clock: Callable[[], float] = time.time
     ) -> None:
-        if size < 0:
-            raise ValueError("the verified-token cache cannot have a negative size")
         self._keys = keys
-        self._size = size
         self._clock = clock
-        self._kept: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._kept: Recent[str, tuple[Principal, float]] = Recent(size, "the verified-token cache")
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -44,20 +41,16 @@ class VerifiedTokens:
         if kept is not None:
             principal, until = kept
             if now < until:
-                self._kept.move_to_end(token)
                 return principal
-            del self._kept[token]
+            self._kept.discard(token)
         principal = verify(token, self._keys)
         self._keep(token, principal, now)
         return principal
 
     def _keep(self, token: str, principal: Principal, now: float) -> None:
         # `verify` requires `exp`; PyJWT accepts a token until `exp + leeway` has passed.
-        if self._size == 0 or principal.expires_at is None:
+        if principal.expires_at is None:
             return
         until = principal.expires_at + CLOCK_SKEW
-        if now >= until:
-            return
-        self._kept[token] = (principal, until)
-        if len(self._kept) > self._size:
-            self._kept.popitem(last=False)
+        if now < until:
+            self._kept.put(token, (principal, until))

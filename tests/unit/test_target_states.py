@@ -9,10 +9,10 @@ from app.commands.targets import TargetStates
 
 def test_the_least_recently_used_leave_first() -> None:
     kept = TargetStates(size=2)
-    kept.keep(("a", "fold"), 1)
-    kept.keep(("b", "fold"), 2)
+    kept.put(("a", "fold"), 1)
+    kept.put(("b", "fold"), 2)
     assert kept.get(("a", "fold")) == 1  # a is now the most recently used
-    kept.keep(("c", "fold"), 3)
+    kept.put(("c", "fold"), 3)
     assert len(kept) == 2
     assert kept.get(("b", "fold")) is None
     assert kept.get(("a", "fold")) == 1
@@ -20,9 +20,9 @@ def test_the_least_recently_used_leave_first() -> None:
 
 def test_forgetting_a_stream_drops_every_fold_of_it() -> None:
     kept = TargetStates()
-    kept.keep(("a", "one fold"), 1)
-    kept.keep(("a", "another fold"), 2)
-    kept.keep(("b", "one fold"), 3)
+    kept.put(("a", "one fold"), 1)
+    kept.put(("a", "another fold"), 2)
+    kept.put(("b", "one fold"), 3)
     kept.forget("a")
     assert len(kept) == 1
     assert kept.get(("b", "one fold")) == 3
@@ -30,7 +30,7 @@ def test_forgetting_a_stream_drops_every_fold_of_it() -> None:
 
 def test_size_zero_keeps_nothing() -> None:
     kept = TargetStates(size=0)
-    kept.keep(("a", "fold"), 1)
+    kept.put(("a", "fold"), 1)
     assert len(kept) == 0
 
 

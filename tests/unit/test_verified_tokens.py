@@ -101,3 +101,8 @@ def test_size_zero_keeps_nothing(frozen_jwt_time: Clock) -> None:
     tokens = VerifiedTokens(KEYS, size=0, clock=frozen_jwt_time)
     assert tokens.verify(token()).subject == "alice"
     assert len(tokens) == 0
+
+
+def test_a_negative_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        VerifiedTokens(KEYS, size=-1)
