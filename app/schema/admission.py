@@ -16,7 +16,7 @@ from app.admission.budget import Charge
 from app.admission.gate import CostGate, GateBusy
 from app.admission.parsing import parsed_before
 from app.metrics.instruments import refused
-from app.schema.cache import cacheable
+from app.schema.cache import cacheable, reading_of
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class Admission(SchemaExtension):
 def _reading(caller: Context) -> Reading | None:
     """The response cache's record of this HTTP request's read, when its answer may be kept."""
     request = caller.request
-    return None if request is None else getattr(request.state, "reading", None)
+    return None if request is None else reading_of(request)
 
 
 def _may_run(analysis: Analysis, allowed: Iterable[OperationType]) -> bool:
