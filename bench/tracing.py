@@ -59,6 +59,7 @@ CREATE_BOOK = """
 mutation($input: CreateBookInput!) { createBook(input: $input) { ... on CreateBookSuccess { bookId } } }"""
 
 App = Callable[..., Any]
+UNLIMITED = 1_000_000_000  # budget points and refill: as compare.py sets them for its servers
 SAMPLED = {"on": 1.0, "sampled": 0.1, "statements": 1.0}  # the share of new traces each traced mode records
 
 
@@ -131,11 +132,15 @@ async def round_of(
 ) -> tuple[float, float]:
     """Send `requests` queries one after another and export their spans (`flush`); return wall and CPU
     seconds per request."""
+    reply = b""
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(requests):
-        await call(app, state, body, token)
+        reply = await call(app, state, body, token)
     flush()  # the spans still queued are encoded now, in this round, not in the next mode's
-    return (time.perf_counter() - wall) / requests, (time.process_time() - cpu) / requests
+    timed = (time.perf_counter() - wall) / requests, (time.process_time() - cpu) / requests
+    if b'"errors"' in reply:  # a round of refusals (a budget spent, say) would measure the wrong path
+        raise RuntimeError(f"the round's last answer is an error: {reply[:300]!r}")
+    return timed
 
 
 def traced_provider(ratio: float) -> Any:
@@ -231,8 +236,16 @@ async def main() -> None:
         prefix = await stack.enter_async_context(scratch_prefix(redis_url, "bench-tracing"))
         await asyncio.to_thread(migrate, scratch)
         settings = Settings.from_env({"BOOKWORM_DATABASE_URL": scratch, "BOOKWORM_REDIS_URL": redis_url})
+        # One client sends every request: with the default budget it would be refused within a second,
+        # and the rounds would measure refusals. As compare.py's servers, the budgets are set out of reach
+        # (still charged, in Redis, for every request).
         settings = dataclasses.replace(
-            settings, redis_prefix=prefix, jwt_secret=SECRET, response_cache_entries=0
+            settings,
+            redis_prefix=prefix,
+            jwt_secret=SECRET,
+            response_cache_entries=0,
+            budget_capacity=UNLIMITED,
+            budget_refill=UNLIMITED,
         )
         built = await stack.enter_async_context(container(settings, workers=True))
         results = await measure(args, built, settings)

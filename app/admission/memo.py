@@ -109,12 +109,28 @@ def analysis(
     list_size_estimate: int,
 ) -> Analysis:
     """Return `analyse`'s answer, kept while the variables it read keep their values."""
+    found = kept_analysis(schema, document, operation_name, variables, list_size_estimate=list_size_estimate)
+    if found is not None:
+        return found
     given: Mapping[str, Any] = variables if isinstance(variables, Mapping) else {}
     key = (schema, document, operation_name, list_size_estimate)
-    kept = _analyses.find(key)
-    if kept is not None and _same(kept[0], given):
-        return kept[1]
     recorded = _Recorded(given)
     measured = analyse(schema, document, operation_name, recorded, list_size_estimate=list_size_estimate)
     _analyses.put(key, (recorded.reads, measured))
     return measured
+
+
+def kept_analysis(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    *,
+    list_size_estimate: int,
+) -> Analysis | None:
+    """Return the analysis `analysis` kept for these arguments, or None: nothing is analysed."""
+    given: Mapping[str, Any] = variables if isinstance(variables, Mapping) else {}
+    kept = _analyses.find((schema, document, operation_name, list_size_estimate))
+    if kept is not None and _same(kept[0], given):
+        return kept[1]
+    return None

@@ -65,6 +65,13 @@ def parse_limited(query: str, max_tokens: int) -> DocumentNode:
     return document
 
 
+def parsed_before(query: str, max_tokens: int) -> DocumentNode | None:
+    """Return the document parse_limited kept for this query, or None: nothing is parsed or refused."""
+    if len(query) > max_tokens * CHARACTERS_PER_TOKEN:
+        return None
+    return _cache.get((query, max_tokens))
+
+
 def _parse(query: str, max_tokens: int) -> DocumentNode:
     try:
         return parse(

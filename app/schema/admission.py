@@ -3,18 +3,20 @@ budget and only then validated and run, over HTTP and websockets alike."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from app import tracing
 from app.admission import Analysis, Limits, QueryTooComplex, check, memo, parse_limited
 from app.admission.budget import Charge
 from app.admission.gate import CostGate, GateBusy
+from app.admission.parsing import parsed_before
 from app.metrics.instruments import refused
-from app.schema.cache import cacheable
+from app.schema.cache import cacheable, reading_of
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,20 +38,46 @@ class Admission(SchemaExtension):
         self.limits = limits
         self.analysis: Analysis | None = None
         self.charge: Charge | None = None
-        self.upfront = 0  # what the document's size already paid
+        self.upfront = 0  # what the document's size costs
+        self.owed = 0  # the part of upfront not charged yet (charged with the rest of the cost)
 
     async def on_parse(self) -> AsyncIterator[None]:
         context = self.execution_context
         if context.graphql_document is None and context.query is not None:
-            # Parsing costs in proportion to the text, so the text's size is charged before it is parsed:
-            # a client out of budget cannot make the server parse anything.
             self.upfront = upfront_cost(context.query)
-            await self._charge(self.upfront)
-            try:
-                context.graphql_document = parse_limited(context.query, self.settings.max_query_tokens)
-            except QueryTooComplex as refused:
-                raise too_complex(refused) from None
+            if not self._known(context.query):
+                # Parsing costs in proportion to the text, so the text's size is charged before it is
+                # parsed: a client out of budget cannot make the server parse anything.
+                await self._charge(self.upfront)
+                try:
+                    context.graphql_document = parse_limited(context.query, self.settings.max_query_tokens)
+                except QueryTooComplex as refused:
+                    raise too_complex(refused) from None
         yield
+
+    def _known(self, query: str) -> bool:
+        """Take the document and its analysis when both are kept from an earlier operation.
+
+        Then nothing is parsed or analysed before the charge, so the text's size is owed and charged
+        with the rest of the cost, in one charge instead of two.
+        """
+        context = self.execution_context
+        document = parsed_before(query, self.settings.max_query_tokens)
+        if document is None:
+            return False
+        analysis = memo.kept_analysis(
+            context.schema._schema,
+            document,
+            context.operation_name,
+            context.variables,
+            list_size_estimate=self.settings.list_size_estimate,
+        )
+        if analysis is None or not _may_run(analysis, context.allowed_operations):
+            # An operation strawberry refuses after parsing (a mutation over GET, say) never reaches the
+            # charge of the rest: it pays for its text before, as one that is parsed.
+            return False
+        context.graphql_document, self.analysis, self.owed = document, analysis, self.upfront
+        return True
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
@@ -79,29 +107,38 @@ class Admission(SchemaExtension):
     async def _admit(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         context = self.execution_context
         caller: Context = context.context
-        analysis = memo.analysis(
-            schema,
-            document,
-            context.operation_name,
-            context.variables,
-            list_size_estimate=self.settings.list_size_estimate,
-        )
-        self.analysis = analysis
+        analysis = self.analysis
+        if analysis is None:
+            analysis = self.analysis = memo.analysis(
+                schema,
+                document,
+                context.operation_name,
+                context.variables,
+                list_size_estimate=self.settings.list_size_estimate,
+            )
         try:
             check(analysis, self.limits)
         except QueryTooComplex as refused:
+            await self._pay_owed()  # a refused document's text is paid for, as when it is parsed
             raise too_complex(refused) from None
         anonymous = not caller.principal.is_authenticated
         if analysis.introspection and anonymous and not self.settings.anonymous_introspection:
+            await self._pay_owed()
             raise introspection_refused()
         rest = max(0, analysis.cost - self.upfront)
-        if rest or analysis.mutation_fields:
-            await self._charge(rest, writes=analysis.mutation_fields)
+        if self.owed + rest or analysis.mutation_fields:
+            await self._charge(self.owed + rest, writes=analysis.mutation_fields)
+            self.owed = 0
         reading = _reading(caller) if analysis.operation_type == "query" else None
         if reading is not None:
             # What a request answered from the cache pays: all this one paid, in one charge.
             reading.cost, reading.requested_cost = self.upfront + rest, analysis.cost
             reading.cacheable = not analysis.introspection and cacheable(schema, document)
+
+    async def _pay_owed(self) -> None:
+        if self.owed:
+            await self._charge(self.owed)
+            self.owed = 0
 
     async def _charge(self, cost: int, writes: int = 0) -> None:
         caller: Context = self.execution_context.context
@@ -119,7 +156,11 @@ class Admission(SchemaExtension):
 def _reading(caller: Context) -> Reading | None:
     """The response cache's record of this HTTP request's read, when its answer may be kept."""
     request = caller.request
-    return None if request is None else getattr(request.state, "reading", None)
+    return None if request is None else reading_of(request)
+
+
+def _may_run(analysis: Analysis, allowed: Iterable[OperationType]) -> bool:
+    return analysis.operation_type is not None and OperationType(analysis.operation_type) in allowed
 
 
 def upfront_cost(query: str) -> int:

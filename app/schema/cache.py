@@ -8,10 +8,21 @@ answer by the request as sent (method, content type, body or query string) and t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from graphql import DocumentNode, GraphQLSchema, TypeInfo, TypeInfoVisitor, Visitor, visit
 from graphql.language import FieldNode
 
 from app.admission.memo import ByIdentity
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+
+    from app.queries.response_cache import Reading
+
+# The scope entry of the request's Reading, when its answer may be kept: a dict read, where
+# request.state would raise (and catch) AttributeError for every request that has none.
+READING_KEY = "bookworm.reading"
 
 _BOOK = {"id", "name", "description", "price", "priceSale", "status", "averageRating", "totalReviews"}
 _BOOK |= {"version", "createdAt", "updatedAt", "category", "publisher", "authors"}
@@ -62,3 +73,9 @@ def cacheable(schema: GraphQLSchema, document: DocumentNode) -> bool:
         known = fields.cacheable
         _cacheable_documents.put(key, known)
     return known
+
+
+def reading_of(request: HTTPConnection) -> Reading | None:
+    """The response cache's record of `request`'s read, when its answer may be kept."""
+    reading: Reading | None = request.scope.get(READING_KEY)
+    return reading

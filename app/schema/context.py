@@ -50,13 +50,19 @@ class Context:
         )
 
 
+IP_KEY = "bookworm.ip"  # the scope entry of the caller's address: the view's payer and the context's ip
+
+
 def ip_of(request: Request | WebSocket | None, proxies: TrustedProxies) -> str:
-    """The caller's IP address, believing X-Forwarded-For only from a trusted proxy."""
+    """The caller's IP address, believing X-Forwarded-For only from a trusted proxy (worked out once)."""
     if request is None:
         return "unknown"
-    peer = request.client.host if request.client else None
-    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
-    return client_ip(peer, forwarded, proxies)
+    ip: str | None = request.scope.get(IP_KEY)
+    if ip is None:
+        peer = request.client.host if request.client else None
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
+        ip = request.scope[IP_KEY] = client_ip(peer, forwarded, proxies)
+    return ip
 
 
 PRINCIPAL = "principal"  # the request.state attribute that holds the verified caller

@@ -25,6 +25,7 @@ from app.live.errors import ResumeTooOld
 from app.metrics.names import OperationNames
 from app.metrics.requests import note_operation
 from app.schema.admission import admission
+from app.schema.cache import reading_of
 from app.settings import Settings
 
 logger = logging.getLogger("bookworm.graphql")
@@ -111,7 +112,7 @@ class OperationLabel(SchemaExtension):
         # `result` is set once the operation was executed, after it was parsed, validated and admitted.
         label = self.names.label(context.operation_name, ran=context.result is not None)
         note_operation(request, label, failed=bool(context.pre_execution_errors))
-        reading = getattr(request.state, "reading", None)
+        reading = reading_of(request)
         if reading is not None:
             reading.operation = label  # an answer kept in the response cache is labelled as this one
         return {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -58,14 +59,28 @@ def accepts_json(accept: str | None) -> bool:
     return not accept or bool(_accepted(accept) & JSON_TYPES)
 
 
-def _accepted(accept: str | None) -> set[str]:
+def _accepted(accept: str | None) -> frozenset[str]:
     """The media types an Accept header names with a quality above zero, in lower case."""
+    if accept is None or len(accept) <= KEPT_ACCEPT_LENGTH:
+        return _accepted_kept(accept)
+    return _parse_accept(accept)
+
+
+KEPT_ACCEPT_LENGTH = 200
+
+
+@lru_cache(maxsize=256)  # a client sends the same Accept with every request: a usual value is parsed once
+def _accepted_kept(accept: str | None) -> frozenset[str]:
+    return _parse_accept(accept)
+
+
+def _parse_accept(accept: str | None) -> frozenset[str]:
     accepted = set()
     for part in (accept or "").split(","):
         media, *params = (piece.strip() for piece in part.split(";"))
         if _quality(params) > 0:
             accepted.add(media.lower())
-    return accepted
+    return frozenset(accepted)
 
 
 def _quality(params: list[str]) -> float:

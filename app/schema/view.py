@@ -37,8 +37,8 @@ from app.middleware import LEAVE_IN_FLIGHT
 from app.projections import PROJECTIONS
 from app.queries import reads
 from app.queries.consistency import TooManyWaiters
-from app.queries.response_cache import Reading
 from app.schema.admission import RATE_LIMITED, rate_limited
+from app.schema.cache import READING_KEY, reading_of
 from app.schema.context import Context, ip_of, sign_in
 from app.schema.http_streams import HTTPStream, HTTPStreams, close_stream, streaming
 from app.schema.ide import graphiql_page
@@ -206,7 +206,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         reading = cache.begin(container.positions.known(CATALOG))
         if reading is None:
             return await self.run(request)
-        request.state.reading, request.state.cache_key = reading, key
+        request.scope[READING_KEY], request.state.cache_key = reading, key
         reads.record(reading.tags)
         response = await self.run(request)
         if getattr(request.state, "cache_kept", False):
@@ -430,7 +430,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
-        reading: Reading | None = getattr(request.state, "reading", None)
+        reading = reading_of(request)
         if reading is not None and reading.cacheable and not result.errors and result.data is not None:
             # Encoded once: the cache keeps these bytes, and the response is written around them.
             data = json.dumps(result.data, separators=(",", ":"))
