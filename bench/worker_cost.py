@@ -108,6 +108,14 @@ UNION ALL SELECT transaction_id::text, global_position FROM bus.checkpoints WHER
 _COMMITS = "SELECT xact_commit FROM pg_stat_database WHERE datname = $1"
 
 
+async def _stored(pool: asyncpg.Pool, head: Position) -> None:
+    """Poll until every projection and process manager has stored a checkpoint at `head`."""
+    while True:
+        if all(Position(int(t), g) >= head for t, g in await pool.fetch(_CHECKPOINTS)):
+            return
+        await asyncio.sleep(0.01)
+
+
 async def measure(args: argparse.Namespace, url: str, settings: Settings) -> None:
     await asyncio.to_thread(migrate, url)
     pool = await create_pool(url, size=4)
@@ -121,15 +129,14 @@ async def measure(args: argparse.Namespace, url: str, settings: Settings) -> Non
             started = time.perf_counter()
             appended = await _append(pool, store, args.event, args.rate, args.seconds)
             head = await store.head()
-            while any(Position(int(t), g) < head for t, g in await pool.fetch(_CHECKPOINTS)):
-                await asyncio.sleep(0.01)
+            await _stored(pool, head)
             settled = time.perf_counter() - started
             await asyncio.sleep(0.6)  # pg_stat_database is reported at most every 500 ms
             after = await pool.fetchval(_COMMITS, database)
     finally:
         await pool.close()
     worker = after - before - appended
-    print(f"{appended} {args.event} events at {args.rate:g}/s, all checkpoints stored {settled:.2f} s after the start")
+    print(f"{appended} {args.event} events at {args.rate:g}/s, checkpoints all stored after {settled:.2f} s")
     print(f"PostgreSQL transactions of the workers per event: {worker / appended:.2f}")
     total = sum(SENT.values())
     print(f"round trips of the workers' pool per event: {total / appended:.2f}", end=" (")
@@ -140,13 +147,17 @@ async def main(args: argparse.Namespace) -> None:
     _count_worker_round_trips()
     server = os.environ["BOOKWORM_DATABASE_URL"]
     redis_url = os.environ["BOOKWORM_REDIS_URL"]
-    async with scratch_database(server, "bench_worker_cost") as url, scratch_prefix(redis_url, "worker-cost") as prefix:
+    async with (
+        scratch_database(server, "bench_worker_cost") as url,
+        scratch_prefix(redis_url, "worker-cost") as prefix,
+    ):
         env = {**os.environ, "BOOKWORM_DATABASE_URL": url, "BOOKWORM_REDIS_PREFIX": prefix}
         await measure(args, url, Settings.from_env(env))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--rate", type=float, default=400.0, help="events appended a second")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--event", choices=("book", "author"), default="book")
