@@ -186,13 +186,11 @@ class Applier:
     async def _commit_traced(self, events: Sequence[RecordedEvent], end: Position) -> None:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                if self._consumer.kind is ConsumerKind.PROJECTION:
-                    # No wait for the WAL flush: what a crash could lose here (the batch and its checkpoint,
-                    # together) is re-derived from the durable event store on restart. Saves a disk sync
-                    # on every change's way to subscribers. A process manager's batch appends events and
-                    # writes state nothing could derive again: it commits durably.
-                    await conn.execute("SET LOCAL synchronous_commit = off")
-                await self._lease.fence(conn)
+                # A projection's commit does not wait for the WAL flush: what a crash could lose here (the
+                # batch and its checkpoint, together) is re-derived from the durable event store on restart.
+                # Saves a disk sync on every change's way to subscribers. A process manager's batch appends
+                # events and writes state nothing could derive again: it commits durably.
+                await self._lease.fence(conn, durable=self._consumer.kind is ConsumerKind.PROCESS)
                 checkpoint = await self._consumer.load_checkpoint(conn)
                 fresh = [e for e in events if e.position > checkpoint]
                 notices: list[ChangeNotice] = []

@@ -166,7 +166,7 @@ class ProjectionConsumer:
 
     async def advance_checkpoint(self, conn: asyncpg.Connection, position: Position, lease: Lease) -> bool:
         """Move the checkpoint forward to `position` in one statement while `lease` is held."""
-        return await advance_checkpoint(conn, "read.projections", self.name, position, lease)
+        return await advance_checkpoint(conn, "read.projections", self.name, position, lease, durable=False)
 
 
 async def record_changes(conn: asyncpg.Connection, notices: Sequence[ChangeNotice]) -> None:

@@ -672,6 +672,22 @@ async def test_only_projection_batches_commit_without_waiting_for_the_wal_flush(
     assert await env.pool.fetchval("SELECT current_setting('synchronous_commit')") == durable
 
 
+async def test_a_projections_one_statement_move_leaves_the_sessions_setting_alone(env: BusEnv) -> None:
+    [author] = await env.append(1)
+    durable = await env.pool.fetchval("SELECT current_setting('synchronous_commit')")
+    rating = ProjectionConsumer(RATING)
+    lease = Lease(env.pool, rating.name, env.settings.lease_ttl)
+    assert await lease.try_acquire()
+    async with env.pool.acquire() as conn:
+        assert await rating.advance_checkpoint(conn, author.position, lease)
+        # Off for the statement's own transaction only.
+        assert await conn.fetchval("SELECT current_setting('synchronous_commit')") == durable
+        row = await conn.fetchrow(
+            "SELECT transaction_id, global_position FROM read.projections WHERE name = 'rating'"
+        )
+        assert Position(row[0], row[1]) == author.position
+
+
 @dataclasses.dataclass(frozen=True)
 class Parts:
     settings: Settings
