@@ -102,13 +102,14 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is 
             self.terminate()
 
 
-class ApiConnection(PooledConnection):
-    """A connection of the API pool: released with its transaction ended, and no other round trip.
+class SessionlessConnection(PooledConnection):
+    """A connection of a pool whose users keep no session state: released with no other round trip.
 
-    API requests hold no session state: their advisory locks are transaction-scoped, their settings
-    `SET LOCAL`, their cursors live inside a transaction and LISTEN runs on connections of its own. So
-    the full reset (unlock all, close all, unlisten, reset all: one more round trip per request) is
-    left out; asyncpg still rolls back a transaction left open and drops the listener callbacks.
+    API requests and the workers hold no session state: their advisory locks are transaction-scoped
+    (the relay's session lock and every LISTEN live on connections of their own, outside the pools),
+    their settings `SET LOCAL`, their cursors live inside a transaction. So the full reset (unlock all,
+    close all, unlisten, reset all: one more round trip per checkout) is left out; asyncpg still rolls
+    back a transaction left open and drops the listener callbacks.
     """
 
     def get_reset_query(self) -> str:
@@ -129,7 +130,7 @@ class Session:
     application_name: str = "bookworm"
     statement_timeout: float = 0.0  # seconds one statement may run
     idle_in_transaction_timeout: float = 0.0  # seconds a transaction may wait on its client
-    holds_session_state: bool = True  # False: a release only ends an open transaction (ApiConnection)
+    holds_session_state: bool = True  # False: a release only ends an open transaction (SessionlessConnection)
 
     def server_settings(self) -> dict[str, str]:
         """Return the settings sent when each connection starts (milliseconds for the limits)."""
@@ -160,9 +161,11 @@ def worker_session() -> Session:
     """The session of connections that (also) run the workers: named, without limits.
 
     A projection statement cancelled halfway would look like the event's fault and be parked, so the
-    workers' statements take as long as they need; their transactions are short by construction.
+    workers' statements take as long as they need; their transactions are short by construction. Like
+    the API's, they hold no session state, so a release costs no reset round trip (every batch and
+    every checkpoint move checks a connection out).
     """
-    return Session(application_name=WORKER_APPLICATION)
+    return Session(application_name=WORKER_APPLICATION, holds_session_state=False)
 
 
 async def create_pool(url: str, *, size: int = 10, session: Session | None = None) -> asyncpg.Pool:
@@ -173,7 +176,7 @@ async def create_pool(url: str, *, size: int = 10, session: Session | None = Non
         min_size=1,
         max_size=size,
         command_timeout=30,
-        connection_class=PooledConnection if session.holds_session_state else ApiConnection,
+        connection_class=PooledConnection if session.holds_session_state else SessionlessConnection,
         server_settings=session.server_settings(),
     )
     assert pool is not None

@@ -2,12 +2,18 @@
 
 A batch holds only events the consumer handles; the checkpoint still moves to the end of what was read,
 past the events it ignores. With nothing to apply, that move is one fenced statement, not a transaction.
+
+A process manager's move past ignored events is also lazy: at most one statement per LAZY_MOVE seconds,
+or none when its next batch commits the checkpoint anyway. Nobody waits on its checkpoint (read-your-writes
+waits on projections only), and a move not yet made only means a leader after a crash reads those events
+again and ignores them again. The runner settles what is left when the stream goes quiet.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +41,7 @@ MAX_DELAY = 5.0
 PERMANENT = (ValidationError, UnknownEventType)
 # These mean "stop and let the runner sort it out", never "this event is bad".
 NOT_THE_EVENTS_FAULT: tuple[type[BaseException], ...] = (LeaseLost, *POSTGRES_DOWN)
+LAZY_MOVE = 0.5  # seconds a process manager's checkpoint may stay behind events it ignores
 
 _PARK = """
 INSERT INTO bus.dead_letters
@@ -81,13 +88,30 @@ class Applier:
         self._consumer = consumer
         self._lease = lease
         self._announcer = announcer
-        self.checkpoint = START
+        self._lazy = consumer.kind is ConsumerKind.PROCESS
+        self.checkpoint = START  # what this runner has settled; PostgreSQL's may lag behind ignored events
+        self._stored = START  # what PostgreSQL holds, as far as this runner knows
+        self._stored_at = -LAZY_MOVE  # monotonic time of the last move of the stored checkpoint
+
+    @property
+    def unsettled(self) -> bool:
+        """Tell whether the checkpoint in PostgreSQL is behind events this runner passed unapplied."""
+        return self._stored < self.checkpoint
 
     async def refresh(self) -> Position:
         """Reload the checkpoint from PostgreSQL."""
         async with self._pool.acquire() as conn, conn.transaction():
-            self.checkpoint = await self._consumer.load_checkpoint(conn)
+            self._stored_as(await self._consumer.load_checkpoint(conn))
         return self.checkpoint
+
+    async def settle(self) -> None:
+        """Store a checkpoint left behind lazily (fenced: raises LeaseLost when the lease is gone)."""
+        if self.unsettled:
+            await self._move(self.checkpoint)
+
+    def _stored_as(self, checkpoint: Position) -> None:
+        self.checkpoint = self._stored = checkpoint
+        self._stored_at = time.monotonic()
 
     async def apply(self, events: Sequence[RecordedEvent], end: Position) -> None:
         """Apply `events` exactly once each and move the checkpoint to `end`, past events not handed in.
@@ -123,13 +147,22 @@ class Applier:
         await self._apply_halving(events[half:], events[-1].position)
 
     async def _advance(self, end: Position) -> None:
-        """Move the checkpoint past events the consumer ignores: one fenced statement, no transaction."""
+        """Move the checkpoint past events the consumer ignores: one fenced statement, no transaction.
+
+        A process manager's move waits (in memory only) until LAZY_MOVE has passed since the last one.
+        """
         if end <= self.checkpoint:
             return
+        if self._lazy and time.monotonic() - self._stored_at < LAZY_MOVE:
+            self.checkpoint = end
+            return
+        await self._move(end)
+
+    async def _move(self, end: Position) -> None:
         async with self._pool.acquire() as conn:
             if not await self._consumer.advance_checkpoint(conn, end, self._lease):
                 raise LeaseLost(f"lease {self._lease.name} is no longer held by {self._lease.owner}")
-        self.checkpoint = end
+        self._stored_as(end)
 
     async def _retry(self, event: RecordedEvent, error: Exception) -> None:
         attempts, backoff = 1, Backoff(FIRST_DELAY, MAX_DELAY)
@@ -153,13 +186,11 @@ class Applier:
     async def _commit_traced(self, events: Sequence[RecordedEvent], end: Position) -> None:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                if self._consumer.kind is ConsumerKind.PROJECTION:
-                    # No wait for the WAL flush: what a crash could lose here (the batch and its checkpoint,
-                    # together) is re-derived from the durable event store on restart. Saves a disk sync
-                    # on every change's way to subscribers. A process manager's batch appends events and
-                    # writes state nothing could derive again: it commits durably.
-                    await conn.execute("SET LOCAL synchronous_commit = off")
-                await self._lease.fence(conn)
+                # A projection's commit does not wait for the WAL flush: what a crash could lose here (the
+                # batch and its checkpoint, together) is re-derived from the durable event store on restart.
+                # Saves a disk sync on every change's way to subscribers. A process manager's batch appends
+                # events and writes state nothing could derive again: it commits durably.
+                await self._lease.fence(conn, durable=self._consumer.kind is ConsumerKind.PROCESS)
                 checkpoint = await self._consumer.load_checkpoint(conn)
                 fresh = [e for e in events if e.position > checkpoint]
                 notices: list[ChangeNotice] = []
@@ -169,7 +200,7 @@ class Applier:
                 if end > checkpoint:
                     checkpoint = end
                     await self._consumer.save_checkpoint(conn, checkpoint)
-        self.checkpoint = checkpoint
+        self._stored_as(checkpoint)
         await self._announce(notices)
 
     async def _announce(self, notices: list[ChangeNotice]) -> None:
@@ -198,7 +229,7 @@ class Applier:
                     parked(name)
                     checkpoint = ref.position
                     await self._consumer.save_checkpoint(conn, checkpoint)
-        self.checkpoint = checkpoint
+        self._stored_as(checkpoint)
         await self._copy_to_stream(ref, error, attempts)
 
     async def _copy_to_stream(self, ref: EventRef, error: BaseException, attempts: int) -> None:

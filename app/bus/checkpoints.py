@@ -17,7 +17,8 @@ SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_
 
 # Lease.fence and the checkpoint move in one statement: FOR KEY SHARE makes a standby's takeover (FOR
 # UPDATE) wait for this commit, as it waits for a batch transaction, and leaves renewal free. The lease's
-# CTE answers whether it is still held.
+# CTE answers whether it is still held. A projection's move (re-derived after a crash like its batches)
+# commits without waiting for the WAL flush: set_config(..., true) holds for the statement's own transaction.
 _ADVANCE = """
 WITH lease AS (
     SELECT FROM bus.leases WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE
@@ -25,8 +26,9 @@ WITH lease AS (
     UPDATE {table} SET transaction_id = $4, global_position = $5, updated_at = now()
     WHERE name = $1 AND (transaction_id, global_position) < ($4, $5) AND EXISTS (SELECT FROM lease)
 )
-SELECT EXISTS (SELECT FROM lease)
+SELECT EXISTS (SELECT FROM lease){then}
 """
+_UNSYNCED = ", set_config('synchronous_commit', 'off', true)"
 
 
 async def load_checkpoint(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> Position:
@@ -46,15 +48,16 @@ async def save_checkpoint(conn: asyncpg.Connection, name: str, position: Positio
 
 
 async def advance_checkpoint(
-    conn: asyncpg.Connection, table: str, name: str, position: Position, lease: Lease
+    conn: asyncpg.Connection, table: str, name: str, position: Position, lease: Lease, *, durable: bool = True
 ) -> bool:
     """Move checkpoint `name` of `table` forward to `position` (never back) while `lease` is held.
 
-    One statement, no batch transaction: what the runner does for events its consumer ignores.
-    Return whether the lease is still held (when not, nothing moved).
+    One statement, no batch transaction: what the runner does for events its consumer ignores. With
+    `durable` False its commit does not wait for the WAL flush. Return whether the lease is still held
+    (when not, nothing moved).
     """
     args = (name, lease.name, lease.owner, position.transaction_id, position.global_position)
-    held: bool = await conn.fetchval(_ADVANCE.format(table=table), *args)
+    held: bool = await conn.fetchval(_ADVANCE.format(table=table, then="" if durable else _UNSYNCED), *args)
     return held
 
 

