@@ -68,7 +68,10 @@ def schema(page: list[Book], executor: type[Any], extensions: list[Any] | None =
     class Query:
         @strawberry.field
         def books(self) -> Connection[Book]:
-            edges = [Edge(cursor=f"c{n}", node=node) for n, node in enumerate(page)]
+            edges = [
+                Edge(node=node, position=("NAME:asc", f"Book {n}", str(node.id)))
+                for n, node in enumerate(page)
+            ]
             info = PageInfo(has_next_page=False, has_previous_page=False, start_cursor="c0", end_cursor=None)
             return Connection(edges=edges, page_info=info, total_count=len(page))
 
