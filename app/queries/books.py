@@ -14,7 +14,7 @@ import asyncpg
 from app.domain.catalog.status import BookStatus
 from app.domain.errors import FieldError, ValidationError
 from app.domain.fields import entity_ids
-from app.queries.paging import decimal_key, decode_cursor, encode_cursor, number_key, text_key, timestamp_key
+from app.queries.paging import Position, decimal_key, decode_cursor, number_key, text_key, timestamp_key
 from app.queries.rows import BOOK_COLUMNS
 from app.queries.search import clean_search
 
@@ -123,8 +123,8 @@ class BookListing:
         )
         return combined, args
 
-    def cursor(self, record: asyncpg.Record) -> str:
-        return encode_cursor(self.ordering, self.sort.dump(record["sort_key"]), str(record["id"]))
+    def position(self, record: asyncpg.Record) -> Position:
+        return self.ordering, self.sort.dump(record["sort_key"]), str(record["id"])
 
     def _arg(self, value: Any) -> str:
         self.args.append(value)

@@ -18,7 +18,6 @@ from app.queries.paging import (
     Page,
     check_first,
     decode_cursor,
-    encode_cursor,
     make_page,
     text_key,
 )
@@ -87,7 +86,7 @@ class CatalogQueries:
         sql, args = listing.page_and_count_sql(first, after)
         # One round trip, and the count and the page read from one snapshot.
         records = await self._pool.fetch(sql, *args)
-        edges = [Edge(listing.cursor(r), BookRow.from_record(r)) for r in records if r["id"] is not None]
+        edges = [Edge(listing.position(r), BookRow.from_record(r)) for r in records if r["id"] is not None]
         return make_page(edges, first, after=after, total_count=records[0]["total_count"])
 
     @unavailable_when_down
@@ -111,7 +110,7 @@ class CatalogQueries:
             totals = dict(await conn.fetch(_BOOK_COUNTS_OF_AUTHORS, ids))
         edges: dict[str, list[Edge[BookRow]]] = {i: [] for i in ids}
         for r in records:
-            edges[str(r["for_author"])].append(Edge(listing.cursor(r), BookRow.from_record(r)))
+            edges[str(r["for_author"])].append(Edge(listing.position(r), BookRow.from_record(r)))
         return [make_page(edges[i], first, after=None, total_count=totals.get(uuid.UUID(i), 0)) for i in ids]
 
     @unavailable_when_down
@@ -137,10 +136,7 @@ class CatalogQueries:
         async with self._pool.acquire() as conn:
             records = await conn.fetch(sql, *page_args)
             total = await conn.fetchval(count_sql, *args)
-        edges = [
-            Edge(encode_cursor(_AUTHOR_ORDERING, r["name"], str(r["id"])), AuthorRow.from_record(r))
-            for r in records
-        ]
+        edges = [Edge((_AUTHOR_ORDERING, r["name"], str(r["id"])), AuthorRow.from_record(r)) for r in records]
         return make_page(edges, first, after=after, total_count=total)
 
     @unavailable_when_down

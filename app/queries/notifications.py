@@ -15,9 +15,9 @@ from app.queries.paging import (
     Edge,
     Keyset,
     Page,
+    Position,
     check_first,
     decode_cursor,
-    encode_cursor,
     make_page,
     timestamp_key,
 )
@@ -86,7 +86,7 @@ class NotificationQueries:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 records = await conn.fetch(sql, *page_args)
                 total = await conn.fetchval(count_sql, *args)
-        edges = [Edge(_cursor(r), NotificationRow.from_record(r)) for r in records]
+        edges = [Edge(_position(r), NotificationRow.from_record(r)) for r in records]
         return make_page(edges, first, after=after, total_count=total)
 
 
@@ -105,5 +105,5 @@ def _filters(status: str | None, order_id: str | None) -> tuple[list[str], list[
     return conditions, args
 
 
-def _cursor(r: asyncpg.Record) -> str:
-    return encode_cursor(_ORDERING, r["created_at"].isoformat(), r["id"])
+def _position(r: asyncpg.Record) -> Position:
+    return _ORDERING, r["created_at"].isoformat(), r["id"]

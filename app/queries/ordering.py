@@ -23,9 +23,9 @@ from app.queries.paging import (
     Edge,
     Keyset,
     Page,
+    Position,
     check_first,
     decode_cursor,
-    encode_cursor,
     make_page,
     timestamp_key,
 )
@@ -183,9 +183,9 @@ class OrderingQueries:
         async with self._pool.acquire() as conn:
             records = await conn.fetch(sql, *page_args)
             total = await conn.fetchval(count_sql, *args)
-        edges = [Edge(_cursor(r), OrderRow.from_record(r)) for r in records]
+        edges = [Edge(_position(r), OrderRow.from_record(r)) for r in records]
         return make_page(edges, first, after=after, total_count=total)
 
 
-def _cursor(record: asyncpg.Record) -> str:
-    return encode_cursor(_NEWEST, record["created_at"].isoformat(), str(record["id"]))
+def _position(record: asyncpg.Record) -> Position:
+    return _NEWEST, record["created_at"].isoformat(), str(record["id"])

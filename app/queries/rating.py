@@ -19,7 +19,6 @@ from app.queries.paging import (
     Page,
     check_first,
     decode_cursor,
-    encode_cursor,
     make_page,
     timestamp_key,
     whole_key,
@@ -105,9 +104,9 @@ class RatingQueries:
         async with self._pool.acquire() as conn:
             records = await conn.fetch(sql, *args)
             total = await conn.fetchval(_COUNT, book)
+        positions = [(ordering, sort.dump(r[sort.column]), str(r["id"])) for r in records]
         edges = [
-            Edge(encode_cursor(ordering, sort.dump(r[sort.column]), str(r["id"])), FeedbackRow.from_record(r))
-            for r in records
+            Edge(position, FeedbackRow.from_record(r)) for position, r in zip(positions, records, strict=True)
         ]
         return make_page(edges, first, after=after, total_count=total)
 

@@ -9,7 +9,8 @@ from strawberry.tools import merge_types
 from app.schema.basket import BasketMutation, BasketQuery, BasketSubscription
 from app.schema.catalog import CatalogMutation, CatalogQuery, CatalogSubscription
 from app.schema.errors import EXCEPTION_HANDLERS, USER_ERROR_TYPES
-from app.schema.extensions import PerEventExecutor, Schema, schema_extensions
+from app.schema.execution import Executor
+from app.schema.extensions import Schema, schema_extensions
 from app.schema.notifications import NotificationsQuery
 from app.schema.ordering import OrderingMutation, OrderingQuery, OrderingSubscription
 from app.schema.rating import RatingMutation, RatingQuery, RatingSubscription
@@ -33,7 +34,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions=schema_extensions(settings),
         config=StrawberryConfig(scalar_map=SCALARS),
         exception_handlers=EXCEPTION_HANDLERS,
-        execution_context_class=PerEventExecutor,
+        execution_context_class=Executor,
     )
 
 

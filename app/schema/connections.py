@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 
-from app.queries.paging import Page
+from app.queries.paging import Page, Position, encode_cursor
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -21,10 +21,17 @@ class PageInfo:
     end_cursor: str | None
 
 
+def _cursor(root: Any) -> str:
+    """Encode an edge's cursor when the query asks for it, not for every edge of every page."""
+    position: Position = root.position
+    return encode_cursor(*position)
+
+
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str
+    cursor: str = strawberry.field(resolver=_cursor)
     node: T
+    position: strawberry.Private[Position]
 
 
 @strawberry.type
@@ -42,7 +49,7 @@ def page_size(first: int | None, default: int) -> int:
 def page_connection(page: Page[Row], node: Callable[[Row], T]) -> Connection[T]:
     """Turn one read-side page into a connection."""
     return Connection(
-        edges=[Edge(cursor=edge.cursor, node=node(edge.node)) for edge in page.items],
+        edges=[Edge(node=node(edge.node), position=edge.position) for edge in page.items],
         page_info=PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,

@@ -1,0 +1,134 @@
+"""The schema's Executor answers as graphql-core's own path does: same data, same errors, same paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+
+from app.domain.catalog.status import BookStatus
+from app.schema import build_schema
+from app.schema.catalog.types import Book
+from app.schema.connections import Connection, Edge, PageInfo
+from app.schema.execution import Executor, plain_field
+from app.schema.extensions import PerEventExecutor
+from app.schema.scalars import SCALARS
+
+NOW = dt.datetime(2026, 12, 7, 0, 0, tzinfo=dt.UTC)
+
+
+def book(n: int, **changes: Any) -> Book:
+    fields: dict[str, Any] = {
+        "id": strawberry.ID(f"00000000-0000-0000-0000-{n:012}"),
+        "name": f"Book {n}",
+        "description": None if n % 2 else "A book.",
+        "price": decimal.Decimal(f"{n}.5"),
+        "price_sale": None,
+        "status": list(BookStatus)[n % len(BookStatus)],
+        "average_rating": n / 3,
+        "total_reviews": n,
+        "version": n + 1,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "category_id": None,
+        "publisher_id": None,
+        "author_ids": (),
+    }
+    return Book(**(fields | changes))
+
+
+PAGES: dict[str, list[Book]] = {
+    "plain": [book(n) for n in range(20)],
+    "null for a non-null field": [book(0), book(1, name=None), book(2)],
+    "a value the scalar refuses": [book(0, price="not a decimal"), book(1, version="7")],
+    "an enum value that is not one": [book(0, status="GONE")],
+    "an exception as the value": [book(0, name=ValueError("kept as a value"))],
+    "null where null is allowed": [book(0, description=None, price_sale=None)],
+    "a float for an Int": [book(0, version=2.5, total_reviews=3.0)],
+}
+
+FINE = ("plain", "null where null is allowed")
+QUERIES = [
+    "{ books { edges { cursor node { id name price status version } } } }",
+    """{ books { totalCount pageInfo { hasNextPage endCursor }
+         edges { node { __typename id n: name name description price priceSale averageRating
+                        totalReviews createdAt updatedAt ...More } } } }
+       fragment More on Book { status version name }""",
+]
+
+
+def schema(page: list[Book], executor: type[Any], extensions: list[Any] | None = None) -> strawberry.Schema:
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def books(self) -> Connection[Book]:
+            edges = [
+                Edge(node=node, position=("NAME:asc", f"Book {n}", str(node.id)))
+                for n, node in enumerate(page)
+            ]
+            info = PageInfo(has_next_page=False, has_previous_page=False, start_cursor="c0", end_cursor=None)
+            return Connection(edges=edges, page_info=info, total_count=len(page))
+
+    return strawberry.Schema(
+        query=Query,
+        config=StrawberryConfig(scalar_map=SCALARS),
+        execution_context_class=executor,
+        extensions=extensions or [],
+    )
+
+
+def answer(result: Any) -> tuple[Any, list[Any]]:
+    return result.data, [error.formatted for error in result.errors or []]
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("query", QUERIES)
+def test_the_executor_answers_as_graphql_core_does(page: str, query: str) -> None:
+    general = answer(schema(PAGES[page], PerEventExecutor).execute_sync(query))
+    short = answer(schema(PAGES[page], Executor).execute_sync(query))
+    assert short == general
+    assert bool(general[1]) is (page not in FINE), "each odd page gives at least one error"
+
+
+class Shout(SchemaExtension):
+    """A field middleware: with one, every field goes graphql-core's way."""
+
+    def resolve(self, _next: Callable[..., Any], root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        value = _next(root, info, *args, **kwargs)
+        return value.upper() if isinstance(value, str) else value
+
+
+def test_a_field_middleware_still_sees_every_field() -> None:
+    query = "{ books { edges { node { name } } } }"
+    result = schema(PAGES["plain"], Executor, [Shout]).execute_sync(query)
+    assert result.errors is None
+    assert result.data is not None
+    assert result.data["books"]["edges"][0]["node"]["name"] == "BOOK 0"
+
+
+@pytest.mark.parametrize("page", ["plain", "null for a non-null field", "an async field that fails"])
+async def test_the_executor_answers_asynchronously_too(page: str) -> None:
+    # Book.category is a resolver of its own, awaited inside the node's subfields; with no loaders in
+    # the context it fails when a book names a category.
+    query = "{ books { edges { node { name category { name } version } } totalCount } }"
+    books = PAGES.get(page) or [book(0), book(1, category_id="c1"), book(2)]
+    general = answer(await schema(books, PerEventExecutor).execute(query))
+    short = answer(await schema(books, Executor).execute(query))
+    assert short == general
+    assert bool(general[1]) is (page != "plain")
+
+
+def test_only_plain_scalar_enum_and_object_fields_take_the_short_path() -> None:
+    types = build_schema()._schema.type_map
+    book_fields = types["Book"].fields  # type: ignore[union-attr]
+    assert plain_field(book_fields["price"]) is not None
+    assert plain_field(book_fields["status"]) is not None
+    assert plain_field(book_fields["category"]) is None  # a resolver of its own
+    assert plain_field(types["BookEdge"].fields["node"]) is not None  # type: ignore[union-attr]  # an object
+    assert plain_field(types["BookConnection"].fields["edges"]) is None  # type: ignore[union-attr]  # a list
