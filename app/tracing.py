@@ -11,7 +11,8 @@ What a trace leaves out, so that tracing on costs a few per cent of a request (b
   BOOKWORM_TRACE_READ_STATEMENTS asks for a span per statement too;
 - the budget charge every request makes (one EVALSHA): bookkeeping, counted in /metrics instead;
 - a database or Redis call that is no part of a request or of an event's work (a poll, a lease
-  renewal): a client span with no parent is never recorded.
+  renewal): a client span with no parent is never recorded;
+- everything under a request the sampler leaves out: its calls skip the instrumentation at once.
 A mutation keeps every span, from its request to the push to each subscription cohort.
 
 Off (the default), every helper returns a shared no-op context manager or None at once: no SDK is
