@@ -11,7 +11,8 @@ What a trace leaves out, so that tracing on costs a few per cent of a request (b
   BOOKWORM_TRACE_READ_STATEMENTS asks for a span per statement too;
 - the budget charge every request makes (one EVALSHA): bookkeeping, counted in /metrics instead;
 - a database or Redis call that is no part of a request or of an event's work (a poll, a lease
-  renewal): a client span with no parent is never recorded.
+  renewal): a client span with no parent is never recorded;
+- everything under a request the sampler leaves out: its calls skip the instrumentation at once.
 A mutation keeps every span, from its request to the push to each subscription cohort.
 
 Off (the default), every helper returns a shared no-op context manager or None at once: no SDK is
@@ -198,19 +199,17 @@ class RequestSpans:
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "http.route": self.ROUTE},
         )
-        token = attach(trace.set_span_in_context(request))
-
-        async def traced_send(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                request.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    request.set_attribute("error.type", str(status))
-                    request.set_status(StatusCode.ERROR)
-            await send(message)
-
+        if request.is_recording():
+            token = attach(trace.set_span_in_context(request))
+            send = _labelling_status(request, send)
+        else:
+            # Sampling left this request out, so nothing under it is recorded either (a child of an
+            # unsampled span is not sampled): its database and Redis calls skip their instrumentation
+            # at once, as under suppress_instrumentation, set in the same attach as its span.
+            assert _suppressed is not None
+            token = attach(trace.set_span_in_context(request, Context({**get_current(), **_suppressed})))
         try:
-            await self.app(scope, receive, traced_send)
+            await self.app(scope, receive, send)
         except Exception as failed:  # recorded as use_span does; the exception goes on
             if request.is_recording():
                 request.record_exception(failed)
@@ -219,6 +218,21 @@ class RequestSpans:
         finally:
             detach(token)
             request.end()
+
+
+def _labelling_status(request: trace.Span, send: Any) -> Any:
+    """`send`, labelling `request` with the response's status on the way."""
+
+    async def labelled(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            request.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                request.set_attribute("error.type", str(status))
+                request.set_status(StatusCode.ERROR)
+        await send(message)
+
+    return labelled
 
 
 class _Headers(Getter[Any]):
@@ -268,17 +282,27 @@ def operation(kind: str | None, name: str | None) -> AbstractContextManager[Any]
     statements make no spans (unless BOOKWORM_TRACE_READ_STATEMENTS)."""
     if _tracer is None:
         return _OFF
-    request = trace.get_current_span()
-    if request.is_recording() and kind:
+    current = get_current()
+    request = trace.get_current_span(current)
+    if kind and request.is_recording():
         request.set_attribute("graphql.operation.type", kind)
         if name:
             request.set_attribute("graphql.operation.name", name[:MAX_NAME])
-    return _Untraced() if kind == "query" and not _read_statements else _OFF
+    if kind != "query" or _read_statements:
+        return _OFF
+    return _OFF if _is_suppressed(current) else _Untraced()
 
 
 def untraced() -> AbstractContextManager[Any]:
     """Calls to PostgreSQL and Redis under it make no spans (the budget charge: bookkeeping)."""
-    return _OFF if _suppressed is None else _Untraced()
+    return _OFF if _suppressed is None or _is_suppressed(get_current()) else _Untraced()
+
+
+def _is_suppressed(context: Context) -> bool:
+    """Whether instrumentation is suppressed in `context` already (an unrecorded request's is), as
+    is_instrumentation_enabled reads it."""
+    assert _suppressed is not None
+    return any(map(context.get, _suppressed))
 
 
 class _Untraced:

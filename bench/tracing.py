@@ -12,7 +12,8 @@ PostgreSQL. "on" records every span with the SDK and a batch span processor, and
 each batch to OTLP protobuf as the OTLP exporter does, then drops it (no collector to wait
 on); a round ends once the spans it queued are exported (timed with it), so the figures include the
 whole cost in this process; "sampled" records one trace in ten (the rest still pass
-through the instrumentations, unrecorded); "statements" is "on" with BOOKWORM_TRACE_READ_STATEMENTS, a
+through the instrumentations, unrecorded); "unrecorded" records none (what tracing costs a request
+that sampling leaves out, on its own); "statements" is "on" with BOOKWORM_TRACE_READ_STATEMENTS, a
 span for each statement of the query as well. Prints, per mode, the median round's wall time and CPU
 time (this process only) per request, the best round's CPU time (the round the machine's other work
 added least to: read it on a busy machine), and each one's ratio to "off". With `--modes off` it does
@@ -60,7 +61,8 @@ mutation($input: CreateBookInput!) { createBook(input: $input) { ... on CreateBo
 
 App = Callable[..., Any]
 UNLIMITED = 1_000_000_000  # budget points and refill: as compare.py sets them for its servers
-SAMPLED = {"on": 1.0, "sampled": 0.1, "statements": 1.0}  # the share of new traces each traced mode records
+# The share of new traces each traced mode records.
+SAMPLED = {"on": 1.0, "sampled": 0.1, "statements": 1.0, "unrecorded": 0.0}
 
 
 async def call(app: App, state: dict[str, Any], body: bytes, token: str) -> bytes:
@@ -227,7 +229,7 @@ async def main() -> None:
     parser.add_argument(
         "--modes",
         default="off,on,sampled,statements",
-        help="off (first: the baseline), on, sampled, statements",
+        help="off (first: the baseline), on, sampled, unrecorded, statements",
     )
     args = parser.parse_args()
     database_url, redis_url = os.environ["BOOKWORM_DATABASE_URL"], os.environ["BOOKWORM_REDIS_URL"]

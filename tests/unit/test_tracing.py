@@ -10,7 +10,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision
 from opentelemetry.trace import NonRecordingSpan, SpanKind, StatusCode
 
 from app import tracing
@@ -156,6 +156,34 @@ async def test_a_graphql_request_is_one_server_span(
     continued = tracing.parse(A)
     assert continued is not None
     assert (request.context.trace_id == continued.trace_id) is bool(headers)
+
+
+async def test_a_request_sampling_leaves_out_skips_the_instrumentation_under_it() -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider(sampler=tracing.sampler(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracing.install(provider)
+    seen: list[object] = []
+
+    async def app(scope: dict[str, object], receive: object, send: Callable[..., Awaitable[None]]) -> None:
+        seen.extend([is_instrumentation_enabled(), tracing.traceparent()])
+        seen.append(tracing.operation("query", "Book") is tracing.untraced())  # nothing left to suppress
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message: dict[str, object]) -> None:
+        pass
+
+    try:
+        (middleware,) = tracing.asgi_middleware()
+        scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": []}
+        await tracing.RequestSpans(app, **middleware.kwargs)(scope, None, send)
+        assert is_instrumentation_enabled()
+    finally:
+        tracing.uninstall()
+        provider.shutdown()
+    enabled, carried, shared = seen
+    assert (enabled, shared, spans.get_finished_spans()) == (False, True, ())
+    assert isinstance(carried, str) and not int(carried[-2:], 16) & 1  # what it starts carries "not sampled"
 
 
 def _fields(notice: ChangeNotice) -> dict[str, object]:
