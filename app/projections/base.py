@@ -238,6 +238,16 @@ def _row_id(value: object) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
+async def apply_keyed(
+    conn: asyncpg.Connection, projection: Projection, event: RecordedEvent, prefix: str
+) -> list[ChangeNotice]:
+    """Apply `event` alone through its keyed statement (none: it changes nothing) and return its notices."""
+    statement = projection.statement(event, prefix)
+    if statement is None:
+        return []
+    return await projection.announce(conn, event, prefix, await conn.fetchrow(statement.sql, *statement.args))
+
+
 async def apply_quietly(
     conn: asyncpg.Connection, projection: Projection, events: Sequence[RecordedEvent], prefix: str
 ) -> None:

@@ -15,7 +15,7 @@ from app.events import ordering as ev
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, buyer_orders_topic, order_topic
 from app.projections import ordering_tables
-from app.projections.base import Statement, announces
+from app.projections.base import Statement, announces, apply_keyed
 
 CREATED, UPDATED = "CREATED", "UPDATED"
 ORDER = "Order"
@@ -102,10 +102,7 @@ class OrderingProjection:
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
         """Apply one event to `prefix`'s tables; events of other contexts change nothing."""
-        statement = _statement(event, prefix)
-        if statement is None:
-            return []
-        return await self.announce(conn, event, prefix, await conn.fetchrow(statement.sql, *statement.args))
+        return await apply_keyed(conn, self, event, prefix)
 
     def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
         return _statement(event, prefix)

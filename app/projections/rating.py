@@ -13,7 +13,7 @@ from app.events.rating import FeedbackCreated, FeedbackDeleted
 from app.eventstore.types import RecordedEvent
 from app.live.notices import ChangeNotice, feedback_topic
 from app.projections import rating_tables
-from app.projections.base import Statement, announces
+from app.projections.base import Statement, announces, apply_keyed
 
 ENTITY = "Feedback"
 CREATED, DELETED = "CREATED", "DELETED"
@@ -76,10 +76,7 @@ class RatingProjection:
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent, prefix: str) -> list[ChangeNotice]:
         """Apply one event to `prefix`'s tables; events of other contexts change nothing."""
-        statement = _statement(event, prefix)
-        if statement is None:
-            return []
-        return await self.announce(conn, event, prefix, await conn.fetchrow(statement.sql, *statement.args))
+        return await apply_keyed(conn, self, event, prefix)
 
     def statement(self, event: RecordedEvent, prefix: str) -> Statement | None:
         return _statement(event, prefix)
