@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import dataclasses
 import json
-import os
 import statistics
 import sys
 from contextlib import AsyncExitStack
@@ -30,11 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench's own helpers (_scratch, tracing)
 
-from _scratch import scratch_database, scratch_prefix
-from tracing import CREATE_BOOK, SECRET, SEED, App, call, post, round_of
+from tracing import CREATE_BOOK, SECRET, SEED, App, call, post, round_of, scratch_settings
 
 from app.bootstrap import container
-from app.db import migrate
 from app.identity import ADMIN, CUSTOMER
 from app.identity.tokens import issue
 from app.main import create_app
@@ -99,19 +95,8 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds")
     parser.add_argument("--profile", metavar="FILE", help="profile one more round; write its stats here")
     args = parser.parse_args()
-    database_url, redis_url = os.environ["BOOKWORM_DATABASE_URL"], os.environ["BOOKWORM_REDIS_URL"]
     async with AsyncExitStack() as stack:
-        scratch = await stack.enter_async_context(scratch_database(database_url, "bench_paging"))
-        prefix = await stack.enter_async_context(scratch_prefix(redis_url, "bench-paging"))
-        await asyncio.to_thread(migrate, scratch)
-        settings = Settings.from_env({"BOOKWORM_DATABASE_URL": scratch, "BOOKWORM_REDIS_URL": redis_url})
-        settings = dataclasses.replace(
-            settings, redis_prefix=prefix, jwt_secret=SECRET, response_cache_entries=0
-        )
-        # As bench/_server.py sets them: the budgets are charged but refuse nothing.
-        budgets = {"budget_capacity": 10**9, "budget_refill": 1e9}
-        budgets |= {"write_budget_capacity": 10**9, "write_budget_refill": 1e9}
-        settings = dataclasses.replace(settings, **budgets)
+        settings = await scratch_settings(stack, "bench_paging")
         built = await stack.enter_async_context(container(settings, workers=True))
         rounds = await measure(args, settings, {"container": built})
     cpu = [c for _, c in rounds]

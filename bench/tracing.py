@@ -222,6 +222,31 @@ def table(results: dict[str, list[tuple[float, float]]]) -> None:
         print(f"rounds, CPU µs/req, {mode}: " + " ".join(f"{c * 1e6:.0f}" for _, c in rounds))
 
 
+async def scratch_settings(stack: AsyncExitStack, label: str) -> Settings:
+    """Settings of a migrated scratch database and an unused Redis key prefix, both removed when `stack`
+    closes (BOOKWORM_DATABASE_URL and BOOKWORM_REDIS_URL name their servers), with the response cache off.
+
+    One client sends every request: with the default budgets it would be refused within a second, and the
+    rounds would measure refusals. As compare.py's servers, the budgets are set out of reach (still
+    charged, in Redis, for every request).
+    """
+    database_url, redis_url = os.environ["BOOKWORM_DATABASE_URL"], os.environ["BOOKWORM_REDIS_URL"]
+    scratch = await stack.enter_async_context(scratch_database(database_url, label))
+    prefix = await stack.enter_async_context(scratch_prefix(redis_url, label.replace("_", "-")))
+    await asyncio.to_thread(migrate, scratch)
+    settings = Settings.from_env({"BOOKWORM_DATABASE_URL": scratch, "BOOKWORM_REDIS_URL": redis_url})
+    return dataclasses.replace(
+        settings,
+        redis_prefix=prefix,
+        jwt_secret=SECRET,
+        response_cache_entries=0,
+        budget_capacity=UNLIMITED,
+        budget_refill=UNLIMITED,
+        write_budget_capacity=UNLIMITED,
+        write_budget_refill=UNLIMITED,
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="queries per round")
@@ -232,23 +257,8 @@ async def main() -> None:
         help="off (first: the baseline), on, sampled, unrecorded, statements",
     )
     args = parser.parse_args()
-    database_url, redis_url = os.environ["BOOKWORM_DATABASE_URL"], os.environ["BOOKWORM_REDIS_URL"]
     async with AsyncExitStack() as stack:
-        scratch = await stack.enter_async_context(scratch_database(database_url, "bench_tracing"))
-        prefix = await stack.enter_async_context(scratch_prefix(redis_url, "bench-tracing"))
-        await asyncio.to_thread(migrate, scratch)
-        settings = Settings.from_env({"BOOKWORM_DATABASE_URL": scratch, "BOOKWORM_REDIS_URL": redis_url})
-        # One client sends every request: with the default budget it would be refused within a second,
-        # and the rounds would measure refusals. As compare.py's servers, the budgets are set out of reach
-        # (still charged, in Redis, for every request).
-        settings = dataclasses.replace(
-            settings,
-            redis_prefix=prefix,
-            jwt_secret=SECRET,
-            response_cache_entries=0,
-            budget_capacity=UNLIMITED,
-            budget_refill=UNLIMITED,
-        )
+        settings = await scratch_settings(stack, "bench_tracing")
         built = await stack.enter_async_context(container(settings, workers=True))
         results = await measure(args, built, settings)
     print(
