@@ -54,14 +54,22 @@ IP_KEY = "bookworm.ip"  # the scope entry of the caller's address: the view's pa
 
 
 def ip_of(request: Request | WebSocket | None, proxies: TrustedProxies) -> str:
-    """The caller's IP address, believing X-Forwarded-For only from a trusted proxy (worked out once)."""
+    """The caller's IP address, believing X-Forwarded-For only from a trusted proxy.
+
+    An HTTP request's is worked out once and kept in its scope, where the view and the context both
+    read it. A websocket's is read once, by its one context: writing it into the scope would grow the
+    scope's dict by about 0.75 KiB for the socket's whole life (bench/cohorts.py, idle sockets).
+    """
     if request is None:
         return "unknown"
-    ip: str | None = request.scope.get(IP_KEY)
+    scope = request.scope
+    ip: str | None = scope.get(IP_KEY)
     if ip is None:
         peer = request.client.host if request.client else None
         forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
-        ip = request.scope[IP_KEY] = client_ip(peer, forwarded, proxies)
+        ip = client_ip(peer, forwarded, proxies)
+        if scope["type"] == "http":
+            scope[IP_KEY] = ip
     return ip
 
 
