@@ -186,12 +186,12 @@ class Applier:
     async def _commit_traced(self, events: Sequence[RecordedEvent], end: Position) -> None:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                # A projection's commit does not wait for the WAL flush: what a crash could lose here (the
+                # Fenced by the lease, the checkpoint locked. A projection's commit does not wait for the
+                # WAL flush (its begin_batch turns synchronous_commit off): what a crash could lose here (the
                 # batch and its checkpoint, together) is re-derived from the durable event store on restart.
                 # Saves a disk sync on every change's way to subscribers. A process manager's batch appends
                 # events and writes state nothing could derive again: it commits durably.
-                await self._lease.fence(conn, durable=self._consumer.kind is ConsumerKind.PROCESS)
-                checkpoint = await self._consumer.load_checkpoint(conn)
+                checkpoint = await self._consumer.begin_batch(conn, self._lease)
                 fresh = [e for e in events if e.position > checkpoint]
                 notices: list[ChangeNotice] = []
                 if fresh:

@@ -75,6 +75,11 @@ class OwnCheckpoint:
         """Return the checkpoint, holding its row until the batch commits."""
         return await load_checkpoint(conn, self.name, lock=True)
 
+    async def begin_batch(self, conn: asyncpg.Connection, lease: Lease) -> Position:
+        """Fence `lease` (raise LeaseLost when gone), then lock and return the checkpoint."""
+        await lease.fence(conn, durable=self.kind is not ConsumerKind.PROJECTION)
+        return await self.load_checkpoint(conn)
+
     async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
         """Store the checkpoint inside the batch transaction."""
         await save_checkpoint(conn, self.name, position)

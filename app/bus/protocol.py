@@ -59,6 +59,13 @@ class Consumer(Protocol):
         """Return the checkpoint inside the batch transaction, locking its row."""
         ...
 
+    async def begin_batch(self, conn: asyncpg.Connection, lease: Lease) -> Position:
+        """First in a batch transaction: fence `lease` (raise LeaseLost when gone), then load_checkpoint.
+
+        The commit of a PROJECTION's batch then does not wait for the WAL flush.
+        """
+        ...
+
     async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
         """Store the checkpoint inside the batch transaction."""
         ...
