@@ -59,10 +59,11 @@ class Consumer(Protocol):
         """Return the checkpoint inside the batch transaction, locking its row."""
         ...
 
-    async def begin_batch(self, conn: asyncpg.Connection, lease: Lease) -> Position:
-        """First in a batch transaction: fence `lease` (raise LeaseLost when gone), then load_checkpoint.
+    async def begin_batch(self, conn: asyncpg.Connection, lease: Lease, end: Position) -> Position:
+        """First in a batch transaction: fence `lease` (raise LeaseLost when gone), lock the checkpoint.
 
-        The commit of a PROJECTION's batch then does not wait for the WAL flush.
+        Return the checkpoint, and move it forward to `end` in the same transaction, so that it commits
+        (or rolls back) with the batch. The commit of a PROJECTION's batch does not wait for the WAL flush.
         """
         ...
 

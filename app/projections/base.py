@@ -116,13 +116,21 @@ _LOCK_CHECKPOINT = """
 SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1 FOR UPDATE
 """
 # The lease's fence (Lease.fence: FOR KEY SHARE until commit, and synchronous_commit off for this
-# transaction, as a projection's batch commits) and the checkpoint's lock, in one round trip. `held` is
-# NULL when the lease is no longer ours.
+# transaction, as a projection's batch commits), the checkpoint's lock, and its move to the batch's end,
+# in one round trip. `held` is NULL when the lease is no longer ours (then nothing moved). The row read
+# FOR UPDATE is the newest version, which the UPDATE then moves; the checkpoint returned is the one before.
 _BEGIN_BATCH = """
-SELECT (SELECT set_config('synchronous_commit', 'off', true) FROM bus.leases
-        WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE) AS held,
-       transaction_id, global_position, generation
-FROM read.projections WHERE name = $1 FOR UPDATE
+WITH lease AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS unsynced FROM bus.leases
+    WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE
+), locked AS (
+    SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1 FOR UPDATE
+), moved AS (
+    UPDATE read.projections AS p SET transaction_id = $4, global_position = $5, updated_at = now()
+    FROM locked, lease
+    WHERE p.name = $1 AND (locked.transaction_id, locked.global_position) < ($4::bigint, $5::bigint)
+)
+SELECT (SELECT unsynced FROM lease) AS held, transaction_id, global_position, generation FROM locked
 """
 # FOR SHARE: waits for a rebuild's swap (which holds FOR UPDATE) so events never land in old tables.
 _GENERATION = "SELECT generation FROM read.projections WHERE name = $1 FOR SHARE"
@@ -152,9 +160,13 @@ class ProjectionConsumer:
         """Lock this projection's row for the batch (fencing a rebuild swap) and return its checkpoint."""
         return self._locked(conn, await conn.fetchrow(_LOCK_CHECKPOINT, self.name))
 
-    async def begin_batch(self, conn: asyncpg.Connection, lease: Lease) -> Position:
-        """Fence `lease` and lock this projection's row in one statement; return the checkpoint."""
-        row = await conn.fetchrow(_BEGIN_BATCH, self.name, lease.name, lease.owner)
+    async def begin_batch(self, conn: asyncpg.Connection, lease: Lease, end: Position) -> Position:
+        """Fence `lease`, lock this projection's row and move its checkpoint to `end`, in one statement.
+
+        Return the checkpoint before the move.
+        """
+        args = (self.name, lease.name, lease.owner, end.transaction_id, end.global_position)
+        row = await conn.fetchrow(_BEGIN_BATCH, *args)
         if row is not None and row["held"] is None:
             raise LeaseLost(f"lease {lease.name} is no longer held by {lease.owner}")
         return self._locked(conn, row)
