@@ -34,6 +34,7 @@ from _compare_table import Comparison, Round, Writes, print_report
 from _cpu import TreeProbe
 from _floor import floor_server
 from _graphql import CREATE, CREATE_BOOK, book_ids, create_refs
+from _lag import ReadModelClock
 from _lean import Connection, Endpoint, Operation, Requests, closed_loop, cycling, numbered, string_field
 from _scratch import database_of, scratch_database, scratch_prefix
 from _server import Server, bookworm_server
@@ -43,7 +44,6 @@ from app.eventstore.position import Position
 WARMUP = 1.0
 CATCH_UP_TIMEOUT = 120.0
 SEED_TIMEOUT = 300.0
-LAG_SAMPLE_EVERY = 0.1
 MEASURES = ("reads", "writes")
 MACHINE_DATABASE = "postgresql://postgres@127.0.0.1:5432/postgres"
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
@@ -67,37 +67,31 @@ class Side:
 
 @dataclass
 class Positions:
-    """The positions Bookworm's mutation answers returned, and the latest with when it was read."""
+    """The positions Bookworm's mutation answers returned, each with the perf_counter of its answer."""
 
-    seen_all: list[str] = field(default_factory=list)
-    latest: tuple[str, float] | None = None
+    seen_all: list[tuple[str, float]] = field(default_factory=list)
 
     def seen(self, body: bytes, at: float) -> None:
         position = string_field(body, b"position")
         if position is not None:
-            self.seen_all.append(position)
-            self.latest = (position, at)
+            self.seen_all.append((position, at))
 
     def newest(self) -> str:
-        return str(max(Position.parse(p) for p in self.seen_all))
+        return str(max(Position.parse(p) for p, _ in self.seen_all))
+
+    def since(self, start: float) -> list[str]:
+        """The positions answered at or after `start` (the measured window, not the warm-up)."""
+        return [p for p, at in self.seen_all if at >= start]
 
 
-async def measure(
-    side: Side,
-    operation: Operation,
-    args: argparse.Namespace,
-    beside: Callable[[float], Coroutine[Any, Any, None]] | None = None,
-) -> Round:
-    """Warm up, then load `side` for args.duration s; `beside(deadline)` runs along the measured window."""
+async def measure(side: Side, operation: Operation, args: argparse.Namespace) -> Round:
+    """Warm up, then load `side` for args.duration s."""
     connections = [Connection(side.endpoint) for _ in range(args.concurrency)]
     try:
         await closed_loop(connections, operation, WARMUP)
         before = side.probe.read()
-        watcher = None if beside is None else asyncio.create_task(beside(before.at + args.duration))
         outcome = await closed_loop(connections, operation, args.duration)
         after = side.probe.read()
-        if watcher is not None:
-            await watcher
     finally:
         for connection in connections:
             connection.close()
@@ -116,22 +110,6 @@ async def caught_up(endpoint: Endpoint, position: str, since: float) -> float:
     finally:
         connection.close()
     raise SystemExit(f"Bookworm's read models did not reach {position} in {CATCH_UP_TIMEOUT:g} s")
-
-
-def lag_sampler(
-    endpoint: Endpoint, positions: Positions, samples: list[float]
-) -> Callable[[float], Coroutine[Any, Any, None]]:
-    """Every LAG_SAMPLE_EVERY s until the deadline: how long after its answer the latest position applied."""
-
-    async def sample(deadline: float) -> None:
-        probes = []
-        while time.perf_counter() < deadline:
-            await asyncio.sleep(LAG_SAMPLE_EVERY)
-            if positions.latest is not None:
-                probes.append(asyncio.create_task(caught_up(endpoint, *positions.latest)))
-        samples.extend(await asyncio.gather(*probes))
-
-    return sample
 
 
 async def alternate(
@@ -182,6 +160,7 @@ async def compare_reads(
 
 async def compare_writes(
     bookworm: Side,
+    clock: ReadModelClock,
     floor: Side,
     auth: dict[str, str],
     book_input: Callable[[str], Any],
@@ -204,7 +183,7 @@ async def compare_writes(
         ("`createBook` / `appendEvent`", books, b'"CreateBookSuccess"'),
     ):
         writes = Writes()
-        bookworm_round = _lagging(bookworm, requests, success, writes, args)
+        bookworm_round = _lagging(bookworm, clock, requests, success, writes, args)
         comparison = Comparison(label, writes)
         found.append(
             await alternate(comparison, args.rounds, bookworm_round, partial(measure, floor, append, args))
@@ -213,17 +192,20 @@ async def compare_writes(
 
 
 def _lagging(
-    bookworm: Side, requests: Requests, success: bytes, writes: Writes, args: argparse.Namespace
+    bookworm: Side,
+    clock: ReadModelClock,
+    requests: Requests,
+    success: bytes,
+    writes: Writes,
+    args: argparse.Namespace,
 ) -> Callable[[], Awaitable[Round]]:
-    """A round of Bookworm writes that samples its read models' lag, then times their catching up."""
+    """A round of Bookworm writes; then each write's lag, and how long the read models took after it."""
 
     async def measure_round() -> Round:
         positions = Positions()
-        operation = Operation(requests, success, positions.seen)
-        done = await measure(
-            bookworm, operation, args, lag_sampler(bookworm.endpoint, positions, writes.sampled)
-        )
+        done = await measure(bookworm, Operation(requests, success, positions.seen), args)
         writes.after_round(done, await caught_up(bookworm.endpoint, positions.newest(), done.ended))
+        writes.lagged.extend(await clock.lags(positions.since(done.ended - done.elapsed)))
         return done
 
     return measure_round
@@ -297,8 +279,10 @@ async def run(args: argparse.Namespace) -> list[Comparison]:
         if "writes" in args.measures:
             async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=auth) as http:
                 refs = await create_refs(http)
+            clock = await ReadModelClock.start(bookworm_database)
+            stack.push_async_callback(clock.close)
             found += await compare_writes(
-                bookworm, floor, auth, refs.book_input, floor_app.query("floor_append"), args
+                bookworm, clock, floor, auth, refs.book_input, floor_app.query("floor_append"), args
             )
         return found
 

@@ -10,7 +10,8 @@ AuthorCreated, one per transaction, as the API's writes do) for --seconds. Then 
 projection and process manager has stored a checkpoint at the head. Figures, per event appended:
 PostgreSQL transactions of the database less the appends' and the polls' own (`pg_stat_database`), and
 the round trips the workers' pool sent (every statement, BEGIN and COMMIT, and a release's reset),
-counted on the connections named `bookworm-worker`.
+counted on the connections named `bookworm-worker`; and each event's lag, from its commit until every read
+model's checkpoint passed it (bench/_lag.py), with the appends a second end to end.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ import argparse
 import asyncio
 import collections
 import os
+import statistics
 import time
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from _lag import ReadModelClock
 from _scratch import database_of, scratch_database, scratch_prefix
+from _server import percentile
 
 from app.bootstrap import worker_process
 from app.db import WORKER_APPLICATION, Session, create_pool, migrate
@@ -80,16 +84,18 @@ def _event(kind: str) -> tuple[str, str, Event]:
     return book_id, "Book", book
 
 
-async def _append(pool: asyncpg.Pool, store: EventStore, kind: str, rate: float, seconds: float) -> int:
+async def _append(
+    pool: asyncpg.Pool, store: EventStore, kind: str, rate: float, seconds: float
+) -> list[Position]:
     loop = asyncio.get_running_loop()
-    started, sent = loop.time(), 0
+    started, sent, positions = loop.time(), 0, []
     while (elapsed := loop.time() - started) < seconds:
         due = int(elapsed * rate) + 1
         while sent < due:
             stream_id, stream_type, event = _event(kind)
             async with pool.acquire() as conn, conn.transaction():
                 meta = Metadata(actor="bench", correlation_id=new_id())
-                await store.append(
+                position = await store.append(
                     conn,
                     stream_id=stream_id,
                     stream_type=stream_type,
@@ -97,9 +103,10 @@ async def _append(pool: asyncpg.Pool, store: EventStore, kind: str, rate: float,
                     events=[event],
                     metadata=meta,
                 )
+            positions.append(position)
             sent += 1
         await asyncio.sleep(0.002)
-    return sent
+    return positions
 
 
 _CHECKPOINTS = """
@@ -125,6 +132,7 @@ async def measure(args: argparse.Namespace, url: str, settings: Settings) -> Non
     pool = await create_pool(url, size=4, session=Session("bench", holds_session_state=False))
     store = EventStore(pool)
     database = database_of(url)
+    clock = await ReadModelClock.start(url)
     try:
         async with worker_process(settings):
             # Every runner leads and has caught up with nothing; every backend has reported its figures
@@ -133,16 +141,22 @@ async def measure(args: argparse.Namespace, url: str, settings: Settings) -> Non
             SENT.clear()
             before = await pool.fetchval(_COMMITS, database)
             started = time.perf_counter()
-            appended = await _append(pool, store, args.event, args.rate, args.seconds)
+            positions = await _append(pool, store, args.event, args.rate, args.seconds)
             head = await store.head()
             polls = 1 + await _stored(pool, head)
             settled = time.perf_counter() - started
             await asyncio.sleep(STATS_DELAY)
             after = await pool.fetchval(_COMMITS, database)
+            lags = await clock.lags([str(p) for p in positions])  # after the figure: not counted in it
     finally:
+        await clock.close()
         await pool.close()
+    appended = len(positions)
     worker = after - before - appended - polls - 1  # the head's read, the polls, the last figure
     print(f"{appended} {args.event} events at {args.rate:g}/s, checkpoints all stored after {settled:.2f} s")
+    print(f"appends a second end to end (every checkpoint stored): {appended / settled:.0f}")
+    p50, p99, most = (ms * 1000 for ms in (statistics.median(lags), percentile(lags, 0.99), max(lags)))
+    print(f"lag, commit to every read model: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {most:.0f} ms")
     print(f"PostgreSQL transactions of the workers per event: {worker / appended:.2f}")
     total = sum(SENT.values())
     print(f"round trips of the workers' pool per event: {total / appended:.2f}", end=" (")

@@ -186,21 +186,20 @@ class Applier:
     async def _commit_traced(self, events: Sequence[RecordedEvent], end: Position) -> None:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                # A projection's commit does not wait for the WAL flush: what a crash could lose here (the
+                # Fenced by the lease, the checkpoint locked and moved to `end` first: the transaction then
+                # holds its id for the batch's statements alone (a transaction holding an id holds back
+                # every reader of all events, the relay first). A projection's commit does not wait for the
+                # WAL flush (its begin_batch turns synchronous_commit off): what a crash could lose here (the
                 # batch and its checkpoint, together) is re-derived from the durable event store on restart.
                 # Saves a disk sync on every change's way to subscribers. A process manager's batch appends
                 # events and writes state nothing could derive again: it commits durably.
-                await self._lease.fence(conn, durable=self._consumer.kind is ConsumerKind.PROCESS)
-                checkpoint = await self._consumer.load_checkpoint(conn)
+                checkpoint = await self._consumer.begin_batch(conn, self._lease, end)
                 fresh = [e for e in events if e.position > checkpoint]
                 notices: list[ChangeNotice] = []
                 if fresh:
                     with tracing.span(f"apply {self._consumer.name}"):
                         notices = await self._consumer.apply(conn, fresh)
-                if end > checkpoint:
-                    checkpoint = end
-                    await self._consumer.save_checkpoint(conn, checkpoint)
-        self._stored_as(checkpoint)
+        self._stored_as(max(checkpoint, end))
         await self._announce(notices)
 
     async def _announce(self, notices: list[ChangeNotice]) -> None:

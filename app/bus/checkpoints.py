@@ -75,6 +75,14 @@ class OwnCheckpoint:
         """Return the checkpoint, holding its row until the batch commits."""
         return await load_checkpoint(conn, self.name, lock=True)
 
+    async def begin_batch(self, conn: asyncpg.Connection, lease: Lease, end: Position) -> Position:
+        """Fence `lease` (raise LeaseLost when gone), lock the checkpoint, move it to `end`; return it."""
+        await lease.fence(conn, durable=self.kind is not ConsumerKind.PROJECTION)
+        checkpoint = await self.load_checkpoint(conn)
+        if end > checkpoint:
+            await self.save_checkpoint(conn, end)
+        return checkpoint
+
     async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
         """Store the checkpoint inside the batch transaction."""
         await save_checkpoint(conn, self.name, position)

@@ -59,6 +59,14 @@ class Consumer(Protocol):
         """Return the checkpoint inside the batch transaction, locking its row."""
         ...
 
+    async def begin_batch(self, conn: asyncpg.Connection, lease: Lease, end: Position) -> Position:
+        """First in a batch transaction: fence `lease` (raise LeaseLost when gone), lock the checkpoint.
+
+        Return the checkpoint, and move it forward to `end` in the same transaction, so that it commits
+        (or rolls back) with the batch. The commit of a PROJECTION's batch does not wait for the WAL flush.
+        """
+        ...
+
     async def save_checkpoint(self, conn: asyncpg.Connection, position: Position) -> None:
         """Store the checkpoint inside the batch transaction."""
         ...

@@ -24,7 +24,7 @@ from typing import Protocol
 import asyncpg
 
 from app.bus.checkpoints import advance_checkpoint
-from app.bus.lease import Lease
+from app.bus.lease import Lease, LeaseLost
 from app.bus.protocol import ConsumerKind, type_names
 from app.events.base import Event
 from app.eventstore.position import Position
@@ -115,6 +115,23 @@ def table_prefix(name: str, generation: int) -> str:
 _LOCK_CHECKPOINT = """
 SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1 FOR UPDATE
 """
+# The lease's fence (Lease.fence: FOR KEY SHARE until commit, and synchronous_commit off for this
+# transaction, as a projection's batch commits), the checkpoint's lock, and its move to the batch's end,
+# in one round trip. `held` is NULL when the lease is no longer ours (then nothing moved). The row read
+# FOR UPDATE is the newest version, which the UPDATE then moves; the checkpoint returned is the one before.
+_BEGIN_BATCH = """
+WITH lease AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS unsynced FROM bus.leases
+    WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE
+), locked AS (
+    SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1 FOR UPDATE
+), moved AS (
+    UPDATE read.projections AS p SET transaction_id = $4, global_position = $5, updated_at = now()
+    FROM locked, lease
+    WHERE p.name = $1 AND (locked.transaction_id, locked.global_position) < ($4::bigint, $5::bigint)
+)
+SELECT (SELECT unsynced FROM lease) AS held, transaction_id, global_position, generation FROM locked
+"""
 # FOR SHARE: waits for a rebuild's swap (which holds FOR UPDATE) so events never land in old tables.
 _GENERATION = "SELECT generation FROM read.projections WHERE name = $1 FOR SHARE"
 _SAVE_CHECKPOINT = """
@@ -137,25 +154,44 @@ class ProjectionConsumer:
         self.name = projection.name
         self.handles = projection.handles
         self.generation: int | None = None
+        self._locked_on: asyncpg.Connection | None = None  # where load_checkpoint last locked the row
 
     async def load_checkpoint(self, conn: asyncpg.Connection) -> Position:
         """Lock this projection's row for the batch (fencing a rebuild swap) and return its checkpoint."""
-        row = await conn.fetchrow(_LOCK_CHECKPOINT, self.name)
+        return self._locked(conn, await conn.fetchrow(_LOCK_CHECKPOINT, self.name))
+
+    async def begin_batch(self, conn: asyncpg.Connection, lease: Lease, end: Position) -> Position:
+        """Fence `lease`, lock this projection's row and move its checkpoint to `end`, in one statement.
+
+        Return the checkpoint before the move.
+        """
+        args = (self.name, lease.name, lease.owner, end.transaction_id, end.global_position)
+        row = await conn.fetchrow(_BEGIN_BATCH, *args)
+        if row is not None and row["held"] is None:
+            raise LeaseLost(f"lease {lease.name} is no longer held by {lease.owner}")
+        return self._locked(conn, row)
+
+    def _locked(self, conn: asyncpg.Connection, row: asyncpg.Record | None) -> Position:
         if row is None:
             raise ProjectionMissing(f"read.projections has no row {self.name!r}; run the migrations")
-        self.generation = row["generation"]
+        self.generation, self._locked_on = row["generation"], conn
         return Position(row["transaction_id"], row["global_position"])
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
-        """Apply events and log their changes in read.changes; the checkpoint is the caller's."""
+        """Apply events and log their changes in read.changes; the checkpoint is the caller's.
+
+        Called in the transaction whose load_checkpoint or begin_batch locked the row (the runner's batch,
+        a dead letter's retry), it uses the generation read then: no rebuild can swap it before the
+        commit. On any other connection it reads the generation itself.
+        """
         if not events:
             return []
-        # Read the generation again rather than trusting the one remembered by load_checkpoint: a
-        # dead letter is retried with apply alone, possibly after a rebuild moved the views.
-        generation = await conn.fetchval(_GENERATION, self.name)
+        generation = self.generation if self._locked_on is conn else None
         if generation is None:
-            raise ProjectionMissing(f"read.projections has no row {self.name!r}; run the migrations")
-        self.generation = generation
+            generation = await conn.fetchval(_GENERATION, self.name)
+            if generation is None:
+                raise ProjectionMissing(f"read.projections has no row {self.name!r}; run the migrations")
+            self.generation = generation
         notices = await apply_in_runs(conn, self.projection, events, table_prefix(self.name, generation))
         await record_changes(conn, notices)
         return notices

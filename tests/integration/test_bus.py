@@ -688,6 +688,44 @@ async def test_a_projections_one_statement_move_leaves_the_sessions_setting_alon
         assert Position(row[0], row[1]) == author.position
 
 
+async def _rating_checkpoint(conn: asyncpg.Connection) -> Position:
+    row = await conn.fetchrow(
+        "SELECT transaction_id, global_position FROM read.projections WHERE name = 'rating'"
+    )
+    return Position(row[0], row[1])
+
+
+async def test_a_projections_batch_fences_locks_and_moves_its_checkpoint_in_its_first_statement(
+    env: BusEnv,
+) -> None:
+    first, second = await env.append(2)
+    rating = ProjectionConsumer(RATING)
+    lease = Lease(env.pool, rating.name, env.settings.lease_ttl)
+    assert await lease.try_acquire()
+    async with env.pool.acquire() as conn:
+        before = await _rating_checkpoint(conn)
+        async with conn.transaction():
+            assert await rating.begin_batch(conn, lease, first.position) == before
+            assert await conn.fetchval("SELECT current_setting('synchronous_commit')") == "off"
+        assert await _rating_checkpoint(conn) == first.position
+        with pytest.raises(RuntimeError):  # a batch that fails takes its checkpoint's move back with it
+            async with conn.transaction():
+                assert await rating.begin_batch(conn, lease, second.position) == first.position
+                raise RuntimeError("the batch failed")
+        assert await _rating_checkpoint(conn) == first.position
+        async with conn.transaction():  # never backwards
+            assert await rating.begin_batch(conn, lease, before) == first.position
+        assert await _rating_checkpoint(conn) == first.position
+
+        await lease.release()
+        standby = Lease(env.pool, rating.name, env.settings.lease_ttl)
+        assert await standby.try_acquire()
+        with pytest.raises(LeaseLost):
+            async with conn.transaction():
+                await rating.begin_batch(conn, lease, second.position)
+        assert await _rating_checkpoint(conn) == first.position
+
+
 @dataclasses.dataclass(frozen=True)
 class Parts:
     settings: Settings
