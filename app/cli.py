@@ -22,8 +22,8 @@ import asyncpg
 import redis.exceptions
 import sqlalchemy.exc
 
+from app import aio, embedded, event_catalog, logs, supervisor
 from app import cli_tasks as tasks
-from app import embedded, event_catalog, logs, supervisor
 from app.admission.clients import TrustedProxies
 from app.admission.gate import CostGate
 from app.bootstrap import Container, container, worker_process
@@ -452,7 +452,7 @@ def _stop_on_signals() -> Iterator[None]:
 def _worker(args: argparse.Namespace, settings: Settings) -> None:
     with _servers(settings, exclusive=False) as resolved:
         _run_migrations(resolved)
-        asyncio.run(_run_workers(resolved, args.metrics_host, args.metrics_port))
+        aio.run(_run_workers(resolved, args.metrics_host, args.metrics_port))
 
 
 async def _run_workers(settings: Settings, metrics_host: str, metrics_port: int | None) -> None:

@@ -2,7 +2,7 @@
 
 Usage:
     BOOKWORM_DATABASE_URL=... BOOKWORM_REDIS_URL=... python bench/worker_cost.py [--rate 400] [--seconds 5]
-        [--event book|author]
+        [--event book|author] [--loop worker|asyncio]
 
 In-process, on a scratch database and Redis prefix: the workers of `bookworm worker` (relay, the eight
 consumer groups, scheduler) run while one task appends --rate events a second (BookCreated or
@@ -30,6 +30,7 @@ from _lag import ReadModelClock
 from _scratch import database_of, scratch_database, scratch_prefix
 from _server import percentile
 
+from app import aio
 from app.bootstrap import worker_process
 from app.db import WORKER_APPLICATION, Session, create_pool, migrate
 from app.events import catalog as ev
@@ -140,11 +141,11 @@ async def measure(args: argparse.Namespace, url: str, settings: Settings) -> Non
             await asyncio.sleep(STATS_DELAY)
             SENT.clear()
             before = await pool.fetchval(_COMMITS, database)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             positions = await _append(pool, store, args.event, args.rate, args.seconds)
             head = await store.head()
             polls = 1 + await _stored(pool, head)
-            settled = time.perf_counter() - started
+            settled, cpu = time.perf_counter() - started, time.process_time() - cpu
             await asyncio.sleep(STATS_DELAY)
             after = await pool.fetchval(_COMMITS, database)
             lags = await clock.lags([str(p) for p in positions])  # after the figure: not counted in it
@@ -158,6 +159,7 @@ async def measure(args: argparse.Namespace, url: str, settings: Settings) -> Non
     p50, p99, most = (ms * 1000 for ms in (statistics.median(lags), percentile(lags, 0.99), max(lags)))
     print(f"lag, commit to every read model: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {most:.0f} ms")
     print(f"PostgreSQL transactions of the workers per event: {worker / appended:.2f}")
+    print(f"CPU of this process per event (the workers and the appender): {cpu / appended * 1e6:.0f} µs")
     total = sum(SENT.values())
     print(f"round trips of the workers' pool per event: {total / appended:.2f}", end=" (")
     print(", ".join(f"{name} {n / appended:.2f}" for name, n in SENT.most_common()) + ")")
@@ -181,4 +183,11 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=400.0, help="events appended a second")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--event", choices=("book", "author"), default="book")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--loop",
+        choices=("worker", "asyncio"),
+        default="worker",
+        help="worker: the loop `bookworm worker` runs on (uvloop where installed); asyncio: asyncio's own",
+    )
+    parsed = parser.parse_args()
+    (asyncio.run if parsed.loop == "asyncio" else aio.run)(main(parsed))
