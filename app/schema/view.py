@@ -42,6 +42,7 @@ from app.schema.cache import READING_KEY, reading_of
 from app.schema.context import Context, ip_of, sign_in
 from app.schema.http_streams import HTTPStream, HTTPStreams, close_stream, streaming
 from app.schema.ide import graphiql_page
+from app.schema.lean import lean_request
 from app.schema.loaders import Loaders
 from app.schema.output import cap_response
 from app.schema.positions import BadCursor, Position, parse_cursor
@@ -104,7 +105,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, schema: BaseSchema, settings: Settings) -> None:
+    def __init__(self, schema: BaseSchema, settings: Settings, *, lean: bool = True) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -119,6 +120,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         self.tokens = VerifiedTokens(self.keys, size=settings.verified_token_cache)
         self.fair_share = FairShare(settings.client_requests_running, settings.client_requests_waiting)
         self.ide = graphiql_page(self.graphql_ide_html, settings)
+        self.lean = lean  # False: every request takes strawberry's whole path (tests compare the two)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -195,7 +197,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         cache = container.response_cache
         key = await self._cache_key(request, principal) if cache.enabled else None
         if key is None:
-            return await self.run(request)
+            return await self._run(request)
         entry = cache.find(key, position)
         if entry is not None:
             charge = await container.budgets.charge(payer, entry.cost)
@@ -205,13 +207,37 @@ class BookwormGraphQL(GraphQL[Context, None]):
             # Out of budget: the run below refuses it, as it refuses any request.
         reading = cache.begin(container.positions.known(CATALOG))
         if reading is None:
-            return await self.run(request)
+            return await self._run(request)
         request.scope[READING_KEY], request.state.cache_key = reading, key
         reads.record(reading.tags)
-        response = await self.run(request)
+        response = await self._run(request)
         if getattr(request.state, "cache_kept", False):
             response.headers[CACHE_HEADER] = "MISS"
         return response
+
+    async def _run(self, request: Request) -> Response:
+        """Run the request: a query seen before, posted as plain JSON, by the lean path; all else by
+        strawberry's."""
+        request_data = await lean_request(request, self.settings.max_query_tokens) if self.lean else None
+        if request_data is None:
+            return await self.run(request)
+        return await self._run_lean(request, request_data)
+
+    async def _run_lean(self, request: Request, request_data: GraphQLRequestData) -> Response:
+        """strawberry's steps for one plain JSON operation, through the same hooks, without what `run`
+        does for every other kind of request (the IDE, GET, uploads, batches, streams): the body's
+        content type parsed with `email`, the stream transports looked for in the headers, runtime
+        Protocol checks of the result."""
+        adapter = self.request_adapter_class(request)
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, response=sub_response)
+        result = await self.execute_operation(request, adapter, request_data, context, None, sub_response)
+        # A plain JSON request never streams (lean_request saw no stream in its Accept), nor batches.
+        assert isinstance(result, ExecutionResult)
+        response_data = await self.process_result(request, result)
+        if result.errors:
+            self._handle_errors(result.errors, response_data)
+        return self.create_response(response_data, sub_response)
 
     async def _cache_key(self, request: Request, principal: Principal) -> Hashable | None:
         """The request as sent, and the caller's roles; None for what is never cached (a batch, say).
