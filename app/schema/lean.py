@@ -1,6 +1,10 @@
-"""Which requests the /graphql view runs by its lean path: a query this process parsed before, posted as
-plain JSON. Anything else (GET, another content type, a batch, a stream, a mutation, a body strawberry
-would refuse) is left to strawberry's whole path, which also gives it its error."""
+"""Which requests the /graphql view runs by its lean path: a query or mutation this process parsed before,
+posted as plain JSON. Anything else (GET, another content type, a batch, a stream, a document with a
+subscription, a body strawberry would refuse) is left to strawberry's whole path, which also gives it its
+error.
+
+Over POST, strawberry's `run` does nothing for a mutation that it does not do for a query: both are
+allowed, neither streams, and both go through the same `execute_operation` and `process_result`."""
 
 from __future__ import annotations
 
@@ -43,15 +47,15 @@ def _query_seen_before(data: dict[str, object], max_tokens: int) -> GraphQLReque
     if not isinstance(variables, dict | None) or not isinstance(extensions, dict | None):
         return None
     document = parsed_before(query, max_tokens)
-    if document is None or not only_queries(document):
+    if document is None or not without_subscriptions(document):
         return None
     return GraphQLRequestData(query=query, variables=variables, operation_name=name, extensions=extensions)
 
 
-def only_queries(document: DocumentNode) -> bool:
-    """Tell whether every operation of the document is a query (no mutation, no subscription)."""
+def without_subscriptions(document: DocumentNode) -> bool:
+    """Tell whether every operation of the document is a query or a mutation: a subscription streams."""
     return all(
-        definition.operation is OperationType.QUERY
+        definition.operation is not OperationType.SUBSCRIPTION
         for definition in document.definitions
         if isinstance(definition, OperationDefinitionNode)
     )

@@ -216,8 +216,8 @@ class BookwormGraphQL(GraphQL[Context, None]):
         return response
 
     async def _run(self, request: Request) -> Response:
-        """Run the request: a query seen before, posted as plain JSON, by the lean path; all else by
-        strawberry's."""
+        """Run the request: a query or mutation seen before, posted as plain JSON, by the lean path; all
+        else by strawberry's."""
         request_data = await lean_request(request, self.settings.max_query_tokens) if self.lean else None
         if request_data is None:
             return await self.run(request)

@@ -189,7 +189,7 @@ def corpus(pair: Pair) -> list[Request]:
         # Read your writes: a position reached, a malformed one, one beyond the newest.
         ("POST", {**NO_CACHE, "bookworm-position": pair.position}, {"query": BOOK, "variables": book}),
         ("POST", {**NO_CACHE, "bookworm-position": "nope"}, {"query": BOOK, "variables": book}),
-        # Mutations (never lean): one refused for who asks, one that fails validation; neither writes.
+        # Mutations: one refused for who asks, one that fails validation; neither writes.
         ("POST", NO_CACHE, {"query": 'mutation { createAuthor(input: {name: "X"}) { __typename } }'}),
         (
             "POST",
@@ -225,6 +225,27 @@ async def test_the_lean_path_answers_as_strawberrys_whole_path(pair: Pair) -> No
             assert lean == full, (round_, request)
     eligible = [r for r in requests if isinstance(r[2], dict) and isinstance(r[2].get("query"), str)]
     assert sum(parsed_before(r[2]["query"], Settings().max_query_tokens) is not None for r in eligible) > 20
+
+
+async def test_a_mutation_that_writes_answers_as_on_strawberrys_whole_path(pair: Pair) -> None:
+    """Each side appends an author of its own: the answers are the same but for the new author's id."""
+    admin = {**NO_CACHE, "authorization": f"Bearer {pair.admin}"}
+    text = (
+        "mutation($name: String!) { createAuthor(input: {name: $name}) "
+        "{ __typename ... on CreateAuthorSuccess { authorId } } }"
+    )
+    for round_ in range(2):  # the second time, the text was parsed before: the lean side takes its path
+        request: Request = ("POST", admin, {"query": text, "variables": {"name": f"Lean {round_}"}})
+        lean, full = await _send(pair.lean, request), await _send(pair.full, request)
+        assert parsed_before(text, Settings().max_query_tokens) is not None
+        assert lean[0] == 200 and b'"CreateAuthorSuccess"' in lean[2]
+        assert _idless(lean) == _idless(full), round_
+        assert lean[2] != full[2]  # two authors: one written by each path
+
+
+def _idless(answer: Answer) -> Answer:
+    status, headers, body = answer
+    return status, headers, re.sub(rb'"authorId":"[^"]+"', b'"authorId":"*"', body)
 
 
 async def test_refusals_over_budget_are_the_same(make_settings: Callable[[], Settings]) -> None:
