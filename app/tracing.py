@@ -6,7 +6,7 @@ its publish) and each cohort's push continue it. Work done once for many events 
 consumer's batch) is the child of their trace when they share one, a root of its own when they do not,
 and links to the span of every event it serves.
 
-What a trace leaves out, so that tracing on costs a few per cent of a request (bench/tracing.py):
+What a trace leaves out, so that a request pays for little more than the SDK's span (bench/tracing.py):
 - a read's statements: a query's request is one span, named by its operation, unless
   BOOKWORM_TRACE_READ_STATEMENTS asks for a span per statement too;
 - the budget charge every request makes (one EVALSHA): bookkeeping, counted in /metrics instead;
@@ -23,6 +23,7 @@ are left uninstrumented.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -34,6 +35,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags, Tracer
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import Sampler
 
@@ -70,17 +72,37 @@ def configure_from_environment(
     if not wanted or environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return False
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, which win over the default.
-    resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME})
-    provider = TracerProvider(resource=resource, sampler=sampler())
+    provider = TracerProvider(resource=resource(environ), sampler=sampler())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     install(provider, read_statements=read_statements)
     trace.set_tracer_provider(provider)
     return True
+
+
+def resource(environ: Mapping[str, str] = os.environ) -> Resource:
+    """What this process's spans say produced them: Bookworm (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    win, as Resource.create reads them), as a resource that hashes once.
+
+    The OTLP encoder groups each batch's spans by resource, hashing it once a span, and the SDK's
+    Resource hashes by serialising all its attributes to JSON every time: about a sixth of what
+    encoding a request's span costs, more with every attribute an operator adds. A resource never
+    changes (the SDK's are immutable), so its hash is worked out once; equality is the SDK's.
+    """
+    from opentelemetry.sdk.resources import Resource
+
+    class HashedOnce(Resource):
+        @functools.cached_property
+        def _hash(self) -> int:
+            return super().__hash__()
+
+        def __hash__(self) -> int:
+            return self._hash
+
+    created = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME})
+    return HashedOnce(created.attributes, created.schema_url)
 
 
 def install(provider: TracerProvider, *, read_statements: bool = False) -> None:
@@ -160,8 +182,9 @@ class RequestSpans:
     """ASGI middleware: one server span per HTTP request to /graphql, continuing the caller's trace.
 
     What OpenTelemetry's ASGI instrumentation records that matters here, at a fraction of its CPU (that
-    instrumentation costs about 140 µs a request on this project's machine, this about 25 µs with the
-    span recorded and encoded, 6 µs unrecorded: bench/tracing_span.py): the caller's
+    instrumentation cost about 140 µs a request on this project's machine one evening, this about 25 µs
+    with the span recorded and encoded, 6 µs unrecorded, in a loop: bench/tracing_span.py; counted, about
+    445,000 and 84,000 instructions a request, where a whole `book(id)` is 4.2 million): the caller's
     context from the request's headers (through the configured propagators), and the span named
     "POST /graphql" with the stable HTTP attributes (`http.request.method`, `http.route`,
     `http.response.status_code`, and `error.type` for a 5xx; an exception is recorded on the span).

@@ -2,23 +2,42 @@
 
 Usage:
     BOOKWORM_DATABASE_URL=postgresql://... BOOKWORM_REDIS_URL=redis://... \\
-        python bench/tracing.py [--requests 1000] [--rounds 5] [--modes off,on,sampled,statements]
+        python bench/tracing.py [--requests 400] [--rounds 12] [--modes off,on,sampled,statements]
+    ... python bench/tracing.py --instructions [--requests 50] [--rounds 3]   # needs valgrind
 
-In this process, no server: a scratch database and Redis prefix, the container with its workers, and
-two copies of the ASGI app, one built with tracing off and one with it on. Each round sends --requests
-`book(id)` queries one after another straight to the ASGI callable (no HTTP client in the way), off and
-on alternately, so both see the same machine; the response cache is off, so every query reads
-PostgreSQL. "on" records every span with the SDK and a batch span processor, and its exporter encodes
-each batch to OTLP protobuf as the OTLP exporter does, then drops it (no collector to wait
-on); a round ends once the spans it queued are exported (timed with it), so the figures include the
-whole cost in this process; "sampled" records one trace in ten (the rest still pass
-through the instrumentations, unrecorded); "unrecorded" records none (what tracing costs a request
-that sampling leaves out, on its own); "statements" is "on" with BOOKWORM_TRACE_READ_STATEMENTS, a
-span for each statement of the query as well. Prints, per mode, the median round's wall time and CPU
-time (this process only) per request, the best round's CPU time (the round the machine's other work
-added least to: read it on a busy machine), and each one's ratio to "off". With `--modes off` it does
-not import app.tracing, so it runs against a version without traces too: that gives "off" against no
-tracing code.
+In this process, no server: a scratch database and Redis prefix; the container with its workers creates one
+book and is closed once the read model has it; then the API's container alone serves the rounds, without
+workers, as `bookworm serve`'s API processes run. (Until 2026-12-07 the workers ran beside the rounds: their
+polls and lease renewals, idle, took about 0.5 % of a core, a sixth more with the traced modes'
+instrumentation in their way; a small bias, but none an API process pays, and under callgrind, which slows
+the process fifty-fold while the workers keep their wall-clock schedule, a large one.) Each mode's app is
+built once, and each traced mode has one provider for the whole run, as a process has: the SDK with
+app.tracing's resource, a batch span processor and an exporter that encodes each batch to OTLP protobuf as
+the OTLP exporter does, then drops it (no collector to wait on). A round sends --requests `book(id)`
+queries one after another straight to each mode's ASGI callable in turn (no HTTP client in the way; the
+order rotates from round to round, and a full collection precedes each mode's turn, so no mode collects
+another's garbage); the response cache is off, so every query reads PostgreSQL. A traced mode's turn ends
+once the spans it queued are exported (timed with it), so the figures include the whole cost in this
+process, the exporter's thread too.
+
+Modes: "off"; "on" records every trace; "sampled" one trace in ten (the rest still pass through the
+instrumentations, unrecorded); "unrecorded" none (what tracing costs a request that sampling leaves out, on
+its own); "statements" is "on" with BOOKWORM_TRACE_READ_STATEMENTS, a span for each statement of the query
+as well. Prints, per mode, the median round's wall and CPU time (this process only) per request, the median
+of the rounds' ratios to "off" (each round's turns are a pair: the same minutes of the machine) with the
+middle half of those ratios, and the best round's CPU (the round the machine's other work added least to).
+
+CPU time on this project's machine (a virtual machine of 2 cores shared with other work, no hardware
+counters) moves by tens of per cent from round to round, so a ratio of medians holds to a few per cent at
+best. --instructions counts instead: once the database is seeded, it runs the same rounds in a second
+process under valgrind's callgrind (apt-get install valgrind; about a minute per 100 requests and mode),
+which writes its counts as each turn starts and ends, and prints instructions per request per mode (every
+thread's: the exporter's too) and their paired ratios. Turns of one mode agree within about 1 %; an
+instruction that misses the caches weighs as much as one that hits, so the counts complement the time,
+they do not replace it.
+
+With `--modes off` it does not import app.tracing, so it runs against a version without traces too: that
+gives "off" against no tracing code.
 """
 
 from __future__ import annotations
@@ -26,13 +45,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +138,12 @@ async def post(app: App, state: dict[str, Any], token: str, query: str, variable
 async def seed(app: App, state: dict[str, Any], token: str) -> str:
     """Create one book and wait until the read model has it; return its id."""
     named = await post(app, state, token, SEED, {"name": "Ursula K. Le Guin"})
-    book = {"name": "The Dispossessed", "description": "Shevek.", "price": "11.00", "priceSale": None}
+    book: dict[str, Any] = {
+        "name": "The Dispossessed",
+        "description": "Shevek.",
+        "price": "11.00",
+        "priceSale": None,
+    }
     book |= {
         "categoryId": named["createCategory"]["categoryId"],
         "publisherId": named["createPublisher"]["publisherId"],
@@ -148,7 +176,8 @@ async def round_of(
 def traced_provider(ratio: float) -> Any:
     """An SDK provider sampling `ratio` of new traces, whose exporter encodes each batch to OTLP and drops it.
 
-    As OTEL_TRACES_SAMPLER=parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG=`ratio` would set it up.
+    As app.tracing sets one up (its resource) with OTEL_TRACES_SAMPLER=parentbased_traceidratio and
+    OTEL_TRACES_SAMPLER_ARG=`ratio`.
     """
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -162,79 +191,197 @@ def traced_provider(ratio: float) -> Any:
             encode_spans(spans).SerializePartialToString()
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider(sampler=tracing.sampler(ParentBased(TraceIdRatioBased(ratio))))
+    sampler = tracing.sampler(ParentBased(TraceIdRatioBased(ratio)))
+    provider = TracerProvider(resource=tracing.resource(), sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(Encoding()))
     return provider
 
 
-async def apps(settings: Settings, modes: list[str]) -> AsyncIterator[tuple[str, App, Callable[[], Any]]]:
-    """Yield each mode's app and what exports its spans; the traced modes' apps are built and run with
-    tracing installed (removed after)."""
-    for mode in modes:
-        if mode == "off":
-            yield mode, create_app(settings, workers=False), lambda: None
-            continue
-        from app import tracing
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """One way of running the app: its name, the app built for it, and the traced modes' provider."""
 
-        provider = traced_provider(SAMPLED[mode])
-        tracing.install(provider, read_statements=mode == "statements")
-        try:
-            yield mode, create_app(settings, workers=False), provider.force_flush
-        finally:
-            tracing.uninstall()
-            provider.force_flush()
+    name: str
+    app: App
+    provider: Any = None  # the SDK's TracerProvider; None: tracing off
+
+    def flush(self) -> None:
+        if self.provider is not None:
+            self.provider.force_flush()
+
+    def running(self) -> AbstractContextManager[None]:
+        """Tracing as this mode has it, for one turn."""
+        return installed(self.provider, read_statements=self.name == "statements")
+
+
+@contextmanager
+def installed(provider: Any, *, read_statements: bool) -> Iterator[None]:
+    """Tracing on with `provider` inside the block, then off again; nothing at all when it is None."""
+    if provider is None:
+        yield
+        return
+    from app import tracing
+
+    tracing.install(provider, read_statements=read_statements)
+    try:
+        yield
+    finally:
+        tracing.uninstall()
+
+
+def build(settings: Settings, name: str) -> Mode:
+    """`name`'s app, built with tracing as that mode has it (a traced app's request spans need it then)."""
+    if name == "off":
+        return Mode(name, create_app(settings, workers=False))
+    provider = traced_provider(SAMPLED[name])
+    with installed(provider, read_statements=name == "statements"):
+        return Mode(name, create_app(settings, workers=False), provider)
 
 
 async def measure(
-    args: argparse.Namespace, built: Container, settings: Settings
-) -> dict[str, list[tuple[float, float]]]:
+    args: argparse.Namespace, built: Container, book_id: str
+) -> tuple[dict[str, list[tuple[float, float]]], list[str]]:
+    """Each mode's rounds (wall and CPU seconds per request, in round order) and the order of the turns."""
     token = issue(SECRET, subject="bench", name="Bench", roles=(ADMIN, CUSTOMER))
     state = {"container": built}
-    modes = args.modes.split(",")
-    book_id = await seed(create_app(settings, workers=False), state, token)
     body = json.dumps({"query": BOOK, "variables": {"id": book_id}}).encode()
-    results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
-    async for _mode, app, flush in apps(settings, modes):
-        await round_of(app, state, token, body, args.requests // 4, flush)  # warm-up
+    modes = [build(built.settings, name) for name in args.modes.split(",")]
+    for mode in modes:
+        with mode.running():
+            await round_of(mode.app, state, token, body, max(1, args.requests // 4), mode.flush)  # warm-up
     freeze_startup_objects()  # as an API process does once it has started (app/memory.py)
-    for _ in range(args.rounds):
-        async for mode, app, flush in apps(settings, modes):
-            results[mode].append(await round_of(app, state, token, body, args.requests, flush))
-    return results
+    results: dict[str, list[tuple[float, float]]] = {mode.name: [] for mode in modes}
+    turns: list[str] = []
+    for number in range(args.rounds):
+        for mode in modes[number % len(modes) :] + modes[: number % len(modes)]:
+            gc.collect()
+            with mode.running():
+                if args.markers:
+                    mark()  # what came before the turn (the first time, start-up's threads too) goes aside
+                timed = await round_of(mode.app, state, token, body, args.requests, mode.flush)
+                if args.markers:
+                    mark()  # the turn's count, every thread's
+            results[mode.name].append(timed)
+            turns.append(mode.name)
+    for mode in modes:
+        if mode.provider is not None:
+            mode.provider.shutdown()
+    return results, turns
 
 
-def figures(rounds: list[tuple[float, float]]) -> tuple[float, float, float]:
-    """The median round's wall and CPU seconds per request, and the best round's CPU (the round the
-    machine's other work added least to)."""
-    cpu = [c for _, c in rounds]
-    return statistics.median(w for w, _ in rounds), statistics.median(cpu), min(cpu)
+def mark() -> None:
+    """Make callgrind (--dump-before=getpriority) write the counts since its last dump and start again.
+
+    A dump, not a zero, starts each turn too: callgrind zeroes only the calling thread's counters, so the
+    first turn would be counted with everything other threads did since start-up (the migrations).
+    """
+    os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def ratios(mine: list[float], off: list[float]) -> list[float]:
+    """Each round's figure over off's in the same round."""
+    return [m / o for m, o in zip(mine, off, strict=True)]
+
+
+def spread(values: list[float]) -> str:
+    """The middle half of `values` (their lowest and highest when fewer than four)."""
+    if len(values) < 4:
+        return f"{min(values):.3f}-{max(values):.3f}"
+    low, _, high = statistics.quantiles(values, n=4)
+    return f"{low:.3f}-{high:.3f}"
 
 
 def table(results: dict[str, list[tuple[float, float]]]) -> None:
-    base = figures(results["off"]) if "off" in results else None
-    heads = ("wall µs/req", "CPU µs/req", "best CPU")
-    print(f"{'mode':<10} " + " ".join(f"{head:>11} {'vs off':>7}" for head in heads))
+    off = [c for _, c in results["off"]] if "off" in results else None
+    print(
+        f"{'mode':<10} {'wall µs/req':>11} {'CPU µs/req':>10} {'vs off':>7} {'middle half':>11}"
+        f" {'best CPU':>8} {'vs off':>7}"
+    )
     for mode, rounds in results.items():
-        mine = figures(rounds)
-        ratios = [f"{m / b:7.3f}" for m, b in zip(mine, base, strict=True)] if base else [" " * 7] * 3
-        print(f"{mode:<10} " + " ".join(f"{m * 1e6:11.1f} {r}" for m, r in zip(mine, ratios, strict=True)))
+        cpu = [c for _, c in rounds]
+        wall, median, best = statistics.median(w for w, _ in rounds), statistics.median(cpu), min(cpu)
+        paired = ratios(cpu, off) if off else None
+        vs = f"{statistics.median(paired):7.3f} {spread(paired):>11}" if paired else " " * 19
+        best_vs = f"{best / min(off):7.3f}" if off else ""
+        print(f"{mode:<10} {wall * 1e6:11.1f} {median * 1e6:10.1f} {vs} {best * 1e6:8.1f} {best_vs}")
     for mode, rounds in results.items():
         print(f"rounds, CPU µs/req, {mode}: " + " ".join(f"{c * 1e6:.0f}" for _, c in rounds))
 
 
+def instructions(args: argparse.Namespace, settings: Settings, book_id: str) -> dict[str, list[float]]:
+    """Run the rounds under callgrind on `settings`' seeded database; return each mode's instructions per
+    request, in round order."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory() as out:
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out"]
+        command += ["--dump-before=getpriority", sys.executable, __file__, "--markers"]
+        command += [f"--requests={args.requests}", f"--rounds={args.rounds}", f"--modes={args.modes}"]
+        command += [
+            f"--database={settings.database_url}",
+            f"--prefix={settings.redis_prefix}",
+            f"--book={book_id}",
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"the run under valgrind failed:\n{done.stderr[-3000:]}")
+        turns: list[str] = json.loads(done.stdout.splitlines()[-1])
+        dumps = sorted(Path(out).glob("callgrind.out.*"), key=lambda path: int(path.suffix[1:]))
+        counts = [_summary(path) / args.requests for path in dumps[1::2]]  # each turn's end
+    if len(dumps) != 2 * len(turns):
+        raise SystemExit(f"{len(dumps)} dumps for {len(turns)} turns: does something else call getpriority?")
+    found: dict[str, list[float]] = {}
+    for name, count in zip(turns, counts, strict=True):
+        found.setdefault(name, []).append(count)
+    return found
+
+
+def _summary(dump: Path) -> int:
+    """The instructions a callgrind dump counted."""
+    for line in dump.read_text().splitlines():
+        if line.startswith("summary:"):
+            return int(line.split()[1])
+    raise SystemExit(f"no summary in {dump}")
+
+
+def instruction_table(counts: dict[str, list[float]]) -> None:
+    off = counts.get("off")
+    print(f"{'mode':<10} {'instructions/req':>16} {'vs off':>7} {'lowest-highest':>14}")
+    for mode, rounds in counts.items():
+        paired = ratios(rounds, off) if off else None
+        vs = f"{statistics.median(paired):7.3f} {min(paired):6.3f}-{max(paired):.3f}" if paired else ""
+        print(f"{mode:<10} {statistics.median(rounds):16,.0f} {vs}")
+    for mode, rounds in counts.items():
+        print(f"rounds, instructions/req, {mode}: " + " ".join(f"{c:,.0f}" for c in rounds))
+
+
+async def seeded(settings: Settings) -> str:
+    """Create the book with the workers running, and return its id once the read model has it."""
+    token = issue(SECRET, subject="bench", name="Bench", roles=(ADMIN, CUSTOMER))
+    async with container(settings, workers=True) as built:
+        return await seed(create_app(settings, workers=False), {"container": built}, token)
+
+
 async def scratch_settings(stack: AsyncExitStack, label: str) -> Settings:
     """Settings of a migrated scratch database and an unused Redis key prefix, both removed when `stack`
-    closes (BOOKWORM_DATABASE_URL and BOOKWORM_REDIS_URL name their servers), with the response cache off.
-
-    One client sends every request: with the default budgets it would be refused within a second, and the
-    rounds would measure refusals. As compare.py's servers, the budgets are set out of reach (still
-    charged, in Redis, for every request).
+    closes (BOOKWORM_DATABASE_URL and BOOKWORM_REDIS_URL name their servers), as bench_settings makes them.
     """
     database_url, redis_url = os.environ["BOOKWORM_DATABASE_URL"], os.environ["BOOKWORM_REDIS_URL"]
     scratch = await stack.enter_async_context(scratch_database(database_url, label))
     prefix = await stack.enter_async_context(scratch_prefix(redis_url, label.replace("_", "-")))
     await asyncio.to_thread(migrate, scratch)
-    settings = Settings.from_env({"BOOKWORM_DATABASE_URL": scratch, "BOOKWORM_REDIS_URL": redis_url})
+    return bench_settings(scratch, prefix)
+
+
+def bench_settings(database_url: str, prefix: str) -> Settings:
+    """Settings of `database_url` and Redis (BOOKWORM_REDIS_URL) under `prefix`, with the response cache off.
+
+    One client sends every request: with the default budgets it would be refused within a second, and the
+    rounds would measure refusals. As compare.py's servers, the budgets are set out of reach (still
+    charged, in Redis, for every request).
+    """
+    redis_url = os.environ["BOOKWORM_REDIS_URL"]
+    settings = Settings.from_env({"BOOKWORM_DATABASE_URL": database_url, "BOOKWORM_REDIS_URL": redis_url})
     return dataclasses.replace(
         settings,
         redis_prefix=prefix,
@@ -249,22 +396,41 @@ async def scratch_settings(stack: AsyncExitStack, label: str) -> Settings:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000, help="queries per round")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per mode, alternating")
+    parser.add_argument("--requests", type=int, default=400, help="queries per round and mode")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds; each runs every mode once")
     parser.add_argument(
         "--modes",
         default="off,on,sampled,statements",
         help="off (first: the baseline), on, sampled, unrecorded, statements",
     )
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
+    # The run under callgrind that --instructions starts, on the database it made and seeded: it marks each
+    # turn and prints their order.
+    for hidden in ("--markers",):
+        parser.add_argument(hidden, action="store_true", help=argparse.SUPPRESS)
+    for hidden in ("--database", "--prefix", "--book"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
     async with AsyncExitStack() as stack:
-        settings = await scratch_settings(stack, "bench_tracing")
-        built = await stack.enter_async_context(container(settings, workers=True))
-        results = await measure(args, built, settings)
-    print(
-        f"book(id), {args.requests} sequential requests per round, {args.rounds} rounds per mode, in process"
-    )
-    table(results)
+        if args.markers:
+            settings, book_id = bench_settings(args.database, args.prefix), args.book
+        else:
+            settings = await scratch_settings(stack, "bench_tracing")
+            book_id = await seeded(settings)
+        if args.instructions:
+            counts = await asyncio.to_thread(instructions, args, settings, book_id)
+        else:
+            built = await stack.enter_async_context(container(settings, workers=False))
+            results, turns = await measure(args, built, book_id)
+    rounds = f"{args.requests} sequential requests per round and mode, {args.rounds} rounds"
+    if args.instructions:
+        print(f"book(id), {rounds}, in process under callgrind, no workers: instructions per request")
+        instruction_table(counts)
+    elif args.markers:
+        print(json.dumps(turns))
+    else:
+        print(f"book(id), {rounds}, in process, no workers")
+        table(results)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -95,6 +97,21 @@ def test_a_notice_carries_a_traceparent_only_when_it_has_one() -> None:
     assert traced.traceparent == A
     assert traced == notice  # not part of the change
     assert ChangeNotice.from_json(notice.to_json()).traceparent is None
+
+
+def test_the_resource_is_the_sdks_with_its_hash_worked_out_once() -> None:
+    ours = tracing.resource({})
+    theirs = Resource(ours.attributes, ours.schema_url)
+    assert ours == theirs and theirs == ours and hash(ours) == hash(theirs) == hash(ours)
+    assert ours.attributes["service.name"] == "bookworm"
+    spans = InMemorySpanExporter()
+    provider = TracerProvider(resource=ours)
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    for name in ("a", "b"):
+        provider.get_tracer("test").start_span(name).end()
+    (group,) = encode_spans(spans.get_finished_spans()).resource_spans  # one resource, both spans
+    assert {kv.key: kv.value.string_value for kv in group.resource.attributes} == dict(ours.attributes)
+    assert [span.name for span in group.scope_spans[0].spans] == ["a", "b"]
 
 
 def test_a_call_outside_any_request_or_event_work_makes_no_trace() -> None:
