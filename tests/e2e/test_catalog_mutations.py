@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.e2e.clients import gql
+from tests.e2e.conftest import CREATE_AUTHOR
 from tests.e2e.operations import (
     BOOK,
     CREATE_BOOK,
@@ -107,6 +108,9 @@ async def test_deleted_book_leaves_the_read_model_but_keeps_its_history(
 
 
 async def test_queries_list_filter_and_page(http: httpx.AsyncClient, refs: dict[str, Any]) -> None:
+    # An author of its own: the session's shared one also has other modules' books in this price range.
+    author = (await gql(http, CREATE_AUTHOR, {"name": "Paging Author"}))["createAuthor"]["authorId"]
+    refs = {**refs, "authorId": author}
     for name, price in (("Paging A", "30.00"), ("Paging B", "31.00"), ("Paging C", "32.00")):
         last = await create_book(http, refs, name=name, price=price, priceSale=None)
     query = """query($after: String, $filter: BookFilter) {
