@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import asyncpg
 
 from app.eventstore.position import START, Position
+from app.live.checkpoints import CHANNEL, parse_notice
 from app.projections import PROJECTIONS
 
-CHANNEL = "bookworm_checkpoints"
 HEARD_TIMEOUT = 10.0  # after the API said the read models have a position, its notice is this close
 _CHECKPOINTS = "SELECT name, transaction_id, global_position FROM read.projections WHERE name = ANY($1)"
 _COMMITTED = """
@@ -52,8 +52,9 @@ class ReadModelClock:
         await self._connection.close()
 
     def _heard(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
-        name, xid, pos = payload.split()
-        self._move(name, Position(int(xid), int(pos)), time.time())
+        notice = parse_notice(payload)
+        if notice is not None:
+            self._move(*notice, time.time())
 
     def _move(self, name: str, position: Position, at: float) -> None:
         if name not in self._at or position <= self._at[name]:

@@ -105,7 +105,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, schema: BaseSchema, settings: Settings, *, lean: bool = True) -> None:
+    def __init__(self, schema: BaseSchema, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -120,7 +120,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         self.tokens = VerifiedTokens(self.keys, size=settings.verified_token_cache)
         self.fair_share = FairShare(settings.client_requests_running, settings.client_requests_waiting)
         self.ide = graphiql_page(self.graphql_ide_html, settings)
-        self.lean = lean  # False: every request takes strawberry's whole path (tests compare the two)
+        self.lean = True  # False: every request takes strawberry's whole path (tests compare the two)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -1,6 +1,6 @@
 """The view's lean path answers exactly as strawberry's whole path: one corpus through both, compared.
 
-Two apps serve the same database: one with the lean path, one without (`lean=False`). Each keeps its
+Two apps serve the same database: one with the lean path, one without (`view.lean = False`). Each keeps its
 budgets under a Redis prefix of its own and its own response cache, so both see the same sequence of
 requests from the same state, and every answer (status, headers, body bytes) must be the same. The
 budgets barely refill, so what each request was charged shows, equal, in `extensions.cost`.
