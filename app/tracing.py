@@ -223,14 +223,13 @@ class RequestSpans:
             attributes={"http.request.method": method, "http.route": self.ROUTE},
         )
         if request.is_recording():
-            token = attach(trace.set_span_in_context(request))
             send = _labelling_status(request, send)
-        else:
-            # Sampling left this request out, so nothing under it is recorded either (a child of an
-            # unsampled span is not sampled): its database and Redis calls skip their instrumentation
-            # at once, as under suppress_instrumentation, set in the same attach as its span.
-            assert _suppressed is not None
-            token = attach(trace.set_span_in_context(request, Context({**get_current(), **_suppressed})))
+        # The request's database and Redis calls skip their instrumentation at once, as under
+        # suppress_instrumentation, set in the same attach as its span: a query's statements and the
+        # budget charge make no spans, and operation() lifts it for a mutation's execution. A request
+        # sampling left out keeps it throughout: a child of an unsampled span is not sampled either.
+        assert _suppressed is not None
+        token = attach(trace.set_span_in_context(request, Context({**get_current(), **_suppressed})))
         try:
             await self.app(scope, receive, send)
         except Exception as failed:  # recorded as use_span does; the exception goes on
@@ -302,18 +301,25 @@ def batch_span(
 
 def operation(kind: str | None, name: str | None) -> AbstractContextManager[Any]:
     """Around one GraphQL operation's execution: its request's span is labelled with it, and a query's
-    statements make no spans (unless BOOKWORM_TRACE_READ_STATEMENTS)."""
+    statements make no spans (unless BOOKWORM_TRACE_READ_STATEMENTS).
+
+    Under a recorded request (RequestSpans), the calls are suppressed already: a query leaves them so,
+    at no cost, and a mutation's execution lifts it. Elsewhere (a websocket's operation), a query
+    suppresses them for its execution.
+    """
     if _tracer is None:
         return _OFF
     current = get_current()
     request = trace.get_current_span(current)
-    if kind and request.is_recording():
+    recording = request.is_recording()
+    if kind and recording:
         request.set_attribute("graphql.operation.type", kind)
         if name:
             request.set_attribute("graphql.operation.name", name[:MAX_NAME])
-    if kind != "query" or _read_statements:
-        return _OFF
-    return _OFF if _is_suppressed(current) else _Untraced()
+    traced = kind != "query" or _read_statements
+    if not _is_suppressed(current):
+        return _OFF if traced else _Untraced()
+    return _Traced() if traced and recording else _OFF
 
 
 def untraced() -> AbstractContextManager[Any]:
@@ -336,6 +342,20 @@ class _Untraced:
     def __enter__(self) -> None:
         assert _suppressed is not None
         self._token = attach(Context({**get_current(), **_suppressed}))
+
+    def __exit__(self, *_: object) -> None:
+        detach(self._token)
+
+
+class _Traced:
+    """The current context without the suppression: the instrumentations record a mutation's calls."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        assert _suppressed is not None
+        current = get_current()
+        self._token = attach(Context({k: v for k, v in current.items() if k not in _suppressed}))
 
     def __exit__(self, *_: object) -> None:
         detach(self._token)

@@ -175,6 +175,29 @@ async def test_a_graphql_request_is_one_server_span(
     assert (request.context.trace_id == continued.trace_id) is bool(headers)
 
 
+async def test_a_recorded_request_traces_the_calls_of_a_mutation_only(exporter: InMemorySpanExporter) -> None:
+    seen: list[bool] = []
+
+    async def app(scope: dict[str, object], receive: object, send: Callable[..., Awaitable[None]]) -> None:
+        seen.append(is_instrumentation_enabled())  # the budget charge, say
+        for kind in ("query", "mutation", "subscription", None):
+            with tracing.operation(kind, None):
+                seen.append(is_instrumentation_enabled())
+        seen.append(is_instrumentation_enabled())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message: dict[str, object]) -> None:
+        pass
+
+    (middleware,) = tracing.asgi_middleware()
+    scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": []}
+    await tracing.RequestSpans(app, **middleware.kwargs)(scope, None, send)
+    assert seen == [False, False, True, True, True, False]
+    assert is_instrumentation_enabled()
+    (request,) = exporter.get_finished_spans()
+    assert request.attributes is not None and request.attributes["graphql.operation.type"] == "subscription"
+
+
 async def test_a_request_sampling_leaves_out_skips_the_instrumentation_under_it() -> None:
     spans = InMemorySpanExporter()
     provider = TracerProvider(sampler=tracing.sampler(ALWAYS_OFF))
