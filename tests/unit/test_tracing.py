@@ -136,14 +136,29 @@ def test_a_query_labels_its_request_and_leaves_its_statements_out(exporter: InMe
     assert request.attributes == {"graphql.operation.type": "mutation", "graphql.operation.name": "Book"}
 
 
-def test_read_statements_can_be_asked_for() -> None:
+async def test_read_statements_can_be_asked_for() -> None:
     provider = TracerProvider()
     tracing.install(provider, read_statements=True)
+    seen: list[bool] = []
+
+    async def app(scope: dict[str, object], receive: object, send: Callable[..., Awaitable[None]]) -> None:
+        with tracing.operation("query", "Book"):
+            seen.append(is_instrumentation_enabled())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message: dict[str, object]) -> None:
+        pass
+
     try:
         with tracing.operation("query", "Book"):
-            assert is_instrumentation_enabled()
+            seen.append(is_instrumentation_enabled())
+        (middleware,) = tracing.asgi_middleware()
+        scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": []}
+        await tracing.RequestSpans(app, **middleware.kwargs)(scope, None, send)  # lifted under a request
     finally:
         tracing.uninstall()
+        provider.shutdown()
+    assert seen == [True, True]
 
 
 @pytest.mark.parametrize(
