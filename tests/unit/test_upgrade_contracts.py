@@ -341,21 +341,3 @@ def test_strawberrys_operation_still_says_when_it_completed() -> None:
     # SocketWire (app/schema/wire.py) refuses to write once the client completed the operation.
     source = inspect.getsource(Operation)
     assert "self.completed = False" in source and "self.completed = True" in source
-
-
-def test_uvicorns_http_protocol_is_still_the_one_whose_response_writes_the_api_gathers() -> None:
-    # app/http_protocol.py extends what http="auto" picks and gives each new request's cycle a transport
-    # that holds the head: the cycle must still write, close and ask is_closing through `self.transport`.
-    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
-
-    from app.http_protocol import HeadWithBody, HttpProtocol
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        pass
-
-    config = uvicorn.Config(app, lifespan="off", log_config=None)
-    config.load()
-    revisit = "app/http_protocol.py holds each response's head in the cycle's transport: check the cycle"
-    assert issubclass(HttpProtocol, config.http_protocol_class), revisit
-    used = set(re.findall(r"self\.transport\.(\w+)", inspect.getsource(RequestResponseCycle)))
-    assert used <= {name for name in dir(HeadWithBody) if not name.startswith("_")}, revisit
