@@ -380,7 +380,6 @@ def _api_process(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     # Imported here: only API processes need the GraphQL schema, and every other command should start fast.
-    from app.http_protocol import HttpProtocol
     from app.main import create_app
 
     listener = socket.socket(fileno=args.listen_fd)  # family and type are read from the socket
@@ -393,7 +392,6 @@ def _api_process(args: argparse.Namespace, settings: Settings) -> None:
     app = create_app(settings, workers=False)
     config = uvicorn.Config(
         app,
-        http=HttpProtocol,  # uvicorn's own, writing each answer in one write (app/http_protocol.py)
         log_level=_uvicorn_log_level(settings),
         # A line per request costs about 3 % of an API process's CPU on a by-id query: off unless asked.
         access_log=settings.access_log,
