@@ -21,7 +21,7 @@ from app.db import current_revision, head_revision
 from app.ide_assets import asset_routes
 from app.memory import freeze_startup_objects, release_free_memory
 from app.metrics.endpoint import metrics_routes
-from app.middleware import InFlightLimit, SecurityHeaders
+from app.middleware import Guard
 from app.schema import build_schema
 from app.schema.view import BookwormGraphQL
 from app.schema.wire import ExposeProtocol
@@ -99,8 +99,7 @@ def create_app(settings: Settings, *, workers: bool) -> Starlette:
         # Outermost of all, so that the `send` it is called with is the server's own (app/schema/wire.py).
         Middleware(ExposeProtocol),
         *tracing.asgi_middleware(),  # outermost but one: a request's span covers everything below
-        Middleware(SecurityHeaders),
-        Middleware(InFlightLimit, limit=settings.max_requests_in_flight),
+        Middleware(Guard, limit=settings.max_requests_in_flight),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, debug=False)
     app.state.http_streams = graphql.streams  # ended by the API process as it stops (app/cli.py)

@@ -1,4 +1,4 @@
-"""ASGI middleware every response passes through: security headers and a cap on requests in flight."""
+"""The ASGI middleware every response passes through: a security header and a cap on requests in flight."""
 
 from __future__ import annotations
 
@@ -20,27 +20,11 @@ LEAVE_IN_FLIGHT = "leave_in_flight"
 RETRY_AFTER_SECONDS = 1
 
 
-class SecurityHeaders:
-    """Send `X-Content-Type-Options: nosniff` with every HTTP response, so no browser guesses a type."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] in ("http.response.start", "websocket.http.response.start"):
-                message["headers"] = [*message.get("headers", []), NOSNIFF]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class InFlightLimit:
-    """Answer a fast 503 once `limit` HTTP requests are in flight in this process, instead of queueing.
+class Guard:
+    """What every response passes, in one layer (each layer costs every request a coroutine and every
+    resumption a step): `X-Content-Type-Options: nosniff` on each HTTP response and websocket handshake
+    refusal, so no browser guesses a type; and a fast 503 once `limit` HTTP requests are in flight in
+    this process, instead of queueing.
 
     A queue without end only turns overload into latency for everyone; a 503 with Retry-After lets
     clients and load balancers back off or go elsewhere. Websockets are capped apart (per IP and in all).
@@ -57,11 +41,21 @@ class InFlightLimit:
         self.log = ThrottledLogger(logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                message["headers"] = [*message.get("headers", []), NOSNIFF]
+            await send(message)
+
+        if kind != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send_with_headers)
+            return
         if self.in_flight >= self.limit:
-            await self._refuse(send)
+            await self._refuse(send_with_headers)
             return
         self.in_flight += 1
         counted = True
@@ -74,7 +68,7 @@ class InFlightLimit:
 
         scope.setdefault("state", {})[LEAVE_IN_FLIGHT] = leave
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_with_headers)
         finally:
             leave()
 

@@ -8,8 +8,6 @@ just as fast in all, and other clients' requests interleave with only those few.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from app.metrics.instruments import refused
@@ -33,25 +31,48 @@ class FairShare:
     waiting: int
     _clients: dict[str, _Client] = field(default_factory=dict)
 
-    @asynccontextmanager
-    async def turn(self, key: str) -> AsyncIterator[None]:
+    def turn(self, key: str) -> Turn:
         """Wait for one of `key`'s slots (raise TooManyWaiting when its queue is full), then hold it."""
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = _Client(asyncio.Semaphore(self.running))
-        if client.holders >= self.running + self.waiting:
-            refused("too_many_waiting")
-            raise TooManyWaiting
-        client.holders += 1
-        try:
-            async with client.slots:
-                yield
-        finally:
-            client.holders -= 1
-            if client.holders == 0:
-                del self._clients[key]  # an idle client costs nothing
+        return Turn(self, key)
 
     def holders(self, key: str) -> int:
         """Requests of `key` running or waiting now."""
         client = self._clients.get(key)
         return 0 if client is None else client.holders
+
+
+class Turn:
+    """One request's turn among its client's requests, as an async context manager: a slot, entered to
+    exit (a class of its own, not a generator's: it is entered by every request)."""
+
+    __slots__ = ("_client", "_key", "_share")
+
+    def __init__(self, share: FairShare, key: str) -> None:
+        self._share = share
+        self._key = key
+
+    async def __aenter__(self) -> None:
+        share, key = self._share, self._key
+        client = share._clients.get(key)
+        if client is None:
+            client = share._clients[key] = _Client(asyncio.Semaphore(share.running))
+        if client.holders >= share.running + share.waiting:
+            refused("too_many_waiting")
+            raise TooManyWaiting
+        client.holders += 1
+        self._client = client
+        try:
+            await client.slots.acquire()
+        except BaseException:
+            self._leave()  # cancelled while waiting: its place in the queue is free again
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._client.slots.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        client = self._client
+        client.holders -= 1
+        if client.holders == 0:
+            del self._share._clients[self._key]  # an idle client costs nothing

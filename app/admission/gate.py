@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from app.metrics.instruments import refused
 from app.settings import Settings
+
+PASS: AbstractAsyncContextManager[None] = nullcontext()  # the turn of an operation that holds no room
 
 
 class GateBusy(Exception):
@@ -55,13 +57,14 @@ class CostGate:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    @asynccontextmanager
-    async def turn(self, cost: int) -> AsyncIterator[None]:
+    def turn(self, cost: int) -> AbstractAsyncContextManager[None]:
         """Hold room for an operation of `cost` while the block runs; cheap operations hold none."""
         if cost < self.threshold:
-            yield
-            return
-        weight = min(cost, self.capacity)
+            return PASS  # nearly every operation: no generator's context manager made and run for it
+        return self._hold(min(cost, self.capacity))
+
+    @asynccontextmanager
+    async def _hold(self, weight: int) -> AsyncIterator[None]:
         await self._enter(weight)
         try:
             yield

@@ -45,6 +45,7 @@ CROSS JOIN LATERAL (
     WHERE author_ids @> ARRAY[a.author_id] ORDER BY name, id LIMIT $2
 ) AS b
 """
+_BOOK_BY_ID = f"SELECT {BOOK_COLUMNS} FROM read.book_view WHERE id = $1::uuid"
 _BOOK_COUNTS_OF_AUTHORS = """
 SELECT author_id, count(*) FROM read.book_view, unnest(author_ids) AS author_id
 WHERE author_ids && $1::uuid[] AND author_id = ANY($1::uuid[]) GROUP BY author_id
@@ -67,6 +68,16 @@ class CatalogQueries:
     async def books_by_ids(self, ids: Sequence[str]) -> list[BookRow | None]:
         """Return the books in input order; None where an id is unknown, deleted or malformed."""
         return await self._by_ids(BOOK, "book_view", BOOK_COLUMNS, ids, BookRow.from_record)
+
+    @unavailable_when_down
+    async def book_by_id(self, id: str) -> BookRow | None:
+        """Return one book, as books_by_ids([id]) would."""
+        if not is_id(id):
+            return None
+        canonical = id.lower()
+        reads.read_rows(BOOK, (canonical,))
+        record = await self._pool.fetchrow(_BOOK_BY_ID, canonical)
+        return None if record is None else BookRow.from_record(record)
 
     @unavailable_when_down
     async def list_books(

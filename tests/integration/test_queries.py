@@ -287,6 +287,13 @@ async def test_by_id_lookups_keep_input_order(shelf: Shelf) -> None:
     assert await q.books_by_ids([]) == []
 
 
+async def test_one_book_by_id_reads_as_by_ids_of_that_id(shelf: Shelf) -> None:
+    a = shelf.rows[0].id
+    for book_id in (a, a.upper(), "not-an-id", "", str(uuid.uuid4()), shelf.deleted):
+        assert await shelf.queries.book_by_id(book_id) == (await shelf.queries.books_by_ids([book_id]))[0]
+    assert await shelf.queries.book_by_id(a) == shelf.rows[0]
+
+
 async def test_authors_page_by_name_and_search_any_part(shelf: Shelf) -> None:
     q = shelf.queries
     pages = await _all_pages(lambda after: q.list_authors(first=2, after=after), 2)
@@ -333,6 +340,8 @@ async def test_reads_from_an_unreachable_database_are_unavailable(event_store: E
             await queries.list_books(first=5)
         with pytest.raises(UnavailableError):
             await queries.books_by_ids([new_id()])
+        with pytest.raises(UnavailableError):
+            await queries.book_by_id(new_id())
         with pytest.raises(UnavailableError):
             await PositionWaiters(pool, "postgresql://postgres@127.0.0.1:1/none", ["catalog"]).wait(
                 "catalog", Position(1, 1), timeout=0.1

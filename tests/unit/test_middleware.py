@@ -1,4 +1,5 @@
-"""The ASGI middleware: the count of requests in flight, and a request that stops counting (a stream)."""
+"""The ASGI middleware: the count of requests in flight, a request that stops counting (a stream), and the
+header every response carries."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from app.middleware import LEAVE_IN_FLIGHT, InFlightLimit
+from app.middleware import LEAVE_IN_FLIGHT, NOSNIFF, Guard
 
 
 async def receive() -> Message:
@@ -28,7 +29,7 @@ async def test_a_request_that_leaves_the_count_frees_its_place_once() -> None:
     async def send(message: Message) -> None:
         pass
 
-    limit = InFlightLimit(stream, limit=1)
+    limit = Guard(stream, limit=1)
     running = asyncio.create_task(limit({"type": "http", "path": "/graphql"}, receive, send))
     await entered.wait()
     during = limit.in_flight
@@ -47,7 +48,33 @@ async def test_a_request_past_the_limit_is_answered_503_and_logged(caplog: pytes
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await InFlightLimit(app, limit=0)({"type": "http", "path": "/graphql"}, receive, send)
+    await Guard(app, limit=0)({"type": "http", "path": "/graphql"}, receive, send)
 
     assert sent[0]["status"] == 503
+    assert NOSNIFF in sent[0]["headers"]
     assert [record.getMessage() for record in caplog.records] == ["0 requests in flight: answered 503"]
+
+
+async def test_every_response_and_handshake_refusal_carries_nosniff_and_other_messages_pass_as_sent() -> None:
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        kind = "websocket.http.response" if scope["type"] == "websocket" else "http.response"
+        await send({"type": f"{kind}.start", "status": 403, "headers": [(b"x-a", b"1")]})
+        await send({"type": f"{kind}.body", "body": b"no"})
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    guard = Guard(app, limit=1)
+    for scope in (
+        {"type": "http", "path": "/graphql"},
+        {"type": "http", "path": "/healthz"},  # exempt from the count, not from the header
+        {"type": "websocket", "path": "/graphql"},
+    ):
+        await guard(scope, receive, send)
+
+    starts = [m["headers"] for m in sent if m["type"].endswith("start")]
+    assert starts == [[(b"x-a", b"1"), NOSNIFF]] * 3
+    assert [m["body"] for m in sent if m["type"].endswith("body")] == [b"no"] * 3
+    assert guard.in_flight == 0

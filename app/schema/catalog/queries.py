@@ -15,13 +15,18 @@ from app.schema.catalog.types import Author, Book, BookOrderBy, Category, Publis
 from app.schema.connections import Connection, page_connection, page_size
 from app.schema.context import Info
 from app.schema.ids import list_errors
+from app.schema.loaders import sole_root_field
 
 
 @strawberry.type
 class CatalogQuery:
     @strawberry.field
     async def book(self, info: Info, id: strawberry.ID) -> Book | None:
-        row = await info.context.loaders.book.load(check_id("id", id))
+        loaders, book_id = info.context.loaders, check_id("id", id)
+        if sole_root_field(info):
+            row = await loaders.lone_book(book_id)
+        else:
+            row = await loaders.book.load(book_id)
         return None if row is None else Book.from_row(row)
 
     @strawberry.field
