@@ -68,6 +68,7 @@ class Container:
     notifications: NotificationQueries
     positions: PositionWaiters
     broadcast: Broadcast
+    live: RedisPubSubBackend  # broadcast's backend: the notifier publishes through it, many at a time
     hub: Hub
     response_cache: ResponseCache
     budgets: Budgets
@@ -196,15 +197,17 @@ def _redis_client(url: str, settings: Settings) -> aioredis.Redis:
     return aioredis.Redis.from_pool(connections)
 
 
-async def _broadcast(stack: AsyncExitStack, redis_url: str) -> Broadcast:
-    broadcast = Broadcast(backend=RedisPubSubBackend(redis_url))
+async def _broadcast(stack: AsyncExitStack, redis_url: str) -> tuple[RedisPubSubBackend, Broadcast]:
+    """Connect the live notices' backend and the broadcaster on it (the hubs subscribe through it)."""
+    backend = RedisPubSubBackend(redis_url)
+    broadcast = Broadcast(backend=backend)
     await broadcast.connect()
     stack.push_async_callback(broadcast.disconnect)
-    return broadcast
+    return backend, broadcast
 
 
 @asynccontextmanager
-async def _running_workers(settings: Settings, broadcast: Broadcast) -> AsyncIterator[Workers]:
+async def _running_workers(settings: Settings, live: RedisPubSubBackend) -> AsyncIterator[Workers]:
     """Open the workers' own pool and Redis client and start the workers; stop them and close both on exit."""
     database_url, redis_url = _require_urls(settings)
     async with AsyncExitStack() as stack:
@@ -214,7 +217,7 @@ async def _running_workers(settings: Settings, broadcast: Broadcast) -> AsyncIte
         await stack.enter_async_context(pool_use("worker", pool))
         redis = _redis_client(redis_url, settings)
         stack.push_async_callback(redis.aclose)
-        notifier = Notifier(broadcast, settings)
+        notifier = Notifier(live, settings)
         stack.push_async_callback(notifier.close)
         event_store = EventStore(pool)
         commands = CommandBus(pool, event_store, snapshot_every=settings.snapshot_every)
@@ -230,8 +233,8 @@ async def worker_process(settings: Settings) -> AsyncIterator[Workers]:
     _require_urls(settings)
     tracing.configure_from_environment(read_statements=settings.trace_read_statements)
     async with AsyncExitStack() as stack:
-        broadcast = await _broadcast(stack, settings.redis_url or "")
-        yield await stack.enter_async_context(_running_workers(settings, broadcast))
+        live, _ = await _broadcast(stack, settings.redis_url or "")
+        yield await stack.enter_async_context(_running_workers(settings, live))
 
 
 @asynccontextmanager
@@ -248,7 +251,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
         await stack.enter_async_context(pool_use("api", pool))
         redis = _redis_client(redis_url, settings)
         stack.push_async_callback(redis.aclose)
-        broadcast = await _broadcast(stack, redis_url)
+        live, broadcast = await _broadcast(stack, redis_url)
         event_store = EventStore(pool)
         hub = Hub(broadcast, pool, settings)
         stack.push_async_callback(hub.close)
@@ -268,6 +271,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             notifications=NotificationQueries(pool),
             positions=positions,
             broadcast=broadcast,
+            live=live,
             hub=hub,
             response_cache=_response_cache(settings, hub),
             budgets=Budgets(redis, settings),
@@ -275,5 +279,5 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             workers=None,
         )
         if workers:
-            built.workers = await stack.enter_async_context(_running_workers(settings, broadcast))
+            built.workers = await stack.enter_async_context(_running_workers(settings, live))
         yield built

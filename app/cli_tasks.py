@@ -91,7 +91,7 @@ async def projections_rebuild(args: argparse.Namespace, built: Container) -> Non
         raise CliError(str(exc)) from None
     # The views now show other tables, which no change notice announced: every API process drops the
     # answers its response cache keeps (and subscribers re-read read.changes, which finds nothing new).
-    if not await Notifier(built.broadcast, built.settings).catch_up_everyone():
+    if not await Notifier(built.live, built.settings).catch_up_everyone():
         print(
             "Could not tell the API processes to drop their cached answers: they expire within "
             f"{built.settings.response_cache_seconds:g} s."

@@ -201,7 +201,7 @@ class Bench:
         broadcast = Broadcast(backend=backend)
         await broadcast.connect()
         hub = Hub(broadcast, self.pool, self.settings)
-        notifier = Notifier(broadcast, self.settings)
+        notifier = Notifier(backend, self.settings)
         counting = [Counting(set(), 0)]
         tasks: list[asyncio.Task[None]] = []
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,6 +12,11 @@ from typing import Any
 from app.bus.infra import text
 from app.events import EventRegistry
 from app.eventstore import Position, RecordedEvent
+
+# Every consumer group reads every entry, and an entry's `prev` is the entry before's `position`: each
+# cursor string of the stream is parsed about sixteen times in a worker process. A position is immutable,
+# so one parse serves them all (the newest few thousand strings are kept).
+_position = functools.lru_cache(maxsize=4096)(Position.parse)
 
 
 def encode(event: RecordedEvent, prev: Position) -> dict[str, str]:
@@ -52,8 +58,8 @@ class Message:
         fields = {text(k): text(v) for k, v in raw.items()}
         return cls(
             text(message_id),
-            Position.parse(fields["position"]),
-            Position.parse(fields["prev"]),
+            _position(fields["position"]),
+            _position(fields["prev"]),
             fields,
         )
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from broadcaster import BroadcastBackend, Event
@@ -120,17 +121,27 @@ class RedisPubSubBackend(BroadcastBackend):
 
     async def publish(self, channel: str, message: Any) -> None:
         """Publish a message; raise BackendUnavailable if Redis cannot take it."""
+        await self.publish_many([(channel, message)])
+
+    async def publish_many(self, messages: Sequence[tuple[str, Any]]) -> None:
+        """Publish (channel, message) pairs in order, in one round trip; raise BackendUnavailable if not.
+
+        After an error some of them may have been published, and the others are not.
+        """
         # After a timeout, fail at once for a while: a frozen Redis must not hold every projection's
         # commit loop for the timeout, batch after batch (the notifier announces a catch-up later).
         now = asyncio.get_running_loop().time()
         if now < self._silent_until:
-            raise BackendUnavailable(f"cannot publish to Redis channel {channel!r}: Redis stopped answering")
+            raise BackendUnavailable(f"cannot publish to {_channels(messages)}: Redis stopped answering")
+        pipe = self._publisher.pipeline(transaction=False)
+        for channel, message in messages:
+            pipe.publish(channel, message)
         try:
-            await self._publisher.publish(channel, message)
+            await pipe.execute()
         except (RedisError, OSError) as error:
             if isinstance(error, RedisTimeoutError | TimeoutError):
                 self._silent_until = now + _PUBLISH_TIMEOUT + self._max_retry_delay
-            raise BackendUnavailable(f"cannot publish to Redis channel {channel!r}: {error}") from None
+            raise BackendUnavailable(f"cannot publish to {_channels(messages)}: {error}") from None
 
     async def next_published(self) -> Event:
         """Wait for the next message on a subscribed channel (no polling)."""
@@ -239,3 +250,8 @@ class RedisPubSubBackend(BroadcastBackend):
             return False  # an UNSUBSCRIBE and a SUBSCRIBE sent since are still ahead
         self._unconfirmed.pop(channel, None)
         return left == 0 and channel in self._channels
+
+
+def _channels(messages: Sequence[tuple[str, Any]]) -> str:
+    names = sorted({channel for channel, _ in messages})
+    return f"Redis channel{'s' * (len(names) > 1)} {', '.join(map(repr, names))}"

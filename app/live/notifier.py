@@ -6,8 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
-
-from broadcaster import Broadcast
+from typing import Protocol
 
 from app import tracing
 from app.aio import cancel_and_wait
@@ -25,11 +24,23 @@ EVERY_TOPIC = "*"
 RETRY_FIRST, RETRY_CAP = 0.5, 5.0  # seconds between tries of a lost catch-up announcement
 
 
-class Notifier:
-    """Publish change notices through broadcaster; a failure is logged, never raised."""
+class Publisher(Protocol):
+    """Where notices go: the pub/sub backend the API processes' broadcaster subscribes through."""
 
-    def __init__(self, broadcast: Broadcast, settings: Settings) -> None:
-        self._broadcast = broadcast
+    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Publish (channel, message) pairs in order; raise when Redis cannot take them."""
+        ...
+
+
+class Notifier:
+    """Publish change notices on their topics' channels; a failure is logged, never raised.
+
+    A batch's notices go out in one round trip (broadcaster publishes one message a call): a projection's
+    batch of books announced each book on two topics, each a PUBLISH of its own.
+    """
+
+    def __init__(self, publisher: Publisher, settings: Settings) -> None:
+        self._publisher = publisher
         self._settings = settings
         self._lost = False  # notices were lost and no catch-up has been announced since
         self._retry: asyncio.Task[None] | None = None
@@ -42,16 +53,15 @@ class Notifier:
         with tracing.span("notify", attributes={"bookworm.notices": len(ordered)}):
             # Each cohort's push continues the trace from here.
             traceparent = tracing.traceparent()
-            for notice in ordered:
-                if traceparent is not None:
-                    notice = dataclasses.replace(notice, traceparent=traceparent)
-                if not await self._send(notice.topic, notice.to_json()):
-                    self._lose()
-                    return
+            if traceparent is not None:
+                ordered = [dataclasses.replace(notice, traceparent=traceparent) for notice in ordered]
+            channel = self._settings.changes_channel
+            if not await self._send([(channel(notice.topic), notice.to_json()) for notice in ordered]):
+                self._lose()
 
     async def catch_up_everyone(self) -> bool:
         """Tell every subscriber to re-read read.changes (it may have missed notices); return whether sent."""
-        if await self._send(EVERY_TOPIC, CATCH_UP):
+        if await self._send([(self._settings.changes_channel(EVERY_TOPIC), CATCH_UP)]):
             self._lost = False
             return True
         self._lose()
@@ -76,10 +86,10 @@ class Notifier:
             if self._lost:  # a publish may have announced it meanwhile
                 await self.catch_up_everyone()
 
-    async def _send(self, topic: str, message: str) -> bool:
+    async def _send(self, messages: list[tuple[str, str]]) -> bool:
         try:
-            await self._broadcast.publish(self._settings.changes_channel(topic), message)
+            await self._publisher.publish_many(messages)
         except Exception as error:  # a committed projection must never fail because Redis is down
-            log.warning("live notices: cannot publish to topic %s: %s", topic, error)
+            log.warning("live notices: %s", error)
             return False
         return True

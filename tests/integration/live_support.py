@@ -130,8 +130,8 @@ async def broadcast(backend: RedisPubSubBackend) -> AsyncIterator[Broadcast]:
 
 
 @pytest.fixture
-async def notifier(broadcast: Broadcast, settings: Settings) -> AsyncIterator[Notifier]:
-    notifier = Notifier(broadcast, settings)
+async def notifier(backend: RedisPubSubBackend, settings: Settings) -> AsyncIterator[Notifier]:
+    notifier = Notifier(backend, settings)
     yield notifier
     await notifier.close()
 

@@ -71,6 +71,17 @@ async def test_backend_delivers_subscribed_channels_only(
     assert await asyncio.wait_for(backend.next_published(), WAIT) == Event(channels[1], "for us")
 
 
+async def test_backend_publishes_many_messages_in_their_order(
+    backend: RedisPubSubBackend, settings: Settings
+) -> None:
+    channels = [f"{settings.redis_prefix}:many:{i}" for i in range(3)]
+    await subscribed(backend, *channels)
+    sent = [(channels[i % 3], f"message {i}") for i in range(20)]
+    await backend.publish_many(sent)
+    received = [await asyncio.wait_for(backend.next_published(), WAIT) for _ in sent]
+    assert received == [Event(channel, message) for channel, message in sent]
+
+
 async def test_backend_without_subscriptions_waits_quietly_and_closes(settings: Settings) -> None:
     backend = RedisPubSubBackend(settings.redis_url or "", health_interval=0.05)
     await backend.connect()
@@ -159,7 +170,7 @@ async def test_notifier_tells_subscribers_to_catch_up_after_failed_publishes(
     await asyncio.to_thread(server.start)
     publishing = RedisPubSubBackend(f"unix://{tmp_path}/valkey.sock")
     listening = RedisPubSubBackend(f"unix://{tmp_path}/valkey.sock", max_retry_delay=0.2)
-    notifier = Notifier(Broadcast(backend=publishing), settings)
+    notifier = Notifier(publishing, settings)
     topic = new_topic()
     channel, everyone = settings.changes_channel(topic), settings.changes_channel(EVERY_TOPIC)
     try:
@@ -194,7 +205,7 @@ async def test_unreachable_redis_is_a_clear_error_and_the_notifier_only_logs(
     with pytest.raises(BackendUnavailable, match="cannot publish"):
         await backend.publish("any", "message")
 
-    notifier = Notifier(Broadcast(backend=backend), settings)
+    notifier = Notifier(backend, settings)
     await notifier.publish(make_notices(new_topic(), 2))  # does not raise
     assert "cannot publish" in caplog.text
     await notifier.close()

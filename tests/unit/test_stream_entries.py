@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from app.bus.messages import Message, encode
 from app.events import REGISTRY
 from app.events.catalog import AuthorCreated
 from app.eventstore import Position, RecordedEvent
+from app.eventstore.position import InvalidPosition
 
 RECORDED = RecordedEvent(
     position=Position(700, 42),
@@ -51,3 +54,13 @@ def test_an_entry_of_the_relay_before_the_packed_field_still_reads_back() -> Non
         "recorded_at": RECORDED.recorded_at.isoformat(),
     }
     assert Message.parse("1-0", _as_redis_gives_it(older)).recorded(REGISTRY) == RECORDED
+
+
+def test_a_malformed_position_is_refused_every_time_it_is_read() -> None:
+    fields = {**encode(RECORDED, PREV), "prev": "not a position"}
+    for _ in range(2):  # a refusal is not remembered as a position
+        with pytest.raises(InvalidPosition):
+            Message.parse(b"1-0", _as_redis_gives_it(fields))
+    # Each consumer group reads the entry again: the same positions.
+    groups = [Message.parse(b"1-0", _as_redis_gives_it(encode(RECORDED, PREV))) for _ in range(8)]
+    assert {(m.position, m.prev) for m in groups} == {(RECORDED.position, PREV)}
