@@ -11,12 +11,19 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
+import app
 from app.supervisor import cores
 
 READY_TIMEOUT = 120.0
+# The checkout whose `app` this benchmark imported (PYTHONPATH=that/checkout to measure another one). A
+# `python -m app.cli` puts its working directory ahead of PYTHONPATH, so the processes started here run in
+# that checkout's directory: else a run from one checkout with PYTHONPATH naming another would serve the
+# first one's code.
+TREE = Path(app.__file__).resolve().parents[1]
 # "1": run `bookworm serve --no-workers` plus one `bookworm worker` beside it, as a split deployment would.
 SEPARATE_WORKER = "BENCH_SEPARATE_WORKER"
 
@@ -36,7 +43,7 @@ class Server:
     def run_cli(self, *args: str) -> str:
         """Run `bookworm ARGS` against the same PostgreSQL and Redis; return its standard output."""
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True
+            [sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True, cwd=TREE
         )
         if done.returncode != 0:
             raise SystemExit(f"bookworm {' '.join(args)} failed: {done.stderr.strip()}")
@@ -50,6 +57,7 @@ def admin_token(env: Mapping[str, str]) -> str:
         env=env,
         capture_output=True,
         text=True,
+        cwd=TREE,
     )
     if done.returncode != 0:
         raise SystemExit(f"bookworm token failed: {done.stderr.strip()}")
@@ -100,14 +108,16 @@ def bookworm_server() -> Iterator[Server]:
             env.setdefault(f"BOOKWORM_{name}", "1000000000")
         separate = env.get(SEPARATE_WORKER) == "1"
         cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        proc = subprocess.Popen(cmd + ["--no-workers"] * separate, env=env, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd + ["--no-workers"] * separate, env=env, stdout=subprocess.DEVNULL, cwd=TREE
+        )
         url = f"http://127.0.0.1:{port}"
         children = [proc]
         try:
             _wait_ready(url, proc)
             if separate:
                 worker = [sys.executable, "-m", "app.cli", "worker"]
-                children.append(subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL))
+                children.append(subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, cwd=TREE))
             yield Server(url=url, env=env, pid=proc.pid)
         finally:
             for child in reversed(children):

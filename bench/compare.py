@@ -37,7 +37,7 @@ from _graphql import CREATE, CREATE_BOOK, book_ids, create_refs
 from _lag import ReadModelClock
 from _lean import Connection, Endpoint, Operation, Requests, closed_loop, cycling, numbered, string_field
 from _scratch import database_of, scratch_database, scratch_prefix
-from _server import Server, bookworm_server
+from _server import TREE, Server, bookworm_server
 
 from app.eventstore.position import Position
 
@@ -214,7 +214,9 @@ def _lagging(
 async def seed(server: Server, books: int) -> str:
     """Run `bookworm seed --books N` on the server's PostgreSQL and Redis; return what it printed."""
     command = [sys.executable, "-m", "app.cli", "seed", "--books", str(books)]
-    process = await asyncio.create_subprocess_exec(*command, env=server.env, stdout=PIPE, stderr=PIPE)
+    process = await asyncio.create_subprocess_exec(
+        *command, env=server.env, stdout=PIPE, stderr=PIPE, cwd=TREE
+    )
     try:
         async with asyncio.timeout(SEED_TIMEOUT):
             out, err = await process.communicate()
