@@ -43,7 +43,7 @@ from app.schema.extensions import OperationLabel, PerEventExecutor, PublicErrors
 from app.schema.stream_transports import SSE, Multipart
 from app.schema.view import BookwormGraphQL
 from app.schema.websockets import LegacyWSHandler, TransportWSHandler
-from app.schema.wire import SUPPORTED
+from app.schema.wire import PROTOCOL, SUPPORTED, forget_handshake
 
 CATALOG_CHANGED = "subscription { catalogChanged { kind position entity entityId } }"
 OUR_OWN_METHODS = {"authenticate", "opening", "fatal"}  # public methods of ours that override nothing
@@ -341,3 +341,26 @@ def test_strawberrys_operation_still_says_when_it_completed() -> None:
     # SocketWire (app/schema/wire.py) refuses to write once the client completed the operation.
     source = inspect.getsource(Operation)
     assert "self.completed = False" in source and "self.completed = True" in source
+
+
+def test_the_websockets_parser_parses_frames_once_the_kept_handshake_headers_are_cleared() -> None:
+    # forget_handshake (app/schema/wire.py) empties the handshake's headers in place: the websockets
+    # library's parser keeps the request as a local of its generator for the connection's life, and never
+    # reads it again once the handshake is done.
+    revisit = "app/schema/wire.py empties the handshake request's headers: check the parser still keeps it"
+    server = ServerProtocol()
+    server.receive_data(
+        b"GET /graphql HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    [request] = server.events_received()
+    server.send_response(server.accept(request))
+    assert server.state is State.OPEN, revisit
+    assert server.parser.gi_frame.f_locals.get("request") is request, revisit
+    scope = {PROTOCOL: SimpleNamespace(handshake_complete=True, request=request, response=None)}
+    forget_handshake(scope)
+    assert len(request.headers) == 0 and scope[PROTOCOL].request is None
+    # A masked text frame "hi" from the client still parses.
+    server.receive_data(b"\x81\x82\x00\x00\x00\x00hi")
+    [frame] = server.events_received()
+    assert frame.data == b"hi", revisit
