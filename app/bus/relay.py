@@ -94,16 +94,19 @@ class Relay:
         while True:
             wake.clear()
             try:
-                relayed, full = await self._pump(conn, checkpoint)
+                relayed, count = await self._pump(conn, checkpoint)
                 backoff.reset()
             except REDIS_DOWN as exc:
                 log.warning("relay: Redis unavailable (%s); retrying", exc)
                 await backoff.wait()
                 continue
-            moved, checkpoint = relayed != checkpoint, relayed
-            if full:
+            checkpoint = relayed
+            if count == BATCH:
                 continue
-            if moved:
+            if count > 1:
+                # Commits came faster than one batch could go out: the worker is busy, so gather what
+                # the next moments commit into one batch. A lone event went out at once and the next
+                # goes as soon as its NOTIFY comes: at a few changes a second no change waits.
                 await asyncio.sleep(self._settings.relay_gather)
                 if wake.is_set():
                     continue
@@ -120,17 +123,17 @@ class Relay:
                 async with asyncio.timeout(timeout):
                     await wake.wait()
 
-    async def _pump(self, conn: asyncpg.Connection, checkpoint: Position) -> tuple[Position, bool]:
-        """Relay one batch after `checkpoint`; return the new checkpoint and whether the batch was full."""
+    async def _pump(self, conn: asyncpg.Connection, checkpoint: Position) -> tuple[Position, int]:
+        """Relay one batch after `checkpoint`; return the new checkpoint and how many events it held."""
         # The relay copies raw fields; consumers decode, and park what they cannot.
         events = await self._store.read_all(checkpoint, limit=BATCH, conn=conn, decode=False)
         if not events:
-            return checkpoint, False
+            return checkpoint, 0
         await self._xadd(events, checkpoint)
         last = events[-1].position
         # Saved on the connection that holds the lock: a relay that lost its session cannot save.
         await save_checkpoint(conn, CHECKPOINT, last)
-        return last, len(events) == BATCH
+        return last, len(events)
 
     async def _xadd(self, events: Sequence[RecordedEvent], prev: Position) -> None:
         # One MULTI/EXEC: a consumer blocked on the stream wakes once the whole batch is there, not per entry.
