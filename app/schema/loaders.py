@@ -27,13 +27,10 @@ class Loaders:
     def __init__(self, catalog: CatalogQueries, *, cache: bool = True) -> None:
         self._catalog = catalog
         self._cache = cache
-        self._books_read: dict[str, BookRow | None] = {}  # read by `lone_book`, for `book`'s cache
 
     @cached_property
     def book(self) -> DataLoader[str, BookRow | None]:
-        loader = DataLoader(self._catalog.books_by_ids, cache=self._cache)
-        loader.prime_many(self._books_read)
-        return loader
+        return DataLoader(self._catalog.books_by_ids, cache=self._cache)
 
     async def lone_book(self, id: str) -> BookRow | None:
         """The book `id`, read at once: for a load that no other can share a batch with (`sole_root_field`).
@@ -43,10 +40,7 @@ class Loaders:
         """
         row = await self._catalog.book_by_id(id)
         if self._cache:
-            if "book" in self.__dict__:
-                self.book.prime(id, row)
-            else:
-                self._books_read[id] = row
+            self.book.prime(id, row)
         return row
 
     @cached_property
