@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from app.queries.paging import Page, Position, encode_cursor
+from app.schema.execution import DERIVED
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -29,7 +30,7 @@ def _cursor(root: Any) -> str:
 
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str = strawberry.field(resolver=_cursor)
+    cursor: str = strawberry.field(resolver=_cursor, metadata={DERIVED: True})
     node: T
     position: strawberry.Private[Position]
 

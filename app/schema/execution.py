@@ -1,8 +1,10 @@
-"""The executor: graphql-core's, with a short path for the plain scalar and enum fields of an object."""
+"""The executor: graphql-core's, with short paths for the fields that only read their parent."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
+from types import FunctionType, GeneratorType
 from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
@@ -10,6 +12,7 @@ from graphql import (
     GraphQLEnumType,
     GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
@@ -58,6 +61,75 @@ def plain_field(field: GraphQLField) -> PlainField | None:
     return None
 
 
+DERIVED = "bookworm.derived"
+"""Metadata of a field whose resolver is a synchronous function of its parent alone, with no arguments, no
+side effects and nothing to await (`Edge.cursor`): a flat shape calls it directly, as it reads an attribute.
+"""
+
+
+class Reader(NamedTuple):
+    """How a flat shape completes one field: read the value from the parent, then coerce it (a leaf), or
+    complete it by the field's own shape (an object), or each item so (a list)."""
+
+    read: Callable[[Any], Any]
+    type: GraphQLLeafType | GraphQLObjectType
+    nullable: bool
+    listed: bool
+    item_nullable: bool
+
+
+class Read(NamedTuple):
+    """One response key of a flat shape: `reader`'s value, completed by `coerce` (a leaf) or `shape` (an
+    object); neither for `__typename`, whose value is the type's name."""
+
+    key: str
+    read: Callable[[Any], Any]
+    coerce: Callable[[Any], Any] | None
+    shape: tuple[Read, ...] | None
+    nullable: bool
+    listed: bool
+    item_nullable: bool
+
+
+Shape = tuple[Read, ...]
+Readers = dict[Callable[..., Any] | None, Reader | None]  # a field's resolver -> how a shape reads it
+_READERS: WeakKeyDictionary[GraphQLSchema, Readers] = WeakKeyDictionary()
+# The types of values seen to be neither an exception nor an awaitable, as every value of them is.
+_SETTLED: set[type] = {str, int, float, bool}
+
+
+def reader(field: GraphQLField) -> Reader | None:
+    """How a flat shape reads `field`, if it reads an attribute with strawberry's default resolver or is
+    DERIVED, takes no arguments, and returns a scalar, an enum or an object type without `is_type_of`, or a
+    list of one of them."""
+    definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if not isinstance(definition, StrawberryField) or field.args:
+        return None
+    read: Callable[[Any], Any]
+    if getattr(field.resolve, "_is_default", False) and definition.default_resolver is getattr:
+        read = attrgetter(definition.python_name)
+    elif definition.metadata.get(DERIVED) and definition.base_resolver is not None:
+        if definition.is_async or definition.extensions or definition.arguments:
+            return None
+        function = definition.base_resolver.wrapped_func
+        if not isinstance(function, FunctionType):  # a staticmethod or classmethod object, say
+            return None
+        read = function
+    else:
+        return None
+    nullable = not isinstance(field.type, GraphQLNonNull)
+    inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    listed, item_nullable = isinstance(inner, GraphQLList), False
+    if isinstance(inner, GraphQLList):
+        item_nullable = not isinstance(inner.of_type, GraphQLNonNull)
+        inner = inner.of_type.of_type if isinstance(inner.of_type, GraphQLNonNull) else inner.of_type
+    if isinstance(inner, GraphQLScalarType | GraphQLEnumType):
+        return Reader(read, inner, nullable, listed, item_nullable)
+    if isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
+        return Reader(read, inner, nullable, listed, item_nullable)
+    return None
+
+
 class Executor(PerEventExecutor):
     """Complete a field that only reads an attribute (`Book.name`, `BookEdge.node`) without graphql-core's
     general path: no resolve info, no argument values, no walk down `complete_value`.
@@ -68,6 +140,13 @@ class Executor(PerEventExecutor):
     directly, and an object's subfields are executed directly. A value that is null for a non-null
     field, an exception, an awaitable, or one the scalar refuses goes graphql-core's way from the start,
     so errors and results are graphql-core's own: reading an attribute twice does no harm.
+
+    An object whose selected fields all only read (attributes, lists of them, `__typename` and DERIVED
+    fields, down to the leaves) goes further: its flat shape, built once per execution from the subfields
+    graphql-core collects (so @include, @skip and fragments are graphql-core's), completes it in one loop
+    with no path, no per-field call into the executor and nothing to gather. A page of 20 books is one
+    such object below the `books` resolver: 7.4 -> 5.6 million instructions per request. Any value a flat
+    read does not complete as graphql-core would sends the whole object graphql-core's way.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -77,6 +156,146 @@ class Executor(PerEventExecutor):
         # of ours do); any middleware at all and every field goes graphql-core's way.
         manager = self.middleware_manager
         self.plain_fields = manager is None or not manager.middlewares
+        self.readers = _READERS.setdefault(self.schema, {})
+        # (object type, id of a field group) -> (the group, kept alive as graphql-core's memo keeps it; its
+        # flat shape, or None); within one execution, as the subfields it is built from.
+        self._shapes: dict[tuple[GraphQLObjectType, int], tuple[FieldDetailsList, Shape | None]] = {}
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)
+        if isinstance(executor, Executor):
+            executor._shapes = {}  # a subscription's events would share (and grow) one memo otherwise
+        return executor
+
+    def collect_and_execute_subfields(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """Complete an object by its flat shape when it has one, else graphql-core's way."""
+        if self.plain_fields and position_context is None:
+            shape = self._shape(return_type, field_details_list)
+            if shape is not None:
+                completed = self._flat(shape, result)
+                if completed is not _GENERAL:
+                    return completed
+        return super().collect_and_execute_subfields(
+            return_type, field_details_list, path, result, position_context
+        )
+
+    def _shape(self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList) -> Shape | None:
+        """The flat shape of `object_type`'s subfields in `field_details_list`, or None if any is not flat."""
+        key = (object_type, id(field_details_list))
+        known = self._shapes.get(key)
+        if known is None:
+            known = self._shapes[key] = (
+                field_details_list,
+                self._build_shape(object_type, field_details_list),
+            )
+        return known[1]
+
+    def _build_shape(
+        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> Shape | None:
+        grouped_field_set, new_defer_usages, _ = self.collect_subfields(object_type, field_details_list)
+        if new_defer_usages:
+            return None
+        reads: list[Read] = []
+        for key, subfields in grouped_field_set.items():
+            name = subfields[0].node.name.value
+            if name == "__typename":
+                reads.append(Read(key, _constant(object_type.name), None, None, False, False, False))
+                continue
+            field = self.schema.get_field(object_type, name)
+            if field is None:
+                return None
+            try:
+                how = self.readers[field.resolve]
+            except KeyError:
+                how = self.readers[field.resolve] = reader(field)
+            if how is None:
+                return None
+            if isinstance(how.type, GraphQLObjectType):
+                shape = self._shape(how.type, subfields)
+                if shape is None:
+                    return None
+                reads.append(Read(key, how.read, None, shape, how.nullable, how.listed, how.item_nullable))
+            else:
+                coerce = how.type.coerce_output_value
+                reads.append(Read(key, how.read, coerce, None, how.nullable, how.listed, how.item_nullable))
+        return tuple(reads)
+
+    def _flat(self, shape: Shape, source: Any) -> dict[str, Any] | Any:
+        """`source` completed by `shape`, or _GENERAL when any value is not what a flat read completes: null
+        for a non-null field, an exception, an awaitable, a list that is not a list or tuple, a value its
+        scalar refuses. Then graphql-core completes the whole object its own way (errors and all); reading
+        a plain field twice does no harm, nor calling a DERIVED one twice."""
+        completed: dict[str, Any] = {}
+        for key, read, coerce, shape_of, nullable, listed, item_nullable in shape:
+            try:
+                value = read(source)
+            except Exception:
+                return _GENERAL
+            if value is None or value is Undefined:
+                if not nullable:
+                    return _GENERAL
+                completed[key] = None
+                continue
+            if listed:
+                if type(value) is not list and type(value) is not tuple:
+                    return _GENERAL
+                items: list[Any] = []
+                for item in value:
+                    if item is None:
+                        if not item_nullable:
+                            return _GENERAL
+                        items.append(None)
+                        continue
+                    done = self._flat_value(item, coerce, shape_of)
+                    if done is _GENERAL:
+                        return _GENERAL
+                    items.append(done)
+                completed[key] = items
+                continue
+            if type(value) not in _SETTLED and not self._settled(value):
+                return _GENERAL
+            if shape_of is not None:
+                value = self._flat(shape_of, value)
+                if value is _GENERAL:
+                    return _GENERAL
+            elif coerce is not None:  # None: __typename's name
+                try:
+                    value = coerce(value)
+                except Exception:
+                    return _GENERAL
+                if value is None or value is Undefined:
+                    return _GENERAL
+            completed[key] = value
+        return completed
+
+    def _flat_value(self, value: Any, coerce: Callable[[Any], Any] | None, shape: Shape | None) -> Any:
+        """One list item completed as `_flat` completes a field's value, or _GENERAL."""
+        if type(value) not in _SETTLED and not self._settled(value):
+            return _GENERAL
+        if shape is not None:
+            return self._flat(shape, value)
+        try:
+            coerced = coerce(value)  # type: ignore[misc]  # a list's items are never __typename
+        except Exception:
+            return _GENERAL
+        return _GENERAL if coerced is None or coerced is Undefined else coerced
+
+    def _settled(self, value: Any) -> bool:
+        """Whether `value` is neither an exception nor an awaitable; its type is remembered when that holds
+        for every value of the type (not a generator: a generator-based coroutine is one by a flag)."""
+        if isinstance(value, Exception) or self.is_awaitable(value):
+            return False
+        if not isinstance(value, GeneratorType):
+            _SETTLED.add(type(value))
+        return True
 
     def execute_field(
         self,
@@ -157,3 +376,10 @@ class Executor(PerEventExecutor):
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
+
+
+def _constant(value: str) -> Callable[[Any], str]:
+    def read(_source: Any) -> str:
+        return value
+
+    return read

@@ -16,7 +16,7 @@ from app.domain.catalog.status import BookStatus
 from app.schema import build_schema
 from app.schema.catalog.types import Book
 from app.schema.connections import Connection, Edge, PageInfo
-from app.schema.execution import Executor, plain_field
+from app.schema.execution import Executor, plain_field, reader
 from app.schema.extensions import PerEventExecutor
 from app.schema.scalars import SCALARS
 
@@ -54,6 +54,9 @@ PAGES: dict[str, list[Book]] = {
 }
 
 FINE = ("plain", "null where null is allowed")
+DIRECTIVES = """query($with: Boolean = true, $without: Boolean = true) {
+  __typename books { __typename e: edges { __typename cursor node { id @include(if: $with)
+    name @skip(if: $without) ... on Book { price } } } pageInfo { startCursor } } }"""
 QUERIES = [
     "{ books { edges { cursor node { id name price status version } } } }",
     """{ books { totalCount pageInfo { hasNextPage endCursor }
@@ -63,7 +66,21 @@ QUERIES = [
 ]
 
 
-def schema(page: list[Book], executor: type[Any], extensions: list[Any] | None = None) -> strawberry.Schema:
+EDGES: dict[str, Callable[[list[Any]], Any]] = {
+    "a list": list,
+    "a tuple": tuple,
+    "a generator": lambda edges: (edge for edge in edges),
+    "a null edge": lambda edges: [*edges, None],
+    "an edge whose position is not one": lambda edges: [*edges, Edge(node=book(9), position=None)],  # type: ignore[arg-type]
+}
+
+
+def schema(
+    page: list[Book],
+    executor: type[Any],
+    extensions: list[Any] | None = None,
+    edges_as: Callable[[list[Any]], Any] = list,
+) -> strawberry.Schema:
     @strawberry.type
     class Query:
         @strawberry.field
@@ -73,7 +90,7 @@ def schema(page: list[Book], executor: type[Any], extensions: list[Any] | None =
                 for n, node in enumerate(page)
             ]
             info = PageInfo(has_next_page=False, has_previous_page=False, start_cursor="c0", end_cursor=None)
-            return Connection(edges=edges, page_info=info, total_count=len(page))
+            return Connection(edges=edges_as(edges), page_info=info, total_count=len(page))
 
     return strawberry.Schema(
         query=Query,
@@ -94,6 +111,57 @@ def test_the_executor_answers_as_graphql_core_does(page: str, query: str) -> Non
     short = answer(schema(PAGES[page], Executor).execute_sync(query))
     assert short == general
     assert bool(general[1]) is (page not in FINE), "each odd page gives at least one error"
+
+
+@pytest.mark.parametrize("edges", EDGES)
+@pytest.mark.parametrize("query", [*QUERIES, DIRECTIVES])
+def test_the_executor_answers_as_graphql_core_does_whatever_the_edges_are(edges: str, query: str) -> None:
+    general = answer(schema(PAGES["plain"], PerEventExecutor, edges_as=EDGES[edges]).execute_sync(query))
+    short = answer(schema(PAGES["plain"], Executor, edges_as=EDGES[edges]).execute_sync(query))
+    assert short == general
+    fails = edges == "a null edge" or (edges.startswith("an edge") and "cursor" in query)
+    assert bool(general[1]) is fails, general[1]
+
+
+@pytest.mark.parametrize(
+    ("variables", "keys"),
+    [({}, {"id", "price"}), ({"with": False}, {"price"}), ({"without": False}, {"id", "name", "price"})],
+)
+def test_include_and_skip_follow_each_requests_variables(variables: dict[str, Any], keys: set[str]) -> None:
+    page = schema(PAGES["plain"], Executor)
+    result = page.execute_sync(DIRECTIVES, variable_values=variables)
+    assert result.errors is None and result.data is not None
+    assert set(result.data["books"]["e"][0]["node"]) == keys
+
+
+class Counting(Executor):
+    """The schema's executor, counting the fields that go graphql-core's way (a field at a time)."""
+
+    general = 0
+
+    def execute_field(self, *args: Any, **kwargs: Any) -> Any:
+        Counting.general += 1
+        return super().execute_field(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("query", "general"),
+    [
+        # The root field is a resolver; everything below it only reads (or derives the cursor): one object.
+        (QUERIES[0], 1),
+        # `category` is a resolver: no object that holds it is flat, so every field above it goes on its own
+        # (the root, the connection's two, each edge's two, each node's two); `category { name }` is flat.
+        (
+            "{ books { totalCount edges { cursor node { name category { name } } } } }",
+            1 + 2 + 20 * 2 + 20 * 2,
+        ),
+    ],
+)
+async def test_an_object_whose_fields_only_read_is_completed_in_one_go(query: str, general: int) -> None:
+    Counting.general = 0
+    result = await schema(PAGES["plain"], Counting).execute(query)
+    assert result.errors is None, result.errors
+    assert Counting.general == general
 
 
 class Shout(SchemaExtension):
@@ -132,3 +200,12 @@ def test_only_plain_scalar_enum_and_object_fields_take_the_short_path() -> None:
     assert plain_field(book_fields["category"]) is None  # a resolver of its own
     assert plain_field(types["BookEdge"].fields["node"]) is not None  # type: ignore[union-attr]  # an object
     assert plain_field(types["BookConnection"].fields["edges"]) is None  # type: ignore[union-attr]  # a list
+
+
+def test_flat_shapes_read_attributes_lists_of_them_and_derived_fields_only() -> None:
+    types = build_schema()._schema.type_map
+    assert reader(types["Book"].fields["price"]) is not None  # type: ignore[union-attr]
+    assert reader(types["Book"].fields["category"]) is None  # type: ignore[union-attr]  # async, a resolver
+    assert reader(types["BookConnection"].fields["edges"]) is not None  # type: ignore[union-attr]  # a list
+    assert reader(types["BookEdge"].fields["cursor"]) is not None  # type: ignore[union-attr]  # DERIVED
+    assert reader(types["Query"].fields["books"]) is None  # type: ignore[union-attr]  # arguments
