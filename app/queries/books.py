@@ -7,17 +7,26 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from app.domain.catalog.status import BookStatus
 from app.domain.errors import FieldError, ValidationError
 from app.domain.fields import entity_ids
-from app.queries.paging import Position, decimal_key, decode_cursor, number_key, text_key, timestamp_key
+from app.queries.paging import (
+    Edge,
+    Position,
+    decimal_key,
+    decode_cursor,
+    number_key,
+    text_key,
+    timestamp_key,
+)
 from app.queries.rows import BOOK_COLUMNS
 from app.queries.search import clean_search
 
+T = TypeVar("T")
 _QUERY = "websearch_to_tsquery('english'::regconfig, {q}::text)"
 
 
@@ -125,6 +134,11 @@ class BookListing:
 
     def position(self, record: asyncpg.Record) -> Position:
         return self.ordering, self.sort.dump(record["sort_key"]), str(record["id"])
+
+    def edges(self, records: Sequence[asyncpg.Record], row: Callable[[asyncpg.Record], T]) -> list[Edge[T]]:
+        """The page's records as edges: each row at its position in this listing."""
+        ordering, dump = self.ordering, self.sort.dump  # once per page, not once per row
+        return [Edge((ordering, dump(r["sort_key"]), str(r["id"])), row(r)) for r in records]
 
     def _arg(self, value: Any) -> str:
         self.args.append(value)

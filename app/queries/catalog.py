@@ -89,15 +89,26 @@ class CatalogQueries:
         filter: BookFilter | None = None,
         order_by: BookOrder | None = None,
         descending: bool = False,
+        count: bool = True,
     ) -> Page[BookRow]:
-        """Return one page of books; order_by None means RELEVANCE with a search, else NAME."""
+        """Return one page of books; order_by None means RELEVANCE with a search, else NAME.
+
+        Without `count` the page's total_count is None: counting every match is a scan of all of them,
+        which a request that does not select `totalCount` need not pay for.
+        """
         check_first(first)
         reads.read_listing(*reads.BOOK_LISTING)
         listing = BookListing(search=search, filter=filter, order_by=order_by, descending=descending)
+        if not count:
+            sql, args = listing.page_sql(first, after)
+            records = await self._pool.fetch(sql, *args)
+            return make_page(
+                listing.edges(records, BookRow.from_record), first, after=after, total_count=None
+            )
         sql, args = listing.page_and_count_sql(first, after)
         # One round trip, and the count and the page read from one snapshot.
         records = await self._pool.fetch(sql, *args)
-        edges = [Edge(listing.position(r), BookRow.from_record(r)) for r in records if r["id"] is not None]
+        edges = listing.edges([r for r in records if r["id"] is not None], BookRow.from_record)
         return make_page(edges, first, after=after, total_count=records[0]["total_count"])
 
     @unavailable_when_down

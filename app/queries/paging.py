@@ -51,7 +51,7 @@ class Page(Generic[T]):
     has_next_page: bool
     # Forward-only paging: there is something before the page exactly when it starts after a cursor.
     has_previous_page: bool
-    total_count: int
+    total_count: int | None  # None: not counted, as the caller did not ask for it (it costs a scan)
 
     @property
     def start_cursor(self) -> str | None:
@@ -142,7 +142,7 @@ def timestamp_key(key: Any) -> dt.datetime:
     return parsed.astimezone(dt.UTC)  # OverflowError (an ArithmeticError) past year 1 or 9999
 
 
-def make_page(edges: Sequence[Edge[T]], first: int, *, after: str | None, total_count: int) -> Page[T]:
+def make_page(edges: Sequence[Edge[T]], first: int, *, after: str | None, total_count: int | None) -> Page[T]:
     """Build a page from up to first + 1 fetched edges (the extra one only tells there is more)."""
     return Page(tuple(edges[:first]), len(edges) > first, after is not None, total_count)
 

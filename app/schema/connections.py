@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import strawberry
+from graphql import FieldNode
 
 from app.queries.paging import Page, Position, encode_cursor
+from app.schema.context import Info
 from app.schema.execution import DERIVED
 
 T = TypeVar("T")
@@ -47,8 +49,23 @@ def page_size(first: int | None, default: int) -> int:
     return default if first is None else first
 
 
+def selects(info: Info, name: str) -> bool:
+    """Whether the field `info` resolves may select `name` among its own subfields: it does by name, or a
+    fragment might (not followed: a yes is always safe)."""
+    for node in info._raw_info.field_nodes:
+        for selection in node.selection_set.selections if node.selection_set else ():
+            if not isinstance(selection, FieldNode) or selection.name.value == name:
+                return True
+    return False
+
+
 def page_connection(page: Page[Row], node: Callable[[Row], T]) -> Connection[T]:
-    """Turn one read-side page into a connection."""
+    """Turn one read-side page into a connection.
+
+    A page that was not counted (its request does not select `totalCount`, see `selects`) gives a
+    connection whose total_count is None: were it read all the same, the non-null field would fail the
+    request rather than answer a wrong count.
+    """
     return Connection(
         edges=[Edge(node=node(edge.node), position=edge.position) for edge in page.items],
         page_info=PageInfo(
@@ -57,5 +74,5 @@ def page_connection(page: Page[Row], node: Callable[[Row], T]) -> Connection[T]:
             start_cursor=page.start_cursor,
             end_cursor=page.end_cursor,
         ),
-        total_count=page.total_count,
+        total_count=cast(int, page.total_count),
     )

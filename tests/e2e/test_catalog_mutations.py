@@ -130,6 +130,38 @@ async def test_queries_list_filter_and_page(http: httpx.AsyncClient, refs: dict[
     assert second["pageInfo"]["hasNextPage"] is False
 
 
+@pytest.mark.parametrize(
+    "selection",
+    [
+        "n: totalCount edges { node { name } }",
+        "...Counted edges { node { name } }",
+        "... on BookConnection { totalCount } edges { node { name } }",
+        "... @include(if: true) { n: totalCount } edges { node { name } }",
+        "edges { node { name } }",
+    ],
+)
+async def test_total_count_is_counted_however_it_is_selected(
+    http: httpx.AsyncClient, refs: dict[str, Any], selection: str
+) -> None:
+    # The page is counted only when the request may select totalCount (a name or a fragment says so).
+    author = (await gql(http, CREATE_AUTHOR, {"name": "Counted Author"}))["createAuthor"]["authorId"]
+    for name in ("Counted A", "Counted B", "Counted C"):
+        last = await create_book(http, {**refs, "authorId": author}, name=name)
+    query = f"""query($filter: BookFilter) {{ books(first: 2, filter: $filter) {{ {selection} }} }}
+      fragment Counted on BookConnection {{ totalCount }}"""
+    if "Counted" not in selection:
+        query = query.split("\n")[0]
+    headers = {"Bookworm-Position": last["position"]}
+
+    books = (await gql(http, query, {"filter": {"authorIds": [author]}}, headers))["books"]
+
+    assert [e["node"]["name"] for e in books["edges"]] == ["Counted A", "Counted B"]
+    counted = {key: value for key, value in books.items() if key != "edges"}
+    assert counted == (
+        {} if selection.startswith("edges") else {"n" if "n:" in selection else "totalCount": 3}
+    )
+
+
 async def test_author_books_categories_publishers_and_history(
     http: httpx.AsyncClient, refs: dict[str, Any]
 ) -> None:

@@ -213,6 +213,20 @@ async def test_filters_select_exactly_the_matching_books(
         assert 0 < len(expected) < len(shelf.rows)
 
 
+async def test_a_page_not_counted_is_the_same_page(shelf: Shelf) -> None:
+    for search, after in ((None, None), ("dragon", None)):
+        counted = await shelf.queries.list_books(first=2, search=search, after=after)
+        uncounted = await shelf.queries.list_books(first=2, search=search, after=after, count=False)
+        assert uncounted.total_count is None and counted.total_count
+        assert uncounted.items == counted.items
+        assert uncounted.has_next_page == counted.has_next_page
+    end = counted.end_cursor
+    later = await shelf.queries.list_books(first=2, search="dragon", after=end, count=False)
+    assert later.items == (await shelf.queries.list_books(first=2, search="dragon", after=end)).items
+    nothing = await shelf.queries.list_books(search="zzzqqq", count=False)
+    assert nothing.items == () and nothing.total_count is None
+
+
 async def test_soft_deleted_books_are_not_listed(shelf: Shelf) -> None:
     page = await shelf.queries.list_books(first=100)
     assert shelf.deleted not in {e.node.id for e in page.items}

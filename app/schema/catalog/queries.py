@@ -12,7 +12,7 @@ from app.schema import described
 from app.schema.access import require_admin
 from app.schema.catalog.inputs import BookFilter
 from app.schema.catalog.types import Author, Book, BookOrderBy, Category, Publisher, RecordedEvent
-from app.schema.connections import Connection, page_connection, page_size
+from app.schema.connections import Connection, page_connection, page_size, selects
 from app.schema.context import Info
 from app.schema.ids import list_errors
 from app.schema.loaders import sole_root_field
@@ -47,6 +47,7 @@ class CatalogQuery:
             filter=query_filter(filter),
             order_by=None if order_by is None else BookOrder(order_by.value),
             descending=bool(descending),
+            count=selects(info, "totalCount"),
         )
         return page_connection(page, Book.from_row)
 
