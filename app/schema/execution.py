@@ -6,7 +6,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from types import FunctionType, GeneratorType
 from typing import Any, NamedTuple
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, finalize
 
 from graphql import (
     GraphQLEnumType,
@@ -18,9 +18,10 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
+    OperationDefinitionNode,
     Undefined,
 )
-from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails
 from graphql.pyutils import AwaitableOrValue, Path, UndefinedType
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
@@ -92,6 +93,11 @@ class Read(NamedTuple):
 
 
 Shape = tuple[Read, ...]
+Shapes = dict[tuple[Any, ...], tuple[FieldDetailsList, Shape | None]]
+# The id of an operation's node, while the node lives -> the shapes its executions share, or None when a
+# directive in it makes them differ. By identity: graphql-core's nodes hash and compare by content, deeply.
+_OPERATION_SHAPES: dict[int, Shapes | None] = {}
+_UNKNOWN: Any = object()
 Readers = dict[Callable[..., Any] | None, Reader | None]  # a field's resolver -> how a shape reads it
 _READERS: WeakKeyDictionary[GraphQLSchema, Readers] = WeakKeyDictionary()
 # The types of values seen to be neither an exception nor an awaitable, as every value of them is.
@@ -157,13 +163,21 @@ class Executor(PerEventExecutor):
         manager = self.middleware_manager
         self.plain_fields = manager is None or not manager.middlewares
         self.readers = _READERS.setdefault(self.schema, {})
-        # (object type, id of a field group) -> (the group, kept alive as graphql-core's memo keeps it; its
-        # flat shape, or None); within one execution, as the subfields it is built from.
-        self._shapes: dict[tuple[GraphQLObjectType, int], tuple[FieldDetailsList, Shape | None]] = {}
+        # (object type, the ids of a field group's nodes) -> (the group, which keeps those nodes alive; its
+        # flat shape, or None). Shared by every execution of an operation that no directive can change the
+        # selections of: what they collect is the same each time. Else each execution has its own.
+        shared = _OPERATION_SHAPES.get(id(self.operation), _UNKNOWN)
+        if shared is _UNKNOWN:
+            shared = {} if _static(self.operation, self.fragments) else None
+            _OPERATION_SHAPES[id(self.operation)] = shared
+            finalize(self.operation, _OPERATION_SHAPES.pop, id(self.operation), None)
+        self._shapes: Shapes = {} if shared is None else shared
 
     def build_per_event_executor(self, payload: Any) -> Any:
         executor = super().build_per_event_executor(payload)
-        if isinstance(executor, Executor):
+        if isinstance(executor, Executor) and executor._shapes is not _OPERATION_SHAPES.get(
+            id(self.operation)
+        ):
             executor._shapes = {}  # a subscription's events would share (and grow) one memo otherwise
         return executor
 
@@ -188,7 +202,7 @@ class Executor(PerEventExecutor):
 
     def _shape(self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList) -> Shape | None:
         """The flat shape of `object_type`'s subfields in `field_details_list`, or None if any is not flat."""
-        key = (object_type, id(field_details_list))
+        key = (object_type, *[id(details.node) for details in field_details_list])
         known = self._shapes.get(key)
         if known is None:
             known = self._shapes[key] = (
@@ -383,3 +397,23 @@ def _constant(value: str) -> Callable[[Any], str]:
         return value
 
     return read
+
+
+def _static(operation: OperationDefinitionNode, fragments: dict[str, FragmentDetails]) -> bool:
+    """Whether no directive in the operation or its fragments can change which fields a selection collects
+    (@skip, @include and @defer are the ones that do; any directive at all answers no), nor a fragment's
+    own variables."""
+    selection_sets = [operation.selection_set]
+    for fragment in fragments.values():
+        definition = fragment.definition
+        if fragment.variable_signatures or definition.variable_definitions or definition.directives:
+            return False
+        selection_sets.append(definition.selection_set)
+    while selection_sets:
+        for selection in selection_sets.pop().selections:
+            if selection.directives:
+                return False
+            inner = getattr(selection, "selection_set", None)
+            if inner is not None:
+                selection_sets.append(inner)
+    return True

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gc
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import strawberry
+from graphql import execute, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
@@ -16,7 +18,7 @@ from app.domain.catalog.status import BookStatus
 from app.schema import build_schema
 from app.schema.catalog.types import Book
 from app.schema.connections import Connection, Edge, PageInfo
-from app.schema.execution import Executor, plain_field, reader
+from app.schema.execution import _OPERATION_SHAPES, Executor, plain_field, reader
 from app.schema.extensions import PerEventExecutor
 from app.schema.scalars import SCALARS
 
@@ -132,6 +134,28 @@ def test_include_and_skip_follow_each_requests_variables(variables: dict[str, An
     result = page.execute_sync(DIRECTIVES, variable_values=variables)
     assert result.errors is None and result.data is not None
     assert set(result.data["books"]["e"][0]["node"]) == keys
+
+
+def test_executions_of_one_document_share_shapes_unless_a_directive_can_change_them() -> None:
+    graphql_schema = schema(PAGES["plain"], Executor)._schema
+    with_directives, without = parse(DIRECTIVES), parse(QUERIES[1])
+    for variables, keys in (({}, {"id", "price"}), ({"with": False}, {"price"}), ({"without": False}, None)):
+        result = execute(graphql_schema, with_directives, variable_values=variables, executor_class=Executor)
+        assert result.errors is None and result.data is not None
+        assert set(result.data["books"]["e"][0]["node"]) == (keys or {"id", "name", "price"})
+    assert _OPERATION_SHAPES[id(with_directives.definitions[0])] is None  # type: ignore[index]
+    sizes = []
+    for _ in range(3):
+        result = execute(graphql_schema, without, executor_class=Executor)
+        assert result.errors is None
+        shared = _OPERATION_SHAPES[id(without.definitions[0])]  # type: ignore[index]
+        assert shared is not None
+        sizes.append(len(shared))
+    assert sizes == [4, 4, 4]  # the connection's shape, its page info's, an edge's and a book's: once
+    operation = id(without.definitions[0])
+    del without, result
+    gc.collect()
+    assert operation not in _OPERATION_SHAPES  # gone with the operation
 
 
 class Counting(Executor):
