@@ -23,6 +23,18 @@ from graphql import (
 )
 from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails
 from graphql.pyutils import AwaitableOrValue, Path, UndefinedType
+from graphql.type.scalars import (
+    GRAPHQL_MAX_INT as _MAX_INT,
+)
+from graphql.type.scalars import (
+    GRAPHQL_MIN_INT as _MIN_INT,
+)
+from graphql.type.scalars import (
+    serialize_boolean,
+    serialize_id,
+    serialize_int,
+    serialize_string,
+)
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
@@ -81,7 +93,7 @@ class Reader(NamedTuple):
 
 class Read(NamedTuple):
     """One response key of a flat shape: `reader`'s value, completed by `coerce` (a leaf) or `shape` (an
-    object); neither for `__typename`, whose value is the type's name."""
+    object); neither for `__typename`, whose value is the type's name (a str: `exact` takes it as it is)."""
 
     key: str
     read: Callable[[Any], Any]
@@ -90,6 +102,7 @@ class Read(NamedTuple):
     nullable: bool
     listed: bool
     item_nullable: bool
+    exact: type[Any] | None  # a value of exactly this type is its own coerced value (a String's str, say)
 
 
 Shape = tuple[Read, ...]
@@ -98,6 +111,13 @@ Shapes = dict[tuple[Any, ...], tuple[FieldDetailsList, Shape | None]]
 # directive in it makes them differ. By identity: graphql-core's nodes hash and compare by content, deeply.
 _OPERATION_SHAPES: dict[int, Shapes | None] = {}
 _UNKNOWN: Any = object()
+# graphql-core's coercions that give back a value of exactly these types as it is (an Int within its range).
+_EXACT: dict[Callable[[Any], Any], type] = {
+    serialize_string: str,
+    serialize_id: str,
+    serialize_boolean: bool,
+    serialize_int: int,
+}
 Readers = dict[Callable[..., Any] | None, Reader | None]  # a field's resolver -> how a shape reads it
 _READERS: WeakKeyDictionary[GraphQLSchema, Readers] = WeakKeyDictionary()
 # The types of values seen to be neither an exception nor an awaitable, as every value of them is.
@@ -221,7 +241,7 @@ class Executor(PerEventExecutor):
         for key, subfields in grouped_field_set.items():
             name = subfields[0].node.name.value
             if name == "__typename":
-                reads.append(Read(key, _constant(object_type.name), None, None, False, False, False))
+                reads.append(Read(key, _constant(object_type.name), None, None, False, False, False, str))
                 continue
             field = self.schema.get_field(object_type, name)
             if field is None:
@@ -236,10 +256,15 @@ class Executor(PerEventExecutor):
                 shape = self._shape(how.type, subfields)
                 if shape is None:
                     return None
-                reads.append(Read(key, how.read, None, shape, how.nullable, how.listed, how.item_nullable))
+                reads.append(
+                    Read(key, how.read, None, shape, how.nullable, how.listed, how.item_nullable, None)
+                )
             else:
                 coerce = how.type.coerce_output_value
-                reads.append(Read(key, how.read, coerce, None, how.nullable, how.listed, how.item_nullable))
+                exact = _EXACT.get(coerce)
+                reads.append(
+                    Read(key, how.read, coerce, None, how.nullable, how.listed, how.item_nullable, exact)
+                )
         return tuple(reads)
 
     def _flat(self, shape: Shape, source: Any) -> dict[str, Any] | Any:
@@ -248,7 +273,7 @@ class Executor(PerEventExecutor):
         scalar refuses. Then graphql-core completes the whole object its own way (errors and all); reading
         a plain field twice does no harm, nor calling a DERIVED one twice."""
         completed: dict[str, Any] = {}
-        for key, read, coerce, shape_of, nullable, listed, item_nullable in shape:
+        for key, read, coerce, shape_of, nullable, listed, item_nullable, exact in shape:
             try:
                 value = read(source)
             except Exception:
@@ -268,11 +293,14 @@ class Executor(PerEventExecutor):
                             return _GENERAL
                         items.append(None)
                         continue
-                    done = self._flat_value(item, coerce, shape_of)
+                    done = self._flat_value(item, coerce, shape_of, exact)
                     if done is _GENERAL:
                         return _GENERAL
                     items.append(done)
                 completed[key] = items
+                continue
+            if type(value) is exact and (exact is not int or _MIN_INT <= value <= _MAX_INT):
+                completed[key] = value
                 continue
             if type(value) not in _SETTLED and not self._settled(value):
                 return _GENERAL
@@ -280,9 +308,9 @@ class Executor(PerEventExecutor):
                 value = self._flat(shape_of, value)
                 if value is _GENERAL:
                     return _GENERAL
-            elif coerce is not None:  # None: __typename's name
+            else:
                 try:
-                    value = coerce(value)
+                    value = coerce(value)  # type: ignore[misc]  # only __typename has none, and `exact` took it
                 except Exception:
                     return _GENERAL
                 if value is None or value is Undefined:
@@ -290,8 +318,12 @@ class Executor(PerEventExecutor):
             completed[key] = value
         return completed
 
-    def _flat_value(self, value: Any, coerce: Callable[[Any], Any] | None, shape: Shape | None) -> Any:
+    def _flat_value(
+        self, value: Any, coerce: Callable[[Any], Any] | None, shape: Shape | None, exact: type[Any] | None
+    ) -> Any:
         """One list item completed as `_flat` completes a field's value, or _GENERAL."""
+        if type(value) is exact and (exact is not int or _MIN_INT <= value <= _MAX_INT):
+            return value
         if type(value) not in _SETTLED and not self._settled(value):
             return _GENERAL
         if shape is not None:

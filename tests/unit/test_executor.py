@@ -53,9 +53,17 @@ PAGES: dict[str, list[Book]] = {
     "an exception as the value": [book(0, name=ValueError("kept as a value"))],
     "null where null is allowed": [book(0, description=None, price_sale=None)],
     "a float for an Int": [book(0, version=2.5, total_reviews=3.0)],
+    "an Int out of range": [book(0, version=2**31), book(1, version=-(2**31) - 1)],
+    "a bool for an Int, a number for a String": [book(0, version=True, total_reviews=False, name=5)],
+    "an Int at its bounds": [book(0, version=2**31 - 1, total_reviews=-(2**31))],
 }
 
-FINE = ("plain", "null where null is allowed")
+FINE = (
+    "plain",
+    "null where null is allowed",
+    "a bool for an Int, a number for a String",
+    "an Int at its bounds",
+)
 DIRECTIVES = """query($with: Boolean = true, $without: Boolean = true) {
   __typename books { __typename e: edges { __typename cursor node { id @include(if: $with)
     name @skip(if: $without) ... on Book { price } } } pageInfo { startCursor } } }"""
