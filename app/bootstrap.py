@@ -258,6 +258,8 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
         positions = PositionWaiters(pool, database_url, PROJECTIONS, limit=settings.max_position_waits)
         await positions.start()
         stack.push_async_callback(positions.close)
+        budgets = Budgets(redis, settings)
+        stack.push_async_callback(budgets.aclose)
         built = Container(
             settings=settings,
             pool=pool,
@@ -274,7 +276,7 @@ async def container(settings: Settings, *, workers: bool) -> AsyncIterator[Conta
             live=live,
             hub=hub,
             response_cache=_response_cache(settings, hub),
-            budgets=Budgets(redis, settings),
+            budgets=budgets,
             proxies=TrustedProxies.parse(settings.trusted_proxies),
             workers=None,
         )

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from app import tracing
+from app.admission.line import RedisLine
 from app.admission.local import LocalBuckets, Taken
 from app.backoff import Backoff
 from app.bus.infra import REDIS_DOWN, text
@@ -164,6 +166,7 @@ class Budgets:
                 raise ValueError(f"BOOKWORM_{name.upper()} must be positive")
         self._settings = settings
         self._script = redis.register_script(CHARGE_SCRIPT)
+        self._line = RedisLine.of(redis)  # None: charged through redis-py (TLS, say)
         self._local = LocalBuckets(settings)
         self._backoff = Backoff(RETRY_FIRST, RETRY_CAP)
         self._retry_at = 0.0
@@ -218,7 +221,7 @@ class Budgets:
         try:
             async with asyncio.timeout(CHARGE_TIMEOUT):
                 with tracing.untraced():
-                    replies = await self._script(keys=keys, args=args)
+                    replies = await self._run_script(keys, args)
         except REDIS_DOWN as exc:
             self._redis_failed(exc, batch.probe)
             return None
@@ -229,6 +232,22 @@ class Budgets:
             # Only a probe ends the fallback: an answer to a charge sent before Redis failed proves little.
             self._redis_answered()
         return [_taken(reply) for reply in text(replies).split(";")]
+
+    async def _run_script(self, keys: list[str], args: list[int | float]) -> Any:
+        line = self._line
+        if line is None:
+            return await self._script(keys=keys, args=args)
+        try:
+            return await line.call("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            return await line.call("EVAL", CHARGE_SCRIPT, len(keys), *keys, *args)  # and Redis keeps it
+
+    async def aclose(self) -> None:
+        """Close the connection the charges go through (redis-py's client is its owner's to close)."""
+        if self._line is not None:
+            await self._line.aclose()
 
     def _redis_worth_trying(self) -> bool:
         if self._local_since is None:

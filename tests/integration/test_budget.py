@@ -6,14 +6,17 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from app.admission.budget import CHARGE_TIMEOUT, RETRY_FIRST, Budgets
+from app.admission.line import RedisLine
+from app.bus.infra import REDIS_DOWN
 from app.settings import Settings
 from tests.integration.test_live import private_server, unused_redis_url
 
@@ -34,6 +37,23 @@ def limits(settings: Settings, **changes: float) -> Settings:
     return replace(settings, **{**defaults, **changes})  # type: ignore[arg-type]
 
 
+MakeBudgets = Callable[[aioredis.Redis, Settings], Budgets]
+
+
+@pytest.fixture
+async def make_budgets() -> AsyncIterator[MakeBudgets]:
+    """Budgets as bootstrap makes them, each closed (its line to Redis) when the test ends."""
+    made: list[Budgets] = []
+
+    def make(client: aioredis.Redis, settings: Settings) -> Budgets:
+        made.append(Budgets(client, settings))
+        return made[-1]
+
+    yield make
+    for budgets in made:
+        await budgets.aclose()
+
+
 @pytest.fixture
 async def raw_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     """A client that answers bytes, as the one bootstrap builds."""
@@ -43,9 +63,9 @@ async def raw_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
 
 
 async def test_a_bucket_allows_up_to_its_capacity_then_refuses(
-    settings: Settings, redis: aioredis.Redis
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis
 ) -> None:
-    budgets, key = Budgets(redis, limits(settings, budget_refill=2.0)), new_key()
+    budgets, key = make_budgets(redis, limits(settings, budget_refill=2.0)), new_key()
 
     first, second = await budgets.charge(key, 4), await budgets.charge(key, 4)
     refused = await budgets.charge(key, 4)
@@ -61,8 +81,10 @@ async def test_a_bucket_allows_up_to_its_capacity_then_refuses(
     }
 
 
-async def test_a_bucket_refills_over_time(settings: Settings, redis: aioredis.Redis) -> None:
-    budgets, key = Budgets(redis, limits(settings, budget_refill=20.0)), new_key()
+async def test_a_bucket_refills_over_time(
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis
+) -> None:
+    budgets, key = make_budgets(redis, limits(settings, budget_refill=20.0)), new_key()
     assert (await budgets.charge(key, 10)).allowed
     assert not (await budgets.charge(key, 5)).allowed
 
@@ -72,9 +94,9 @@ async def test_a_bucket_refills_over_time(settings: Settings, redis: aioredis.Re
 
 
 async def test_the_write_bucket_refuses_on_its_own_and_takes_nothing_from_the_cost_bucket(
-    settings: Settings, redis: aioredis.Redis
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis
 ) -> None:
-    budgets, key = Budgets(redis, limits(settings)), new_key()
+    budgets, key = make_budgets(redis, limits(settings)), new_key()
     assert (await budgets.charge(key, 1, writes=1)).allowed
     assert (await budgets.charge(key, 1, writes=1)).allowed
 
@@ -92,8 +114,10 @@ async def test_the_write_bucket_refuses_on_its_own_and_takes_nothing_from_the_co
     assert (await budgets.charge(key, 8)).allowed  # reads go on while writes are spent
 
 
-async def test_a_refused_cost_takes_no_write(settings: Settings, redis: aioredis.Redis) -> None:
-    budgets, key = Budgets(redis, limits(settings)), new_key()
+async def test_a_refused_cost_takes_no_write(
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis
+) -> None:
+    budgets, key = make_budgets(redis, limits(settings)), new_key()
 
     refused = await budgets.charge(key, 11, writes=1)
 
@@ -103,9 +127,9 @@ async def test_a_refused_cost_takes_no_write(settings: Settings, redis: aioredis
 
 
 async def test_a_charge_above_capacity_is_refused_with_a_finite_wait(
-    settings: Settings, redis: aioredis.Redis
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis
 ) -> None:
-    budgets, key = Budgets(redis, limits(settings, budget_refill=5.0)), new_key()
+    budgets, key = make_budgets(redis, limits(settings, budget_refill=5.0)), new_key()
 
     refused = await budgets.charge(key, 1_000_000)
 
@@ -114,9 +138,9 @@ async def test_a_charge_above_capacity_is_refused_with_a_finite_wait(
 
 
 async def test_two_processes_share_one_bucket_and_clients_do_not(
-    settings: Settings, redis: aioredis.Redis, raw_redis: aioredis.Redis
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis, raw_redis: aioredis.Redis
 ) -> None:
-    one, other = Budgets(redis, limits(settings)), Budgets(raw_redis, limits(settings))
+    one, other = make_budgets(redis, limits(settings)), make_budgets(raw_redis, limits(settings))
     key, someone_else = new_key(), new_key()
 
     assert (await one.charge(key, 6)).allowed
@@ -128,9 +152,11 @@ async def test_two_processes_share_one_bucket_and_clients_do_not(
     assert allowed.writes_remaining == pytest.approx(1, abs=0.01)
 
 
-async def test_a_bucket_expires_once_it_would_be_full(settings: Settings, redis: aioredis.Redis) -> None:
+async def test_a_bucket_expires_once_it_would_be_full(
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis
+) -> None:
     limited = limits(settings, budget_refill=10.0, write_budget_refill=1.0)
-    budgets, key = Budgets(redis, limited), new_key()
+    budgets, key = make_budgets(redis, limited), new_key()
     cost_key = f"{settings.redis_prefix}:budget:cost:{key}"
     writes_key = f"{settings.redis_prefix}:budget:writes:{key}"
 
@@ -143,8 +169,10 @@ async def test_a_bucket_expires_once_it_would_be_full(settings: Settings, redis:
     assert (await budgets.charge(key, 10)).allowed
 
 
-async def test_a_refused_or_empty_charge_writes_nothing(settings: Settings, redis: aioredis.Redis) -> None:
-    budgets, key = Budgets(redis, limits(settings)), new_key()
+async def test_a_refused_or_empty_charge_writes_nothing(
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis
+) -> None:
+    budgets, key = make_budgets(redis, limits(settings)), new_key()
 
     await budgets.charge(key, 11)
     await budgets.charge(key, 0)
@@ -153,10 +181,10 @@ async def test_a_refused_or_empty_charge_writes_nothing(settings: Settings, redi
 
 
 async def test_without_redis_each_process_charges_its_own_buckets(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    make_budgets: MakeBudgets, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     closed = aioredis.Redis.from_url(unused_redis_url(), socket_timeout=5, socket_connect_timeout=5)
-    budgets, key = Budgets(closed, limits(settings)), new_key()
+    budgets, key = make_budgets(closed, limits(settings)), new_key()
     try:
         with caplog.at_level(logging.WARNING, logger="app.admission.budget"):
             started = time.monotonic()
@@ -172,14 +200,14 @@ async def test_without_redis_each_process_charges_its_own_buckets(
 
 
 async def test_a_frozen_redis_costs_a_short_timeout_not_the_client_timeout(
-    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_budgets: MakeBudgets, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = private_server(tmp_path)
     await asyncio.to_thread(server.start)
     url = f"unix://{tmp_path}/valkey.sock"
     frozen = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     admin = aioredis.Redis.from_url(url)
-    budgets, key = Budgets(frozen, limits(settings)), new_key()
+    budgets, key = make_budgets(frozen, limits(settings)), new_key()
     try:
         await frozen.ping()
         await admin.client_pause(3000, all=True)
@@ -202,12 +230,12 @@ async def test_a_frozen_redis_costs_a_short_timeout_not_the_client_timeout(
 
 
 async def test_charges_go_back_to_redis_when_it_returns(
-    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_budgets: MakeBudgets, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = private_server(tmp_path), private_server(tmp_path)
     await asyncio.to_thread(first.start)
     client = aioredis.Redis.from_url(f"unix://{tmp_path}/valkey.sock")
-    budgets, key = Budgets(client, limits(settings)), new_key()
+    budgets, key = make_budgets(client, limits(settings)), new_key()
     try:
         assert (await budgets.charge(key, 3)).remaining == pytest.approx(7, abs=0.01)
         await asyncio.to_thread(first.stop)
@@ -229,9 +257,9 @@ async def test_charges_go_back_to_redis_when_it_returns(
 
 
 async def test_charges_made_together_are_charged_exactly_and_in_order(
-    settings: Settings, redis: aioredis.Redis
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis
 ) -> None:
-    budgets, key, other = Budgets(redis, limits(settings)), new_key(), new_key()
+    budgets, key, other = make_budgets(redis, limits(settings)), new_key(), new_key()
 
     together = await asyncio.gather(
         *(budgets.charge(key, 1, writes=i % 2) for i in range(12)), budgets.charge(other, 10)
@@ -243,3 +271,63 @@ async def test_charges_made_together_are_charged_exactly_and_in_order(
     assert {c.bucket for c in mine if not c.allowed} == {"writes"}
     assert [round(c.remaining) for c in mine if c.allowed] == [9, 8, 7, 6, 5, 4, 3, 2]
     assert theirs.allowed and theirs.remaining == pytest.approx(0, abs=0.01)
+
+
+async def test_charges_go_through_a_line_of_their_own_and_redis_py_where_it_cannot(
+    make_budgets: MakeBudgets, settings: Settings
+) -> None:
+    url = settings.redis_url or ""
+    resp3 = aioredis.Redis.from_url(url, protocol=3)
+    try:
+        assert RedisLine.of(resp3) is None  # charged through redis-py, as a TLS client would be
+        via_client, via_line = make_budgets(resp3, limits(settings)), make_budgets(resp3, limits(settings))
+        via_line._line = RedisLine.of(aioredis.Redis.from_url(url))
+        assert via_line._line is not None
+        key = new_key()
+        charges = [await budgets.charge(key, 3) for budgets in (via_client, via_line, via_client)]
+    finally:
+        await resp3.aclose()
+    assert [round(charge.remaining) for charge in charges] == [7, 4, 1]  # one shared bucket
+
+
+async def test_charges_survive_a_script_flush(
+    make_budgets: MakeBudgets, settings: Settings, redis: aioredis.Redis
+) -> None:
+    budgets, key = make_budgets(redis, limits(settings)), new_key()
+    assert (await budgets.charge(key, 2)).remaining == pytest.approx(8, abs=0.01)
+    await redis.script_flush()
+    assert (await budgets.charge(key, 2)).remaining == pytest.approx(6, abs=0.01)  # EVAL, then EVALSHA
+    assert (await budgets.charge(key, 2)).remaining == pytest.approx(4, abs=0.01)
+
+
+async def test_the_line_selects_the_clients_database_and_drops_replies_nobody_waits_for(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server = private_server(tmp_path)
+    await asyncio.to_thread(server.start)
+    url = f"unix://{tmp_path}/valkey.sock"
+    admin, other_db = aioredis.Redis.from_url(url), aioredis.Redis.from_url(url, db=3)
+    line = RedisLine.of(other_db)
+    assert line is not None
+    try:
+        assert await line.call("SET", "k", "first") == b"OK"
+        assert await other_db.get("k") == b"first" and await admin.get("k") is None
+        await admin.client_pause(400, all=True)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await line.call("SET", "k", "second")  # answered once the pause ends, to nobody
+        assert await line.call("GET", "k") == b"second"  # its own reply, not the SET's
+        with pytest.raises(ResponseError, match="unknown command"):
+            await line.call("NO-SUCH-COMMAND")
+        assert await line.call("INCRBYFLOAT", "f", 0.000001) == b"0.000001"  # sent as repr: 1e-06
+        await asyncio.to_thread(server.stop)
+        with pytest.raises(REDIS_DOWN):
+            await line.call("GET", "k")
+        await asyncio.to_thread(server.start)
+        assert await line.call("PING") == b"PONG"  # a new connection
+    finally:
+        await line.aclose()
+        for client in (admin, other_db):
+            await client.aclose()
+        if server.is_running():
+            await asyncio.to_thread(server.stop)
