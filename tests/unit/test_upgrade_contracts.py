@@ -39,6 +39,7 @@ from app.metrics import names as labels
 from app.metrics.requests import SCOPE_KEY
 from app.schema import build_schema
 from app.schema.admission import Admission
+from app.schema.execution import Executor
 from app.schema.extensions import OperationLabel, PerEventExecutor, PublicErrors, Schema
 from app.schema.stream_transports import SSE, Multipart
 from app.schema.view import BookwormGraphQL
@@ -72,6 +73,7 @@ def _overrides(cls: type) -> list[str]:
         Admission,
         OperationLabel,
         PerEventExecutor,
+        Executor,
         SSE,
         Multipart,
     ],
