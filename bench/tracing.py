@@ -4,6 +4,11 @@ Usage:
     BOOKWORM_DATABASE_URL=postgresql://... BOOKWORM_REDIS_URL=redis://... \\
         python bench/tracing.py [--requests 400] [--rounds 12] [--modes off,on,sampled,statements]
     ... python bench/tracing.py --instructions [--requests 50] [--rounds 3]   # needs valgrind
+    ... python bench/tracing.py --instructions --modes off --query page   # what one request costs, counted
+
+--query book (the default) sends BOOK below; plain and page send compare.py's two reads, `book(id)` with
+scalars only and a page of 20 books (20 books are seeded for it). With --modes off it counts what one
+request costs, tracing aside: the measure of this project's read-path changes.
 
 In this process, no server: a scratch database and Redis prefix; the container with its workers creates one
 book and is closed once the read model has it; then the API's container alone serves the rounds, without
@@ -73,6 +78,13 @@ from app.settings import Settings
 
 SECRET = "bench-tracing-secret-of-thirty-two-bytes"
 BOOK = "query($id: ID!) { book(id: $id) { id name price category { name } authors { name } } }"
+# --query: the document each round sends. "book" (the default) is BOOK; "plain" and "page" are compare.py's
+# reads (its by-id query, and a page of 20 books, for which 20 books are seeded).
+QUERIES = {
+    "book": BOOK,
+    "plain": "query($id: ID!) { book(id: $id) { id name price status version } }",
+    "page": "{ books(first: 20) { edges { node { id name price status version } } } }",
+}
 SEED = """
 mutation($name: String!) {
   createAuthor(input: {name: $name}) { ... on CreateAuthorSuccess { authorId } }
@@ -135,26 +147,26 @@ async def post(app: App, state: dict[str, Any], token: str, query: str, variable
     return reply["data"]
 
 
-async def seed(app: App, state: dict[str, Any], token: str) -> str:
-    """Create one book and wait until the read model has it; return its id."""
+async def seed(app: App, state: dict[str, Any], token: str, books: int = 1) -> str:
+    """Create `books` books and wait until the read model has them all; return the first one's id."""
     named = await post(app, state, token, SEED, {"name": "Ursula K. Le Guin"})
-    book: dict[str, Any] = {
-        "name": "The Dispossessed",
-        "description": "Shevek.",
-        "price": "11.00",
-        "priceSale": None,
-    }
-    book |= {
-        "categoryId": named["createCategory"]["categoryId"],
-        "publisherId": named["createPublisher"]["publisherId"],
-        "authorIds": [named["createAuthor"]["authorId"]],
-    }
-    book_id: str = (await post(app, state, token, CREATE_BOOK, {"input": book}))["createBook"]["bookId"]
+    ids: list[str] = []
+    for number in range(books):
+        book: dict[str, Any] = {
+            "name": "The Dispossessed" if number == 0 else f"The Dispossessed, volume {number + 1}",
+            "description": "Shevek.",
+            "price": "11.00",
+            "priceSale": None,
+            "categoryId": named["createCategory"]["categoryId"],
+            "publisherId": named["createPublisher"]["publisherId"],
+            "authorIds": [named["createAuthor"]["authorId"]],
+        }
+        ids.append((await post(app, state, token, CREATE_BOOK, {"input": book}))["createBook"]["bookId"])
     for _ in range(200):
-        if (await post(app, state, token, BOOK, {"id": book_id}))["book"] is not None:
-            return book_id
+        if (await post(app, state, token, BOOK, {"id": ids[-1]}))["book"] is not None:
+            return ids[0]
         await asyncio.sleep(0.05)
-    raise RuntimeError("the book never reached the read model")
+    raise RuntimeError("the books never reached the read model")
 
 
 async def round_of(
@@ -244,7 +256,8 @@ async def measure(
     """Each mode's rounds (wall and CPU seconds per request, in round order) and the order of the turns."""
     token = issue(SECRET, subject="bench", name="Bench", roles=(ADMIN, CUSTOMER))
     state = {"container": built}
-    body = json.dumps({"query": BOOK, "variables": {"id": book_id}}).encode()
+    variables = {} if args.query == "page" else {"id": book_id}
+    body = json.dumps({"query": QUERIES[args.query], "variables": variables}).encode()
     modes = [build(built.settings, name) for name in args.modes.split(",")]
     for mode in modes:
         with mode.running():
@@ -317,6 +330,7 @@ def instructions(args: argparse.Namespace, settings: Settings, book_id: str) -> 
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out"]
         command += ["--dump-before=getpriority", sys.executable, __file__, "--markers"]
         command += [f"--requests={args.requests}", f"--rounds={args.rounds}", f"--modes={args.modes}"]
+        command += [f"--query={args.query}"]
         command += [
             f"--database={settings.database_url}",
             f"--prefix={settings.redis_prefix}",
@@ -355,11 +369,12 @@ def instruction_table(counts: dict[str, list[float]]) -> None:
         print(f"rounds, instructions/req, {mode}: " + " ".join(f"{c:,.0f}" for c in rounds))
 
 
-async def seeded(settings: Settings) -> str:
-    """Create the book with the workers running, and return its id once the read model has it."""
+async def seeded(settings: Settings, books: int) -> str:
+    """Create the books with the workers running, and return the first one's id once the read model has
+    them all."""
     token = issue(SECRET, subject="bench", name="Bench", roles=(ADMIN, CUSTOMER))
     async with container(settings, workers=True) as built:
-        return await seed(create_app(settings, workers=False), {"container": built}, token)
+        return await seed(create_app(settings, workers=False), {"container": built}, token, books)
 
 
 async def scratch_settings(stack: AsyncExitStack, label: str) -> Settings:
@@ -404,6 +419,7 @@ async def main() -> None:
         help="off (first: the baseline), on, sampled, unrecorded, statements",
     )
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
+    parser.add_argument("--query", choices=sorted(QUERIES), default="book", help="what each request asks")
     # The run under callgrind that --instructions starts, on the database it made and seeded: it marks each
     # turn and prints their order.
     for hidden in ("--markers",):
@@ -416,7 +432,7 @@ async def main() -> None:
             settings, book_id = bench_settings(args.database, args.prefix), args.book
         else:
             settings = await scratch_settings(stack, "bench_tracing")
-            book_id = await seeded(settings)
+            book_id = await seeded(settings, 20 if args.query == "page" else 1)
         if args.instructions:
             counts = await asyncio.to_thread(instructions, args, settings, book_id)
         else:
@@ -424,12 +440,12 @@ async def main() -> None:
             results, turns = await measure(args, built, book_id)
     rounds = f"{args.requests} sequential requests per round and mode, {args.rounds} rounds"
     if args.instructions:
-        print(f"book(id), {rounds}, in process under callgrind, no workers: instructions per request")
+        print(f"{args.query}, {rounds}, in process under callgrind, no workers: instructions per request")
         instruction_table(counts)
     elif args.markers:
         print(json.dumps(turns))
     else:
-        print(f"book(id), {rounds}, in process, no workers")
+        print(f"{args.query}, {rounds}, in process, no workers")
         table(results)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import uvloop
 from redis.exceptions import ResponseError
 
 from app.admission.budget import CHARGE_TIMEOUT, RETRY_FIRST, Budgets
@@ -331,3 +332,22 @@ async def test_the_line_selects_the_clients_database_and_drops_replies_nobody_wa
             await client.aclose()
         if server.is_running():
             await asyncio.to_thread(server.stop)
+
+
+def test_the_line_runs_on_uvloop_as_the_servers_do(settings: Settings) -> None:
+    # The API processes run uvloop, whose transports are not asyncio's classes; the other tests run asyncio.
+    async def charged() -> list[bool]:
+        client = aioredis.Redis.from_url(settings.redis_url or "")
+        budgets = Budgets(client, limits(settings))
+        try:
+            key = new_key()
+            charges = [await budgets.charge(key, 4) for _ in range(3)]
+            line = budgets._line
+            assert line is not None and await line.call("PING") == b"PONG"
+            return [charge.allowed for charge in charges]
+        finally:
+            await budgets.aclose()
+            await client.aclose()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(charged()) == [True, True, False]  # the shared bucket of 10 points: through Redis
