@@ -1,4 +1,4 @@
-"""CPU time of turning one asyncpg record into a book row: the slots dataclass against SQLModel models.
+"""CPU time of turning one asyncpg record into a book row: the row class against SQLModel models.
 
 Usage:
     BOOKWORM_DATABASE_URL=postgresql://... python bench/rows.py [--rows 100000] [--repeats 5]
@@ -6,9 +6,9 @@ Usage:
 Needs PostgreSQL only (one query makes a real record with read.book_view's column types; no table is
 read or written). SQLModel is not a project dependency: install it beside the project to add its rows
 (`pip install sqlmodel`, or `pip install --target DIR sqlmodel` and DIR on PYTHONPATH); without it only
-the dataclass is measured. Every row is built from the same record with the same conversions
-(uuid to str, arrays to tuples, the status to BookStatus) as `BookRow.from_record`; each case is timed
-with time.process_time, best of --repeats. Prints a table.
+the row class is measured (a NamedTuple since 2026-12-07, a slots dataclass before). Every row is built
+from the same record with the same conversions (uuid to str, arrays to tuples, the status to BookStatus)
+as `BookRow.from_record`; each case is timed with time.process_time, best of --repeats. Prints a table.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def main() -> None:
     record = asyncio.run(fetch_record(url))
     cases: list[tuple[str, Make]] = [
         ("dict(record): copying the record only", dict),
-        ("BookRow.from_record (slots dataclass)", BookRow.from_record),
+        ("BookRow.from_record (a NamedTuple)", BookRow.from_record),
         ("BookRow(**fields) (as the SQLModel rows)", lambda r: BookRow(**fields(r))),
         ("BookRow, then the GraphQL Book", lambda r: Book.from_row(BookRow.from_record(r))),
         *sqlmodel_cases(),
@@ -175,7 +175,7 @@ def main() -> None:
         for name, make in cases
     ]
     baseline = next(micros for name, micros, _ in timed if name.startswith("BookRow.from_record"))
-    header = f"{'row':<42}{'cpu us/row':>12}{'x dataclass':>13}{'bytes/row':>11}"
+    header = f"{'row':<42}{'cpu us/row':>12}{'x row':>13}{'bytes/row':>11}"
     print(f"{args.rows:,} rows per run, best of {args.repeats}")
     print(header)
     print("-" * len(header))

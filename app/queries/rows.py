@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 import asyncpg
 
@@ -18,8 +19,12 @@ CATEGORY_COLUMNS = "id, name, version, book_count"
 PUBLISHER_COLUMNS = "id, name, version"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BookRow:
+class BookRow(NamedTuple):
+    """A book as `read.book_view` holds it. A NamedTuple, where the other rows are frozen dataclasses: a
+    page builds 21 of them per request, and a tuple is built in 1.2 µs where the dataclass took 3.4
+    (`bench/rows.py`). It is as immutable and as typed; it also compares equal to a plain tuple of the
+    same values, which no caller does."""
+
     id: str
     name: str
     description: str | None
@@ -40,25 +45,32 @@ class BookRow:
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> BookRow:
-        return cls(
-            id=str(r["id"]),
-            name=r["name"],
-            description=r["description"],
-            price=r["price"],
-            price_sale=r["price_sale"],
-            status=BookStatus(r["status"]),
-            category_id=str(r["category_id"]),
-            category_name=r["category_name"],
-            publisher_id=str(r["publisher_id"]),
-            publisher_name=r["publisher_name"],
-            author_ids=tuple(map(str, r["author_ids"])),
-            author_names=tuple(r["author_names"]),
-            average_rating=r["average_rating"],
-            total_reviews=r["total_reviews"],
-            version=r["version"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
+        return _new_tuple(
+            cls,
+            (
+                str(r["id"]),
+                r["name"],
+                r["description"],
+                r["price"],
+                r["price_sale"],
+                _STATUSES.get(r["status"]) or BookStatus(r["status"]),  # ValueError for an unknown one
+                str(r["category_id"]),
+                r["category_name"],
+                str(r["publisher_id"]),
+                r["publisher_name"],
+                tuple(map(str, r["author_ids"])),
+                tuple(r["author_names"]),
+                r["average_rating"],
+                r["total_reviews"],
+                r["version"],
+                r["created_at"],
+                r["updated_at"],
+            ),
         )
+
+
+_new_tuple = tuple.__new__  # a NamedTuple's own __new__, without its keyword handling
+_STATUSES = {status.value: status for status in BookStatus}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
