@@ -88,6 +88,10 @@ class Relay:
             wake.set()
 
         await conn.add_listener(NOTIFY_CHANNEL, hint)
+        # A previous leader may have stopped while polling: appends NOTIFY again from here on, and those
+        # that did not are waited for like at any stop of polling.
+        unnotified: str | None = await _stop_polling(conn)
+        polling = False
         checkpoint = await load_checkpoint(conn, CHECKPOINT)
         backoff = Backoff(0.1, 5.0)
         held_back_delay = Backoff(HELD_BACK_FIRST, self._settings.relay_poll_interval)
@@ -105,15 +109,32 @@ class Relay:
                 continue
             if count > 1:
                 # Commits came faster than one batch could go out: the worker is busy, so gather what
-                # the next moments commit into one batch. A lone event went out at once and the next
-                # goes as soon as its NOTIFY comes: at a few changes a second no change waits.
+                # the next moments commit into one batch, and read again then whatever came. Meanwhile
+                # appends need not NOTIFY (a notification costs every commit, see migration 0013). A lone
+                # event went out at once and the next goes as soon as its NOTIFY comes: at a few changes a
+                # second no change waits.
+                if not polling:
+                    await _start_polling(conn)
+                    polling = True
                 await asyncio.sleep(self._settings.relay_gather)
-                if wake.is_set():
+                continue
+            if polling:
+                # Quiet again: appends NOTIFY from now on. Those that saw the relay polling are read
+                # once they have ended (below), before the relay waits for a NOTIFY.
+                unnotified = await _stop_polling(conn)
+                polling = False
+                held_back_delay.reset()  # they run for milliseconds: look again soon, then less often
+                continue
+            if unnotified is not None:
+                if await _ended_before(conn, unnotified):
+                    # Every append that did not NOTIFY has ended: one more read relays what they committed.
+                    unnotified = None
                     continue
+                timeout = held_back_delay.next()
             # A NOTIFY only says "look now"; what to relay always comes from the commit-order read.
             # Events whose NOTIFY came while an older transaction still ran are visible only once it
             # ends, and no second NOTIFY will say so: look again soon instead of at the next poll.
-            if await self._store.held_back(checkpoint, conn=conn):
+            elif await self._store.held_back(checkpoint, conn=conn):
                 timeout = held_back_delay.next()
             else:
                 held_back_delay.reset()
@@ -149,3 +170,38 @@ class Relay:
                     )
                     prev = event.position
                 await pipe.execute()
+
+
+# The flag is re-derived by every leader at its start, so its moves need not wait for the WAL flush.
+_POLLING = """
+UPDATE bus.relay_state SET polling = $1
+WHERE polling <> $1 AND set_config('synchronous_commit', 'off', true) = 'off'
+"""
+# A transaction id of its own, assigned after every id an append that still saw the relay polling holds.
+_NEXT_XID = "SELECT pg_current_xact_id()::text"
+# Every transaction with an id below $1 has ended: none of them is older than the oldest one running.
+_ENDED_BEFORE = "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8"
+
+
+async def _start_polling(conn: asyncpg.Connection) -> None:
+    """Tell appends that the relay reads again by itself: they stop NOTIFYing it."""
+    await conn.execute(_POLLING, True)
+
+
+async def _stop_polling(conn: asyncpg.Connection) -> str:
+    """Tell appends to NOTIFY again; return a transaction id above that of every append that did not.
+
+    An append reads the flag after its transaction id was assigned (eventstore.wake_relay), so one that
+    still saw the relay polling got its id before the flag's reset committed, and so before the id taken
+    here, in a transaction of its own after that commit. (A snapshot's xmax would not do: it is the latest
+    completed id + 1, and an append's id can be above it while it runs.)
+    """
+    await conn.execute(_POLLING, False)
+    xid: str = await conn.fetchval(_NEXT_XID)
+    return xid
+
+
+async def _ended_before(conn: asyncpg.Connection, xid: str) -> bool:
+    """Tell whether every transaction with an id below `xid` has ended (committed or not)."""
+    ended: bool = await conn.fetchval(_ENDED_BEFORE, xid)
+    return ended

@@ -18,7 +18,7 @@ from app.eventstore.position import START, Position
 from app.eventstore.types import UNDECODED, RecordedEvent, TypedPage
 from app.metrics.instruments import events_appended
 
-NOTIFY_CHANNEL = "bookworm_events"
+NOTIFY_CHANNEL = "bookworm_events"  # also named in eventstore.wake_relay() (migration 0013)
 # First key of the two-key advisory lock form of the locks that guard references
 # (app/commands/constraints.py): keeps them apart from single-key (bigint) advisory locks used
 # elsewhere, such as leader election.
@@ -30,9 +30,11 @@ _DECODED_AT_ONCE = 100
 _COLUMNS = """transaction_id::text::bigint AS xid, global_position, stream_id, stream_type, stream_version,
     event_id, event_type, schema_version, data, metadata, recorded_at"""
 
-# The NOTIFY goes in the same statement (one round trip less while the transaction holds its id); it is
+# The relay's wake-up goes in the same statement (one round trip less while the transaction holds its
+# id): `wake_relay()` NOTIFYs unless the relay is polling (migration 0013), after the rows are inserted
+# (so after the transaction id is assigned, which the relay's stop of polling relies on). A NOTIFY is
 # delivered at commit, once: PostgreSQL folds identical notifications of one transaction.
-_APPEND = f"""
+_APPEND = """
 WITH appended AS (
     INSERT INTO eventstore.events
         (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
@@ -43,7 +45,7 @@ WITH appended AS (
        OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $9::int)
     RETURNING transaction_id, global_position
 )
-SELECT transaction_id::text::bigint, global_position, pg_notify('{NOTIFY_CHANNEL}', '') FROM appended
+SELECT transaction_id::text::bigint, global_position, eventstore.wake_relay() FROM appended
 ORDER BY global_position
 """
 
@@ -69,7 +71,7 @@ WITH held AS (
     ON CONFLICT DO NOTHING
 )
 SELECT held.changed, a.transaction_id::text::bigint, a.global_position,
-       CASE WHEN a.global_position IS NULL THEN NULL ELSE pg_notify('{NOTIFY_CHANNEL}', '') END
+       CASE WHEN a.global_position IS NULL THEN NULL ELSE eventstore.wake_relay() END
 FROM held LEFT JOIN appended a ON true
 ORDER BY a.global_position
 """

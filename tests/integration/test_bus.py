@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -28,7 +28,7 @@ from app.bus.status import lease_status, relay_status
 from app.bus.workers import Workers
 from app.commands.bus import CommandBus
 from app.events.catalog import AuthorCreated, CategoryCreated
-from app.eventstore import START, EventStore, Position, RecordedEvent
+from app.eventstore import NOTIFY_CHANNEL, START, EventStore, Position, RecordedEvent
 from app.ids import new_id
 from app.live.notices import ChangeNotice
 from app.projections import PROJECTIONS, ProjectionConsumer
@@ -178,6 +178,59 @@ async def test_events_held_back_by_an_older_transaction_are_relayed_once_it_ends
             assert len(await env.stream()) == 1
             await blocker.rollback()  # ends without an event, so without a NOTIFY
         await wait_until(lambda: _has(env, 2), what="the held-back event relayed", within=5.0)
+
+
+async def _polling(env: BusEnv) -> bool:
+    return bool(await env.pool.fetchval("SELECT polling FROM bus.relay_state"))
+
+
+async def test_appends_notify_the_relay_only_while_it_does_not_poll(env: BusEnv) -> None:
+    heard: list[str] = []
+
+    def hear(*args: Any) -> None:
+        heard.append(args[2])
+
+    async with env.pool.acquire() as listener:
+        await listener.add_listener(NOTIFY_CHANNEL, hear)
+        await env.pool.execute("UPDATE bus.relay_state SET polling = true")
+        await env.append(1)
+        await env.pool.execute("UPDATE bus.relay_state SET polling = false")
+        await asyncio.sleep(0.2)
+        assert heard == []
+        await env.append(1)
+        await wait_until(lambda: _heard(heard), what="the NOTIFY of an append while the relay does not poll")
+        await listener.remove_listener(NOTIFY_CHANNEL, hear)
+
+
+async def _heard(heard: list[str]) -> bool:
+    return bool(heard)
+
+
+async def test_an_append_that_saw_the_relay_polling_is_relayed_once_it_commits_after_the_relay_stopped(
+    make_settings: Callable[[], Settings],
+) -> None:
+    # No poll within the test: only the relay's wait for the appends that did not NOTIFY can deliver. A long
+    # gather leaves time to append while the relay polls.
+    settings = dataclasses.replace(make_settings(), relay_poll_interval=60.0, relay_gather=0.5)
+    async with bus_env(settings) as env:
+        env.start(relay(env).run())
+        await env.append(1)
+        await wait_until(lambda: _has(env, 1), what="the first event relayed")
+        await env.append(1, per_transaction=2)  # a batch of two: the relay polls for the gather
+        await wait_until(lambda: _polling(env), what="the relay to poll", within=2.0)
+        async with env.pool.acquire() as conn:
+            late = conn.transaction()
+            await late.start()
+            await append_authors(env.store, conn, ["late"])  # sees the relay polling: no NOTIFY
+            await wait_until(lambda: _not(_polling(env)), what="the relay to stop polling", within=2.0)
+            await asyncio.sleep(0.3)  # it now waits for this transaction to end
+            assert len(await env.stream()) == 3
+            await late.commit()
+        await wait_until(lambda: _has(env, 4), what="the late event relayed", within=5.0)
+
+
+async def _not(flag: Awaitable[bool]) -> bool:
+    return not await flag
 
 
 async def _has(env: BusEnv, count: int) -> bool:

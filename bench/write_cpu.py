@@ -1,0 +1,206 @@
+"""CPU per write of each process of `bookworm serve` and of each kind of PostgreSQL backend, under load.
+
+Usage:
+    BOOKWORM_DATABASE_URL=... BOOKWORM_REDIS_URL=... python bench/write_cpu.py [--ops book,author]
+        [--rounds 2] [--duration 6] [--books 300] [--profile DIR]
+
+compare.py sums the server's processes (the API process and the worker) and every backend of Bookworm's
+database; this splits them. It starts `bookworm serve` (1 API process and its worker) on a scratch
+database and Redis prefix, seeds --books books, makes an author, a category and a publisher, then per
+round and operation sends 32 connections of `createBook` or `createAuthor` (compare.py's requests) for a
+1 s warm-up and --duration s. Per good answer it prints the CPU of the API process, of the worker, and of
+the database's backends by `application_name` (`bookworm-api`, `bookworm-worker`, the relay's own
+connection, which names none, `none`), the Redis server's (shared: other users count too), the machine's
+busy share, and each write's lag from its commit to every read model (bench/_lag.py). With --profile DIR,
+py-spy (500 samples/s, raw format) records the API process and the worker during each measured window
+into DIR/<op>-<round>-api.txt and -worker.txt; its sampling slows both, so the CPU figures of such a run
+are not comparable with the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+import httpx
+from _cpu import _machine, _processes
+from _graphql import CREATE, CREATE_BOOK, create_refs
+from _lag import ReadModelClock
+from _lean import Connection, Endpoint, Operation, Requests, closed_loop, numbered, string_field
+from _scratch import database_of, scratch_database, scratch_prefix
+from _server import TREE, bookworm_server, percentile
+
+CREATE_AUTHOR = CREATE % ("createAuthor", "CreateAuthorSuccess", "authorId position")
+CONNECTIONS = 32
+WARMUP = 1.0
+MACHINE_DATABASE = "postgresql://postgres@127.0.0.1:5432/postgres"
+MACHINE_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _counters(api: int, worker: int, names: Mapping[int, str], database: str) -> dict[str, float]:
+    """CPU seconds so far: the two processes, the database's backends by application name, Redis."""
+    found: dict[str, float] = {"machine": _machine() or 0.0, "at": time.perf_counter()}
+    for pid, process in _processes().items():
+        if pid in (api, worker):
+            key = "api" if pid == api else "worker"
+        elif process.name == "postgres" and database in process.args.split():
+            key = f"pg {names.get(pid, 'none')}"
+        elif process.name.startswith(("redis-server", "valkey-server")):
+            key = "redis"
+        else:
+            continue
+        found[key] = found.get(key, 0.0) + process.cpu
+    return found
+
+
+async def _application_names(url: str, database: str) -> dict[int, str]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid, application_name FROM pg_stat_activity WHERE datname = $1", database
+        )
+    finally:
+        await connection.close()
+    return {row["pid"]: row["application_name"] or "none" for row in rows}
+
+
+def _profilers(directory: str, label: str, pids: Mapping[str, int], seconds: float) -> list[Any]:
+    py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return [
+        subprocess.Popen(
+            [
+                *(py_spy, "record", "-r", "500", "-f", "raw", "-o", f"{directory}/{label}-{name}.txt"),
+                *("--pid", str(pid), "-d", str(max(1, round(seconds)))),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
+
+
+async def run(args: argparse.Namespace) -> None:
+    base = os.environ.get("BOOKWORM_DATABASE_URL") or MACHINE_DATABASE
+    redis_url = os.environ.get("BOOKWORM_REDIS_URL") or MACHINE_REDIS
+    async with (
+        scratch_database(base, "bench_write_cpu") as url,
+        scratch_prefix(redis_url, "bench-write-cpu") as prefix,
+    ):
+        os.environ.update(
+            BOOKWORM_DATABASE_URL=url,
+            BOOKWORM_REDIS_URL=redis_url,
+            BOOKWORM_REDIS_PREFIX=prefix,
+            BOOKWORM_API_PROCESSES="1",
+        )
+        os.environ.setdefault("BOOKWORM_CLIENT_REQUESTS_RUNNING", str(CONNECTIONS))
+        with bookworm_server() as server:
+            if args.books:
+                server.run_cli("seed", "--books", str(args.books))
+            auth = {"Authorization": f"Bearer {server.admin_token()}"}
+            async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=auth) as http:
+                refs = await create_refs(http)
+            children = {pid: p for pid, p in _processes().items() if p.parent == server.pid}
+            worker = next(pid for pid, p in children.items() if "worker" in p.args)
+            api = next(pid for pid in children if pid != worker)
+            print(f"{TREE}: API process {api}, worker {worker}", flush=True)
+            endpoint = Endpoint.of(f"{server.url}/graphql")
+            tag = os.urandom(3).hex()
+            operations: dict[str, tuple[Requests, bytes]] = {
+                "book": (
+                    numbered(
+                        endpoint, CREATE_BOOK, lambda s: {"input": refs.book_input(f"W {tag} {s}")}, auth
+                    ),
+                    b'"CreateBookSuccess"',
+                ),
+                "author": (
+                    numbered(endpoint, CREATE_AUTHOR, lambda s: {"name": f"W {tag} {s}"}, auth),
+                    b'"CreateAuthorSuccess"',
+                ),
+            }
+            clock = await ReadModelClock.start(url)
+            try:
+                for number in range(args.rounds):
+                    for name in args.ops:
+                        requests, success = operations[name]
+                        await _round(
+                            args, f"{name}-{number}", requests, success, endpoint, clock, api, worker
+                        )
+                        await asyncio.sleep(1.0)
+            finally:
+                await clock.close()
+
+
+async def _round(
+    args: argparse.Namespace,
+    label: str,
+    requests: Requests,
+    success: bytes,
+    endpoint: Endpoint,
+    clock: ReadModelClock,
+    api: int,
+    worker: int,
+) -> None:
+    positions: list[tuple[str, float]] = []
+
+    def seen(body: bytes, at: float) -> None:
+        position = string_field(body, b"position")
+        if position is not None:
+            positions.append((position, at))
+
+    operation = Operation(requests, success, seen)
+    connections = [Connection(endpoint) for _ in range(CONNECTIONS)]
+    try:
+        await closed_loop(connections, operation, WARMUP)
+        url = os.environ["BOOKWORM_DATABASE_URL"]
+        database = database_of(url)
+        names = await _application_names(url, database)
+        pids = {"api": api, "worker": worker}
+        spies = _profilers(args.profile, label, pids, args.duration) if args.profile else []
+        before = _counters(api, worker, names, database)
+        started = time.perf_counter()
+        outcome = await closed_loop(connections, operation, args.duration)
+        after = _counters(api, worker, names, database)
+        for spy in spies:
+            spy.wait()
+    finally:
+        for connection in connections:
+            connection.close()
+    good = len(outcome.latencies)
+    wall = after["at"] - before["at"]
+
+    def per(key: str) -> float:
+        return (after.get(key, 0.0) - before.get(key, 0.0)) / max(good, 1) * 1e6
+
+    keys = sorted(k for k in after if k not in ("at", "machine", "redis"))
+    lags = await clock.lags([p for p, at in positions if at >= started])
+    lag = f"{percentile(lags, 0.5) * 1000:.0f} / {percentile(lags, 0.99) * 1000:.0f}" if lags else "-"
+    cpu = ", ".join(f"{key} {per(key):,.0f}" for key in keys)
+    total = sum(per(k) for k in keys)
+    busy = (after["machine"] - before["machine"]) / wall * 100
+    print(
+        f"{label}: {good / wall:,.0f}/s, {outcome.failed} failed; µs per write: total {total:,.0f} ({cpu}),"
+        f" redis {per('redis'):,.0f}; machine {busy:.0f} % busy; lag p50 / p99 {lag} ms",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=lambda t: t.split(","), default=["book", "author"], help="book,author")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds measured per round")
+    parser.add_argument("--books", type=int, default=300, help="books seeded first")
+    parser.add_argument("--profile", default="", help="a directory for py-spy's raw profiles")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
