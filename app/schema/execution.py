@@ -24,12 +24,8 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails
 from graphql.pyutils import AwaitableOrValue, Path, UndefinedType
 from graphql.type.scalars import (
-    GRAPHQL_MAX_INT as _MAX_INT,
-)
-from graphql.type.scalars import (
-    GRAPHQL_MIN_INT as _MIN_INT,
-)
-from graphql.type.scalars import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     serialize_boolean,
     serialize_id,
     serialize_int,
@@ -41,37 +37,6 @@ from strawberry.types.field import StrawberryField
 from app.schema.extensions import PerEventExecutor
 
 _GENERAL: Any = object()  # "complete this field graphql-core's way"
-
-
-class PlainField(NamedTuple):
-    """A field that only reads an attribute: of a scalar or enum (a leaf), or of an object type."""
-
-    attribute: str
-    type: GraphQLLeafType | GraphQLObjectType
-    nullable: bool
-
-
-Plans = dict[Callable[..., Any] | None, PlainField | None]  # a field's resolver -> its plan
-_PLANS: WeakKeyDictionary[GraphQLSchema, Plans] = WeakKeyDictionary()
-
-
-def plain_field(field: GraphQLField) -> PlainField | None:
-    """The plan of a field strawberry resolves by reading an attribute, if it returns a scalar, an enum
-    or an object type without `is_type_of` (never a list, an interface or a union)."""
-    definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    # `_is_default` is strawberry's mark of the resolver it gives a plain field (no resolver of its own,
-    # no extension, permission or exception handler); it reads `python_name` with the default resolver.
-    if not isinstance(definition, StrawberryField) or not getattr(field.resolve, "_is_default", False):
-        return None
-    if definition.default_resolver is not getattr or field.args:
-        return None
-    nullable = not isinstance(field.type, GraphQLNonNull)
-    inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-    if isinstance(inner, GraphQLScalarType | GraphQLEnumType):
-        return PlainField(definition.python_name, inner, nullable)
-    if isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
-        return PlainField(definition.python_name, inner, nullable)
-    return None
 
 
 DERIVED = "bookworm.derived"
@@ -132,6 +97,8 @@ def reader(field: GraphQLField) -> Reader | None:
     if not isinstance(definition, StrawberryField) or field.args:
         return None
     read: Callable[[Any], Any]
+    # `_is_default` is strawberry's mark of the resolver it gives a plain field (no resolver of its own,
+    # no extension, permission or exception handler); it reads `python_name` with the default resolver.
     if getattr(field.resolve, "_is_default", False) and definition.default_resolver is getattr:
         read = attrgetter(definition.python_name)
     elif definition.metadata.get(DERIVED) and definition.base_resolver is not None:
@@ -156,6 +123,12 @@ def reader(field: GraphQLField) -> Reader | None:
     return None
 
 
+def plain_field(field: GraphQLField) -> Reader | None:
+    """How the per-field short path reads `field`: a reader of one value, never of a list."""
+    how = reader(field)
+    return None if how is None or how.listed else how
+
+
 class Executor(PerEventExecutor):
     """Complete a field that only reads an attribute (`Book.name`, `BookEdge.node`) without graphql-core's
     general path: no resolve info, no argument values, no walk down `complete_value`.
@@ -168,8 +141,9 @@ class Executor(PerEventExecutor):
     so errors and results are graphql-core's own: reading an attribute twice does no harm.
 
     An object whose selected fields all only read (attributes, lists of them, `__typename` and DERIVED
-    fields, down to the leaves) goes further: its flat shape, built once per execution from the subfields
-    graphql-core collects (so @include, @skip and fragments are graphql-core's), completes it in one loop
+    fields, down to the leaves) goes further: its flat shape, built from the subfields graphql-core collects
+    (so @include, @skip and fragments are graphql-core's; once per operation that has no directive, else
+    once per execution), completes it in one loop
     with no path, no per-field call into the executor and nothing to gather. A page of 20 books is one
     such object below the `books` resolver: 7.4 -> 5.6 million instructions per request. Any value a flat
     read does not complete as graphql-core would sends the whole object graphql-core's way.
@@ -177,7 +151,6 @@ class Executor(PerEventExecutor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.plans = _PLANS.setdefault(self.schema, {})
         # strawberry passes a manager for every operation, with the extensions that hook `resolve` (none
         # of ours do); any middleware at all and every field goes graphql-core's way.
         manager = self.middleware_manager
@@ -246,10 +219,7 @@ class Executor(PerEventExecutor):
             field = self.schema.get_field(object_type, name)
             if field is None:
                 return None
-            try:
-                how = self.readers[field.resolve]
-            except KeyError:
-                how = self.readers[field.resolve] = reader(field)
+            how = self._reader(field)
             if how is None:
                 return None
             if isinstance(how.type, GraphQLObjectType):
@@ -299,7 +269,7 @@ class Executor(PerEventExecutor):
                     items.append(done)
                 completed[key] = items
                 continue
-            if type(value) is exact and (exact is not int or _MIN_INT <= value <= _MAX_INT):
+            if type(value) is exact and (exact is not int or GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT):
                 completed[key] = value
                 continue
             if type(value) not in _SETTLED and not self._settled(value):
@@ -322,7 +292,7 @@ class Executor(PerEventExecutor):
         self, value: Any, coerce: Callable[[Any], Any] | None, shape: Shape | None, exact: type[Any] | None
     ) -> Any:
         """One list item completed as `_flat` completes a field's value, or _GENERAL."""
-        if type(value) is exact and (exact is not int or _MIN_INT <= value <= _MAX_INT):
+        if type(value) is exact and (exact is not int or GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT):
             return value
         if type(value) not in _SETTLED and not self._settled(value):
             return _GENERAL
@@ -353,11 +323,8 @@ class Executor(PerEventExecutor):
     ) -> AwaitableOrValue[Any] | UndefinedType:
         field = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
         if field is not None and self.plain_fields:
-            try:
-                plan = self.plans[field.resolve]
-            except KeyError:
-                plan = self.plans[field.resolve] = plain_field(field)
-            if plan is not None:
+            plan = self._reader(field)
+            if plan is not None and not plan.listed:
                 completed = self._complete_plain(
                     plan, field, source, field_details_list, path, position_context
                 )
@@ -365,9 +332,16 @@ class Executor(PerEventExecutor):
                     return completed
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
 
+    def _reader(self, field: GraphQLField) -> Reader | None:
+        try:
+            return self.readers[field.resolve]
+        except KeyError:
+            how = self.readers[field.resolve] = reader(field)
+            return how
+
     def _complete_plain(
         self,
-        plan: PlainField,
+        plan: Reader,
         field: GraphQLField,
         source: Any,
         field_details_list: FieldDetailsList,
@@ -376,7 +350,7 @@ class Executor(PerEventExecutor):
     ) -> Any:
         """The completed value of a plain field, or _GENERAL."""
         try:
-            value = getattr(source, plan.attribute)
+            value = plan.read(source)
         except Exception:
             return _GENERAL
         if value is None or value is Undefined:
