@@ -16,7 +16,6 @@ from app.domain.errors import FieldError, ValidationError
 from app.domain.fields import entity_ids
 from app.queries.paging import (
     Edge,
-    Position,
     decimal_key,
     decode_cursor,
     number_key,
@@ -131,9 +130,6 @@ class BookListing:
             f"LEFT JOIN ({sql}) AS page ON true ORDER BY page.sort_key {direction}, page.id {direction}"
         )
         return combined, args
-
-    def position(self, record: asyncpg.Record) -> Position:
-        return self.ordering, self.sort.dump(record["sort_key"]), str(record["id"])
 
     def edges(self, records: Sequence[asyncpg.Record], row: Callable[[asyncpg.Record], T]) -> list[Edge[T]]:
         """The page's records as edges: each row at its position in this listing."""

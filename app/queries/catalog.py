@@ -99,17 +99,11 @@ class CatalogQueries:
         check_first(first)
         reads.read_listing(*reads.BOOK_LISTING)
         listing = BookListing(search=search, filter=filter, order_by=order_by, descending=descending)
-        if not count:
-            sql, args = listing.page_sql(first, after)
-            records = await self._pool.fetch(sql, *args)
-            return make_page(
-                listing.edges(records, BookRow.from_record), first, after=after, total_count=None
-            )
-        sql, args = listing.page_and_count_sql(first, after)
-        # One round trip, and the count and the page read from one snapshot.
+        # With the count: one round trip, and the count and the page read from one snapshot.
+        sql, args = listing.page_and_count_sql(first, after) if count else listing.page_sql(first, after)
         records = await self._pool.fetch(sql, *args)
         edges = listing.edges([r for r in records if r["id"] is not None], BookRow.from_record)
-        return make_page(edges, first, after=after, total_count=records[0]["total_count"])
+        return make_page(edges, first, after=after, total_count=records[0]["total_count"] if count else None)
 
     @unavailable_when_down
     async def books_by_author(
@@ -131,8 +125,8 @@ class CatalogQueries:
             records = await conn.fetch(_FIRST_BOOKS_OF_AUTHORS, ids, first + 1)
             totals = dict(await conn.fetch(_BOOK_COUNTS_OF_AUTHORS, ids))
         edges: dict[str, list[Edge[BookRow]]] = {i: [] for i in ids}
-        for r in records:
-            edges[str(r["for_author"])].append(Edge(listing.position(r), BookRow.from_record(r)))
+        for r, edge in zip(records, listing.edges(records, BookRow.from_record), strict=True):
+            edges[str(r["for_author"])].append(edge)
         return [make_page(edges[i], first, after=None, total_count=totals.get(uuid.UUID(i), 0)) for i in ids]
 
     @unavailable_when_down

@@ -21,7 +21,7 @@ PUBLISHER_COLUMNS = "id, name, version"
 
 class BookRow(NamedTuple):
     """A book as `read.book_view` holds it. A NamedTuple, where the other rows are frozen dataclasses: a
-    page builds 21 of them per request, and a tuple is built in 1.2 µs where the dataclass took 3.4
+    page builds 21 of them per request, and a tuple is built in 1.1 µs where the dataclass took 4.0
     (`bench/rows.py`). It is as immutable and as typed; it also compares equal to a plain tuple of the
     same values, which no caller does."""
 
