@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 import uvloop
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError, ResponseError
 
 from app.admission.budget import CHARGE_TIMEOUT, RETRY_FIRST, Budgets
-from app.admission.line import RedisLine
+from app.admission.line import MAX_WAITING, RedisLine
 from app.bus.infra import REDIS_DOWN
 from app.settings import Settings
 from tests.integration.test_live import private_server, unused_redis_url
@@ -351,3 +351,27 @@ def test_the_line_runs_on_uvloop_as_the_servers_do(settings: Settings) -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(charged()) == [True, True, False]  # the shared bucket of 10 points: through Redis
+
+
+async def test_a_line_redis_leaves_unanswered_is_closed_at_its_bound(tmp_path: Path) -> None:
+    server = private_server(tmp_path)
+    await asyncio.to_thread(server.start)
+    url = f"unix://{tmp_path}/valkey.sock"
+    admin = aioredis.Redis.from_url(url)
+    line = RedisLine.of(admin)
+    assert line is not None
+    try:
+        assert await line.call("PING") == b"PONG"
+        await admin.client_pause(2000, all=True)
+        waiting = [asyncio.create_task(line.call("PING")) for _ in range(MAX_WAITING)]
+        await asyncio.sleep(0.05)  # all of them written
+        with pytest.raises(ConnectionError, match="unanswered"):
+            await line.call("PING")
+        failed = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(outcome, ConnectionError) for outcome in failed)  # none left waiting
+        await admin.client_unpause()
+        assert await line.call("PING") == b"PONG"  # a new connection
+    finally:
+        await line.aclose()
+        await admin.aclose()
+        await asyncio.to_thread(server.stop)
