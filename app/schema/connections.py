@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Generic, TypeVar, cast
 
 import strawberry
 from graphql import FieldNode
 
-from app.queries.paging import Page, Position, encode_cursor
+from app.queries.paging import Edge as ReadEdge
+from app.queries.paging import Page
 from app.schema.context import Info
 from app.schema.execution import DERIVED
 
@@ -24,23 +26,26 @@ class PageInfo:
     end_cursor: str | None
 
 
-def _cursor(root: Any) -> str:
-    """Encode an edge's cursor when the query asks for it, not for every edge of every page."""
-    position: Position = root.position
-    return encode_cursor(*position)
-
-
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str = strawberry.field(resolver=_cursor, metadata={DERIVED: True})
+    cursor: str
     node: T
-    position: strawberry.Private[Position]
+
+
+def _items(root: Any) -> list[Edge[Any]]:
+    return cast("list[Edge[Any]]", root.items)  # a tuple: a list field takes any sequence
+
+
+def _itself(root: Any) -> PageInfo:
+    return cast(PageInfo, root)
 
 
 @strawberry.type
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    """A read-side Page is its own connection (see page_connection): these fields read it."""
+
+    edges: list[Edge[T]] = strawberry.field(resolver=_items, metadata={DERIVED: True})
+    page_info: PageInfo = strawberry.field(resolver=_itself, metadata={DERIVED: True})
     total_count: int
 
 
@@ -59,20 +64,18 @@ def selects(info: Info, name: str) -> bool:
     return False
 
 
-def page_connection(page: Page[Row], node: Callable[[Row], T]) -> Connection[T]:
-    """Turn one read-side page into a connection.
+def page_connection(page: Page[Any], node: Callable[[Any], T] | None = None) -> Connection[T]:
+    """The connection of one read-side page: the page itself, its nodes turned into `node`'s when given.
 
-    A page that was not counted (its request does not select `totalCount`, see `selects`) gives a
-    connection whose total_count is None: were it read all the same, the non-null field would fail the
-    request rather than answer a wrong count.
+    Nothing is copied per row. The page is what the GraphQL types read: Connection's `edges` are its items
+    and its `pageInfo` is the page (whose cursors are encoded only when asked for); each item is an Edge of
+    `app.queries.paging`, with the `node` and the lazily encoded `cursor` the GraphQL Edge reads. Without
+    `node`, the rows are the nodes as they are (a BookRow is a Book's source: Book.from_row).
+
+    A page that was not counted (its request does not select `totalCount`, see `selects`) has a
+    total_count of None: were it read all the same, the non-null field would fail the request rather than
+    answer a wrong count.
     """
-    return Connection(
-        edges=[Edge(node=node(edge.node), position=edge.position) for edge in page.items],
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start_cursor=page.start_cursor,
-            end_cursor=page.end_cursor,
-        ),
-        total_count=cast(int, page.total_count),
-    )
+    if node is not None:
+        page = replace(page, items=tuple(ReadEdge(edge.position, node(edge.node)) for edge in page.items))
+    return cast("Connection[T]", page)

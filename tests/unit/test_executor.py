@@ -15,9 +15,11 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
 from app.domain.catalog.status import BookStatus
+from app.queries.paging import Edge, Page
+from app.queries.rows import BookRow
 from app.schema import build_schema
 from app.schema.catalog.types import Book
-from app.schema.connections import Connection, Edge, PageInfo
+from app.schema.connections import Connection, page_connection
 from app.schema.execution import _OPERATION_SHAPES, Executor, plain_field, reader
 from app.schema.extensions import PerEventExecutor
 from app.schema.scalars import SCALARS
@@ -25,9 +27,10 @@ from app.schema.scalars import SCALARS
 NOW = dt.datetime(2026, 12, 7, 0, 0, tzinfo=dt.UTC)
 
 
-def book(n: int, **changes: Any) -> Book:
+def book(n: int, **changes: Any) -> BookRow:
+    """A book as the read model gives it (a BookRow is a Book's source), any of its values replaced."""
     fields: dict[str, Any] = {
-        "id": strawberry.ID(f"00000000-0000-0000-0000-{n:012}"),
+        "id": f"00000000-0000-0000-0000-{n:012}",
         "name": f"Book {n}",
         "description": None if n % 2 else "A book.",
         "price": decimal.Decimal(f"{n}.5"),
@@ -38,14 +41,17 @@ def book(n: int, **changes: Any) -> Book:
         "version": n + 1,
         "created_at": NOW,
         "updated_at": NOW,
-        "category_id": None,
+        "category_id": None,  # Book.category and .publisher resolve to null without loaders
+        "category_name": "Fiction",
         "publisher_id": None,
+        "publisher_name": "Penguin",
         "author_ids": (),
+        "author_names": (),
     }
-    return Book(**(fields | changes))
+    return BookRow(**(fields | changes))
 
 
-PAGES: dict[str, list[Book]] = {
+PAGES: dict[str, list[BookRow]] = {
     "plain": [book(n) for n in range(20)],
     "null for a non-null field": [book(0), book(1, name=None), book(2)],
     "a value the scalar refuses": [book(0, price="not a decimal"), book(1, version="7")],
@@ -81,12 +87,12 @@ EDGES: dict[str, Callable[[list[Any]], Any]] = {
     "a tuple": tuple,
     "a generator": lambda edges: (edge for edge in edges),
     "a null edge": lambda edges: [*edges, None],
-    "an edge whose position is not one": lambda edges: [*edges, Edge(node=book(9), position=None)],  # type: ignore[arg-type]
+    "an edge whose position is not one": lambda edges: [*edges, Edge(None, book(9))],  # type: ignore[arg-type]
 }
 
 
 def schema(
-    page: list[Book],
+    page: list[BookRow],
     executor: type[Any],
     extensions: list[Any] | None = None,
     edges_as: Callable[[list[Any]], Any] = list,
@@ -95,12 +101,8 @@ def schema(
     class Query:
         @strawberry.field
         def books(self) -> Connection[Book]:
-            edges = [
-                Edge(node=node, position=("NAME:asc", f"Book {n}", str(node.id)))
-                for n, node in enumerate(page)
-            ]
-            info = PageInfo(has_next_page=False, has_previous_page=False, start_cursor="c0", end_cursor=None)
-            return Connection(edges=edges_as(edges), page_info=info, total_count=len(page))
+            edges = [Edge(("NAME:asc", f"Book {n}", node.id), node) for n, node in enumerate(page)]
+            return page_connection(Page(edges_as(edges), False, True, len(page)))
 
     return strawberry.Schema(
         query=Query,
@@ -129,7 +131,9 @@ def test_the_executor_answers_as_graphql_core_does_whatever_the_edges_are(edges:
     general = answer(schema(PAGES["plain"], PerEventExecutor, edges_as=EDGES[edges]).execute_sync(query))
     short = answer(schema(PAGES["plain"], Executor, edges_as=EDGES[edges]).execute_sync(query))
     assert short == general
-    fails = edges == "a null edge" or (edges.startswith("an edge") and "cursor" in query)
+    # pageInfo's cursors are the first and last edge's: a generator has neither, a null edge no cursor.
+    fails = edges == "a null edge" or (edges.startswith("an edge") and "cursor" in query.lower())
+    fails = fails or (edges == "a generator" and "Cursor" in query)
     assert bool(general[1]) is fails, general[1]
 
 

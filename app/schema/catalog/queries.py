@@ -49,7 +49,7 @@ class CatalogQuery:
             descending=bool(descending),
             count=selects(info, "totalCount"),
         )
-        return page_connection(page, Book.from_row)
+        return page_connection(page)  # a BookRow is a Book's source: Book.from_row
 
     @strawberry.field
     async def author(self, info: Info, id: strawberry.ID) -> Author | None:

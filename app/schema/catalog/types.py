@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+from typing import cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -109,24 +110,13 @@ class Book:
         rows = await info.context.loaders.author.load_many(list(self.author_ids))
         return [Author.from_row(row) for row in rows if row is not None]
 
-    @classmethod
-    def from_row(cls, row: BookRow) -> Book:
-        return cls(
-            id=strawberry.ID(row.id),
-            name=row.name,
-            description=row.description,
-            price=row.price,
-            price_sale=row.price_sale,
-            status=row.status,
-            average_rating=float(row.average_rating),
-            total_reviews=row.total_reviews,
-            version=row.version,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            category_id=row.category_id,
-            publisher_id=row.publisher_id,
-            author_ids=tuple(row.author_ids),
-        )
+    @staticmethod
+    def from_row(row: BookRow) -> Book:
+        """The book `row` holds, with nothing copied: strawberry reads each field above from the row by its
+        name, and passes the row as `self` to the resolvers, which read its `category_id`, `publisher_id`
+        and `author_ids`. A page of 20 books built 20 of these objects; the rows are enough.
+        tests/unit/test_sources.py holds the row to every name the type reads."""
+        return cast(Book, row)
 
 
 @strawberry.type
@@ -175,4 +165,4 @@ class CatalogChange:
 
 
 def book_connection(page: Page[BookRow]) -> Connection[Book]:
-    return page_connection(page, Book.from_row)
+    return page_connection(page)  # a BookRow is a Book's source: Book.from_row
