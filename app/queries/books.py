@@ -22,7 +22,7 @@ from app.queries.paging import (
     text_key,
     timestamp_key,
 )
-from app.queries.rows import BOOK_COLUMNS
+from app.queries.rows import BookRow
 from app.queries.search import clean_search
 
 T = TypeVar("T")
@@ -71,8 +71,15 @@ class BookListing:
     """The SQL of one `books` request, built from validated input."""
 
     def __init__(
-        self, *, search: str | None, filter: BookFilter | None, order_by: BookOrder | None, descending: bool
+        self,
+        *,
+        search: str | None,
+        filter: BookFilter | None,
+        order_by: BookOrder | None,
+        descending: bool,
+        columns: Sequence[str] = BookRow._fields,
     ) -> None:
+        self.columns = ", ".join(columns)
         self.args: list[Any] = []
         self.conditions: list[str] = ["TRUE"]
         self.search = clean_search(search)
@@ -112,7 +119,7 @@ class BookListing:
             )
         direction = "DESC" if self.descending else "ASC"
         sql = (
-            f"SELECT {BOOK_COLUMNS}, {self.key_expression} AS sort_key FROM read.book_view "
+            f"SELECT {self.columns}, {self.key_expression} AS sort_key FROM read.book_view "
             f"WHERE {' AND '.join(conditions)} "
             f"ORDER BY {self.key_expression} {direction}, id {direction} LIMIT {first + 1}"
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -31,6 +31,8 @@ from app.queries.rows import (
     BookRow,
     CategoryRow,
     PublisherRow,
+    book_columns,
+    book_reader,
 )
 from app.queries.search import clean_search
 
@@ -90,19 +92,24 @@ class CatalogQueries:
         order_by: BookOrder | None = None,
         descending: bool = False,
         count: bool = True,
+        fields: Collection[str] | None = None,
     ) -> Page[BookRow]:
         """Return one page of books; order_by None means RELEVANCE with a search, else NAME.
 
         Without `count` the page's total_count is None: counting every match is a scan of all of them,
-        which a request that does not select `totalCount` need not pay for.
+        which a request that does not select `totalCount` need not pay for. With `fields` (BookRow's
+        names) only their columns are read, and the rows' other fields are None (rows.book_reader).
         """
         check_first(first)
         reads.read_listing(*reads.BOOK_LISTING)
-        listing = BookListing(search=search, filter=filter, order_by=order_by, descending=descending)
+        columns = book_columns(fields)
+        listing = BookListing(
+            search=search, filter=filter, order_by=order_by, descending=descending, columns=columns
+        )
         # With the count: one round trip, and the count and the page read from one snapshot.
         sql, args = listing.page_and_count_sql(first, after) if count else listing.page_sql(first, after)
         records = await self._pool.fetch(sql, *args)
-        edges = listing.edges([r for r in records if r["id"] is not None], BookRow.from_record)
+        edges = listing.edges([r for r in records if r["id"] is not None], book_reader(columns))
         return make_page(edges, first, after=after, total_count=records[0]["total_count"] if count else None)
 
     @unavailable_when_down

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from app.domain.errors import ValidationError
 from app.domain.fields import is_storable
@@ -30,10 +30,10 @@ _DECIMAL_KEY = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,20})?")
 Position = tuple[str, Any, str]
 
 
-@dataclass(frozen=True, slots=True)
-class Edge(Generic[T]):
+class Edge(NamedTuple, Generic[T]):
     """A row of a page and its position; the cursor is encoded only when asked for (a page's query
-    seldom asks for every row's, and encoding them all was about 5 % of `books(first: 20)`)."""
+    seldom asks for every row's, and encoding them all was about 5 % of `books(first: 20)`). A tuple,
+    as BookRow is: a page builds one per row."""
 
     position: Position
     node: T

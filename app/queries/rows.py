@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -71,6 +73,55 @@ class BookRow(NamedTuple):
 
 _new_tuple = tuple.__new__  # a NamedTuple's own __new__, without its keyword handling
 _STATUSES = {status.value: status for status in BookStatus}
+
+
+def _status(value: str) -> BookStatus:
+    return _STATUSES.get(value) or BookStatus(value)  # ValueError for an unknown one
+
+
+def _ids(values: list[Any]) -> tuple[str, ...]:
+    return tuple(map(str, values))
+
+
+# How from_record turns a column's value into the field's; a column not named here is taken as it is.
+_FIELD_OF_COLUMN: dict[str, Callable[[Any], Any]] = {
+    "id": str,
+    "status": _status,
+    "category_id": str,
+    "publisher_id": str,
+    "author_ids": _ids,
+    "author_names": tuple,
+}
+BookReader = Callable[[asyncpg.Record], BookRow]
+
+
+def book_columns(fields: Collection[str] | None) -> tuple[str, ...]:
+    """The columns of `fields` (BookRow's names) in BookRow's order, `id` always among them; every
+    column for None."""
+    if fields is None:
+        return BookRow._fields
+    return tuple(name for name in BookRow._fields if name == "id" or name in fields)
+
+
+@lru_cache(maxsize=256)
+def book_reader(columns: tuple[str, ...]) -> BookReader:
+    """BookRow.from_record for records of `columns` (book_columns' order) and nothing else: every other
+    field is None, so a row read this way serves only a request that reads none of those.
+
+    A page whose request reads five of the seventeen columns decodes five: asyncpg's decoding of the
+    others (timestamps, arrays, numerics) was about 2.8 µs of a page's 10 µs per row."""
+    if columns == BookRow._fields:
+        return BookRow.from_record
+    slots = tuple((BookRow._fields.index(name), _FIELD_OF_COLUMN.get(name)) for name in columns)
+    empty: list[Any] = [None] * len(BookRow._fields)
+
+    def read(r: asyncpg.Record) -> BookRow:
+        values = empty.copy()
+        for (slot, convert), value in zip(slots, r.values(), strict=False):  # sort_key may follow
+            values[slot] = value if convert is None or value is None else convert(value)
+        return _new_tuple(BookRow, values)
+
+    return read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

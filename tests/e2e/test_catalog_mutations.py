@@ -186,3 +186,40 @@ async def test_author_books_categories_publishers_and_history(
     assert (event["streamId"], event["version"], event["type"]) == (created["bookId"], 1, "BookCreated")
     assert event["position"] == created["position"]
     assert event["metadata"]["actor"] == "user:admin"
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        *"id name description price priceSale status version averageRating totalReviews".split(),
+        *"createdAt updatedAt".split(),
+        "category { id name bookCount }",
+        "publisher { id name }",
+        "authors { id name }",
+        "__typename price",
+        "p: price n: name",
+        "...Priced",
+        "... on Book { createdAt authors { id name } }",
+        "... @include(if: false) { status }",
+    ],
+)
+async def test_a_page_answers_each_selection_as_the_whole_row_does(
+    http: httpx.AsyncClient, refs: dict[str, Any], selection: str
+) -> None:
+    # A page reads only the columns its nodes' selection needs (through fragments, aliases and
+    # directives): whatever it selects, its node answers as the book read whole does (createBook's payload
+    # reads its book with every column, through the loaders).
+    author = (await gql(http, CREATE_AUTHOR, {"name": "Selected Author"}))["createAuthor"]["authorId"]
+    created = await create_book(http, {**refs, "authorId": author}, name="Selected Columns")
+    whole = {**created["book"], "__typename": "Book", "p": created["book"]["price"], "n": "Selected Columns"}
+    query = """query($filter: BookFilter) {
+      books(first: 3, filter: $filter) { edges { node { %s } } }
+    } fragment Priced on Book { price priceSale name }"""
+    query = query if "Priced" in selection else query.split(" fragment")[0]
+    variables = {"filter": {"authorIds": [author]}}
+
+    books = await gql(http, query % selection, variables, {"Bookworm-Position": created["position"]})
+
+    [edge] = books["books"]["edges"]
+    assert edge["node"] == {key: whole[key] for key in edge["node"]}
+    assert edge["node"] or "@include" in selection

@@ -16,6 +16,7 @@ from app.schema.connections import Connection, page_connection, page_size, selec
 from app.schema.context import Info
 from app.schema.ids import list_errors
 from app.schema.loaders import sole_root_field
+from app.schema.selection import source_reads
 
 
 @strawberry.type
@@ -48,6 +49,7 @@ class CatalogQuery:
             order_by=None if order_by is None else BookOrder(order_by.value),
             descending=bool(descending),
             count=selects(info, "totalCount"),
+            fields=source_reads(info._raw_info, ("edges", "node")),
         )
         return page_connection(page)  # a BookRow is a Book's source: Book.from_row
 

@@ -17,6 +17,7 @@ from app.queries.rows import AuthorRow, BookRow, CategoryRow, PublisherRow
 from app.schema import described
 from app.schema.connections import Connection, page_connection, page_size
 from app.schema.context import Info
+from app.schema.selection import field_reading
 
 strawberry.enum(BookStatus, name="BookStatus")
 
@@ -91,21 +92,21 @@ class Book:
     publisher_id: strawberry.Private[str | None]
     author_ids: strawberry.Private[tuple[str, ...]]
 
-    @strawberry.field
+    @field_reading("category_id")
     async def category(self, info: Info) -> Category | None:
         if self.category_id is None:
             return None
         row = await info.context.loaders.category.load(self.category_id)
         return None if row is None else Category.from_row(row)
 
-    @strawberry.field
+    @field_reading("publisher_id")
     async def publisher(self, info: Info) -> Publisher | None:
         if self.publisher_id is None:
             return None
         row = await info.context.loaders.publisher.load(self.publisher_id)
         return None if row is None else Publisher.from_row(row)
 
-    @strawberry.field
+    @field_reading("author_ids")
     async def authors(self, info: Info) -> list[Author]:
         rows = await info.context.loaders.author.load_many(list(self.author_ids))
         return [Author.from_row(row) for row in rows if row is not None]
