@@ -30,7 +30,7 @@ from app.live.notices import ChangeNotice, topic_kind
 from app.metrics.instruments import delivered, subscription
 from app.schema.context import Info
 from app.schema.extensions import PublicErrors
-from app.schema.output import cap_response
+from app.schema.output import cap_response, encode
 from app.schema.positions import BadCursor, Position, parse_cursor
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def renderer(info: Info, direct: DirectOperation, event: Callable[[ChangeNotice]
             schema.process_errors(result.errors)
             public = PublicErrors()._process_errors(list(result.errors))
             payload["errors"] = [error.formatted for error in public]
-        return cap_response(json.dumps(payload, separators=(",", ":")), payload, limit)
+        return cap_response(encode(payload), payload, limit)
 
     return render
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Hashable
@@ -44,7 +43,7 @@ from app.schema.http_streams import HTTPStream, HTTPStreams, close_stream, strea
 from app.schema.ide import graphiql_page
 from app.schema.lean import lean_request
 from app.schema.loaders import Loaders
-from app.schema.output import cap_response
+from app.schema.output import cap_response, encode
 from app.schema.positions import BadCursor, Position, parse_cursor
 from app.schema.responses import (
     GRAPHQL_RESPONSE,
@@ -304,11 +303,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         return parsed
 
     def encode_json(self, data: object) -> str:
-        encoded: str | bytes
-        if isinstance(data, EncodedData):
-            encoded = data.encode()
-        else:
-            encoded = super().encode_json(data)
+        encoded = data.encode() if isinstance(data, EncodedData) else encode(data)
         return cap_response(encoded, data, self.settings.max_response_bytes)
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -459,7 +454,7 @@ class BookwormGraphQL(GraphQL[Context, None]):
         reading = reading_of(request)
         if reading is not None and reading.cacheable and not result.errors and result.data is not None:
             # Encoded once: the cache keeps these bytes, and the response is written around them.
-            data = json.dumps(result.data, separators=(",", ":"))
+            data = encode(result.data)
             cache = request.state.container.response_cache
             request.state.cache_kept = cache.keep(request.state.cache_key, reading, data.encode())
             return cast("GraphQLHTTPResponse", EncodedData(response, data))  # a dict, as strawberry's
