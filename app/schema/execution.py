@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from operator import attrgetter
 from types import FunctionType, GeneratorType
 from typing import Any, NamedTuple
@@ -85,6 +86,7 @@ _EXACT: dict[Callable[[Any], Any], type] = {
 }
 Readers = dict[Callable[..., Any] | None, Reader | None]  # a field's resolver -> how a shape reads it
 _READERS: WeakKeyDictionary[GraphQLSchema, Readers] = WeakKeyDictionary()
+_MEMBERS: WeakKeyDictionary[GraphQLEnumType, Callable[[Any], Any]] = WeakKeyDictionary()
 # The types of values seen to be neither an exception nor an awaitable, as every value of them is.
 _SETTLED: set[type] = {str, int, float, bool}
 
@@ -230,7 +232,7 @@ class Executor(PerEventExecutor):
                     Read(key, how.read, None, shape, how.nullable, how.listed, how.item_nullable, None)
                 )
             else:
-                coerce = how.type.coerce_output_value
+                coerce = _coercion(how.type)
                 exact = _EXACT.get(coerce)
                 reads.append(
                     Read(key, how.read, coerce, None, how.nullable, how.listed, how.item_nullable, exact)
@@ -396,6 +398,29 @@ class Executor(PerEventExecutor):
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
+
+
+def _coercion(leaf: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
+    """How a flat shape coerces a value of `leaf`: the type's own coercion, remembered per member for an
+    enum. strawberry's enum coercion scans every value of the enum for each member it writes (1.3 µs of
+    a page's 20 `status` fields each); a member's name never changes."""
+    coerce = leaf.coerce_output_value
+    if not isinstance(leaf, GraphQLEnumType):
+        return coerce
+    known = _MEMBERS.get(leaf)
+    if known is None:
+        names: dict[Enum, Any] = {}
+
+        def known(value: Any) -> Any:
+            if not isinstance(value, Enum):
+                return coerce(value)
+            name = names.get(value, _UNKNOWN)
+            if name is _UNKNOWN:  # a member (of this enum or not) coerced once; one refused raises each time
+                name = names[value] = coerce(value)
+            return name
+
+        _MEMBERS[leaf] = known
+    return known
 
 
 def _constant(value: str) -> Callable[[Any], str]:

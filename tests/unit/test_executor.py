@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,11 @@ from app.schema.extensions import PerEventExecutor
 from app.schema.scalars import SCALARS
 
 NOW = dt.datetime(2026, 12, 7, 0, 0, tzinfo=dt.UTC)
+
+
+class Elsewhere(enum.Enum):
+    IN_STOCK = "IN_STOCK"  # BookStatus has a member of this value; strawberry takes it by its value
+    GONE = "GONE"
 
 
 def book(n: int, **changes: Any) -> BookRow:
@@ -56,6 +62,7 @@ PAGES: dict[str, list[BookRow]] = {
     "null for a non-null field": [book(0), book(1, name=None), book(2)],
     "a value the scalar refuses": [book(0, price="not a decimal"), book(1, version="7")],
     "an enum value that is not one": [book(0, status="GONE")],
+    "a member of another enum": [book(0, status=Elsewhere.IN_STOCK), book(1, status=Elsewhere.GONE)],
     "an exception as the value": [book(0, name=ValueError("kept as a value"))],
     "null where null is allowed": [book(0, description=None, price_sale=None)],
     "a float for an Int": [book(0, version=2.5, total_reviews=3.0)],
