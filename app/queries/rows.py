@@ -112,15 +112,22 @@ def book_reader(columns: tuple[str, ...]) -> BookReader:
     others (timestamps, arrays, numerics) was about 2.8 µs of a page's 10 µs per row."""
     if columns == BookRow._fields:
         return BookRow.from_record
-    slots = tuple((BookRow._fields.index(name), _FIELD_OF_COLUMN.get(name)) for name in columns)
-    empty: list[Any] = [None] * len(BookRow._fields)
-
-    def read(r: asyncpg.Record) -> BookRow:
-        values = empty.copy()
-        for (slot, convert), value in zip(slots, r.values(), strict=False):  # sort_key may follow
-            values[slot] = value if convert is None or value is None else convert(value)
-        return _new_tuple(BookRow, values)
-
+    # Written out once per set of columns, as namedtuple writes its methods: one tuple display of
+    # BookRow's fields in order, each the record's value at the column's index (converted where
+    # from_record converts it) or None.
+    names: dict[str, Any] = {"new": _new_tuple, "BookRow": BookRow}
+    values = []
+    for field in BookRow._fields:
+        if field not in columns:
+            values.append("None")
+            continue
+        value, convert = f"r[{columns.index(field)}]", _FIELD_OF_COLUMN.get(field)
+        if convert is not None:
+            names[f"convert_{field}"] = convert
+            value = f"(None if {value} is None else convert_{field}({value}))"
+        values.append(value)
+    exec(f"def read(r):\n    return new(BookRow, ({', '.join(values)}))", names)  # numbers and names only
+    read: BookReader = names["read"]
     return read
 
 

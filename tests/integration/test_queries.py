@@ -227,6 +227,27 @@ async def test_a_page_not_counted_is_the_same_page(shelf: Shelf) -> None:
     assert nothing.items == () and nothing.total_count is None
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [set(), {"name"}, {"price", "status", "version"}, {"category_id", "author_ids", "author_names"}, None],
+)
+async def test_a_page_of_some_fields_holds_those_of_every_row_and_none_of_the_others(
+    shelf: Shelf, fields: set[str] | None
+) -> None:
+    for order in BookOrder:
+        search = "dragon" if order is BookOrder.RELEVANCE else None
+        whole = await shelf.queries.list_books(first=5, search=search, order_by=order)
+        some = await shelf.queries.list_books(
+            first=5, search=search, order_by=order, fields=fields, count=False
+        )
+        assert [edge.position for edge in some.items] == [edge.position for edge in whole.items]
+        for part, row in zip(some.nodes, whole.nodes, strict=True):
+            kept = set(BookRow._fields) if fields is None else {"id", *fields}
+            assert part._asdict() == {
+                name: getattr(row, name) if name in kept else None for name in BookRow._fields
+            }
+
+
 async def test_soft_deleted_books_are_not_listed(shelf: Shelf) -> None:
     page = await shelf.queries.list_books(first=100)
     assert shelf.deleted not in {e.node.id for e in page.items}
