@@ -79,7 +79,9 @@ class BookListing:
         descending: bool,
         columns: Sequence[str] = BookRow._fields,
     ) -> None:
-        self.columns = ", ".join(columns)
+        if columns[0] != "id":
+            raise ValueError("a listing's first column is its id")
+        self.columns, self.width = ", ".join(columns), len(columns)
         self.args: list[Any] = []
         self.conditions: list[str] = ["TRUE"]
         self.search = clean_search(search)
@@ -140,8 +142,9 @@ class BookListing:
 
     def edges(self, records: Sequence[asyncpg.Record], row: Callable[[asyncpg.Record], T]) -> list[Edge[T]]:
         """The page's records as edges: each row at its position in this listing."""
-        ordering, dump = self.ordering, self.sort.dump  # once per page, not once per row
-        return [Edge((ordering, dump(r["sort_key"]), str(r["id"])), row(r)) for r in records]
+        ordering, dump, key = self.ordering, self.sort.dump, self.width  # once per page, not once per row
+        # By index, not by name: `id` is every listing's first column, the sort key follows the columns.
+        return [Edge((ordering, dump(r[key]), str(r[0])), row(r)) for r in records]
 
     def _arg(self, value: Any) -> str:
         self.args.append(value)

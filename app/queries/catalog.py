@@ -40,7 +40,7 @@ R = TypeVar("R")
 _AUTHOR_ORDERING = "author:name"
 _AUTHORS = Keyset("read.author_view", AUTHOR_COLUMNS, "name", "text")
 _FIRST_BOOKS_OF_AUTHORS = f"""
-SELECT a.author_id AS for_author, b.*
+SELECT b.*, a.author_id AS for_author
 FROM unnest($1::uuid[]) AS a(author_id)
 CROSS JOIN LATERAL (
     SELECT {BOOK_COLUMNS}, name AS sort_key FROM read.book_view
