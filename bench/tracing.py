@@ -84,6 +84,7 @@ QUERIES = {
     "book": BOOK,
     "plain": "query($id: ID!) { book(id: $id) { id name price status version } }",
     "page": "{ books(first: 20) { edges { node { id name price status version } } } }",
+    "page1": "{ books(first: 1) { edges { node { id name price status version } } } }",
 }
 SEED = """
 mutation($name: String!) {
@@ -256,7 +257,7 @@ async def measure(
     """Each mode's rounds (wall and CPU seconds per request, in round order) and the order of the turns."""
     token = issue(SECRET, subject="bench", name="Bench", roles=(ADMIN, CUSTOMER))
     state = {"container": built}
-    variables = {} if args.query == "page" else {"id": book_id}
+    variables = {} if args.query.startswith("page") else {"id": book_id}
     body = json.dumps({"query": QUERIES[args.query], "variables": variables}).encode()
     modes = [build(built.settings, name) for name in args.modes.split(",")]
     for mode in modes:
@@ -341,6 +342,9 @@ def instructions(args: argparse.Namespace, settings: Settings, book_id: str) -> 
             raise SystemExit(f"the run under valgrind failed:\n{done.stderr[-3000:]}")
         turns: list[str] = json.loads(done.stdout.splitlines()[-1])
         dumps = sorted(Path(out).glob("callgrind.out.*"), key=lambda path: int(path.suffix[1:]))
+        if os.environ.get("KEEP_DUMPS"):
+            for d in dumps:
+                shutil.copy(d, os.environ["KEEP_DUMPS"])
         counts = [_summary(path) / args.requests for path in dumps[1::2]]  # each turn's end
     if len(dumps) != 2 * len(turns):
         raise SystemExit(f"{len(dumps)} dumps for {len(turns)} turns: does something else call getpriority?")
@@ -432,7 +436,7 @@ async def main() -> None:
             settings, book_id = bench_settings(args.database, args.prefix), args.book
         else:
             settings = await scratch_settings(stack, "bench_tracing")
-            book_id = await seeded(settings, 20 if args.query == "page" else 1)
+            book_id = await seeded(settings, 20 if args.query.startswith("page") else 1)
         if args.instructions:
             counts = await asyncio.to_thread(instructions, args, settings, book_id)
         else:
