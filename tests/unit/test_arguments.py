@@ -28,7 +28,7 @@ from strawberry.types.field import StrawberryField
 from app.schema import build_schema
 from app.schema.arguments import Planner
 from app.schema.extensions import Schema
-from app.schema.resolvers import covered
+from app.schema.resolvers import covered, install
 from app.schema.scalars import SCALARS
 
 SAMPLES: dict[str, Any] = {
@@ -303,7 +303,8 @@ def test_built_resolvers_answer_as_strawberrys(document: str, variables: dict[st
 
 
 def test_the_test_schema_runs_through_built_resolvers_where_covered() -> None:
-    _, ours = _schemas()
+    theirs, ours = _schemas()
     fields = ours._schema.query_type.fields  # type: ignore[union-attr]
     assert all(covered(f.extensions["strawberry-definition"]) for f in fields.values())
     assert all(f.resolve.__module__ == "app.schema.resolvers" for f in fields.values())
+    assert install(theirs) == len(fields)  # any strawberry schema: every field of Query here
