@@ -24,6 +24,7 @@ from app.domain.errors import DomainError, UnavailableError, ValidationError
 from app.live.errors import ResumeTooOld
 from app.metrics.names import OperationNames
 from app.metrics.requests import note_operation
+from app.schema import resolvers
 from app.schema.admission import admission
 from app.schema.cache import reading_of
 from app.settings import Settings
@@ -215,8 +216,13 @@ class HookRunner(SchemaExtensionsRunner):
 
 
 class Schema(strawberry.Schema):
-    """A schema that logs unexpected errors only (with their trace), not every client mistake, and runs
-    its extensions' hooks through HookRunner."""
+    """A schema that logs unexpected errors only (with their trace), not every client mistake, runs its
+    extensions' hooks through HookRunner, and calls its resolvers through the ones app/schema/resolvers.py
+    builds once per field (planned argument conversion)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        resolvers.install(self)
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]

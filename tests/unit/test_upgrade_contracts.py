@@ -5,6 +5,7 @@ beyond their documented API, checked without I/O. Each failure says which code o
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import re
 from collections.abc import Awaitable, Callable
@@ -21,11 +22,13 @@ from graphql import ExecutionResult, GraphQLSchema, parse
 from redis import asyncio as aioredis
 from strawberry.extensions import MaskErrors
 from strawberry.http.async_base_view import AsyncBaseHTTPView
+from strawberry.schema import schema_converter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import arguments as strawberry_arguments
 from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
 from uvicorn.server import ServerState
 from websockets.protocol import State
@@ -39,6 +42,7 @@ from app.metrics import names as labels
 from app.metrics.requests import SCOPE_KEY
 from app.schema import build_schema
 from app.schema.admission import Admission
+from app.schema.errors import EXCEPTION_HANDLERS
 from app.schema.execution import Executor
 from app.schema.extensions import OperationLabel, PerEventExecutor, PublicErrors, Schema
 from app.schema.stream_transports import SSE, Multipart
@@ -138,6 +142,44 @@ def test_strawberry_still_keeps_the_graphql_core_schema_in_schema_underscore_sch
         "strawberry's Schema._schema is no longer the GraphQLSchema: app/schema/admission.py analyses and "
         "validates documents against it"
     )
+
+
+# What app/schema/arguments.py and app/schema/resolvers.py do again, once per field, that strawberry does
+# per request: each function's source as it was when they were written (strawberry 0.341.2).
+STRAWBERRY_RESOLVER_PATH = {
+    strawberry_arguments.convert_argument: "a11a22f213be34f4",
+    strawberry_arguments.convert_arguments: "c1f343b7611e0f78",
+    schema_converter.get_arguments: "622f5399b812e9e2",
+    schema_converter.GraphQLCoreConverter.from_resolver: "bcac1354fecdee79",
+    schema_converter.GraphQLCoreConverter._get_field_exception_handlers: "bf6674b25bb0345a",
+}
+
+
+@pytest.mark.parametrize("function", STRAWBERRY_RESOLVER_PATH, ids=lambda f: f.__qualname__)
+def test_strawberrys_argument_conversion_and_resolver_are_what_the_built_resolvers_repeat(
+    function: Callable[..., Any],
+) -> None:
+    digest = hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+    assert digest == STRAWBERRY_RESOLVER_PATH[function], (
+        f"strawberry's {function.__qualname__} changed: app/schema/arguments.py (Planner, Plan) and "
+        "app/schema/resolvers.py (the built resolvers) do what it does once per field; bring them to its "
+        "new behaviour, run tests/unit/test_arguments.py, then record the new digest here"
+    )
+
+
+def test_the_strawberry_helpers_the_built_resolvers_call_are_still_there() -> None:
+    revisit = "app/schema/arguments.py and app/schema/resolvers.py call it"
+    for helper in ("_is_leaf_type", "_is_optional_leaf_type", "convert_argument"):
+        assert callable(getattr(strawberry_arguments, helper, None)), f"{helper}: {revisit}"
+    schema = build_schema()
+    create_book = schema._schema.mutation_type.fields["createBook"]  # type: ignore[union-attr]
+    field = create_book.extensions[schema_converter.GraphQLCoreConverter.DEFINITION_BACKREF]
+    handlers = schema.schema_converter._get_field_exception_handlers(field)
+    assert [type(handler) for _, handler in handlers] == [type(h) for h in EXCEPTION_HANDLERS], revisit
+    resolver = field.base_resolver
+    for name in ("self_parameter", "parent_parameter", "root_parameter", "info_parameter", "wrapped_func"):
+        assert hasattr(resolver, name), f"StrawberryResolver.{name}: {revisit}"
+    assert resolver.self_parameter is not None and resolver.info_parameter is not None, revisit
 
 
 def test_each_subscription_event_memoises_subfields_in_its_own_executor() -> None:
