@@ -42,7 +42,8 @@ _GENERAL: Any = object()  # "complete this field graphql-core's way"
 
 DERIVED = "bookworm.derived"
 """Metadata of a field whose resolver is a synchronous function of its parent alone, with no arguments, no
-side effects and nothing to await (`Connection.edges`): a flat shape calls it directly, as it reads an attribute.
+side effects and nothing to await (`Connection.edges`): a flat shape calls it directly, as it reads an
+attribute.
 """
 
 
