@@ -42,12 +42,6 @@ PERMANENT = (ValidationError, UnknownEventType)
 # These mean "stop and let the runner sort it out", never "this event is bad".
 NOT_THE_EVENTS_FAULT: tuple[type[BaseException], ...] = (LeaseLost, *POSTGRES_DOWN)
 LAZY_MOVE = 0.5  # seconds a process manager's checkpoint may stay behind events it ignores
-# Events applied in one transaction at most. A batch transaction holds a transaction id from its first
-# statement to its commit, and no commit-order reader (the relay first) sees anything committed after that
-# id was handed out until then: a batch of 500 books took 0.1-0.8 s on a busy machine, every event appended
-# meanwhile waited for it, and the next batch was as large (bench/README.md, "Lag spikes"). A backlog is
-# applied in transactions of this many events, and the relay reads between them.
-MOST_PER_TRANSACTION = 50
 
 _PARK = """
 INSERT INTO bus.dead_letters
@@ -127,10 +121,8 @@ class Applier:
         """
         if end <= self.checkpoint:
             return
-        for start in range(0, len(events), MOST_PER_TRANSACTION):
-            part = events[start : start + MOST_PER_TRANSACTION]
-            last = start + MOST_PER_TRANSACTION >= len(events)
-            await self._apply_halving(part, end if last else part[-1].position)
+        if events:
+            await self._apply_halving(events, end)
         await self._advance(end)
 
     async def _apply_halving(self, events: Sequence[RecordedEvent], end: Position) -> None:

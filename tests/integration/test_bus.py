@@ -675,34 +675,6 @@ async def test_a_mixed_batch_applies_exactly_the_handled_events(env: BusEnv) -> 
     assert list(await env.applied("late")) == event_ids(authors)
 
 
-class BatchSizes(Counter):
-    """A Counter that records how many events each of its transactions applied."""
-
-    def __init__(self) -> None:
-        super().__init__("sizes")
-        self.sizes: list[int] = []
-
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> list[ChangeNotice]:
-        self.sizes.append(len(events))
-        return await super().apply(conn, events)
-
-
-async def test_a_backlog_is_applied_in_transactions_of_a_bounded_size(env: BusEnv) -> None:
-    # Each transaction holds back every commit-order reader until it commits: a backlog goes in parts.
-    events = await env.append(1, per_transaction=applier_module.MOST_PER_TRANSACTION * 2 + 20)
-    consumer = BatchSizes()
-    lease = Lease(env.pool, consumer.name, env.settings.lease_ttl)
-    assert await lease.try_acquire()
-    applier = Applier(env.settings, env.pool, env.redis, consumer, lease, env)
-    await applier.refresh()
-    await applier.apply(events, events[-1].position)
-    most = applier_module.MOST_PER_TRANSACTION
-    assert consumer.sizes == [most, most, 20]
-    assert applier.checkpoint == events[-1].position
-    assert list(await env.applied("sizes")) == event_ids(events)
-    assert [n.position for n in env.published] == [e.position for e in events]
-
-
 async def test_a_consumer_that_lost_its_lease_cannot_move_its_checkpoint(env: BusEnv) -> None:
     author, passed, other = await env.append(3)
     consumer = Counter()
