@@ -118,13 +118,6 @@ class Relay:
                     polling = True
                 await asyncio.sleep(self._settings.relay_gather)
                 continue
-            if polling and await self._store.held_back(checkpoint, conn=conn):
-                # Not quiet: commits wait for an older transaction (a consumer's batch, say). Polling on
-                # keeps appends from NOTIFYing meanwhile: their notifications' commits are serialized
-                # server-wide, each through its WAL flush, and every projection's checkpoint move queues
-                # behind them (bench/README.md, "Lag spikes").
-                await asyncio.sleep(self._settings.relay_gather)
-                continue
             if polling:
                 # Quiet again: appends NOTIFY from now on. Those that saw the relay polling are read
                 # once they have ended (below), before the relay waits for a NOTIFY.

@@ -253,28 +253,6 @@ async def test_an_append_that_saw_the_relay_polling_is_relayed_once_it_commits_a
         await wait_until(lambda: _has(env, 4), what="the late event relayed", within=5.0)
 
 
-async def test_the_relay_polls_on_while_commits_are_held_back(make_settings: Callable[[], Settings]) -> None:
-    # Held back is not quiet: appends must not go back to NOTIFYing (their commits serialize server-wide).
-    settings = dataclasses.replace(make_settings(), relay_poll_interval=60.0, relay_gather=0.3)
-    async with bus_env(settings) as env:
-        env.start(relay(env).run())
-        await env.append(1)
-        await wait_until(lambda: _has(env, 1), what="the first event relayed")
-        await env.append(1, per_transaction=2)  # a batch of two: the relay polls for the gather
-        await wait_until(lambda: _polling(env), what="the relay to poll", within=2.0)
-        async with env.pool.acquire() as older:
-            blocker = older.transaction()
-            await blocker.start()
-            await older.execute("SELECT pg_current_xact_id()")  # an xid older than the next append
-            async with env.pool.acquire() as conn, conn.transaction():
-                await append_authors(env.store, conn, ["held back"])
-            await asyncio.sleep(1.0)  # a few gathers: each read found it held back
-            assert await _polling(env)
-            assert len(await env.stream()) == 3
-            await blocker.rollback()
-        await wait_until(lambda: _has(env, 4), what="the held-back event relayed", within=2.0)
-
-
 async def _not(flag: Awaitable[bool]) -> bool:
     return not await flag
 
