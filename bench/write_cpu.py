@@ -2,7 +2,7 @@
 
 Usage:
     BOOKWORM_DATABASE_URL=... BOOKWORM_REDIS_URL=... python bench/write_cpu.py [--ops book,author]
-        [--rounds 2] [--duration 6] [--books 300] [--profile DIR]
+        [--rounds 2] [--duration 6] [--books 300] [--profile DIR] [--foreign-hold MS]
 
 compare.py sums the server's processes (the API process and the worker) and every backend of Bookworm's
 database; this splits them. It starts `bookworm serve` (1 API process and its worker) on a scratch
@@ -14,13 +14,16 @@ connection, which names none, `none`), the Redis server's (shared: other users c
 busy share, and each write's lag from its commit to every read model (bench/_lag.py). With --profile DIR,
 py-spy (500 samples/s, raw format) records the API process and the worker during each measured window
 into DIR/<op>-<round>-api.txt and -worker.txt; its sampling slows both, so the CPU figures of such a run
-are not comparable with the others.
+are not comparable with the others. With --foreign-hold MS, a transaction of another database (the
+server's `postgres`) holds a transaction id for MS ms every second, as a migration or a test elsewhere on
+the same server would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -35,7 +38,7 @@ from _cpu import _machine, _processes
 from _graphql import CREATE, CREATE_BOOK, create_refs
 from _lag import ReadModelClock
 from _lean import Connection, Endpoint, Operation, Requests, closed_loop, numbered, string_field
-from _scratch import database_of, scratch_database, scratch_prefix
+from _scratch import database_of, scratch_database, scratch_prefix, with_database
 from _server import TREE, bookworm_server, percentile
 
 CREATE_AUTHOR = CREATE % ("createAuthor", "CreateAuthorSuccess", "authorId position")
@@ -126,6 +129,8 @@ async def run(args: argparse.Namespace) -> None:
                 ),
             }
             clock = await ReadModelClock.start(url)
+            hold = args.foreign_hold
+            holder = asyncio.create_task(_hold_elsewhere(base, hold)) if hold else None
             try:
                 for number in range(args.rounds):
                     for name in args.ops:
@@ -135,7 +140,28 @@ async def run(args: argparse.Namespace) -> None:
                         )
                         await asyncio.sleep(1.0)
             finally:
+                if holder is not None:
+                    holder.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await holder
                 await clock.close()
+
+
+async def _hold_elsewhere(base: str, milliseconds: float) -> None:
+    """Every second, hold a transaction id for `milliseconds` in the server's `postgres` database.
+
+    What another database's writer does to this one's commit-order readers: a migration, CREATE DATABASE,
+    a test or a job idle in transaction (transaction ids are the server's).
+    """
+    connection = await asyncpg.connect(with_database(base, "postgres"))
+    try:
+        while True:
+            async with connection.transaction():
+                await connection.fetchval("SELECT pg_current_xact_id()")
+                await asyncio.sleep(milliseconds / 1000)
+            await asyncio.sleep(max(0.0, 1.0 - milliseconds / 1000))
+    finally:
+        await connection.close()
 
 
 async def _round(
@@ -199,6 +225,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0, help="seconds measured per round")
     parser.add_argument("--books", type=int, default=300, help="books seeded first")
     parser.add_argument("--profile", default="", help="a directory for py-spy's raw profiles")
+    parser.add_argument(
+        "--foreign-hold",
+        type=float,
+        default=0.0,
+        help="ms: every second, hold a transaction id that long in the server's `postgres` database",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -179,8 +179,9 @@ WHERE polling <> $1 AND set_config('synchronous_commit', 'off', true) = 'off'
 """
 # A transaction id of its own, assigned after every id an append that still saw the relay polling holds.
 _NEXT_XID = "SELECT pg_current_xact_id()::text"
-# Every transaction with an id below $1 has ended: none of them is older than the oldest one running.
-_ENDED_BEFORE = "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8"
+# Every transaction with an id below $1 that may write here has ended: the commit horizon is past it (another
+# database's transactions, which cannot append here, do not count; migration 0014).
+_ENDED_BEFORE = "SELECT (SELECT eventstore.commit_horizon()) >= $1::text::xid8"
 
 
 async def _start_polling(conn: asyncpg.Connection) -> None:
@@ -202,6 +203,6 @@ async def _stop_polling(conn: asyncpg.Connection) -> str:
 
 
 async def _ended_before(conn: asyncpg.Connection, xid: str) -> bool:
-    """Tell whether every transaction with an id below `xid` has ended (committed or not)."""
+    """Tell whether every transaction of this database with an id below `xid` has ended (committed or not)."""
     ended: bool = await conn.fetchval(_ENDED_BEFORE, xid)
     return ended

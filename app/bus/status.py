@@ -13,7 +13,7 @@ from app.eventstore import EventStore, Position
 
 _LAG = """
 SELECT count(*) FROM eventstore.events
-WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+WHERE transaction_id < (SELECT eventstore.commit_horizon())
   AND (transaction_id, global_position) > ($1::text::xid8, $2)
 """
 # A bigint advisory key shows in pg_locks as (classid, objid) = (high, low) 32 bits, objsubid 1.

@@ -77,10 +77,11 @@ ORDER BY a.global_position
 """
 
 # Commit order without gaps (docs/architecture.md, "Event store"): only transactions older than every
-# running one are visible, and they are read by (transaction id, position), never by position alone.
+# running one that may write here are visible (the commit horizon, migration 0014: other databases' running
+# transactions do not count), and they are read by (transaction id, position), never by position alone.
 _READ_ALL = f"""
 SELECT {_COLUMNS} FROM eventstore.events
-WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+WHERE transaction_id < (SELECT eventstore.commit_horizon())
   AND (transaction_id, global_position) > ($1::text::xid8, $2)
 ORDER BY transaction_id, global_position
 LIMIT $3
@@ -95,7 +96,7 @@ _READ_TYPES = f"""
 SELECT {_COLUMNS}, n, event_type = ANY($5::text[]) AS wanted FROM (
     SELECT *, row_number() OVER page AS n, lead(global_position) OVER page IS NULL AS last FROM (
         SELECT * FROM eventstore.events
-        WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        WHERE transaction_id < (SELECT eventstore.commit_horizon())
           AND (transaction_id, global_position) > ($1::text::xid8, $2)
           AND (transaction_id, global_position) <= ($3::text::xid8, $4)
         ORDER BY transaction_id, global_position
@@ -112,13 +113,13 @@ _HELD_BACK = """
 SELECT EXISTS (
     SELECT 1 FROM eventstore.events
     WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
-      AND transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+      AND transaction_id >= (SELECT eventstore.commit_horizon())
 )
 """
 
 _HEAD = """
 SELECT transaction_id::text::bigint, global_position FROM eventstore.events
-WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+WHERE transaction_id < (SELECT eventstore.commit_horizon())
 ORDER BY transaction_id DESC, global_position DESC LIMIT 1
 """
 

@@ -36,7 +36,7 @@ _BEHIND = """
  {rest})
 """
 _LAGS = f"""
-WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+WITH horizon AS MATERIALIZED (SELECT eventstore.commit_horizon() AS xmin),
 checkpoints AS (
     SELECT CASE WHEN name = $2 THEN 'relay' ELSE 'process' END AS kind, name, transaction_id, global_position
     FROM bus.checkpoints

@@ -15,7 +15,7 @@ SELECT name, version, generation, transaction_id, global_position FROM read.proj
 # The same visibility rule as every commit-order reader (docs/architecture.md, "Event store").
 _LAG = """
 SELECT count(*) FROM eventstore.events
-WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+WHERE transaction_id < (SELECT eventstore.commit_horizon())
   AND (transaction_id, global_position) > ($1::text::xid8, $2)
 """
 # One statement, so the rows go and the horizon rises together: a resume never sees one without the other.

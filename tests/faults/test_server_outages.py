@@ -110,7 +110,7 @@ async def projections_reach_head(cluster: Cluster) -> float:
     try:
         head = await conn.fetchrow(
             "SELECT transaction_id::text::bigint, global_position FROM eventstore.events "
-            "WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "WHERE transaction_id < (SELECT eventstore.commit_horizon()) "
             "ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
         )
         behind = "SELECT count(*) FROM read.projections WHERE (transaction_id, global_position) < ($1, $2)"

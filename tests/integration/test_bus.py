@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -27,6 +28,7 @@ from app.bus.scheduler import Scheduler
 from app.bus.status import lease_status, relay_status
 from app.bus.workers import Workers
 from app.commands.bus import CommandBus
+from app.db import plain_url
 from app.events.catalog import AuthorCreated, CategoryCreated
 from app.eventstore import NOTIFY_CHANNEL, START, EventStore, Position, RecordedEvent
 from app.ids import new_id
@@ -178,6 +180,28 @@ async def test_events_held_back_by_an_older_transaction_are_relayed_once_it_ends
             assert len(await env.stream()) == 1
             await blocker.rollback()  # ends without an event, so without a NOTIFY
         await wait_until(lambda: _has(env, 2), what="the held-back event relayed", within=5.0)
+
+
+async def test_a_transaction_of_another_database_does_not_hold_the_relay_back(
+    make_settings: Callable[[], Settings],
+) -> None:
+    # Transaction ids are the server's; only this database's transactions may hold commit order back.
+    settings = dataclasses.replace(make_settings(), relay_poll_interval=60.0)
+    assert settings.database_url
+    elsewhere = urlunsplit(urlsplit(plain_url(settings.database_url))._replace(path="/postgres"))
+    async with bus_env(settings) as env:
+        env.start(relay(env).run())
+        await env.append(1)
+        await wait_until(lambda: _has(env, 1), what="the first event relayed")
+        other = await asyncpg.connect(elsewhere)
+        try:
+            async with other.transaction():
+                await other.execute("SELECT pg_current_xact_id()")  # an xid older than the next appends
+                await env.append(1)  # a lone event: relayed on its NOTIFY
+                await env.append(1, per_transaction=2)  # a batch: the relay polls, then stops
+                await wait_until(lambda: _has(env, 4), what="the events relayed meanwhile", within=2.0)
+        finally:
+            await other.close()
 
 
 async def _polling(env: BusEnv) -> bool:

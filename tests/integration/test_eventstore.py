@@ -8,11 +8,12 @@ import random
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-from app.db import create_pool
+from app.db import create_pool, plain_url
 from app.events.base import Event, Metadata
 from app.events.catalog import (
     AuthorCreated,
@@ -176,6 +177,56 @@ async def _read_all_of(store: EventStore, after: Position, stream_id: str) -> li
         if not batch:
             await asyncio.sleep(0.01)
     return found
+
+
+async def test_a_transaction_of_another_database_holds_no_event_back(
+    make_settings: Callable[[], Settings],
+) -> None:
+    # Transaction ids are the server's: a writer in another database (a migration, a test, a job left idle
+    # in transaction) must not stop this database's commit-order readers, the relay first (migration 0014).
+    settings = make_settings()
+    assert settings.database_url
+    elsewhere = urlunsplit(urlsplit(plain_url(settings.database_url))._replace(path="/postgres"))
+    pool = await create_pool(settings.database_url)
+    other = await asyncpg.connect(elsewhere)
+    try:
+        store = EventStore(pool)
+        before = await store.head()
+        async with other.transaction():
+            await other.fetchval("SELECT pg_current_xact_id()")  # holds an id until it ends
+            author = new_id()
+            appended = await _append_one(
+                pool, store, author, "Author", 0, AuthorCreated(author_id=author, name="a")
+            )
+            assert [r.position for r in await store.read_all(before)] == [appended]
+            assert not await store.held_back(appended)
+            assert await store.head() == appended
+    finally:
+        await other.close()
+        await pool.close()
+
+
+async def test_a_transaction_of_this_database_still_holds_later_commits_back(
+    make_settings: Callable[[], Settings],
+) -> None:
+    settings = make_settings()
+    assert settings.database_url
+    pool = await create_pool(settings.database_url)
+    try:
+        store = EventStore(pool)
+        before = await store.head()
+        author = new_id()
+        async with pool.acquire() as holder:
+            async with holder.transaction():
+                await holder.fetchval("SELECT pg_current_xact_id()")  # may append later, below what follows
+                appended = await _append_one(
+                    pool, store, author, "Author", 0, AuthorCreated(author_id=author, name="a")
+                )
+                assert await store.read_all(before) == []
+                assert await store.held_back(before)
+        assert [r.position for r in await store.read_all(before)] == [appended]
+    finally:
+        await pool.close()
 
 
 async def test_read_types_sends_only_those_types_and_tells_how_far_the_page_read(
