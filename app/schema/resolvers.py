@@ -106,15 +106,7 @@ def _async_resolver(
             result = call(*args, **kwargs)
             return (await result) if inspect.isawaitable(result) else result
         except Exception as exc:
-            handler = _handler(handlers, exc)
-            if handler is None:
-                raise
-            handled = handler.handle(exc, field=field, info=strawberry_info)
-            if inspect.isawaitable(handled):
-                handled = await handled
-            if handled is None:  # the handler declined it
-                raise
-            return handled
+            return await _handled(exc, field, strawberry_info, handlers)
 
     return resolve
 
@@ -147,15 +139,20 @@ async def _awaited(result: Any, field: StrawberryField, info: Any, handlers: Han
     try:
         return await result
     except Exception as exc:
-        handler = _handler(handlers, exc)
-        if handler is None:
-            raise
-        handled = handler.handle(exc, field=field, info=info)
-        if inspect.isawaitable(handled):
-            handled = await handled
-        if handled is None:
-            raise
-        return handled
+        return await _handled(exc, field, info, handlers)
+
+
+async def _handled(exc: Exception, field: StrawberryField, info: Any, handlers: Handlers) -> Any:
+    """What the handler strawberry matched to `exc` makes of it (awaited); `exc` again when none does."""
+    handler = _handler(handlers, exc)
+    if handler is None:
+        raise exc
+    handled = handler.handle(exc, field=field, info=info)
+    if inspect.isawaitable(handled):
+        handled = await handled
+    if handled is None:  # the handler declined it
+        raise exc
+    return handled
 
 
 def _handler(handlers: Handlers, exc: Exception) -> Any:
