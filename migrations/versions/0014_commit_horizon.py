@@ -1,6 +1,6 @@
 """The commit-order horizon of this database: other databases' transactions no longer hold it back.
 
-Every reader of all events reads only transactions below the oldest one still running (DESIGN §3). That
+Every reader of all events reads only transactions below the oldest one still running. That
 was `pg_snapshot_xmin(pg_current_snapshot())`, and transaction ids are the server's, not a database's:
 a transaction of *another* database on the same server (a migration, CREATE DATABASE, a test or a job
 left idle in transaction) held back the relay, and with it every read model, for as long as it ran. Under
