@@ -15,7 +15,6 @@ from app.schema.context import Info
 from app.schema.execution import DERIVED
 
 T = TypeVar("T")
-Row = TypeVar("Row")
 
 
 @strawberry.type
