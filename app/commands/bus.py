@@ -36,10 +36,12 @@ from app.metrics.instruments import ERROR, OK, command_done
 # Lost races: a stream that moved, or PostgreSQL breaking a deadlock between two writers.
 _CONCURRENT = (ConcurrencyError, asyncpg.TransactionRollbackError)
 
-# Commands that commute re-decide after lost races until this long after their first attempt, and at
-# most this many times: enough for fifty writers of one basket, yet a stuck stream still answers soon.
-COMMUTING_DEADLINE = 2.0
-COMMUTING_ATTEMPTS = 50
+# A command that asked for its change on the latest state (`_redecides`) re-decides after lost races
+# until this long after its first attempt, and at most this many times: enough for fifty writers of one
+# basket or one hot book, yet a stuck stream still answers soon. Other retries (a moved target, or any
+# inside a caller's transaction) stop after the bus's `max_attempts`.
+REDECIDE_DEADLINE = 2.0
+REDECIDE_ATTEMPTS = 50
 # A snapshot of a growing stream every this many events (Settings.snapshot_every).
 SNAPSHOT_EVERY = 100
 # Full-jitter exponential backoff: each wait is drawn from [0, ceiling), the ceiling doubling up to its cap.
@@ -67,8 +69,8 @@ class CommandBus:
         handlers: Mapping[type[Command], Handler] | None = None,
         max_attempts: int = 3,
         acquire_timeout: float = 5.0,
-        commuting_deadline: float = COMMUTING_DEADLINE,
-        commuting_attempts: int = COMMUTING_ATTEMPTS,
+        redecide_deadline: float = REDECIDE_DEADLINE,
+        redecide_attempts: int = REDECIDE_ATTEMPTS,
         snapshot_every: int = SNAPSHOT_EVERY,
     ) -> None:
         self._pool = pool
@@ -76,8 +78,8 @@ class CommandBus:
         self._handlers = dict(HANDLERS if handlers is None else handlers)
         self._max_attempts = max_attempts
         self._acquire_timeout = acquire_timeout
-        self._commuting_deadline = commuting_deadline
-        self._commuting_attempts = commuting_attempts
+        self._redecide_deadline = redecide_deadline
+        self._redecide_attempts = redecide_attempts
         self._snapshot_every = snapshot_every
         self._targets = TargetStates()
 
@@ -149,9 +151,9 @@ class CommandBus:
 
     def _retry_limits(self, command: Command, conn: asyncpg.Connection | None) -> tuple[int, float]:
         """Return how many attempts `command` gets and the loop time past which it stops retrying."""
-        # Inside a caller's transaction every wait holds its locks: commuting or not, retry briefly.
-        if command.commutes and conn is None:
-            return self._commuting_attempts, asyncio.get_running_loop().time() + self._commuting_deadline
+        # Inside a caller's transaction every wait holds its locks: whatever the command, retry briefly.
+        if _redecides(command) and conn is None:
+            return self._redecide_attempts, asyncio.get_running_loop().time() + self._redecide_deadline
         return self._max_attempts, float("inf")
 
     async def _attempt(
@@ -249,8 +251,12 @@ def _require_declared(command: Command, ctx: Context) -> None:
 
 
 def _may_retry(command: Command, exc: Exception) -> bool:
-    if isinstance(exc, TargetChanged):
-        return True  # only a stream it read moved; its own expectations are checked again
+    # A TargetChanged says only that a stream it read moved: its own expectations are checked again.
+    return isinstance(exc, TargetChanged) or _redecides(command)
+
+
+def _redecides(command: Command) -> bool:
+    """Whether a lost race is no conflict for `command`: it asked for its change on the latest state."""
     # A command pinned to an expected version asked to fail on any concurrent change.
     return command.retry_safe and getattr(command, "expected_version", None) is None
 

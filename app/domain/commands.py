@@ -31,14 +31,13 @@ class Command:
     """An imperative request to change the system; subclasses are frozen kw-only dataclasses."""
 
     # The bus re-runs a command after a concurrent write only when re-deciding on fresh state is
-    # what the caller meant (renames, deletes); commands carrying an expected_version never are.
+    # what the caller meant (renames, deletes, basket changes); commands carrying an expected_version
+    # never are. A lost race is then no conflict the caller should see: the bus re-decides until a
+    # deadline (briefly, inside a process manager's transaction).
     retry_safe: ClassVar[bool] = False
     # Fields the server fills with a fresh id on every request: they are not part of what the caller
     # asked for, so an idempotency key's fingerprint leaves them out.
     minted: ClassVar[tuple[str, ...]] = ()
-    # Commands that commute with their own kind (adding to a basket) keep re-deciding after lost races
-    # until a deadline: two of them racing is a double click, not a conflict the caller should see.
-    commutes: ClassVar[bool] = False
     # The event types deciding it may append. The bus refuses any other, so docs/events.md, which lists
     # each event's commands from these, is never short of one.
     emits: ClassVar[Emits] = ()

@@ -401,7 +401,7 @@ async def test_concurrent_adds_retry_until_each_succeeds(shop: Shop) -> None:
 
 async def test_past_the_deadline_a_lost_race_is_a_conflict(shop: Shop) -> None:
     alice, book = customer(), await shop.book()
-    impatient = CommandBus(shop.pool, shop.store, commuting_deadline=0.0)
+    impatient = CommandBus(shop.pool, shop.store, redecide_deadline=0.0)
     answers = await concurrent_adds(impatient, alice, book, 30)
     won = sum(isinstance(a, CommandResult) for a in answers)
     assert won + sum(isinstance(a, ConflictError) for a in answers) == 30, answers

@@ -1,8 +1,8 @@
 """Basket commands: every one names the customer whose basket it changes.
 
-All are safe to retry after a concurrent change: re-deciding on the fresh basket is what was meant.
-The customer's own changes commute, so the bus retries them until a deadline; checkout (sent by the
-saga, inside its transaction) keeps the short retry of every other command.
+All are safe to retry after a concurrent change: re-deciding on the fresh basket is what was meant (two
+of the customer's own changes racing are a double click), so the bus retries them until a deadline;
+checkout, sent by the saga inside its transaction, keeps the short retry.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ class AddBasketItem(Command):
 
     emits: ClassVar[Emits] = (BasketItemAdded,)
     retry_safe: ClassVar[bool] = True
-    commutes: ClassVar[bool] = True
     customer_id: str
     book_id: str
     quantity: int
@@ -39,7 +38,6 @@ class UpdateBasketItem(Command):
 
     emits: ClassVar[Emits] = (BasketItemQuantityChanged,)
     retry_safe: ClassVar[bool] = True
-    commutes: ClassVar[bool] = True
     customer_id: str
     book_id: str
     quantity: int
@@ -49,7 +47,6 @@ class UpdateBasketItem(Command):
 class RemoveBasketItem(Command):
     emits: ClassVar[Emits] = (BasketItemRemoved,)
     retry_safe: ClassVar[bool] = True
-    commutes: ClassVar[bool] = True
     customer_id: str
     book_id: str
 
@@ -58,7 +55,6 @@ class RemoveBasketItem(Command):
 class ClearBasket(Command):
     emits: ClassVar[Emits] = (BasketCleared,)
     retry_safe: ClassVar[bool] = True
-    commutes: ClassVar[bool] = True
     customer_id: str
 
 
