@@ -118,6 +118,10 @@ class SessionlessConnection(PooledConnection):
 
 API_APPLICATION = "bookworm-api"
 WORKER_APPLICATION = "bookworm-worker"
+# A transaction that names itself so (SET LOCAL) can never append events, and commit order does not wait
+# for it (migration 0015): every projection batch and rebuild transaction does.
+PROJECTOR_APPLICATION = "bookworm-projector"
+_AS_PROJECTOR = f"SELECT set_config('application_name', '{PROJECTOR_APPLICATION}', true)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +192,11 @@ async def lift_limits(conn: asyncpg.Connection) -> None:
     await conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0")
 
 
+async def as_projector(conn: asyncpg.Connection) -> None:
+    """Name the rest of this transaction a projector's: it can no longer append, and holds no event back."""
+    await conn.execute(_AS_PROJECTOR)
+
+
 def _migrations_dir() -> Path:
     spec = importlib.util.find_spec("migrations")
     if spec is None or spec.origin is None:
@@ -226,6 +235,7 @@ __all__ = [
     "MigrationContext",
     "Session",
     "api_session",
+    "as_projector",
     "create_pool",
     "current_revision",
     "head_revision",

@@ -72,7 +72,9 @@ async def _application_names(url: str, database: str) -> dict[int, str]:
         )
     finally:
         await connection.close()
-    return {row["pid"]: row["application_name"] or "none" for row in rows}
+    # A worker's backend names itself a projector's for the length of each projection batch.
+    named = {"bookworm-projector": "bookworm-worker"}
+    return {row["pid"]: named.get(row["application_name"], row["application_name"] or "none") for row in rows}
 
 
 def _profilers(directory: str, label: str, pids: Mapping[str, int], seconds: float) -> list[Any]:

@@ -26,6 +26,7 @@ import asyncpg
 from app.bus.checkpoints import advance_checkpoint
 from app.bus.lease import Lease, LeaseLost
 from app.bus.protocol import ConsumerKind, type_names
+from app.db import PROJECTOR_APPLICATION
 from app.events.base import Event
 from app.eventstore.position import Position
 from app.eventstore.types import RecordedEvent
@@ -119,9 +120,13 @@ SELECT transaction_id, global_position, generation FROM read.projections WHERE n
 # transaction, as a projection's batch commits), the checkpoint's lock, and its move to the batch's end,
 # in one round trip. `held` is NULL when the lease is no longer ours (then nothing moved). The row read
 # FOR UPDATE is the newest version, which the UPDATE then moves; the checkpoint returned is the one before.
-_BEGIN_BATCH = """
+# The batch also names itself a projector's (app.db.AS_PROJECTOR): it can then never append, and commit order
+# does not wait for it. `lease` is read twice, so it is materialized: both settings are made when it is read.
+_BEGIN_BATCH = f"""
 WITH lease AS (
-    SELECT set_config('synchronous_commit', 'off', true) AS unsynced FROM bus.leases
+    SELECT set_config('synchronous_commit', 'off', true) AS unsynced,
+           set_config('application_name', '{PROJECTOR_APPLICATION}', true) AS projector
+    FROM bus.leases
     WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE
 ), locked AS (
     SELECT transaction_id, global_position, generation FROM read.projections WHERE name = $1 FOR UPDATE

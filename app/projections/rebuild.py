@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
 
-from app.db import lift_limits
+from app.db import as_projector, lift_limits
 from app.eventstore import EventStore, Position, TypedPage
 from app.eventstore.position import START
 from app.projections import PROJECTIONS
@@ -163,8 +164,7 @@ async def _replay(
             target, _ = await _checkpoint(pool, projection.name)
             page = asyncio.ensure_future(_page(store, projection, progress.position, target, batch_size))
             if read.events:
-                async with pool.acquire() as conn, conn.transaction():
-                    await lift_limits(conn)
+                async with _transaction(pool) as conn:
                     await apply_quietly(conn, projection, read.events, prefix)
     finally:
         page.cancel()
@@ -182,8 +182,7 @@ async def _swap(
 ) -> None:
     """Under the checkpoint row lock (which holds the live consumer), catch up and move the views."""
     prefix = table_prefix(projection.name, new)
-    async with pool.acquire() as conn, conn.transaction():
-        await lift_limits(conn)
+    async with _transaction(pool) as conn:
         row = await conn.fetchrow(_CHECKPOINT + " FOR UPDATE", projection.name)
         if row is None or row["generation"] != old:
             raise RebuildInProgress(f"projection {projection.name!r} changed generation during the rebuild")
@@ -222,8 +221,17 @@ async def _checkpoint(pool: asyncpg.Pool, name: str) -> tuple[Position, int]:
     return Position(row["transaction_id"], row["global_position"]), row["generation"]
 
 
-async def _execute(pool: asyncpg.Pool, statements: Sequence[str]) -> None:
+@asynccontextmanager
+async def _transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """One of the rebuild's transactions: no API limits (DROP waits for the queries still reading the old
+    tables), and a projector's: it never appends, so however long it runs it holds no live event back."""
     async with pool.acquire() as conn, conn.transaction():
-        await lift_limits(conn)  # DROP waits for the queries still reading the old tables
+        await lift_limits(conn)
+        await as_projector(conn)
+        yield conn
+
+
+async def _execute(pool: asyncpg.Pool, statements: Sequence[str]) -> None:
+    async with _transaction(pool) as conn:
         for statement in statements:
             await conn.execute(statement)

@@ -28,7 +28,7 @@ from app.bus.scheduler import Scheduler
 from app.bus.status import lease_status, relay_status
 from app.bus.workers import Workers
 from app.commands.bus import CommandBus
-from app.db import plain_url
+from app.db import PROJECTOR_APPLICATION, plain_url
 from app.events.catalog import AuthorCreated, CategoryCreated
 from app.eventstore import NOTIFY_CHANNEL, START, EventStore, Position, RecordedEvent
 from app.ids import new_id
@@ -801,6 +801,33 @@ async def test_a_projections_batch_fences_locks_and_moves_its_checkpoint_in_its_
             async with conn.transaction():
                 await rating.begin_batch(conn, lease, second.position)
         assert await _rating_checkpoint(conn) == first.position
+
+
+async def test_a_projections_batch_holds_no_later_commit_back_and_cannot_append(env: BusEnv) -> None:
+    # A batch holds a transaction id from its first statement's row locks to its commit. It names itself a
+    # projector's, which can never append (migration 0015), so commit order does not wait for it: the
+    # relay and the other consumers see later commits while it runs.
+    [first] = await env.append(1)
+    rating = ProjectionConsumer(RATING)
+    lease = Lease(env.pool, rating.name, env.settings.lease_ttl)
+    assert await lease.try_acquire()
+    async with env.pool.acquire() as conn:
+        session = await conn.fetchval("SELECT current_setting('application_name')")
+        async with conn.transaction():
+            await rating.begin_batch(conn, lease, first.position)
+            assert await conn.fetchval("SELECT pg_current_xact_id() IS NOT NULL")
+            assert await conn.fetchval("SELECT current_setting('application_name')") == PROJECTOR_APPLICATION
+            [later] = await env.append(1)  # read back in commit order while the batch still runs
+            assert later.position > first.position
+            assert not await env.store.held_back(first.position)
+            with pytest.raises(asyncpg.RaiseError, match="projector transaction cannot append"):
+                async with conn.transaction():  # a savepoint: the batch goes on
+                    await append_authors(env.store, conn, ["never"])
+        # The name was the batch's own: the pooled session is the worker's again, and may append.
+        assert await conn.fetchval("SELECT current_setting('application_name')") == session
+        async with conn.transaction():
+            await append_authors(env.store, conn, ["after"])
+    assert [e.event.name for e in await env.read_after(later.position, 1)] == ["after"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from app.db import create_pool, plain_url
+from app.db import as_projector, create_pool, plain_url
 from app.events.base import Event, Metadata
 from app.events.catalog import (
     AuthorCreated,
@@ -203,6 +203,53 @@ async def test_a_transaction_of_another_database_holds_no_event_back(
             assert await store.head() == appended
     finally:
         await other.close()
+        await pool.close()
+
+
+async def test_a_projector_transaction_holds_no_event_back_and_cannot_append(
+    make_settings: Callable[[], Settings],
+) -> None:
+    # A transaction named a projector's (as every projection batch and rebuild transaction is) can never
+    # append, so commit order does not wait for it (migration 0015), however long it holds its id.
+    settings = make_settings()
+    assert settings.database_url
+    pool = await create_pool(settings.database_url)
+    try:
+        store = EventStore(pool)
+        before = await store.head()
+        author = new_id()
+        async with pool.acquire() as projector:
+            async with projector.transaction():
+                await as_projector(projector)
+                await projector.fetchval("SELECT pg_current_xact_id()")  # holds an id until it ends
+                appended = await _append_one(
+                    pool, store, author, "Author", 0, AuthorCreated(author_id=author, name="a")
+                )
+                assert [r.position for r in await store.read_all(before)] == [appended]
+                assert not await store.held_back(before)
+                assert await store.head() == appended
+            with pytest.raises(asyncpg.RaiseError, match="projector transaction cannot append"):
+                async with projector.transaction():
+                    await as_projector(projector)
+                    await store.append(
+                        projector,
+                        stream_id=author,
+                        stream_type="Author",
+                        expected_version=1,
+                        events=[AuthorRenamed(author_id=author, name="b")],
+                        metadata=META,
+                    )
+            with pytest.raises(asyncpg.RaiseError, match="projector transaction cannot append"):
+                async with projector.transaction():  # no statement inserts events: the trigger is the table's
+                    await as_projector(projector)
+                    await projector.execute(
+                        "INSERT INTO eventstore.events (stream_id, stream_type, stream_version, event_id,"
+                        " event_type, schema_version, data, metadata)"
+                        " VALUES ($1, 'Author', 2, gen_random_uuid(), 'AuthorRenamed', 1, '{}', '{}')",
+                        author,
+                    )
+        assert [e.stream_version for e in await store.read_stream(author)] == [1]
+    finally:
         await pool.close()
 
 

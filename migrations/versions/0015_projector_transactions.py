@@ -1,0 +1,95 @@
+"""A projection's transactions no longer hold commit order back: they can never append.
+
+A projection's batch holds a transaction id from its first row lock to its COMMIT, and the commit horizon
+(migration 0014) had to wait for it like any other transaction of this database: it might append. Under
+a burst the catalog's batches held every commit-order reader, the relay first, for 100-800 ms each, and the
+next batch grew as large while it waited (bench/README.md, "Lag spikes"). A projection never appends.
+
+Now that holds by construction. A transaction that sets `application_name` to `bookworm-projector` for
+itself (`SET LOCAL`, as every projection batch and rebuild transaction does) cannot insert into
+`eventstore.events`: a statement trigger refuses it. `eventstore.commit_horizon()` leaves out the running ids
+of backends of this database showing that name, as it leaves out other databases'. Both read the same
+setting: PostgreSQL reports a backend's `application_name` to `pg_stat_activity` whenever it is set,
+and a `SET LOCAL` is undone only when the transaction ends.
+
+As in 0014, only a positive match skips an id, and the name and the transaction id of a status entry are
+read after the snapshot: a backend whose next transaction got an id after the snapshot cannot make one of
+the snapshot's running ids look like a projector's.
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-07
+"""
+
+from migrations.script import run_script
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+# app.db.PROJECTOR_APPLICATION; written out so that this revision keeps meaning what it meant.
+PROJECTOR = "bookworm-projector"
+
+UPGRADE = f"""
+CREATE FUNCTION eventstore.refuse_projector_appends() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('application_name') = '{PROJECTOR}' THEN
+        RAISE EXCEPTION 'a projector transaction cannot append events'
+            USING HINT = 'commit order skips these transactions (migration 0015)';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_not_from_projectors BEFORE INSERT ON eventstore.events
+    FOR EACH STATEMENT EXECUTE FUNCTION eventstore.refuse_projector_appends();
+
+CREATE OR REPLACE FUNCTION eventstore.commit_horizon() RETURNS xid8 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    snapshot pg_snapshot := pg_current_snapshot();
+BEGIN
+    IF pg_snapshot_xmin(snapshot) = pg_snapshot_xmax(snapshot) THEN
+        RETURN pg_snapshot_xmin(snapshot);  -- nothing runs
+    END IF;
+    PERFORM pg_stat_clear_snapshot();
+    RETURN coalesce(
+        (SELECT min(running) FROM pg_snapshot_xip(snapshot) AS running
+         WHERE running::xid NOT IN (
+             SELECT backend_xid FROM pg_stat_get_activity(NULL)
+             WHERE backend_xid IS NOT NULL
+               AND (datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+                    OR application_name = '{PROJECTOR}'))),
+        pg_snapshot_xmax(snapshot));
+END
+$$;
+"""
+
+DOWNGRADE = """
+CREATE OR REPLACE FUNCTION eventstore.commit_horizon() RETURNS xid8 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    snapshot pg_snapshot := pg_current_snapshot();
+BEGIN
+    IF pg_snapshot_xmin(snapshot) = pg_snapshot_xmax(snapshot) THEN
+        RETURN pg_snapshot_xmin(snapshot);  -- nothing runs
+    END IF;
+    PERFORM pg_stat_clear_snapshot();
+    RETURN coalesce(
+        (SELECT min(running) FROM pg_snapshot_xip(snapshot) AS running
+         WHERE running::xid NOT IN (
+             SELECT backend_xid FROM pg_stat_get_activity(NULL)
+             WHERE backend_xid IS NOT NULL
+               AND datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))),
+        pg_snapshot_xmax(snapshot));
+END
+$$;
+DROP TRIGGER events_not_from_projectors ON eventstore.events;
+DROP FUNCTION eventstore.refuse_projector_appends();
+"""
+
+
+def upgrade() -> None:
+    run_script(UPGRADE)
+
+
+def downgrade() -> None:
+    run_script(DOWNGRADE)
