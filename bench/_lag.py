@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 
 import asyncpg
 
@@ -21,6 +22,7 @@ from app.live.checkpoints import CHANNEL, parse_notice
 from app.projections import PROJECTIONS
 
 HEARD_TIMEOUT = 10.0  # after the API said the read models have a position, its notice is this close
+_NONE: Mapping[str, Callable[[Position], float | None]] = MappingProxyType({})
 _CHECKPOINTS = "SELECT name, transaction_id, global_position FROM read.projections WHERE name = ANY($1)"
 _COMMITTED = """
 SELECT transaction_id::text::bigint, global_position, extract(epoch FROM recorded_at)::float8
@@ -36,6 +38,7 @@ class ReadModelClock:
         self._at: dict[str, Position] = dict.fromkeys(PROJECTIONS, START)
         self._times: list[float] = []  # wall time of each rise of the lowest checkpoint
         self._lowest: list[Position] = []  # the lowest checkpoint from then on
+        self._each: dict[str, tuple[list[float], list[Position]]] = {n: ([], []) for n in PROJECTIONS}
         self._moved = asyncio.Event()
 
     @classmethod
@@ -60,6 +63,9 @@ class ReadModelClock:
         if name not in self._at or position <= self._at[name]:
             return
         self._at[name] = position
+        times, moves = self._each[name]
+        times.append(at)
+        moves.append(position)
         lowest = min(self._at.values())
         if not self._lowest or lowest > self._lowest[-1]:
             self._times.append(at)
@@ -73,9 +79,17 @@ class ReadModelClock:
 
     async def lags(self, positions: Sequence[str]) -> list[float]:
         """Seconds from each position's commit until every read model had it (waits to hear the last)."""
+        return (await self.stages(positions))["every read model"]
+
+    async def stages(
+        self, positions: Sequence[str], reached: Mapping[str, Callable[[Position], float | None]] = _NONE
+    ) -> dict[str, list[float]]:
+        """Seconds from each position's commit until each read model had it, until every one had it
+        (key "every read model"), and until each of `reached` (a stage's wall time of a position) had it.
+        """
         wanted = [Position.parse(p) for p in positions]
         if not wanted:
-            return []
+            return {"every read model": []}
         newest = max(wanted)
         async with asyncio.timeout(HEARD_TIMEOUT):
             while self.passed(newest) is None:
@@ -83,9 +97,21 @@ class ReadModelClock:
                 await self._moved.wait()
         rows = await self._connection.fetch(_COMMITTED, [p.global_position for p in wanted])
         committed = {Position(xid, pos): at for xid, pos, at in rows}
-        lags = []
+        stages = {**reached, **{name: self._passed_by(name) for name in PROJECTIONS}}
+        stages["every read model"] = self.passed
+        lags: dict[str, list[float]] = {name: [] for name in stages}
         for position in wanted:
-            applied = self.passed(position)
-            assert applied is not None  # every position is at or below the newest, which passed
-            lags.append(max(0.0, applied - committed[position]))
+            for name, stage in stages.items():
+                at = stage(position)
+                if at is not None:  # every position is at or below the newest, which every read model passed
+                    lags[name].append(max(0.0, at - committed[position]))
         return lags
+
+    def _passed_by(self, name: str) -> Callable[[Position], float | None]:
+        times, moves = self._each[name]
+
+        def passed(position: Position) -> float | None:
+            index = bisect.bisect_left(moves, position)
+            return times[index] if index < len(times) else None
+
+        return passed

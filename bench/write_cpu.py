@@ -29,17 +29,21 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
 import httpx
+import redis.asyncio as aioredis
 from _cpu import _machine, _processes
 from _graphql import CREATE, CREATE_BOOK, create_refs
 from _lag import ReadModelClock
 from _lean import Connection, Endpoint, Operation, Requests, closed_loop, numbered, string_field
 from _scratch import database_of, scratch_database, scratch_prefix, with_database
 from _server import TREE, bookworm_server, percentile
+
+from app.eventstore.position import Position
+from app.settings import Settings
 
 CREATE_AUTHOR = CREATE % ("createAuthor", "CreateAuthorSuccess", "authorId position")
 CONNECTIONS = 32
@@ -105,6 +109,7 @@ async def run(args: argparse.Namespace) -> None:
             BOOKWORM_REDIS_PREFIX=prefix,
             BOOKWORM_API_PROCESSES="1",
         )
+        args.redis_url, args.events_stream = redis_url, Settings.from_env().events_stream
         os.environ.setdefault("BOOKWORM_CLIENT_REQUESTS_RUNNING", str(CONNECTIONS))
         with bookworm_server() as server:
             if args.books:
@@ -193,7 +198,7 @@ async def _round(
         pids = {"api": api, "worker": worker}
         spies = _profilers(args.profile, label, pids, args.duration) if args.profile else []
         before = _counters(api, worker, names, database)
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         outcome = await closed_loop(connections, operation, args.duration)
         after = _counters(api, worker, names, database)
         for spy in spies:
@@ -208,8 +213,11 @@ async def _round(
         return (after.get(key, 0.0) - before.get(key, 0.0)) / max(good, 1) * 1e6
 
     keys = sorted(k for k in after if k not in ("at", "machine", "redis"))
-    lags = await clock.lags([p for p, at in positions if at >= started])
-    lag = f"{percentile(lags, 0.5) * 1000:.0f} / {percentile(lags, 0.99) * 1000:.0f}" if lags else "-"
+    measured = [p for p, at in positions if at >= started]
+    relayed = await _relayed(args.redis_url, args.events_stream, started_at) if args.stages else {}
+    stages = await clock.stages(measured, {"relay": lambda p: relayed.get(p)} if args.stages else {})
+    lags = stages.pop("every read model")
+    lag = _percentiles(lags)
     cpu = ", ".join(f"{key} {per(key):,.0f}" for key in keys)
     total = sum(per(k) for k in keys)
     busy = (after["machine"] - before["machine"]) / wall * 100
@@ -218,6 +226,26 @@ async def _round(
         f" redis {per('redis'):,.0f}; machine {busy:.0f} % busy; lag p50 / p99 {lag} ms",
         flush=True,
     )
+    if args.stages:
+        each = ", ".join(f"{name} {_percentiles(stage)}" for name, stage in stages.items())
+        print(f"{label}: lag p50 / p99 ms from the commit to each stage: {each}", flush=True)
+
+
+def _percentiles(lags: Sequence[float]) -> str:
+    return f"{percentile(lags, 0.5) * 1000:.0f} / {percentile(lags, 0.99) * 1000:.0f}" if lags else "-"
+
+
+async def _relayed(redis_url: str, stream: str, since: float) -> dict[Position, float]:
+    """The wall time at which the relay added each event since `since` to the stream (its entry id's ms)."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        entries = await client.xrange(stream, min=f"{int(since * 1000)}-0")
+    finally:
+        await client.aclose()
+    return {
+        Position.parse(fields[b"position"].decode()): int(key.split(b"-")[0]) / 1000
+        for key, fields in entries
+    }
 
 
 def main() -> None:
@@ -227,6 +255,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0, help="seconds measured per round")
     parser.add_argument("--books", type=int, default=300, help="books seeded first")
     parser.add_argument("--profile", default="", help="a directory for py-spy's raw profiles")
+    parser.add_argument(
+        "--stages", action="store_true", help="also each write's lag to the relay's XADD and each read model"
+    )
     parser.add_argument(
         "--foreign-hold",
         type=float,
