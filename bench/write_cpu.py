@@ -10,7 +10,7 @@ database and Redis prefix, seeds --books books, makes an author, a category and 
 round and operation sends 32 connections of `createBook` or `createAuthor` (compare.py's requests) for a
 1 s warm-up and --duration s. Per good answer it prints the CPU of the API process, of the worker, and of
 the database's backends by `application_name` (`bookworm-api`, `bookworm-worker`, the relay's own
-connection, which names none, `none`), the Redis server's (shared: other users count too), the machine's
+connection, `bookworm-relay`), the Redis server's (shared: other users count too), the machine's
 busy share, and each write's lag from its commit to every read model (bench/_lag.py). With --profile DIR,
 py-spy (500 samples/s, raw format) records the API process and the worker during each measured window
 into DIR/<op>-<round>-api.txt and -worker.txt; its sampling slows both, so the CPU figures of such a run

@@ -29,6 +29,10 @@ STANDBY_RETRY = 1.0
 HELD_BACK_FIRST = 0.005  # first re-read delay while committed events wait for an older transaction
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0  # as the pools': a PostgreSQL that stops answering is treated as lost
+# The relay's session: named, and its commits (the checkpoint after each batch, the polling flag) do not wait
+# for the WAL flush. A crash can only take back a checkpoint move, never put it ahead of what was sent: the
+# next leader then sends those events again, and every consumer passes over what its checkpoint has.
+SESSION = {"application_name": "bookworm-relay", "synchronous_commit": "off"}
 
 
 class Relay:
@@ -65,7 +69,10 @@ class Relay:
         # Its own session, outside every pool: the advisory lock lives as long as this connection, and no
         # pool's queue (requests, batches) can hold the relay's reads or checkpoint saves back.
         conn = await asyncpg.connect(
-            plain_url(self._settings.database_url), timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
+            plain_url(self._settings.database_url),
+            timeout=CONNECT_TIMEOUT,
+            command_timeout=COMMAND_TIMEOUT,
+            server_settings=SESSION,
         )
         try:
             # Polling, not an event: the leader may be another process.
@@ -172,11 +179,9 @@ class Relay:
                 await pipe.execute()
 
 
-# The flag is re-derived by every leader at its start, so its moves need not wait for the WAL flush.
-_POLLING = """
-UPDATE bus.relay_state SET polling = $1
-WHERE polling <> $1 AND set_config('synchronous_commit', 'off', true) = 'off'
-"""
+# The flag is re-derived by every leader at its start: like every commit of the relay's session, its moves
+# need not wait for the WAL flush.
+_POLLING = "UPDATE bus.relay_state SET polling = $1 WHERE polling <> $1"
 # A transaction id of its own, assigned after every id an append that still saw the relay polling holds.
 _NEXT_XID = "SELECT pg_current_xact_id()::text"
 # Every transaction with an id below $1 that may write here has ended: the commit horizon is past it (another

@@ -146,6 +146,12 @@ async def test_only_one_of_two_relays_is_active(env: BusEnv) -> None:
 
     await wait_until(lambda: relayed(5), what="5 events relayed")
     assert [one.is_leader, two.is_leader].count(True) == 1
+    # Each on a session of its own, named for what it is in pg_stat_activity.
+    sessions = await env.pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'bookworm-relay'"
+    )
+    assert sessions == 2
     leader, standby = (one, two) if one.is_leader else (two, one)
     await stop(tasks[leader])
     await env.append(4)
