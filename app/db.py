@@ -118,10 +118,9 @@ class SessionlessConnection(PooledConnection):
 
 API_APPLICATION = "bookworm-api"
 WORKER_APPLICATION = "bookworm-worker"
-# A transaction that names itself so (SET LOCAL) can never append events, and commit order does not wait
-# for it (migration 0015): every projection batch and rebuild transaction does.
+# A transaction named so (eventstore.as_projector(), for itself only) can never append events, and commit
+# order does not wait for it (migration 0015): every projection batch and rebuild transaction is.
 PROJECTOR_APPLICATION = "bookworm-projector"
-_AS_PROJECTOR = f"SELECT set_config('application_name', '{PROJECTOR_APPLICATION}', true)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +192,11 @@ async def lift_limits(conn: asyncpg.Connection) -> None:
 
 
 async def as_projector(conn: asyncpg.Connection) -> None:
-    """Name the rest of this transaction a projector's: it can no longer append, and holds no event back."""
-    await conn.execute(_AS_PROJECTOR)
+    """Name the rest of this transaction a projector's: it can no longer append, and holds no event back.
+
+    Raises asyncpg.RaiseError in a transaction that has appended already.
+    """
+    await conn.execute("SELECT eventstore.as_projector()")
 
 
 def _migrations_dir() -> Path:

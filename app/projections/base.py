@@ -26,7 +26,6 @@ import asyncpg
 from app.bus.checkpoints import advance_checkpoint
 from app.bus.lease import Lease, LeaseLost
 from app.bus.protocol import ConsumerKind, type_names
-from app.db import PROJECTOR_APPLICATION
 from app.events.base import Event
 from app.eventstore.position import Position
 from app.eventstore.types import RecordedEvent
@@ -120,12 +119,11 @@ SELECT transaction_id, global_position, generation FROM read.projections WHERE n
 # transaction, as a projection's batch commits), the checkpoint's lock, and its move to the batch's end,
 # in one round trip. `held` is NULL when the lease is no longer ours (then nothing moved). The row read
 # FOR UPDATE is the newest version, which the UPDATE then moves; the checkpoint returned is the one before.
-# The batch also names itself a projector's (app.db.AS_PROJECTOR): it can then never append, and commit order
-# does not wait for it. `lease` is read twice, so it is materialized: both settings are made when it is read.
-_BEGIN_BATCH = f"""
+# The batch also names itself a projector's (app.db.as_projector): it can then never append, and commit order
+# does not wait for it. `lease` is read twice, so it is materialized: both are done when it is read.
+_BEGIN_BATCH = """
 WITH lease AS (
-    SELECT set_config('synchronous_commit', 'off', true) AS unsynced,
-           set_config('application_name', '{PROJECTOR_APPLICATION}', true) AS projector
+    SELECT set_config('synchronous_commit', 'off', true) AS unsynced, eventstore.as_projector() AS projector
     FROM bus.leases
     WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE
 ), locked AS (

@@ -5,12 +5,15 @@ A projection's batch holds a transaction id from its first row lock to its COMMI
 a burst the catalog's batches held every commit-order reader, the relay first, for 100-800 ms each, and the
 next batch grew as large while it waited (bench/README.md, "Lag spikes"). A projection never appends.
 
-Now that holds by construction. A transaction that sets `application_name` to `bookworm-projector` for
-itself (`SET LOCAL`, as every projection batch and rebuild transaction does) cannot insert into
-`eventstore.events`: a statement trigger refuses it. `eventstore.commit_horizon()` leaves out the running ids
-of backends of this database showing that name, as it leaves out other databases'. Both read the same
-setting: PostgreSQL reports a backend's `application_name` to `pg_stat_activity` whenever it is set,
-and a `SET LOCAL` is undone only when the transaction ends.
+Now that holds by construction. `eventstore.as_projector()` names the rest of the calling transaction a
+projector's: it sets `application_name` to `bookworm-projector` for the transaction (as `SET LOCAL`), and
+refuses a transaction that has already appended, whose events the horizon would then pass by. A transaction
+so named cannot insert into `eventstore.events`: a statement trigger refuses it. Every projection batch and
+rebuild transaction calls it. `eventstore.commit_horizon()` leaves out the running ids of backends of this
+database showing that name, as it leaves out other databases'. Both read the same setting: PostgreSQL
+reports a backend's `application_name` to `pg_stat_activity` whenever it is set, and a transaction's own
+setting is undone only when it ends. (A session that sets the name itself, bypassing the function after
+an append, is the one way around this; nothing of Bookworm's does.)
 
 As in 0014, only a positive match skips an id, and the name and the transaction id of a status entry are
 read after the snapshot: a backend whose next transaction got an id after the snapshot cannot make one of
@@ -32,6 +35,14 @@ depends_on = None
 PROJECTOR = "bookworm-projector"
 
 UPGRADE = f"""
+CREATE FUNCTION eventstore.as_projector() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF EXISTS (SELECT FROM eventstore.events WHERE transaction_id = pg_current_xact_id_if_assigned()) THEN
+        RAISE EXCEPTION 'a transaction that appended events cannot become a projector''s';
+    END IF;
+    PERFORM set_config('application_name', '{PROJECTOR}', true);
+END
+$$;
 CREATE FUNCTION eventstore.refuse_projector_appends() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF current_setting('application_name') = '{PROJECTOR}' THEN
@@ -84,6 +95,7 @@ END
 $$;
 DROP TRIGGER events_not_from_projectors ON eventstore.events;
 DROP FUNCTION eventstore.refuse_projector_appends();
+DROP FUNCTION eventstore.as_projector();
 """
 
 

@@ -248,6 +248,18 @@ async def test_a_projector_transaction_holds_no_event_back_and_cannot_append(
                         " VALUES ($1, 'Author', 2, gen_random_uuid(), 'AuthorRenamed', 1, '{}', '{}')",
                         author,
                     )
+            # Nor can a transaction that appended become a projector's: the horizon would pass its events by.
+            with pytest.raises(asyncpg.RaiseError, match="appended events cannot become a projector"):
+                async with projector.transaction():
+                    await store.append(
+                        projector,
+                        stream_id=author,
+                        stream_type="Author",
+                        expected_version=1,
+                        events=[AuthorRenamed(author_id=author, name="b")],
+                        metadata=META,
+                    )
+                    await as_projector(projector)
         assert [e.stream_version for e in await store.read_stream(author)] == [1]
     finally:
         await pool.close()
