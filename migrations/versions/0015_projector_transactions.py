@@ -34,6 +34,28 @@ depends_on = None
 # app.db.PROJECTOR_APPLICATION; written out so that this revision keeps meaning what it meant.
 PROJECTOR = "bookworm-projector"
 
+# The horizon of migration 0014, of which the running ids that `skipped` matches (a pg_stat_get_activity row)
+# are left out.
+_HORIZON = """
+CREATE OR REPLACE FUNCTION eventstore.commit_horizon() RETURNS xid8 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    snapshot pg_snapshot := pg_current_snapshot();
+BEGIN
+    IF pg_snapshot_xmin(snapshot) = pg_snapshot_xmax(snapshot) THEN
+        RETURN pg_snapshot_xmin(snapshot);  -- nothing runs
+    END IF;
+    PERFORM pg_stat_clear_snapshot();
+    RETURN coalesce(
+        (SELECT min(running) FROM pg_snapshot_xip(snapshot) AS running
+         WHERE running::xid NOT IN (
+             SELECT backend_xid FROM pg_stat_get_activity(NULL)
+             WHERE backend_xid IS NOT NULL AND ({skipped}))),
+        pg_snapshot_xmax(snapshot));
+END
+$$;
+"""
+_ELSEWHERE = "datid <> (SELECT oid FROM pg_database WHERE datname = current_database())"
+
 UPGRADE = f"""
 CREATE FUNCTION eventstore.as_projector() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -54,45 +76,10 @@ END
 $$;
 CREATE TRIGGER events_not_from_projectors BEFORE INSERT ON eventstore.events
     FOR EACH STATEMENT EXECUTE FUNCTION eventstore.refuse_projector_appends();
+{_HORIZON.format(skipped=f"{_ELSEWHERE} OR application_name = '{PROJECTOR}'")}"""
 
-CREATE OR REPLACE FUNCTION eventstore.commit_horizon() RETURNS xid8 LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    snapshot pg_snapshot := pg_current_snapshot();
-BEGIN
-    IF pg_snapshot_xmin(snapshot) = pg_snapshot_xmax(snapshot) THEN
-        RETURN pg_snapshot_xmin(snapshot);  -- nothing runs
-    END IF;
-    PERFORM pg_stat_clear_snapshot();
-    RETURN coalesce(
-        (SELECT min(running) FROM pg_snapshot_xip(snapshot) AS running
-         WHERE running::xid NOT IN (
-             SELECT backend_xid FROM pg_stat_get_activity(NULL)
-             WHERE backend_xid IS NOT NULL
-               AND (datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
-                    OR application_name = '{PROJECTOR}'))),
-        pg_snapshot_xmax(snapshot));
-END
-$$;
-"""
-
-DOWNGRADE = """
-CREATE OR REPLACE FUNCTION eventstore.commit_horizon() RETURNS xid8 LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    snapshot pg_snapshot := pg_current_snapshot();
-BEGIN
-    IF pg_snapshot_xmin(snapshot) = pg_snapshot_xmax(snapshot) THEN
-        RETURN pg_snapshot_xmin(snapshot);  -- nothing runs
-    END IF;
-    PERFORM pg_stat_clear_snapshot();
-    RETURN coalesce(
-        (SELECT min(running) FROM pg_snapshot_xip(snapshot) AS running
-         WHERE running::xid NOT IN (
-             SELECT backend_xid FROM pg_stat_get_activity(NULL)
-             WHERE backend_xid IS NOT NULL
-               AND datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))),
-        pg_snapshot_xmax(snapshot));
-END
-$$;
+DOWNGRADE = f"""
+{_HORIZON.format(skipped=_ELSEWHERE)}
 DROP TRIGGER events_not_from_projectors ON eventstore.events;
 DROP FUNCTION eventstore.refuse_projector_appends();
 DROP FUNCTION eventstore.as_projector();
