@@ -74,14 +74,14 @@ async def update_book(ctx: Context, command: UpdateBook) -> str:
 
 
 async def delete_book(ctx: Context, command: DeleteBook) -> str:
-    loaded = await load(ctx, command.book_id, book.evolve, book.State())
+    loaded = await load(ctx, command.book_id, book.evolve, book.NEW)
     save(ctx, command.book_id, BOOK, loaded, book.decide(loaded.state, command))
     ctx.writes.add(constraints.DropReferences(command.book_id))
     return command.book_id
 
 
 async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBook) -> str:
-    loaded = await load(ctx, book_id, book.evolve, book.State())
+    loaded = await load(ctx, book_id, book.evolve, book.NEW)
     events = book.decide(loaded.state, command)
     if not events:
         save(ctx, book_id, BOOK, loaded, events)
@@ -106,7 +106,7 @@ async def _check_targets(ctx: Context, state: book.State, refs: list[book.Refere
     """Check the book's targets exist; return the version each was loaded at (the write checks them)."""
     found: dict[book.Reference, named.State] = {}
     versions: dict[str, int] = {}
-    wanted = [(ref.target_id, _KINDS[ref.kind].evolve, named.State()) for ref in refs]
+    wanted = [(ref.target_id, _KINDS[ref.kind].evolve, named.NEW) for ref in refs]
     loaded_targets = await load_targets(ctx, wanted, keep=lambda target: target.exists)
     for ref, loaded in zip(refs, loaded_targets, strict=True):
         found[ref], versions[ref.target_id] = loaded.state, loaded.version

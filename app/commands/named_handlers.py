@@ -24,7 +24,7 @@ class Kind:
 
 
 async def create_or_rename(ctx: Context, kind: Kind, entity_id: str, command: Command) -> str:
-    loaded = await load(ctx, entity_id, kind.evolve, named.State())
+    loaded = await load(ctx, entity_id, kind.evolve, named.NEW)
     events = kind.decide(loaded.state, command)
     # Append first: a concurrent writer of the same stream then waits on the version and fails with
     # ConcurrencyError before it touches the reservation rows.
@@ -38,7 +38,7 @@ async def create_or_rename(ctx: Context, kind: Kind, entity_id: str, command: Co
 
 
 async def delete(ctx: Context, kind: Kind, entity_id: str, command: Command) -> str:
-    loaded = await load(ctx, entity_id, kind.evolve, named.State())
+    loaded = await load(ctx, entity_id, kind.evolve, named.NEW)
     events = kind.decide(loaded.state, command)
     used = f"{kind.stream_type} {entity_id} is still used by books; change or delete those books first."
     ctx.writes.add(constraints.RequireUnreferenced(entity_id, used))

@@ -37,6 +37,9 @@ class State:
         return self.id is not None and not self.deleted
 
 
+NEW = State()  # a stream with no events yet: one instance serves every load (a State is never changed)
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     """One entity a book points at: the input field that names it, its aggregate, and its id."""
@@ -49,7 +52,19 @@ class Reference:
 def evolve(state: State, event: Event) -> State:
     """Fold one event into the state."""
     if isinstance(event, BookCreated):
-        return _with_details(State(id=event.book_id, version=state.version), event, BookStatus.IN_STOCK)
+        # Built at once, not a blank State replaced: every createBook folds its event (frozen inits are slow).
+        return State(
+            id=event.book_id,
+            name=event.name,
+            description=event.description,
+            price=event.price,
+            price_sale=event.price_sale,
+            category_id=event.category_id,
+            publisher_id=event.publisher_id,
+            author_ids=event.author_ids,
+            status=BookStatus.IN_STOCK,
+            version=state.version + 1,
+        )
     if isinstance(event, BookUpdated):
         return _with_details(state, event, BookStatus(event.status))
     if isinstance(event, BookDeleted):
@@ -172,7 +187,7 @@ def references(state: State) -> list[Reference]:
 
 def require_references(state: State, found: Mapping[Reference, named.State]) -> None:
     """Refuse a book whose category, publisher or authors do not exist (or are deleted)."""
-    missing = [r for r in references(state) if not found.get(r, named.State()).exists]
+    missing = [r for r in references(state) if not found.get(r, named.NEW).exists]
     if missing:
         raise NotFoundError(
             " ".join(f"{r.field}: no {r.kind.lower()} with id {rules.short(r.target_id)}." for r in missing)

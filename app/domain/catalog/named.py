@@ -20,6 +20,9 @@ class State:
         return self.id is not None and not self.deleted
 
 
+NEW = State()  # a stream with no events yet: one instance serves every load (a State is never changed)
+
+
 def created(state: State, entity_id: str, name: str) -> State:
     return State(id=entity_id, name=name, version=state.version + 1)
 
