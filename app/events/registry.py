@@ -95,7 +95,14 @@ class EventRegistry:
         return from_json(entry.cls, self.upcast(name, schema_version, data))
 
 
+# Values an event holds that are their own JSON: by exact type (a str subclass, an enum, takes the long way).
+_AS_IS = frozenset({str, int, bool, type(None)})
+_field_names: dict[type, tuple[str, ...]] = {}
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dt.datetime):
@@ -103,12 +110,20 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: _plain(getattr(value, name)) for name in _names(type(value))}
     return value
 
 
+def _names(cls: type) -> tuple[str, ...]:
+    """The field names of dataclass `cls`, looked up once (dataclasses.fields builds a tuple each call)."""
+    names = _field_names.get(cls)
+    if names is None:
+        names = _field_names[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def to_json(event: Event) -> Data:
-    return {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    return {name: _plain(getattr(event, name)) for name in _names(type(event))}
 
 
 Convert = Callable[[Any], Any]

@@ -16,6 +16,7 @@ from app.events.registry import REGISTRY, Data, EventRegistry
 from app.eventstore.errors import ConcurrencyError, TargetChanged
 from app.eventstore.position import START, Position
 from app.eventstore.types import UNDECODED, RecordedEvent, TypedPage
+from app.json_text import dumps
 from app.metrics.instruments import events_appended
 
 NOTIFY_CHANNEL = "bookworm_events"  # also named in eventstore.wake_relay() (migration 0013)
@@ -198,8 +199,8 @@ class EventStore:
                 [uuid.uuid4() for _ in encoded],
                 [name for name, _, _ in encoded],
                 [version for _, version, _ in encoded],
-                json.dumps(metadata.as_dict()),
-                [json.dumps(data) for _, _, data in encoded],
+                dumps(metadata.as_dict()),
+                [dumps(data) for _, _, data in encoded],
                 expected_version,
                 *referring,
             )
