@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -34,16 +33,18 @@ _COLUMNS = """transaction_id::text::bigint AS xid, global_position, stream_id, s
 # The relay's wake-up goes in the same statement (one round trip less while the transaction holds its
 # id): `wake_relay()` NOTIFYs unless the relay is polling (migration 0013), after the rows are inserted
 # (so after the transaction id is assigned, which the relay's stop of polling relies on). A NOTIFY is
-# delivered at commit, once: PostgreSQL folds identical notifications of one transaction.
+# delivered at commit, once: PostgreSQL folds identical notifications of one transaction. Each event's id
+# is drawn here (`gen_random_uuid()`, version 4, as `uuid.uuid4()` drew them before): building and encoding
+# an array of them was a twelfth of the client's work for a new book's append (bench/README.md).
 _APPEND = """
 WITH appended AS (
     INSERT INTO eventstore.events
         (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
-    SELECT $1, $2, v, e, t, s, d::jsonb, $7::jsonb
-    FROM unnest($3::int[], $4::uuid[], $5::text[], $6::int[], $8::text[]) AS x(v, e, t, s, d)
+    SELECT $1, $2, v, gen_random_uuid(), t, s, d::jsonb, $6::jsonb
+    FROM unnest($3::int[], $4::text[], $5::int[], $7::text[]) AS x(v, t, s, d)
     -- The stream must be exactly at the expected version: no gaps in stream versions.
-    WHERE $9::int = 0
-       OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $9::int)
+    WHERE $8::int = 0
+       OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $8::int)
     RETURNING transaction_id, global_position
 )
 SELECT transaction_id::text::bigint, global_position, eventstore.wake_relay() FROM appended
@@ -56,19 +57,19 @@ ORDER BY global_position
 # are held until the statement commits. The first column names a target that moved (no rows appended).
 _APPEND_REFERRING = f"""
 WITH held AS (
-    SELECT eventstore.hold_targets({REFERENCE_LOCKS}, $10::text[], $11::int[]) AS changed
+    SELECT eventstore.hold_targets({REFERENCE_LOCKS}, $9::text[], $10::int[]) AS changed
 ), appended AS (
     INSERT INTO eventstore.events
         (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
-    SELECT $1, $2, v, e, t, s, d::jsonb, $7::jsonb
-    FROM held, unnest($3::int[], $4::uuid[], $5::text[], $6::int[], $8::text[]) AS x(v, e, t, s, d)
+    SELECT $1, $2, v, gen_random_uuid(), t, s, d::jsonb, $6::jsonb
+    FROM held, unnest($3::int[], $4::text[], $5::int[], $7::text[]) AS x(v, t, s, d)
     WHERE held.changed IS NULL
-      AND ($9::int = 0
-           OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $9::int))
+      AND ($8::int = 0
+           OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $8::int))
     RETURNING transaction_id, global_position
 ), referred AS (
     INSERT INTO eventstore.references (target_stream, source_stream)
-    SELECT DISTINCT t, $1 FROM unnest($10::text[]) AS t WHERE EXISTS (SELECT FROM appended)
+    SELECT DISTINCT t, $1 FROM unnest($9::text[]) AS t WHERE EXISTS (SELECT FROM appended)
     ON CONFLICT DO NOTHING
 )
 SELECT held.changed, a.transaction_id::text::bigint, a.global_position,
@@ -196,7 +197,6 @@ class EventStore:
                 stream_id,
                 stream_type,
                 [expected_version + i + 1 for i in range(len(encoded))],
-                [uuid.uuid4() for _ in encoded],
                 [name for name, _, _ in encoded],
                 [version for _, version, _ in encoded],
                 dumps(metadata.as_dict()),

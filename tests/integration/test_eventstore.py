@@ -109,6 +109,43 @@ async def test_a_stale_expected_version_raises_concurrency_error(
     assert [r.stream_version for r in await event_store.read_stream(stream)] == [1]
 
 
+async def test_each_appended_event_gets_an_id_of_its_own(pool: asyncpg.Pool, event_store: EventStore) -> None:
+    author, book = new_id(), new_id()
+    renames = [AuthorRenamed(author_id=author, name=f"a{i}") for i in range(3)]
+    created = BookCreated(
+        book_id=book,
+        name="b",
+        description=None,
+        price=Decimal("9.99"),
+        price_sale=None,
+        category_id=new_id(),
+        publisher_id=new_id(),
+        author_ids=(author,),
+    )
+    async with pool.acquire() as conn:
+        await event_store.append(
+            conn,
+            stream_id=author,
+            stream_type="Author",
+            expected_version=0,
+            events=[AuthorCreated(author_id=author, name="a"), *renames],
+            metadata=META,
+        )
+        await event_store.append(
+            conn,
+            stream_id=book,
+            stream_type="Book",
+            expected_version=0,
+            events=[created],
+            metadata=META,
+            refers_to={author: 4},
+        )
+    recorded = await event_store.read_stream(author) + await event_store.read_stream(book)
+    ids = [uuid.UUID(r.event_id) for r in recorded]
+    assert len(ids) == len(set(ids)) == 5
+    assert {i.version for i in ids} == {4}
+
+
 async def test_concurrent_writers_at_one_version_exactly_one_wins(
     pool: asyncpg.Pool, event_store: EventStore
 ) -> None:
