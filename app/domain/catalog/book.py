@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import NamedTuple
 
 from app.domain.catalog import named, rules
 from app.domain.catalog.commands import CreateBook, DeleteBook, UpdateBook
@@ -40,9 +41,12 @@ class State:
 NEW = State()  # a stream with no events yet: one instance serves every load (a State is never changed)
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """One entity a book points at: the input field that names it, its aggregate, and its id."""
+class Reference(NamedTuple):
+    """One entity a book points at: the input field that names it, its aggregate, and its id.
+
+    A named tuple, not a frozen dataclass: every createBook builds its references twice and keys the
+    targets' states by them, and a tuple is built, hashed and compared in C.
+    """
 
     field: str
     kind: str  # Author | Category | Publisher
