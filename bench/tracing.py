@@ -148,20 +148,27 @@ async def post(app: App, state: dict[str, Any], token: str, query: str, variable
     return reply["data"]
 
 
+def book_input(named: dict[str, Any], name: str) -> dict[str, Any]:
+    """A CreateBookInput named `name`, whose author, category and publisher are SEED's answer `named`."""
+    return {
+        "name": name,
+        "description": "Shevek.",
+        "price": "11.00",
+        "priceSale": None,
+        "categoryId": named["createCategory"]["categoryId"],
+        "publisherId": named["createPublisher"]["publisherId"],
+        "authorIds": [named["createAuthor"]["authorId"]],
+    }
+
+
 async def seed(app: App, state: dict[str, Any], token: str, books: int = 1) -> str:
     """Create `books` books and wait until the read model has them all; return the first one's id."""
     named = await post(app, state, token, SEED, {"name": "Ursula K. Le Guin"})
     ids: list[str] = []
     for number in range(books):
-        book: dict[str, Any] = {
-            "name": "The Dispossessed" if number == 0 else f"The Dispossessed, volume {number + 1}",
-            "description": "Shevek.",
-            "price": "11.00",
-            "priceSale": None,
-            "categoryId": named["createCategory"]["categoryId"],
-            "publisherId": named["createPublisher"]["publisherId"],
-            "authorIds": [named["createAuthor"]["authorId"]],
-        }
+        book = book_input(
+            named, "The Dispossessed" if number == 0 else f"The Dispossessed, volume {number + 1}"
+        )
         ids.append((await post(app, state, token, CREATE_BOOK, {"input": book}))["createBook"]["bookId"])
     for _ in range(200):
         if (await post(app, state, token, BOOK, {"id": ids[-1]}))["book"] is not None:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench's own helpers (tracing)
 
-from tracing import CREATE_BOOK, SECRET, SEED, _summary, call, mark, post, scratch_settings
+from tracing import CREATE_BOOK, SECRET, SEED, _summary, book_input, call, mark, post, scratch_settings
 
 from app.bootstrap import container
 from app.identity import ADMIN, CUSTOMER
@@ -57,15 +57,7 @@ async def rounds(args: argparse.Namespace) -> None:
         app, state = create_app(settings, workers=False), {"container": built}
         named = await post(app, state, token, SEED, {"name": "Ursula K. Le Guin"})
         if args.op == "book":
-            book = {
-                "name": "The Dispossessed",
-                "description": "Shevek.",
-                "price": "11.00",
-                "priceSale": None,
-                "categoryId": named["createCategory"]["categoryId"],
-                "publisherId": named["createPublisher"]["publisherId"],
-                "authorIds": [named["createAuthor"]["authorId"]],
-            }
+            book = book_input(named, "The Dispossessed")
             body = json.dumps({"query": CREATE_BOOK, "variables": {"input": book}}).encode()
         else:
             body = json.dumps({"query": CREATE_AUTHOR, "variables": {"input": {"name": "Le Guin"}}}).encode()
