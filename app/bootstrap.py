@@ -29,6 +29,7 @@ from app.eventstore import EventStore
 from app.live.backend import RedisPubSubBackend
 from app.live.hub import Hub
 from app.live.notifier import Notifier
+from app.memory import freeze_startup_objects
 from app.metrics.pools import pool_use
 from app.notifications.mailer import mailer_for
 from app.notifications.sender import PURGE_MAIL, SEND_MAIL, MailSender
@@ -234,7 +235,12 @@ async def worker_process(settings: Settings) -> AsyncIterator[Workers]:
     tracing.configure_from_environment(read_statements=settings.trace_read_statements)
     async with AsyncExitStack() as stack:
         live, _ = await _broadcast(stack, settings.redis_url or "")
-        yield await stack.enter_async_context(_running_workers(settings, live))
+        workers = await stack.enter_async_context(_running_workers(settings, live))
+        # As an API process does (app/main.py): a full collection over every module and the consumers'
+        # registries stopped the loop for 60-90 ms, which every change then waited out on its way to
+        # the read models and subscribers (bench/README.md, "The worker's collector").
+        freeze_startup_objects()
+        yield workers
 
 
 @asynccontextmanager

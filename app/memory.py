@@ -4,11 +4,12 @@ startup built, and memory freed after a burst given back to the operating system
 `freeze_startup_objects` moves everything alive once the application is built (modules, the GraphQL
 schema, the container: some 120,000 objects) out of the collector's reach. A full collection then scans
 only what requests created since, not 35-50 ms of objects that never die, which otherwise lands on
-whichever request happens to allocate when the collector runs. It also collects the youngest
-generation after 20,000 new container objects instead of 700: a `book(id)` allocates a few thousand,
-most freed by reference counting within the request, so the default ran a young collection several times
-per request over objects that were about to die anyway (bench/README.md, "The collector's young
-generation": 1.6 % of a by-id request's instructions).
+whichever request happens to allocate when the collector runs. A worker process does the same once its
+workers have started: there a full collection took 60-90 ms, and every change in flight waited it out.
+It also collects the youngest generation after 20,000 new container objects instead of 700: a
+`book(id)` allocates a few thousand, most freed by reference counting within the request, so the default
+ran a young collection several times per request over objects that were about to die anyway
+(bench/README.md, "The collector's young generation": 1.6 % of a by-id request's instructions).
 
 glibc's malloc returns freed memory at the top of its heap only: after a burst of connections (a
 handshake flood, a thousand subscribers leaving) most of the heap is free but stays resident, and the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Callable
 
 import asyncpg
@@ -43,3 +44,17 @@ async def test_a_worker_process_opens_no_api_pool(make_settings: Callable[[], Se
             await wait_until(only_the_workers_connected, what="the workers' connections alone")
         finally:
             await admin.close()
+
+
+async def test_a_worker_process_exempts_its_startup_objects_from_collection(
+    make_settings: Callable[[], Settings],
+) -> None:
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        async with worker_process(make_settings()):
+            # As an API process's (app/memory.py): a full collection then scans what the batches made since.
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
