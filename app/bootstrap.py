@@ -33,6 +33,7 @@ from app.memory import freeze_startup_objects
 from app.metrics.pools import pool_use
 from app.notifications.mailer import mailer_for
 from app.notifications.sender import PURGE_MAIL, SEND_MAIL, MailSender
+from app.planner import ANALYZE_EVERY, ANALYZE_GROWN, analyze_grown
 from app.processes.basket_checkout import BasketCheckout
 from app.processes.checkout_saga import TIMEOUT as CHECKOUT_TIMEOUT
 from app.processes.checkout_saga import CheckoutSaga
@@ -161,6 +162,9 @@ def build_workers(parts: WorkerParts) -> Workers:
     async def purge() -> None:
         await purge_changes(pool, settings.changes_retention_days)
 
+    async def analyze() -> None:
+        await analyze_grown(pool)
+
     return Workers(
         settings,
         pool,
@@ -168,7 +172,11 @@ def build_workers(parts: WorkerParts) -> Workers:
         parts.event_store,
         build_consumers(parts),
         parts.notifier,
-        periodic={"purge-changes": (CHANGES_PURGE_EVERY, purge), **mail_jobs(parts)},
+        periodic={
+            "purge-changes": (CHANGES_PURGE_EVERY, purge),
+            ANALYZE_GROWN: (ANALYZE_EVERY, analyze),
+            **mail_jobs(parts),
+        },
         scheduled=build_scheduled(parts),
     )
 

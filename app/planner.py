@@ -1,0 +1,54 @@
+"""The planner's statistics kept up with tables that grow in bursts: ANALYZE once a table has doubled.
+
+A session keeps its plan of a prepared statement (the statement caches of asyncpg's pools) until a table it
+reads changes shape or gets new statistics. A plan made while a table was small reads all of it: a hash
+join over every author to name a new book's authors, a sequential scan to find one row. Once the table
+has grown, that plan costs a scan of the whole table per statement, until autovacuum's ANALYZE renews it,
+which it does after a tenth of the table has changed but looks at most once a minute (autovacuum_naptime).
+A burst (an import, `bookworm seed`, a benchmark's thousands of authors) then makes each of the next
+minute's new books scan every author: the catalog's lag went from 0.1 to 2 s that way (bench/README.md,
+"Plans made while the tables were small").
+
+`analyze_grown` runs, every few seconds from the workers' scheduler, what autovacuum would run later:
+ANALYZE of each table that has had at least `least` rows changed since its last ANALYZE and at least as
+many as it had then (so it has about doubled, or was never analyzed). The new statistics invalidate every
+session's plans of that table, which are then made for its size now. Each table is analyzed about
+log2(size / least) times as it grows, each ANALYZE reading a sample of at most 30,000 rows (the default
+statistics target), so a table that grows slowly is left to autovacuum.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+ANALYZE_GROWN = "analyze-grown"  # the workers' periodic job (bus.scheduled's kind)
+ANALYZE_EVERY = 5.0  # seconds between two looks at the tables' counters
+LEAST_CHANGED = 1_000  # rows changed since the last ANALYZE before a table is analyzed here
+
+# The database's own tables that grew: changed rows since the last ANALYZE against the row count then
+# (-1 when never analyzed). The counters are the cumulative statistics', flushed by each backend within a
+# second or so of its transactions.
+_GROWN = """
+SELECT format('%I.%I', s.schemaname, s.relname)
+FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.n_mod_since_analyze >= $1 AND s.n_mod_since_analyze >= c.reltuples
+ORDER BY s.schemaname, s.relname
+"""
+
+
+async def analyze_grown(pool: asyncpg.Pool, least: int = LEAST_CHANGED) -> list[str]:
+    """ANALYZE every table that has about doubled since its last ANALYZE; return their names."""
+    grown: list[str] = [row[0] for row in await pool.fetch(_GROWN, least)]
+    for table in grown:
+        # One at a time, each in its own transaction: ANALYZE takes a lock that writes do not wait for.
+        try:
+            await pool.execute(f"ANALYZE {table}")  # a name the server quoted (format's %I)
+        except asyncpg.UndefinedTableError:
+            continue  # dropped since (a rebuild's old generation)
+    if grown:
+        log.info("planner statistics renewed for %s", ", ".join(grown))
+    return grown

@@ -1,0 +1,78 @@
+"""Planner statistics renewed once a table has doubled, and the plans cached while it was small made again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+
+from app.db import create_pool
+from app.planner import analyze_grown
+from app.settings import Settings
+
+LEAST = 1_000
+
+_LAST_ANALYZED = "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = $1"
+
+
+@pytest.fixture
+async def pool(make_settings: Callable[[], Settings]) -> AsyncIterator[asyncpg.Pool]:
+    """A database of the test's own: no other test's tables have grown in it."""
+    pool = await create_pool(make_settings().database_url or "")
+    for table in ("grown", "steady"):
+        await pool.execute(f"CREATE TABLE public.{table} (id int PRIMARY KEY, name text NOT NULL)")
+    yield pool
+    await pool.close()
+
+
+async def add_rows(pool: asyncpg.Pool, table: str, first: int, count: int) -> None:
+    """Insert rows, and make their count visible to every session's statistics at once."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f"INSERT INTO public.{table} SELECT i, 'name ' || i FROM generate_series($1::int, $2::int) i",
+            first,
+            first + count - 1,
+        )
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    # The counters reach the shared statistics when the session is next idle; a statement later they are.
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT 1")
+
+
+async def test_a_table_is_analyzed_once_it_has_doubled_and_a_steady_one_is_not(pool: asyncpg.Pool) -> None:
+    await add_rows(pool, "steady", 1, 10)
+    await add_rows(pool, "grown", 1, 1_500)
+
+    assert await analyze_grown(pool, LEAST) == ["public.grown"]
+    assert await pool.fetchval(_LAST_ANALYZED, "grown") is not None
+    assert await pool.fetchval(_LAST_ANALYZED, "steady") is None  # too few changes: autovacuum's
+    assert await analyze_grown(pool, LEAST) == []  # nothing changed since
+
+    await add_rows(pool, "grown", 1_501, 1_200)
+    assert await analyze_grown(pool, LEAST) == []  # 1,200 new rows on 1,500: not yet doubled
+    await add_rows(pool, "grown", 2_701, 400)
+    assert await analyze_grown(pool, LEAST) == ["public.grown"]  # 1,600 on 1,500
+
+
+async def test_a_plan_made_while_the_table_was_small_is_made_again_once_it_has_grown(
+    pool: asyncpg.Pool,
+) -> None:
+    await add_rows(pool, "grown", 1, 3)
+    await pool.execute("ANALYZE public.grown")
+    async with pool.acquire() as conn:
+        # A plan kept for every later execution, as a pool's statement cache keeps its statements.
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute("PREPARE lookup(int) AS SELECT name FROM public.grown WHERE id = $1")
+
+        async def plan() -> str:
+            return "\n".join(row[0] for row in await conn.fetch("EXPLAIN EXECUTE lookup(1)"))
+
+        assert "Seq Scan" in await plan()  # three rows: reading them all is cheapest
+        await add_rows(pool, "grown", 4, 20_000)
+        assert "Seq Scan" in await plan()  # the plan made for three rows, now reading 20,003
+
+        assert await analyze_grown(pool, LEAST) == ["public.grown"]
+        assert "Index Scan" in await plan()
+        await conn.execute("DEALLOCATE lookup")
+        await conn.execute("RESET plan_cache_mode")
