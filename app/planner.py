@@ -28,27 +28,40 @@ log = logging.getLogger(__name__)
 ANALYZE_GROWN = "analyze-grown"  # the workers' periodic job (bus.scheduled's kind)
 ANALYZE_EVERY = 5.0  # seconds between two looks at the tables' counters
 LEAST_CHANGED = 1_000  # rows changed since the last ANALYZE before a table is analyzed here
+LOCK_TIMEOUT_MS = 1_000
 
-# The database's own tables that grew: changed rows since the last ANALYZE against the row count then
-# (-1 when never analyzed). The counters are the cumulative statistics', flushed by each backend within a
-# second or so of its transactions.
+# The database's own tables (not sessions' temporary ones) that grew: changed rows since the last ANALYZE
+# against the row count then (-1 when never analyzed). The counters are the cumulative statistics', which
+# each backend flushes within a second or so of its transactions.
 _GROWN = """
 SELECT format('%I.%I', s.schemaname, s.relname)
 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 WHERE s.n_mod_since_analyze >= $1 AND s.n_mod_since_analyze >= c.reltuples
+  AND c.relpersistence <> 't'
 ORDER BY s.schemaname, s.relname
 """
 
 
 async def analyze_grown(pool: asyncpg.Pool, least: int = LEAST_CHANGED) -> list[str]:
-    """ANALYZE every table that has about doubled since its last ANALYZE; return their names."""
-    grown: list[str] = [row[0] for row in await pool.fetch(_GROWN, least)]
-    for table in grown:
-        # One at a time, each in its own transaction: ANALYZE takes a lock that writes do not wait for.
+    """ANALYZE every table that has about doubled since its last ANALYZE; return those analyzed."""
+    analyzed: list[str] = []
+    for row in await pool.fetch(_GROWN, least):
+        table = row[0]  # a name the server quoted (format's %I)
         try:
-            await pool.execute(f"ANALYZE {table}")  # a name the server quoted (format's %I)
+            async with pool.acquire() as conn, conn.transaction():
+                # Writes never wait for ANALYZE's lock; another ANALYZE or a VACUUM holds it, and one that
+                # is already at work on the table is let be rather than waited for (the next look sees
+                # whether it renewed the statistics).
+                await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
+                await conn.execute(f"ANALYZE {table}")
+        except asyncpg.LockNotAvailableError:
+            log.info(
+                "planner statistics of %s: an ANALYZE or VACUUM is at work on it; looking again later", table
+            )
+            continue
         except asyncpg.UndefinedTableError:
             continue  # dropped since (a rebuild's old generation)
-    if grown:
-        log.info("planner statistics renewed for %s", ", ".join(grown))
-    return grown
+        analyzed.append(table)
+    if analyzed:
+        log.info("planner statistics renewed for %s", ", ".join(analyzed))
+    return analyzed

@@ -55,6 +55,19 @@ async def test_a_table_is_analyzed_once_it_has_doubled_and_a_steady_one_is_not(p
     assert await analyze_grown(pool, LEAST) == ["public.grown"]  # 1,600 on 1,500
 
 
+async def test_a_table_another_analyze_or_vacuum_holds_is_left_to_it_and_analyzed_later(
+    pool: asyncpg.Pool,
+) -> None:
+    await add_rows(pool, "grown", 1, 1_500)
+    async with pool.acquire() as holder, holder.transaction():
+        # The lock ANALYZE and VACUUM take (writes do not conflict with it).
+        await holder.execute("LOCK TABLE public.grown IN SHARE UPDATE EXCLUSIVE MODE")
+        # Held until the call returns: a call that waited for the lock would never return.
+        assert await analyze_grown(pool, LEAST) == []
+    assert await pool.fetchval(_LAST_ANALYZED, "grown") is None
+    assert await analyze_grown(pool, LEAST) == ["public.grown"]
+
+
 async def test_a_plan_made_while_the_table_was_small_is_made_again_once_it_has_grown(
     pool: asyncpg.Pool,
 ) -> None:
