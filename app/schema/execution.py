@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from enum import Enum
 from operator import attrgetter
 from types import FunctionType, GeneratorType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 from weakref import WeakKeyDictionary, finalize
 
 from graphql import (
+    DocumentNode,
     GraphQLEnumType,
+    GraphQLError,
     GraphQLField,
+    GraphQLFieldResolver,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -19,11 +22,21 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLTypeResolver,
     OperationDefinitionNode,
     Undefined,
+    assert_valid_schema,
 )
+from graphql.execution import Executor as GraphQLCoreExecutor
+from graphql.execution import MiddlewareManager
 from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails
-from graphql.pyutils import AwaitableOrValue, Path, UndefinedType
+from graphql.execution.executor import (
+    ExecutionHooks,
+    Middleware,
+    default_field_resolver,
+    default_type_resolver,
+)
+from graphql.pyutils import AbortSignal, AwaitableOrValue, Path, UndefinedType
 from graphql.type.scalars import (
     GRAPHQL_MAX_INT,
     GRAPHQL_MIN_INT,
@@ -36,6 +49,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 from app.schema.extensions import PerEventExecutor
+from app.schema.variables import prepared
 
 _GENERAL: Any = object()  # "complete this field graphql-core's way"
 
@@ -177,6 +191,80 @@ class Executor(PerEventExecutor):
             _OPERATION_SHAPES[id(self.operation)] = shared
             finalize(self.operation, _OPERATION_SHAPES.pop, id(self.operation), None)
         self._shapes: Shapes = {} if shared is None else shared
+
+    @classmethod
+    def build(  # graphql-core's parameters, in its order
+        cls,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        root_value: Any = None,
+        context_value: Any = None,
+        raw_variable_values: dict[str, Any] | None = None,
+        operation_name: str | None = None,
+        field_resolver: GraphQLFieldResolver | None = None,
+        type_resolver: GraphQLTypeResolver | None = None,
+        subscribe_field_resolver: GraphQLFieldResolver | None = None,
+        max_coercion_errors: int = 50,
+        enable_early_execution: bool = False,
+        middleware: Middleware | None = None,
+        is_awaitable: Callable[[Any], TypeGuard[Awaitable[Any]]] | None = None,
+        is_async_iterable: Callable[[Any], TypeGuard[AsyncIterable[Any]]] | None = None,
+        hide_suggestions: bool = False,
+        abort_signal: AbortSignal | None = None,
+        hooks: ExecutionHooks | None = None,
+        **custom_args: Any,
+    ) -> list[GraphQLError] | GraphQLCoreExecutor[Any]:
+        """graphql-core's build, with the operation found and its variables coerced by a plan made once
+        per document (app/schema/variables.py); any variable value it refuses, graphql-core's way, for
+        its errors."""
+        assert_valid_schema(schema)
+        operation = None
+        if middleware is None or isinstance(middleware, MiddlewareManager):
+            operation = prepared(schema, document, operation_name)
+        variable_values = (
+            None if operation is None else operation.values(raw_variable_values or {}, hide_suggestions)
+        )
+        if operation is None or variable_values is None:
+            return super().build(
+                schema,
+                document,
+                root_value,
+                context_value,
+                raw_variable_values,
+                operation_name,
+                field_resolver,
+                type_resolver,
+                subscribe_field_resolver,
+                max_coercion_errors,
+                enable_early_execution,
+                middleware,
+                is_awaitable,
+                is_async_iterable,
+                hide_suggestions=hide_suggestions,
+                abort_signal=abort_signal,
+                hooks=hooks,
+                **custom_args,
+            )
+        return cls(
+            schema,
+            operation.fragment_definitions.copy(),
+            operation.fragments.copy(),
+            root_value,
+            context_value,
+            operation.operation,
+            variable_values,
+            field_resolver or default_field_resolver,
+            type_resolver or default_type_resolver,
+            subscribe_field_resolver or default_field_resolver,
+            enable_early_execution,
+            middleware,
+            is_awaitable,
+            is_async_iterable,
+            hide_suggestions=hide_suggestions,
+            abort_signal=abort_signal,
+            hooks=hooks,
+            **custom_args,
+        )
 
     def build_per_event_executor(self, payload: Any) -> Any:
         executor = super().build_per_event_executor(payload)

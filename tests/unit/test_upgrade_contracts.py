@@ -19,6 +19,10 @@ import strawberry
 import uvicorn
 from broadcaster import Broadcast, BroadcastBackend
 from graphql import ExecutionResult, GraphQLSchema, parse
+from graphql.execution import Executor as GraphQLCoreExecutor
+from graphql.execution import get_variable_signature as graphql_signature
+from graphql.execution import values as graphql_values
+from graphql.utilities.coerce_input_value import coerce_default_value, coerce_input_value
 from redis import asyncio as aioredis
 from strawberry.extensions import MaskErrors
 from strawberry.http.async_base_view import AsyncBaseHTTPView
@@ -164,6 +168,33 @@ def test_strawberrys_argument_conversion_and_resolver_are_what_the_built_resolve
         f"strawberry's {function.__qualname__} changed: app/schema/arguments.py (Planner, Plan) and "
         "app/schema/resolvers.py (the built resolvers) do what it does once per field; bring them to its "
         "new behaviour, run tests/unit/test_arguments.py, then record the new digest here"
+    )
+
+
+# What app/schema/variables.py and Executor.build (app/schema/execution.py) do again, once per document and
+# per type, that graphql-core's build does per request: each function's source as it was when they were
+# written (graphql-core 3.3.2).
+GRAPHQL_CORE_VARIABLE_PATH = {
+    GraphQLCoreExecutor.build: "faf76cb9d6140315",
+    GraphQLCoreExecutor.__init__: "9b630bd4461cc4ea",
+    graphql_values.get_variable_values: "4c1b2880140b2346",
+    graphql_values.coerce_variable_values: "9d7e32a42ceaec29",
+    graphql_values.input_is_nested_too_deeply: "9bdec490d9eaaa44",
+    coerce_input_value: "b48fbfc965a86e87",
+    coerce_default_value: "b7496350793916e2",
+    graphql_signature.get_variable_signature: "12756e033317ad4a",
+}
+
+
+@pytest.mark.parametrize("function", GRAPHQL_CORE_VARIABLE_PATH, ids=lambda f: f.__qualname__)
+def test_graphql_cores_build_and_variable_coercion_are_what_the_prepared_operations_repeat(
+    function: Callable[..., Any],
+) -> None:
+    digest = hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+    assert digest == GRAPHQL_CORE_VARIABLE_PATH[function], (
+        f"graphql-core's {function.__qualname__} changed: app/schema/variables.py (Prepared, the planned "
+        "coercions) and Executor.build in app/schema/execution.py do what it does once per document; bring "
+        "them to its new behaviour, run tests/unit/test_variables.py, then record the new digest here"
     )
 
 
