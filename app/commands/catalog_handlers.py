@@ -88,7 +88,7 @@ async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBo
         return book_id
     after = fold(book.evolve, loaded.state, events)
     refs = book.references(after)
-    versions = await _check_targets(ctx, after, refs)
+    versions = await _check_targets(ctx, refs)
     if loaded.version == 0:
         # A new book has no reference rows to replace: the targets' locks and check, its events and its
         # reference rows are one statement (one implicit transaction), so no BEGIN and COMMIT either.
@@ -102,7 +102,7 @@ async def _write_book(ctx: Context, book_id: str, command: CreateBook | UpdateBo
     return book_id
 
 
-async def _check_targets(ctx: Context, state: book.State, refs: list[book.Reference]) -> dict[str, int]:
+async def _check_targets(ctx: Context, refs: list[book.Reference]) -> dict[str, int]:
     """Check the book's targets exist; return the version each was loaded at (the write checks them)."""
     found: dict[book.Reference, named.State] = {}
     versions: dict[str, int] = {}
@@ -110,7 +110,7 @@ async def _check_targets(ctx: Context, state: book.State, refs: list[book.Refere
     loaded_targets = await load_targets(ctx, wanted, keep=lambda target: target.exists)
     for ref, loaded in zip(refs, loaded_targets, strict=True):
         found[ref], versions[ref.target_id] = loaded.state, loaded.version
-    book.require_references(state, found)
+    book.require_references(refs, found)
     return versions
 
 

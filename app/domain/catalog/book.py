@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import NamedTuple
@@ -44,8 +44,8 @@ NEW = State()  # a stream with no events yet: one instance serves every load (a 
 class Reference(NamedTuple):
     """One entity a book points at: the input field that names it, its aggregate, and its id.
 
-    A named tuple, not a frozen dataclass: every createBook builds its references twice and keys the
-    targets' states by them, and a tuple is built, hashed and compared in C.
+    A named tuple, not a frozen dataclass: every createBook builds its references and keys the targets'
+    states by them, and a tuple is built, hashed and compared in C.
     """
 
     field: str
@@ -185,9 +185,10 @@ def references(state: State) -> list[Reference]:
     ]
 
 
-def require_references(state: State, found: Mapping[Reference, named.State]) -> None:
-    """Refuse a book whose category, publisher or authors do not exist (or are deleted)."""
-    missing = [r for r in references(state) if not found.get(r, named.NEW).exists]
+def require_references(refs: Iterable[Reference], found: Mapping[Reference, named.State]) -> None:
+    """Refuse a book whose references (`references(state)`: its category, publisher or authors) do not
+    exist (or are deleted)."""
+    missing = [r for r in refs if not found.get(r, named.NEW).exists]
     if missing:
         raise NotFoundError(
             " ".join(f"{r.field}: no {r.kind.lower()} with id {rules.short(r.target_id)}." for r in missing)
