@@ -36,12 +36,17 @@ _COLUMNS = """transaction_id::text::bigint AS xid, global_position, stream_id, s
 # delivered at commit, once: PostgreSQL folds identical notifications of one transaction. Each event's id
 # is drawn here (`gen_random_uuid()`, version 4, as `uuid.uuid4()` drew them before): building and encoding
 # an array of them was a twelfth of the client's work for a new book's append (bench/README.md).
+# The events' rows: arrays of their versions, types, schema versions and payloads, unnested, or one event's
+# values as they are (the common append: no client-side arrays to build and encode; bench/README.md).
+_EVENTS = "unnest($3::int[], $4::text[], $5::int[], $7::text[]) AS x(v, t, s, d)"
+_ONE_EVENT = "(VALUES ($3::int, $4::text, $5::int, $7::text)) AS x(v, t, s, d)"
+
 _APPEND = """
 WITH appended AS (
     INSERT INTO eventstore.events
         (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
     SELECT $1, $2, v, gen_random_uuid(), t, s, d::jsonb, $6::jsonb
-    FROM unnest($3::int[], $4::text[], $5::int[], $7::text[]) AS x(v, t, s, d)
+    FROM {events}
     -- The stream must be exactly at the expected version: no gaps in stream versions.
     WHERE $8::int = 0
        OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $8::int)
@@ -62,7 +67,7 @@ WITH held AS (
     INSERT INTO eventstore.events
         (stream_id, stream_type, stream_version, event_id, event_type, schema_version, data, metadata)
     SELECT $1, $2, v, gen_random_uuid(), t, s, d::jsonb, $6::jsonb
-    FROM held, unnest($3::int[], $4::text[], $5::int[], $7::text[]) AS x(v, t, s, d)
+    FROM held, {{events}}
     WHERE held.changed IS NULL
       AND ($8::int = 0
            OR EXISTS (SELECT 1 FROM eventstore.events WHERE stream_id = $1 AND stream_version = $8::int))
@@ -77,6 +82,12 @@ SELECT held.changed, a.transaction_id::text::bigint, a.global_position,
 FROM held LEFT JOIN appended a ON true
 ORDER BY a.global_position
 """
+# (referring to others, events given as one) -> the statement
+_APPENDS = {
+    (referring, one): statement.format(events=_ONE_EVENT if one else _EVENTS)
+    for referring, statement in ((False, _APPEND), (True, _APPEND_REFERRING))
+    for one in (False, True)
+}
 
 # Commit order without gaps (docs/architecture.md, "Event store"): only transactions older than every
 # running one that may write here are visible (the commit horizon, migration 0014: other databases' running
@@ -191,16 +202,29 @@ class EventStore:
     ) -> list[Any]:
         targets = sorted(refers_to or ())
         referring = () if refers_to is None else (targets, [refers_to[t] for t in targets])
-        try:
-            rows: list[Any] = await conn.fetch(
-                _APPEND if refers_to is None else _APPEND_REFERRING,
-                stream_id,
-                stream_type,
+        if len(encoded) == 1:
+            [(name, version, data)] = encoded
+            events: tuple[Any, ...] = (
+                expected_version + 1,
+                name,
+                version,
+                dumps(metadata.as_dict()),
+                dumps(data),
+            )
+        else:
+            events = (
                 [expected_version + i + 1 for i in range(len(encoded))],
                 [name for name, _, _ in encoded],
                 [version for _, version, _ in encoded],
                 dumps(metadata.as_dict()),
                 [dumps(data) for _, _, data in encoded],
+            )
+        try:
+            rows: list[Any] = await conn.fetch(
+                _APPENDS[refers_to is not None, len(encoded) == 1],
+                stream_id,
+                stream_type,
+                *events,
                 expected_version,
                 *referring,
             )

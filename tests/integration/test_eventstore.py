@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import uuid
@@ -22,7 +23,7 @@ from app.events.catalog import (
     CategoryCreated,
     CategoryRenamed,
 )
-from app.eventstore import START, ConcurrencyError, EventStore, Position, RecordedEvent
+from app.eventstore import START, ConcurrencyError, EventStore, Position, RecordedEvent, TargetChanged
 from app.ids import new_id
 from app.settings import Settings
 
@@ -144,6 +145,49 @@ async def test_each_appended_event_gets_an_id_of_its_own(pool: asyncpg.Pool, eve
     ids = [uuid.UUID(r.event_id) for r in recorded]
     assert len(ids) == len(set(ids)) == 5
     assert {i.version for i in ids} == {4}
+
+
+@pytest.mark.parametrize("count", [1, 3], ids=["one-event", "three-events"])
+@pytest.mark.parametrize("referring", [False, True], ids=["plain", "referring"])
+async def test_every_append_statement_stores_what_it_was_given_and_checks_versions(
+    pool: asyncpg.Pool, event_store: EventStore, count: int, referring: bool
+) -> None:
+    # One event goes as values, several as arrays; with and without references: four statements.
+    author, stream = new_id(), new_id()
+    events = [
+        AuthorCreated(author_id=stream, name="a"),
+        *(AuthorRenamed(author_id=stream, name=f"a{i}") for i in range(1, count)),
+    ]
+    meta = Metadata(actor="writer", correlation_id="corr", causation_id="cause", traceparent=None)
+    async with pool.acquire() as conn:
+        await event_store.append(
+            conn,
+            stream_id=author,
+            stream_type="Author",
+            expected_version=0,
+            events=[AuthorCreated(author_id=author, name="t")],
+            metadata=META,
+        )
+        refers_to = {author: 1} if referring else None
+        append = functools.partial(
+            event_store.append, conn, stream_id=stream, stream_type="Author", events=events, metadata=meta
+        )
+        if referring:
+            with pytest.raises(TargetChanged):
+                await append(expected_version=0, refers_to={author: 2})
+        position = await append(expected_version=0, refers_to=refers_to)
+        with pytest.raises(ConcurrencyError):
+            await append(expected_version=0, refers_to=refers_to)
+        referred = await conn.fetch(
+            "SELECT target_stream FROM eventstore.references WHERE source_stream = $1", stream
+        )
+    recorded = await event_store.read_stream(stream)
+    assert [(r.stream_version, r.event_type, r.schema_version, r.event) for r in recorded] == [
+        (n, type(e).__name__, event_store.registry.encode(e)[1], e) for n, e in enumerate(events, 1)
+    ]
+    assert all(r.metadata == meta.as_dict() and r.stream_type == "Author" for r in recorded)
+    assert position == recorded[-1].position
+    assert [row["target_stream"] for row in referred] == ([author] if referring else [])
 
 
 async def test_concurrent_writers_at_one_version_exactly_one_wins(
