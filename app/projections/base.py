@@ -120,10 +120,17 @@ SELECT transaction_id, global_position, generation FROM read.projections WHERE n
 # in one round trip. `held` is NULL when the lease is no longer ours (then nothing moved). The row read
 # FOR UPDATE is the newest version, which the UPDATE then moves; the checkpoint returned is the one before.
 # The batch also names itself a projector's (app.db.as_projector): it can then never append, and commit order
-# does not wait for it. `lease` is read twice, so it is materialized: both are done when it is read.
+# does not wait for it. Its statements keep one plan each (a generic plan): they write by key, so a plan made
+# for some keys fits every other. PostgreSQL would otherwise plan a statement afresh at every execution
+# whenever its generic plan's estimate looks dearer than a plan for the values at hand: a new book's
+# statement, whose list of authors the generic plan takes for ten rows and a custom plan for one, was
+# planned again for every book once the authors had grown (bench/README.md, "Plans made while the tables
+# were small"). A plan made while a table was small is renewed once it has grown (app/planner.py).
+# `lease` is read twice, so it is materialized: both are done when it is read.
 _BEGIN_BATCH = """
 WITH lease AS (
-    SELECT set_config('synchronous_commit', 'off', true) AS unsynced, eventstore.as_projector() AS projector
+    SELECT set_config('synchronous_commit', 'off', true) AS unsynced, eventstore.as_projector() AS projector,
+           set_config('plan_cache_mode', 'force_generic_plan', true) AS generic
     FROM bus.leases
     WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE
 ), locked AS (
