@@ -10,9 +10,10 @@ minute's new books scan every author: the catalog's lag went from 0.1 to 2 s tha
 "Plans made while the tables were small").
 
 `analyze_grown` runs, every few seconds from the workers' scheduler, what autovacuum would run later:
-ANALYZE of each table that has had at least `least` rows changed since its last ANALYZE and at least as
-many as it had then (so it has about doubled, or was never analyzed). The new statistics invalidate every
-session's plans of that table, which are then made for its size now. Each table is analyzed about
+ANALYZE of each table that holds at least `least` rows and at least twice as many as at its last ANALYZE
+(or was never analyzed). The new statistics invalidate every session's plans of that table, which are then
+made for its size now. A table whose rows change without growing (a checkpoint or a lease updated at every
+batch) keeps its plans, which still fit it: it is left to autovacuum. Each table is analyzed about
 log2(size / least) times as it grows, each ANALYZE reading a sample of at most 30,000 rows (the default
 statistics target), so a table that grows slowly is left to autovacuum.
 """
@@ -27,22 +28,22 @@ log = logging.getLogger(__name__)
 
 ANALYZE_GROWN = "analyze-grown"  # the workers' periodic job (bus.scheduled's kind)
 ANALYZE_EVERY = 5.0  # seconds between two looks at the tables' counters
-LEAST_CHANGED = 1_000  # rows changed since the last ANALYZE before a table is analyzed here
+LEAST_ROWS = 1_000  # rows a table holds before it is analyzed here
 LOCK_TIMEOUT_MS = 1_000
 
-# The database's own tables (not sessions' temporary ones) that grew: changed rows since the last ANALYZE
-# against the row count then (-1 when never analyzed). The counters are the cumulative statistics', which
-# each backend flushes within a second or so of its transactions.
+# The database's own tables (not sessions' temporary ones) that grew: their live rows now against the row
+# count of their last ANALYZE or VACUUM (-1 when there was none). The counts are the cumulative
+# statistics', which each backend flushes within a second or so of its transactions.
 _GROWN = """
 SELECT format('%I.%I', s.schemaname, s.relname)
 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-WHERE s.n_mod_since_analyze >= $1 AND s.n_mod_since_analyze >= c.reltuples
+WHERE s.n_live_tup >= $1 AND s.n_live_tup >= 2 * c.reltuples
   AND c.relpersistence <> 't'
 ORDER BY s.schemaname, s.relname
 """
 
 
-async def analyze_grown(pool: asyncpg.Pool, least: int = LEAST_CHANGED) -> list[str]:
+async def analyze_grown(pool: asyncpg.Pool, least: int = LEAST_ROWS) -> list[str]:
     """ANALYZE every table that has about doubled since its last ANALYZE; return those analyzed."""
     analyzed: list[str] = []
     for row in await pool.fetch(_GROWN, least):

@@ -50,9 +50,25 @@ async def test_a_table_is_analyzed_once_it_has_doubled_and_a_steady_one_is_not(p
     assert await analyze_grown(pool, LEAST) == []  # nothing changed since
 
     await add_rows(pool, "grown", 1_501, 1_200)
-    assert await analyze_grown(pool, LEAST) == []  # 1,200 new rows on 1,500: not yet doubled
+    assert (
+        await analyze_grown(pool, LEAST) == []
+    )  # 2,700 rows against 1,500 at its last ANALYZE: not yet doubled
     await add_rows(pool, "grown", 2_701, 400)
-    assert await analyze_grown(pool, LEAST) == ["public.grown"]  # 1,600 on 1,500
+    assert await analyze_grown(pool, LEAST) == ["public.grown"]  # 3,100 against 1,500
+
+
+async def test_a_small_table_whose_rows_change_often_is_left_to_autovacuum(pool: asyncpg.Pool) -> None:
+    # As a checkpoint or lease row is updated at every batch: many changes, no growth, no plan to renew.
+    await add_rows(pool, "steady", 1, 5)
+    async with pool.acquire() as conn:
+        await conn.executemany(
+            "UPDATE public.steady SET name = 'n' WHERE id = $1", [(i % 5 + 1,) for i in range(LEAST)]
+        )
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    await pool.execute("SELECT 1")
+
+    assert await analyze_grown(pool, LEAST) == []
+    assert await pool.fetchval(_LAST_ANALYZED, "steady") is None
 
 
 async def test_a_table_another_analyze_or_vacuum_holds_is_left_to_it_and_analyzed_later(
