@@ -202,21 +202,16 @@ class EventStore:
     ) -> list[Any]:
         targets = sorted(refers_to or ())
         referring = () if refers_to is None else (targets, [refers_to[t] for t in targets])
+        meta = dumps(metadata.as_dict())
         if len(encoded) == 1:
             [(name, version, data)] = encoded
-            events: tuple[Any, ...] = (
-                expected_version + 1,
-                name,
-                version,
-                dumps(metadata.as_dict()),
-                dumps(data),
-            )
+            events: tuple[Any, ...] = (expected_version + 1, name, version, meta, dumps(data))
         else:
             events = (
                 [expected_version + i + 1 for i in range(len(encoded))],
                 [name for name, _, _ in encoded],
                 [version for _, version, _ in encoded],
-                dumps(metadata.as_dict()),
+                meta,
                 [dumps(data) for _, _, data in encoded],
             )
         try:
