@@ -17,10 +17,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from app import tracing
-from app.admission.line import RedisLine
 from app.admission.local import LocalBuckets, Taken
 from app.backoff import Backoff
 from app.bus.infra import REDIS_DOWN, text
+from app.redis_line import RedisLine
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

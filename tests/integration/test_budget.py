@@ -16,8 +16,8 @@ import uvloop
 from redis.exceptions import ConnectionError, ResponseError
 
 from app.admission.budget import CHARGE_TIMEOUT, RETRY_FIRST, Budgets
-from app.admission.line import MAX_WAITING, RedisLine
 from app.bus.infra import REDIS_DOWN
+from app.redis_line import MAX_WAITING, RedisLine
 from app.settings import Settings
 from tests.integration.test_live import private_server, unused_redis_url
 
@@ -332,6 +332,31 @@ async def test_the_line_selects_the_clients_database_and_drops_replies_nobody_wa
             await client.aclose()
         if server.is_running():
             await asyncio.to_thread(server.stop)
+
+
+async def test_a_lines_commands_go_out_together_and_a_failure_is_raised_once_every_reply_is_in(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server = private_server(tmp_path)
+    await asyncio.to_thread(server.start)
+    client = aioredis.Redis.from_url(f"unix://{tmp_path}/valkey.sock")
+    line = RedisLine.of(client)
+    assert line is not None
+    try:
+        assert await line.call_many(("SET", "k", "v"), ("INCR", "n"), ("GET", "k")) == [b"OK", 1, b"v"]
+        with pytest.raises(ResponseError, match="unknown command"):
+            await line.call_many(("SET", "k", "w"), ("NO-SUCH-COMMAND",), ("INCR", "n"))
+        # Both commands around the failing one ran, and no reply of theirs is left for the next caller.
+        assert await line.call_many(("GET", "k"), ("GET", "n")) == [b"w", b"2"]
+        await client.client_pause(400, all=True)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await line.call_many(("INCR", "n"), ("INCR", "n"))  # answered after the pause, to nobody
+        assert await line.call("GET", "n") == b"4"
+    finally:
+        await line.aclose()
+        await client.aclose()
+        await asyncio.to_thread(server.stop)
 
 
 def test_the_line_runs_on_uvloop_as_the_servers_do(settings: Settings) -> None:

@@ -1,13 +1,14 @@
-"""One pipelined Redis connection of its own for the budget charges: a command out, its reply back.
+"""A pipelined Redis connection of its own, for the commands on a hot path: commands out, replies back.
 
-Every request is charged in Redis (app/admission/budget.py), so the charge is the one Redis call on every
-request's path. Through redis-py's asyncio client it costs 53-70 µs of CPU (its pool, command packing,
+Through redis-py's asyncio client one command costs 53-70 µs of CPU (its pool, command packing,
 observability hooks and response parsing for each call); written on a connection of its own and read with
 hiredis's parser (which redis-py uses too) it costs 13-17 µs (bench/README.md, "One line for the charges").
+Two callers use one: the budget charges, on every request's path (app/admission/budget.py), and each
+consumer group's read of the events stream with its acknowledgement of the last batch (app/bus/consumer.py).
 
 The line is for plain connections: TCP or a Unix socket, with a password, user name and database as the
-client's URL gives them. A client with anything more (TLS, a credential provider, RESP3) is charged
-through redis-py as before: `RedisLine.of` returns None for it.
+client's URL gives them. For a client with anything more (TLS, a credential provider, RESP3) `RedisLine.of`
+returns None, and its caller goes through redis-py.
 
 Commands go out in order and Redis answers them in order, so each reply goes to the oldest command waiting.
 A caller that stops waiting (its timeout) leaves its place in the queue, and the reply is dropped when it
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, cast
 
 import hiredis
@@ -57,15 +59,20 @@ class _Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio's subclasses
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
+        return self.send_many([command])[0]
+
+    def send_many(self, commands: Sequence[bytes]) -> list[asyncio.Future[Any]]:
+        """Write `commands` at once; return a future for each reply, in order."""
         if self.closed or self.transport is None:
-            raise ConnectionError("the budget line to Redis is closed")
-        if len(self.waiting) >= MAX_WAITING:
+            raise ConnectionError("the line to Redis is closed")
+        if len(self.waiting) + len(commands) > MAX_WAITING:
             self.close(ConnectionError(f"Redis left {MAX_WAITING} commands unanswered"))
             raise ConnectionError(f"Redis left {MAX_WAITING} commands unanswered")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting.append(future)
-        self.transport.write(command)
-        return future
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in commands]
+        self.waiting.extend(futures)
+        self.transport.write(b"".join(commands))
+        return futures
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -84,7 +91,7 @@ class _Protocol(asyncio.Protocol):
             self.close(exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(ConnectionError(f"Redis closed the budget line: {exc!r}"))
+        self._fail(ConnectionError(f"Redis closed the line: {exc!r}"))
 
     def close(self, exc: Exception) -> None:
         if self.transport is not None:
@@ -127,17 +134,44 @@ class RedisLine:
             protocol = await self._connected()
         return await protocol.send(pack(*args))
 
+    async def call_many(self, *commands: Sequence[bytes | str | int | float]) -> list[Any]:
+        """Send `commands` in one write and return their replies in order.
+
+        Raises the first failure (an error reply, a lost connection) once every reply is in. A caller that
+        stops waiting gives up every reply: none is left for anyone, and each is dropped when it comes.
+        """
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            protocol = await self._connected()
+        futures = protocol.send_many([pack(*command) for command in commands])
+        replies: list[Any] = []
+        failure: BaseException | None = None
+        try:
+            for future in futures:
+                try:
+                    replies.append(await future)
+                except (ResponseError, ConnectionError, OSError) as exc:
+                    failure = failure or exc
+                    replies.append(None)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        if failure is not None:
+            raise failure
+        return replies
+
     async def aclose(self) -> None:
         if self._connecting is not None:
             self._connecting.cancel()
         if self._protocol is not None:
-            self._protocol.close(ConnectionError("the budget line was closed"))
+            self._protocol.close(ConnectionError("the line to Redis was closed"))
             self._protocol = None
 
     async def _connected(self) -> _Protocol:
         # One connection attempt at a time, whoever waits for it; a caller's timeout does not cancel it.
         if self._connecting is None or self._connecting.done():
-            self._connecting = asyncio.create_task(self._connect(), name="budget-line-connect")
+            self._connecting = asyncio.create_task(self._connect(), name="redis-line-connect")
         return await asyncio.shield(self._connecting)
 
     async def _connect(self) -> _Protocol:
@@ -160,7 +194,7 @@ class RedisLine:
                 for reply in [protocol.send(pack(*command)) for command in setup]:
                     await reply
             except BaseException:
-                protocol.close(ConnectionError("the budget line could not be set up"))
+                protocol.close(ConnectionError("the line to Redis could not be set up"))
                 raise
         self._protocol = protocol
         return protocol
