@@ -126,11 +126,17 @@ SELECT transaction_id, global_position, generation FROM read.projections WHERE n
 # statement, whose list of authors the generic plan takes for ten rows and a custom plan for one, was
 # planned again for every book once the authors had grown (bench/README.md, "Plans made while the tables
 # were small"). A plan made while a table was small is renewed once it has grown (app/planner.py).
+# A GIN index (a book's search words, its authors) takes new entries into a pending list, which the insert
+# that finds it past `gin_pending_list_limit` (4 MB by default) moves into the index: one batch then paid
+# for thousands of books' words, and every read model's lag jumped meanwhile on a small machine. A batch
+# keeps it at the least PostgreSQL allows (64 kB): the same work, in pieces small enough to go unnoticed
+# (bench/README.md, "The stream read on a line of its own"). A rebuild loads with the default.
 # `lease` is read twice, so it is materialized: both are done when it is read.
 _BEGIN_BATCH = """
 WITH lease AS (
     SELECT set_config('synchronous_commit', 'off', true) AS unsynced, eventstore.as_projector() AS projector,
-           set_config('plan_cache_mode', 'force_generic_plan', true) AS generic
+           set_config('plan_cache_mode', 'force_generic_plan', true) AS generic,
+           set_config('gin_pending_list_limit', '64', true) AS pending
     FROM bus.leases
     WHERE name = $2 AND owner = $3 AND expires_at > clock_timestamp() FOR KEY SHARE
 ), locked AS (

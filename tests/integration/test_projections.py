@@ -402,6 +402,24 @@ async def test_a_batch_plans_each_of_its_statements_once(make_settings: Callable
         await pool.close()
 
 
+async def test_a_batch_keeps_the_gin_pending_lists_short_and_leaves_the_session_alone(
+    make_settings: Callable[[], Settings],
+) -> None:
+    settings = make_settings()
+    pool = await create_pool(settings.database_url or "", size=1)
+    try:
+        lease = Lease(pool, CATALOG.name, settings.lease_ttl)
+        assert await lease.try_acquire()
+        default = await pool.fetchval("SELECT current_setting('gin_pending_list_limit')")
+        assert default != "64kB"
+        async with pool.acquire() as conn, conn.transaction():
+            await ProjectionConsumer(CATALOG).begin_batch(conn, lease, START)
+            assert await conn.fetchval("SELECT current_setting('gin_pending_list_limit')") == "64kB"
+        assert await pool.fetchval("SELECT current_setting('gin_pending_list_limit')") == default
+    finally:
+        await pool.close()
+
+
 async def test_rebuild_swaps_while_queries_keep_answering(empty: Fresh) -> None:
     c, queries = empty.catalog, empty.queries
     author, category, publisher = await _basics(c)
