@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from app.bus.checkpoints import load_checkpoint, save_checkpoint
 from app.bus.infra import POSTGRES_DOWN, REDIS_DOWN, close_connection
 from app.db import plain_url
 from app.eventstore import NOTIFY_CHANNEL, EventStore, Position, RecordedEvent
+from app.redis_line import RedisLine
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,10 +47,18 @@ class Relay:
         self._pool = pool
         self._redis = redis
         self._store = event_store
+        self._line = RedisLine.of(redis)  # None: XADDs go through redis-py (TLS, say)
         self.is_leader = False
 
     async def run(self) -> None:
         """Stand by until elected, then relay until cancelled; never raise anything else."""
+        try:
+            await self._run()
+        finally:
+            if self._line is not None:
+                await self._line.aclose()
+
+    async def _run(self) -> None:
         backoff = Backoff(0.5, 10.0)
         while True:
             try:
@@ -167,6 +177,9 @@ class Relay:
         # One MULTI/EXEC: a consumer blocked on the stream wakes once the whole batch is there, not per entry.
         served = (event.metadata.get("traceparent") for event in events)
         with tracing.batch_span("relay xadd", served, attributes={"bookworm.events": len(events)}):
+            if self._line is not None:
+                await self._xadd_on_line(self._line, events, prev)
+                return
             async with self._redis.pipeline(transaction=True) as pipe:
                 for event in events:
                     pipe.xadd(
@@ -177,6 +190,29 @@ class Relay:
                     )
                     prev = event.position
                 await pipe.execute()
+
+    async def _xadd_on_line(self, line: RedisLine, events: Sequence[RecordedEvent], prev: Position) -> None:
+        """`_xadd` on the relay's own line to Redis: no redis-py pipeline to build and parse per batch.
+
+        Past `redis_timeout` Redis is taken for unreachable and the connection for lost.
+        """
+        stream, maxlen = self._settings.events_stream, self._settings.stream_maxlen
+        commands: list[tuple[str | int, ...]] = [("MULTI",)]
+        for event in events:
+            fields = messages.encode(event, prev)
+            commands.append(("XADD", stream, "MAXLEN", "~", maxlen, "*", *itertools.chain(*fields.items())))
+            prev = event.position
+        commands.append(("EXEC",))
+        try:
+            async with asyncio.timeout(self._settings.redis_timeout):
+                replies = await line.call_many(*commands)
+        except (TimeoutError, asyncio.CancelledError):
+            await line.aclose()  # a reply still on its way would be read as the next batch's
+            raise
+        # EXEC answers with each XADD's reply; a command that failed inside the transaction is one of them.
+        for reply in replies[-1]:
+            if isinstance(reply, Exception):
+                raise reply
 
 
 # The flag is re-derived by every leader at its start: like every commit of the relay's session, its moves

