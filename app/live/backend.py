@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.aio import cancel_and_wait
 from app.backoff import Backoff
+from app.redis_line import RedisLine
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class RedisPubSubBackend(BroadcastBackend):
         self._publisher = aioredis.Redis.from_url(
             url, socket_connect_timeout=5, socket_timeout=_PUBLISH_TIMEOUT
         )
+        # Every projection batch publishes: on a line of its own, or through redis-py (TLS, say) when None.
+        self._line = RedisLine.of(self._publisher)
         self._silent_until = 0.0  # loop time until which publish fails at once: Redis stopped answering
         self._health_interval = health_interval
         self._max_retry_delay = max_retry_delay
@@ -99,6 +102,8 @@ class RedisPubSubBackend(BroadcastBackend):
         """Close the connections and wake anyone waiting in next_published."""
         self._conn = None
         await cancel_and_wait(task for task in (self._reader, self._writer) if task is not None)
+        if self._line is not None:
+            await self._line.aclose()
         await self._publisher.aclose()
         await self._connections.aclose()
         with contextlib.suppress(asyncio.QueueFull):
@@ -133,15 +138,26 @@ class RedisPubSubBackend(BroadcastBackend):
         now = asyncio.get_running_loop().time()
         if now < self._silent_until:
             raise BackendUnavailable(f"cannot publish to {_channels(messages)}: Redis stopped answering")
-        pipe = self._publisher.pipeline(transaction=False)
-        for channel, message in messages:
-            pipe.publish(channel, message)
         try:
-            await pipe.execute()
+            if self._line is not None:
+                await self._publish_on_line(self._line, messages)
+            else:
+                pipe = self._publisher.pipeline(transaction=False)
+                for channel, message in messages:
+                    pipe.publish(channel, message)
+                await pipe.execute()
         except (RedisError, OSError) as error:
             if isinstance(error, RedisTimeoutError | TimeoutError):
                 self._silent_until = now + _PUBLISH_TIMEOUT + self._max_retry_delay
             raise BackendUnavailable(f"cannot publish to {_channels(messages)}: {error}") from None
+
+    async def _publish_on_line(self, line: RedisLine, messages: Sequence[tuple[str, Any]]) -> None:
+        try:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT):
+                await line.call_many(*(("PUBLISH", channel, message) for channel, message in messages))
+        except (TimeoutError, asyncio.CancelledError):
+            await line.aclose()  # a reply still on its way would be read as the next publish's
+            raise
 
     async def next_published(self) -> Event:
         """Wait for the next message on a subscribed channel (no polling)."""
