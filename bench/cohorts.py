@@ -1,7 +1,7 @@
 """Subscription fan-out at a steady change rate: latency commit -> subscriber, CPU per delivery, idle memory.
 
 Usage:
-    flock /work/scratch/bench.lock python bench/cohorts.py [--subscribers 1000] [--rate 50] [--duration 10]
+    python bench/cohorts.py [--subscribers 1000] [--rate 50] [--duration 10]
         [--idle 1000,10000]
 
 Starts `bookworm serve --no-workers` with one API process plus one `bookworm worker` (all subscribers
