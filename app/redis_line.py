@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError, InvalidResponse, ResponseError
 
-MAX_WAITING = 256  # commands sent and not yet answered on the line, at most
+MAX_WAITING = 256  # commands left unanswered on the line when another call comes, at most
 
 
 def pack(*args: bytes | str | int | float) -> bytes:
@@ -65,7 +65,9 @@ class _Protocol(asyncio.Protocol):
         """Write `commands` at once; return a future for each reply, in order."""
         if self.closed or self.transport is None:
             raise ConnectionError("the line to Redis is closed")
-        if len(self.waiting) + len(commands) > MAX_WAITING:
+        # Commands still unanswered from before, not this call's: one call (a relay batch of 500) may
+        # send more than MAX_WAITING at once.
+        if len(self.waiting) >= MAX_WAITING:
             self.close(ConnectionError(f"Redis left {MAX_WAITING} commands unanswered"))
             raise ConnectionError(f"Redis left {MAX_WAITING} commands unanswered")
         loop = asyncio.get_running_loop()

@@ -281,6 +281,16 @@ def span(
     return _tracer.start_as_current_span(name, context=context, attributes=attributes)
 
 
+def redis_span(commands: str) -> AbstractContextManager[Any]:
+    """A client span for a call to Redis made on a line (app/redis_line.py), which redis-py's
+    instrumentation does not see: the child of the current span, as that instrumentation's would be
+    (and, like its spans, dropped with no current span)."""
+    if _tracer is None:
+        return _OFF
+    attributes = {"db.system": "redis", "db.operation": commands}
+    return _tracer.start_as_current_span(commands, kind=SpanKind.CLIENT, attributes=attributes)
+
+
 def batch_span(
     name: str, traceparents: Iterable[str | None], *, attributes: Attributes | None = None
 ) -> AbstractContextManager[Any]:

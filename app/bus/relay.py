@@ -205,7 +205,8 @@ class Relay:
         commands.append(("EXEC",))
         try:
             async with asyncio.timeout(self._settings.redis_timeout):
-                replies = await line.call_many(*commands)
+                with tracing.redis_span("MULTI XADD EXEC"):
+                    replies = await line.call_many(*commands)
         except (TimeoutError, asyncio.CancelledError):
             await line.aclose()  # a reply still on its way would be read as the next batch's
             raise

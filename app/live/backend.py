@@ -28,6 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app import tracing
 from app.aio import cancel_and_wait
 from app.backoff import Backoff
 from app.redis_line import RedisLine
@@ -154,7 +155,8 @@ class RedisPubSubBackend(BroadcastBackend):
     async def _publish_on_line(self, line: RedisLine, messages: Sequence[tuple[str, Any]]) -> None:
         try:
             async with asyncio.timeout(_PUBLISH_TIMEOUT):
-                await line.call_many(*(("PUBLISH", channel, message) for channel, message in messages))
+                with tracing.redis_span("PUBLISH"):
+                    await line.call_many(*(("PUBLISH", channel, message) for channel, message in messages))
         except (TimeoutError, asyncio.CancelledError):
             await line.aclose()  # a reply still on its way would be read as the next publish's
             raise

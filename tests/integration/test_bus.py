@@ -38,6 +38,7 @@ from app.ids import new_id
 from app.live.notices import ChangeNotice
 from app.projections import PROJECTIONS, ProjectionConsumer
 from app.projections.rating import RATING
+from app.redis_line import MAX_WAITING
 from app.settings import Settings
 from tests.integration.bus_support import (
     META,
@@ -376,6 +377,10 @@ async def test_a_relayed_batch_that_redis_refuses_inside_its_transaction_fails(e
         await env.redis.delete(env.settings.events_stream)
         await copier._xadd(events, START)  # the same line, nothing left on it of the failed batch
         assert [fields["event_id"] for fields in await env.stream()] == event_ids(events)
+        # A batch of more commands than a line lets wait unanswered goes out whole (one call).
+        more = await env.append(MAX_WAITING)
+        await copier._xadd(more, events[-1].position)
+        assert [fields["event_id"] for fields in await env.stream()] == event_ids(events + more)
     finally:
         await copier._line.aclose()
 
