@@ -3,8 +3,9 @@
 Through redis-py's asyncio client one command costs 53-70 µs of CPU (its pool, command packing,
 observability hooks and response parsing for each call); written on a connection of its own and read with
 hiredis's parser (which redis-py uses too) it costs 13-17 µs (bench/README.md, "One line for the charges").
-Two callers use one: the budget charges, on every request's path (app/admission/budget.py), and each
-consumer group's read of the events stream with its acknowledgement of the last batch (app/bus/consumer.py).
+Each of these keeps one: the budget charges, on every request's path (app/admission/budget.py); each
+consumer group's read of the events stream, with its acknowledgement of the last batch (app/bus/consumer.py);
+the relay's batch (app/bus/relay.py); and the publish of a projection batch's notices (app/live/backend.py).
 
 The line is for plain connections: TCP or a Unix socket, with a password, user name and database as the
 client's URL gives them. For a client with anything more (TLS, a credential provider, RESP3) `RedisLine.of`
@@ -12,9 +13,9 @@ returns None, and its caller goes through redis-py.
 
 Commands go out in order and Redis answers them in order, so each reply goes to the oldest command waiting.
 A caller that stops waiting (its timeout) leaves its place in the queue, and the reply is dropped when it
-comes; a queue that reaches MAX_WAITING (a Redis that stopped answering) closes the connection, which fails
-every command still waiting. Any connection error fails them all the same, and the next command connects
-anew.
+comes; a call that finds MAX_WAITING commands still unanswered (a Redis that stopped answering) closes the
+connection, which fails every command still waiting. Any connection error fails them all the same, and the
+next command connects anew.
 """
 
 from __future__ import annotations
