@@ -137,12 +137,27 @@ class RedisLine:
             protocol = await self._connected()
         return await protocol.send(pack(*args))
 
-    async def call_many(self, *commands: Sequence[bytes | str | int | float]) -> list[Any]:
+    async def call_many(
+        self, *commands: Sequence[bytes | str | int | float], drop_after: float | None = None
+    ) -> list[Any]:
         """Send `commands` in one write and return their replies in order.
 
         Raises the first failure (an error reply, a lost connection) once every reply is in. A caller that
         stops waiting gives up every reply: none is left for anyone, and each is dropped when it comes.
+        With `drop_after`, a call not answered within that many seconds raises TimeoutError, and one cut
+        short so or cancelled drops the connection (the next call connects anew): a reply still on its
+        way, or a blocking read still waiting in Redis, would otherwise hold up the calls behind it.
         """
+        if drop_after is None:
+            return await self._call_many(commands)
+        try:
+            async with asyncio.timeout(drop_after):
+                return await self._call_many(commands)
+        except (TimeoutError, asyncio.CancelledError):
+            await self.aclose()
+            raise
+
+    async def _call_many(self, commands: Sequence[Sequence[bytes | str | int | float]]) -> list[Any]:
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._connected()

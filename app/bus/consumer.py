@@ -285,14 +285,9 @@ class ConsumerRunner:
             commands.append(("XACK", self._stream, self._group, *settled))
         read = ("XREADGROUP", "GROUP", self._group, self.owner, "COUNT", BATCH, "BLOCK", block)
         commands.append((*read, "STREAMS", self._stream, ">"))
-        try:
-            async with asyncio.timeout(block / 1000 + self._settings.redis_timeout):
-                replies = await line.call_many(*commands)
-        except (TimeoutError, asyncio.CancelledError):
-            # Cut short, the read may still wait in Redis and take entries for nobody: the connection goes
-            # (as redis-py drops one whose read was cut short), and what was taken anyway is claimed later.
-            await line.aclose()
-            raise
+        # Cut short, the read may still wait in Redis and take entries for nobody: the connection goes (as
+        # redis-py drops one whose read was cut short), and what was taken anyway is claimed later.
+        replies = await line.call_many(*commands, drop_after=block / 1000 + self._settings.redis_timeout)
         # [[stream, [[id, [field, value, ...]], ...]]], or nil when nothing came in `block` ms.
         return [(entry[0], _pairs(entry[1])) for _, entries in replies[-1] or () for entry in entries]
 

@@ -203,13 +203,8 @@ class Relay:
             commands.append(("XADD", stream, "MAXLEN", "~", maxlen, "*", *itertools.chain(*fields.items())))
             prev = event.position
         commands.append(("EXEC",))
-        try:
-            async with asyncio.timeout(self._settings.redis_timeout):
-                with tracing.redis_span("MULTI XADD EXEC"):
-                    replies = await line.call_many(*commands)
-        except (TimeoutError, asyncio.CancelledError):
-            await line.aclose()  # a reply still on its way would be read as the next batch's
-            raise
+        with tracing.redis_span("MULTI XADD EXEC"):
+            replies = await line.call_many(*commands, drop_after=self._settings.redis_timeout)
         # EXEC answers with each XADD's reply; a command that failed inside the transaction is one of them.
         for reply in replies[-1]:
             if isinstance(reply, Exception):

@@ -153,13 +153,9 @@ class RedisPubSubBackend(BroadcastBackend):
             raise BackendUnavailable(f"cannot publish to {_channels(messages)}: {error}") from None
 
     async def _publish_on_line(self, line: RedisLine, messages: Sequence[tuple[str, Any]]) -> None:
-        try:
-            async with asyncio.timeout(_PUBLISH_TIMEOUT):
-                with tracing.redis_span("PUBLISH"):
-                    await line.call_many(*(("PUBLISH", channel, message) for channel, message in messages))
-        except (TimeoutError, asyncio.CancelledError):
-            await line.aclose()  # a reply still on its way would be read as the next publish's
-            raise
+        commands = [("PUBLISH", channel, message) for channel, message in messages]
+        with tracing.redis_span("PUBLISH"):
+            await line.call_many(*commands, drop_after=_PUBLISH_TIMEOUT)
 
     async def next_published(self) -> Event:
         """Wait for the next message on a subscribed channel (no polling)."""
