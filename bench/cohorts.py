@@ -8,9 +8,12 @@ Starts `bookworm serve --no-workers` with one API process plus one `bookworm wor
 on the API process measured; `--api-processes N` runs N, CPU and memory summed), its per-IP websocket
 cap raised. `--subscribers` sockets follow
 `catalogChanged` over graphql-transport-ws; createAuthor mutations arrive at `--rate` per second for
-`--duration` seconds. Latency runs from the mutation's answer (its event is committed) to each
-subscriber's message naming the new author. CPU per delivery is the API process's CPU during the run
-less its CPU for the same mutations with no subscriber, over the deliveries. Before the run, on the
+`--duration` seconds. The commit of each change falls between the mutation's send and its answer, so
+latency commit -> subscriber is given between two bounds: from the answer to each subscriber's message
+naming the new author (a lower bound; below zero when a message is read before the answer, as happens on
+a loaded machine) and from the send (an upper bound: it adds the mutation's own work before its commit).
+CPU per delivery is the API process's CPU during the run less its CPU for the same mutations with no
+subscriber, over the deliveries. Before the run, on the
 fresh API process, `--idle` counts of sockets subscribe and wait: the API's memory per socket is read.
 
 The client is lean: a raw websocket protocol per socket (no task, no JSON parsing of what arrives),
@@ -197,15 +200,24 @@ async def create(http: httpx.AsyncClient, name: str) -> tuple[bytes, float]:
     return author.get("authorId", "").encode(), time.perf_counter()
 
 
-async def produce(url: str, rate: float, duration: float) -> dict[bytes, float]:
+@dataclass(frozen=True)
+class Change:
+    """When a mutation was sent and when its answer came: its commit lies between."""
+
+    sent: float
+    answered: float
+
+
+async def produce(url: str, rate: float, duration: float) -> dict[bytes, Change]:
     """createAuthor at `rate` per second for `duration` seconds (at most IN_FLIGHT unanswered at once);
-    return each created id's answer time."""
-    answered: dict[bytes, float] = {}
+    return when each created id's mutation was sent and answered."""
+    answered: dict[bytes, Change] = {}
     slots = asyncio.Semaphore(IN_FLIGHT)
     prefix = os.urandom(4).hex()
     async with client(url) as http:
 
         async def one(number: int) -> None:
+            sent = time.perf_counter()
             try:
                 entity, at = await create(http, f"Cohort {prefix} {number}")
             except httpx.HTTPError:
@@ -213,7 +225,7 @@ async def produce(url: str, rate: float, duration: float) -> dict[bytes, float]:
             finally:
                 slots.release()
             if entity:
-                answered[entity] = at
+                answered[entity] = Change(sent, at)
 
         tasks = []
         start = time.perf_counter()
@@ -257,7 +269,9 @@ async def fanout(
             break
         await asyncio.sleep(0.2)
     cpu, wall = api_cpu(api) - before, time.perf_counter() - t0
-    latencies = [(at - answered[entity]) * 1000 for entity, at in arrivals.seen if entity in answered]
+    arrived = [(answered[entity], at) for entity, at in arrivals.seen if entity in answered]
+    latencies = [(at - change.answered) * 1000 for change, at in arrived]
+    upper = [(at - change.sent) * 1000 for change, at in arrived]
     for socket in sockets:
         assert socket.transport is not None
         socket.transport.close()
@@ -270,6 +284,9 @@ async def fanout(
         "p50_ms": percentile(latencies, 0.5) if latencies else float("nan"),
         "p99_ms": percentile(latencies, 0.99) if latencies else float("nan"),
         "max_ms": max(latencies, default=float("nan")),
+        "p50_sent_ms": percentile(upper, 0.5) if upper else float("nan"),
+        "p99_sent_ms": percentile(upper, 0.99) if upper else float("nan"),
+        "max_sent_ms": max(upper, default=float("nan")),
         "cpu_s": cpu,
         "wall_s": wall,
     }
@@ -307,8 +324,10 @@ async def measure(url: str, api: list[int], args: argparse.Namespace) -> None:
         f"catalogChanged, {args.subscribers} subscribers, {args.rate:g} changes/s for {args.duration:g} s: "
         f"{run['changes']:.0f} changes ({run['failed']:.0f} mutations failed), "
         f"{run['deliveries']:.0f} deliveries ({run['missing']:.0f} missing), "
-        f"{run['deliveries'] / run['wall_s']:.0f}/s; commit -> subscriber p50 {run['p50_ms']:.1f} ms, "
-        f"p99 {run['p99_ms']:.1f} ms, max {run['max_ms']:.1f} ms; API CPU {run['cpu_s']:.2f} s "
+        f"{run['deliveries'] / run['wall_s']:.0f}/s; commit -> subscriber, from the answer to from the send: "
+        f"p50 {run['p50_ms']:.1f} to {run['p50_sent_ms']:.1f} ms, p99 {run['p99_ms']:.1f} to "
+        f"{run['p99_sent_ms']:.1f} ms, max {run['max_ms']:.1f} to {run['max_sent_ms']:.1f} ms; "
+        f"API CPU {run['cpu_s']:.2f} s "
         f"({base['cpu_s']:.2f} s without subscribers): {per:.1f} µs per delivery",
         flush=True,
     )
