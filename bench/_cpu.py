@@ -181,3 +181,23 @@ def _machine() -> float | None:
     except OSError:
         return None
     return (sum(ticks) - sum(ticks[i] for i in _IDLE_FIELDS)) / _TICK
+
+
+def scheduled(pid: int) -> tuple[float, float] | None:
+    """Seconds the process's threads have run on a core and waited, runnable, for one (None: not known).
+
+    From /proc/PID/task/*/schedstat (the kernel's scheduler statistics; absent on kernels built without
+    them). A process whose running and waiting add up to the whole wall time is saturated: its event loop
+    never idles, and more work for it waits its turn.
+    """
+    ran = waited = 0
+    try:
+        for task in (_PROC / str(pid) / "task").iterdir():
+            try:
+                fields = (task / "schedstat").read_text().split()
+            except OSError:  # the thread ended while we looked
+                continue
+            ran, waited = ran + int(fields[0]), waited + int(fields[1])
+    except OSError:
+        return None
+    return ran / 1e9, waited / 1e9

@@ -11,7 +11,9 @@ round and operation sends 32 connections of `createBook` or `createAuthor` (comp
 1 s warm-up and --duration s. Per good answer it prints the CPU of the API process, of the worker, and of
 the database's backends by `application_name` (`bookworm-api`, `bookworm-worker`, the relay's own
 connection, `bookworm-relay`), the Redis server's (shared: other users count too), the machine's
-busy share, and each write's lag from its commit to every read model (bench/_lag.py). With --profile DIR,
+busy share, and each write's lag from its commit to every read model (bench/_lag.py). It also prints the
+share of the round's wall time the API process and the worker spent on a core and waiting, runnable, for
+one (/proc/PID/task/*/schedstat): a process at 100 % between the two is saturated. With --profile DIR,
 py-spy (500 samples/s, raw format) records the API process and the worker during each measured window
 into DIR/<op>-<round>-api.txt and -worker.txt; its sampling slows both, so the CPU figures of such a run
 are not comparable with the others. With --foreign-hold MS, a transaction of another database (the
@@ -35,7 +37,7 @@ from typing import Any
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
-from _cpu import _machine, _processes
+from _cpu import _machine, _processes, scheduled
 from _graphql import CREATE, CREATE_BOOK, create_refs
 from _lag import ReadModelClock
 from _lean import Connection, Endpoint, Operation, Requests, closed_loop, numbered, string_field
@@ -198,9 +200,11 @@ async def _round(
         pids = {"api": api, "worker": worker}
         spies = _profilers(args.profile, label, pids, args.duration) if args.profile else []
         before = _counters(api, worker, names, database)
+        sched_before = {name: scheduled(pid) for name, pid in pids.items()}
         started, started_at = time.perf_counter(), time.time()
         outcome = await closed_loop(connections, operation, args.duration)
         after = _counters(api, worker, names, database)
+        sched_after = {name: scheduled(pid) for name, pid in pids.items()}
         for spy in spies:
             spy.wait()
     finally:
@@ -226,6 +230,13 @@ async def _round(
         f" redis {per('redis'):,.0f}; machine {busy:.0f} % busy; lag p50 / p99 {lag} ms",
         flush=True,
     )
+    shares = []
+    for name, (first, last) in ((n, (sched_before[n], sched_after[n])) for n in pids):
+        if first is not None and last is not None:
+            ran, waited = ((b - a) / wall * 100 for a, b in zip(first, last, strict=True))
+            shares.append(f"{name} {ran:.0f} % on a core + {waited:.0f} % waiting for one")
+    if shares:
+        print(f"{label}: of the round's wall time, {'; '.join(shares)}", flush=True)
     if args.stages:
         each = ", ".join(f"{name} {_percentiles(stage)}" for name, stage in stages.items())
         print(f"{label}: lag p50 / p99 ms from the commit to each stage: {each}", flush=True)
