@@ -231,7 +231,8 @@ async def _round(
         flush=True,
     )
     shares = []
-    for name, (first, last) in ((n, (sched_before[n], sched_after[n])) for n in pids):
+    for name in pids:
+        first, last = sched_before[name], sched_after[name]
         if first is not None and last is not None:
             ran, waited = ((b - a) / wall * 100 for a, b in zip(first, last, strict=True))
             shares.append(f"{name} {ran:.0f} % on a core + {waited:.0f} % waiting for one")
