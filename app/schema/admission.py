@@ -3,7 +3,7 @@ budget and only then validated and run, over HTTP and websockets alike."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema
@@ -72,7 +72,7 @@ class Admission(SchemaExtension):
             context.variables,
             list_size_estimate=self.settings.list_size_estimate,
         )
-        if analysis is None or not _may_run(analysis, context.allowed_operations):
+        if analysis is None or not may_run(analysis, context.allowed_operations):
             # An operation strawberry refuses after parsing (a mutation over GET, say) never reaches the
             # charge of the rest: it pays for its text before, as one that is parsed.
             return False
@@ -116,24 +116,15 @@ class Admission(SchemaExtension):
                 context.variables,
                 list_size_estimate=self.settings.list_size_estimate,
             )
-        try:
-            check(analysis, self.limits)
-        except QueryTooComplex as refused:
+        error = refusal(analysis, self.limits, caller, self.settings)
+        if error is not None:
             await self._pay_owed()  # a refused document's text is paid for, as when it is parsed
-            raise too_complex(refused) from None
-        anonymous = not caller.principal.is_authenticated
-        if analysis.introspection and anonymous and not self.settings.anonymous_introspection:
-            await self._pay_owed()
-            raise introspection_refused()
+            raise error
         rest = max(0, analysis.cost - self.upfront)
         if self.owed + rest or analysis.mutation_fields:
             await self._charge(self.owed + rest, writes=analysis.mutation_fields)
             self.owed = 0
-        reading = _reading(caller) if analysis.operation_type == "query" else None
-        if reading is not None:
-            # What a request answered from the cache pays: all this one paid, in one charge.
-            reading.cost, reading.requested_cost = self.upfront + rest, analysis.cost
-            reading.cacheable = not analysis.introspection and cacheable(schema, document)
+        note_reading(caller, analysis, self.upfront + rest, schema, document)
 
     async def _pay_owed(self) -> None:
         if self.owed:
@@ -147,10 +138,39 @@ class Admission(SchemaExtension):
             raise rate_limited(self.charge)
 
     def get_results(self) -> dict[str, Any]:
-        cost: dict[str, Any] = self.charge.extensions() if self.charge is not None else {}
-        if self.analysis is not None:
-            cost["requestedQueryCost"] = self.analysis.cost
-        return {"cost": cost} if cost else {}
+        return cost_results(self.charge, self.analysis)
+
+
+def refusal(analysis: Analysis, limits: Limits, caller: Context, settings: Settings) -> GraphQLError | None:
+    """The error that refuses an analysed operation outright (too complex; introspection by an anonymous
+    caller where the server refuses it), or None. Counts nothing: the caller that raises it does."""
+    try:
+        check(analysis, limits)
+    except QueryTooComplex as refused:
+        return too_complex(refused)
+    anonymous = not caller.principal.is_authenticated
+    if analysis.introspection and anonymous and not settings.anonymous_introspection:
+        return introspection_refused()
+    return None
+
+
+def note_reading(
+    caller: Context, analysis: Analysis, paid: int, schema: GraphQLSchema, document: DocumentNode
+) -> None:
+    """Tell the response cache what an admitted query paid and whether its answer may be kept."""
+    reading = _reading(caller) if analysis.operation_type == "query" else None
+    if reading is not None:
+        # What a request answered from the cache pays: all this one paid, in one charge.
+        reading.cost, reading.requested_cost = paid, analysis.cost
+        reading.cacheable = not analysis.introspection and cacheable(schema, document)
+
+
+def cost_results(charge: Charge | None, analysis: Analysis | None) -> dict[str, Any]:
+    """The response's `cost` extension: what was charged and what is left, and the operation's cost."""
+    cost: dict[str, Any] = charge.extensions() if charge is not None else {}
+    if analysis is not None:
+        cost["requestedQueryCost"] = analysis.cost
+    return {"cost": cost} if cost else {}
 
 
 def _reading(caller: Context) -> Reading | None:
@@ -159,7 +179,8 @@ def _reading(caller: Context) -> Reading | None:
     return None if request is None else reading_of(request)
 
 
-def _may_run(analysis: Analysis, allowed: Iterable[OperationType]) -> bool:
+def may_run(analysis: Analysis, allowed: Iterable[OperationType]) -> bool:
+    """Whether the analysed operation is of a type the request allows (a query or mutation over POST)."""
     return analysis.operation_type is not None and OperationType(analysis.operation_type) in allowed
 
 
@@ -168,10 +189,22 @@ def upfront_cost(query: str) -> int:
     return 1 + len(query) // 1_000
 
 
-def admission(settings: Settings) -> Callable[[], Admission]:
+class Admissions:
+    """The factory strawberry calls for each operation's Admission; its operations share one cost gate,
+    which the lean path's operations (app/schema/known.py) share too."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.gate = CostGate.from_settings(settings)
+        self.limits = Limits.from_settings(settings)
+
+    def __call__(self) -> Admission:
+        return Admission(self.settings, self.gate, self.limits)
+
+
+def admission(settings: Settings) -> Admissions:
     """Return the factory strawberry calls for each operation; its operations share one cost gate."""
-    gate, limits = CostGate.from_settings(settings), Limits.from_settings(settings)
-    return lambda: Admission(settings, gate, limits)
+    return Admissions(settings)
 
 
 def too_complex(refused: QueryTooComplex) -> GraphQLError:

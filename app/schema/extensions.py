@@ -9,11 +9,12 @@ import inspect
 import logging
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import GraphQLError
 from graphql.execution import Executor
+from starlette.requests import HTTPConnection
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -25,9 +26,10 @@ from app.live.errors import ResumeTooOld
 from app.metrics.names import OperationNames
 from app.metrics.requests import note_operation
 from app.schema import resolvers
-from app.schema.admission import admission
 from app.schema.cache import reading_of
-from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.schema.known import KnownOperations
 
 logger = logging.getLogger("bookworm.graphql")
 
@@ -105,18 +107,32 @@ class OperationLabel(SchemaExtension):
 
     def get_results(self) -> dict[str, Any]:
         context = self.execution_context
-        # No request: the schema run without one (a script, a test). A websocket's operations are counted
-        # by their subscriptions.
-        request = getattr(context.context, "request", None)
-        if request is None or request.scope["type"] != "http":
-            return {}
         # `result` is set once the operation was executed, after it was parsed, validated and admitted.
-        label = self.names.label(context.operation_name, ran=context.result is not None)
-        note_operation(request, label, failed=bool(context.pre_execution_errors))
-        reading = reading_of(request)
-        if reading is not None:
-            reading.operation = label  # an answer kept in the response cache is labelled as this one
+        label_operation(
+            self.names,
+            getattr(context.context, "request", None),
+            context.operation_name,
+            ran=context.result is not None,
+            failed=bool(context.pre_execution_errors),
+        )
         return {}
+
+
+def label_operation(
+    names: OperationNames, request: HTTPConnection | None, name: str | None, *, ran: bool, failed: bool
+) -> None:
+    """Note an HTTP request's operation label, and whether its answer carries errors.
+
+    No request: the schema run without one (a script, a test). A websocket's operations are counted by
+    their subscriptions.
+    """
+    if request is None or request.scope["type"] != "http":
+        return
+    label = names.label(name, ran=ran)
+    note_operation(request, label, failed=failed)
+    reading = reading_of(request)
+    if reading is not None:
+        reading.operation = label  # an answer kept in the response cache is labelled as this one
 
 
 Stage = contextlib.AbstractAsyncContextManager[Any]
@@ -218,11 +234,13 @@ class HookRunner(SchemaExtensionsRunner):
 class Schema(strawberry.Schema):
     """A schema that logs unexpected errors only (with their trace), not every client mistake, runs its
     extensions' hooks through HookRunner, and calls its resolvers through the ones app/schema/resolvers.py
-    builds once per field (planned argument conversion)."""
+    builds once per field (planned argument conversion). `known` runs the lean path's operations known
+    from earlier requests (app/schema/known.py); build_schema sets it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         resolvers.install(self)
+        self.known: KnownOperations | None = None
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
@@ -263,10 +281,3 @@ def _extensions(error: DomainError) -> dict[str, object]:
     if isinstance(error, ValidationError):
         extensions["fields"] = [{"field": f.field, "message": f.message} for f in error.fields]
     return extensions
-
-
-def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """Return the extension factories, in the order they must run."""
-    # Admission parses (cached, within limits), analyses, charges the caller and validates (cached).
-    names = OperationNames()
-    return [admission(settings), PublicErrors, lambda: OperationLabel(names)]

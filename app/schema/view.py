@@ -84,6 +84,7 @@ UNEXPECTED = "Unexpected error. It has been logged; the request may be retried."
 CLIENT_LEFT = "The connection closed before the request's body was read."
 READ_MODELS = tuple(PROJECTIONS)  # a Bookworm-Position header waits for every read model
 CATALOG = "catalog"  # the read model whose answers the response cache keeps
+POSTED = frozenset({OperationType.QUERY, OperationType.MUTATION})  # what a POST may run without a stream
 
 
 class BodyTooLarge(Exception):
@@ -226,11 +227,15 @@ class BookwormGraphQL(GraphQL[Context, None]):
         """strawberry's steps for one plain JSON operation, through the same hooks, without what `run`
         does for every other kind of request (the IDE, GET, uploads, batches, streams): the body's
         content type parsed with `email`, the stream transports looked for in the headers, runtime
-        Protocol checks of the result."""
+        Protocol checks of the result. An operation known from earlier requests skips strawberry's
+        `execute` too (app/schema/known.py)."""
         adapter = self.request_adapter_class(request)
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, response=sub_response)
-        result = await self.execute_operation(request, adapter, request_data, context, None, sub_response)
+        known = getattr(self.schema, "known", None)
+        result = None if known is None else await known.execute(request_data, context, POSTED)
+        if result is None:
+            result = await self.execute_operation(request, adapter, request_data, context, None, sub_response)
         # A plain JSON request never streams (lean_request saw no stream in its Accept), nor batches.
         assert isinstance(result, ExecutionResult)
         response_data = await self.process_result(request, result)

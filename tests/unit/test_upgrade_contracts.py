@@ -27,11 +27,13 @@ from redis import asyncio as aioredis
 from strawberry.extensions import MaskErrors
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.schema import schema_converter
+from strawberry.schema.schema import Schema as StrawberrySchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionContext as StrawberryExecutionContext
 from strawberry.types import arguments as strawberry_arguments
 from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
 from uvicorn.server import ServerState
@@ -195,6 +197,30 @@ def test_graphql_cores_build_and_variable_coercion_are_what_the_prepared_operati
         f"graphql-core's {function.__qualname__} changed: app/schema/variables.py (Prepared, the planned "
         "coercions) and Executor.build in app/schema/execution.py do what it does once per document; bring "
         "them to its new behaviour, run tests/unit/test_variables.py, then record the new digest here"
+    )
+
+
+# What KnownOperations (app/schema/known.py) does again in one function for an operation known from earlier
+# requests: strawberry's execute with the schema's extensions, as it was when it was written (strawberry
+# 0.341.2).
+STRAWBERRY_EXECUTE_PATH = {
+    StrawberrySchema.execute: "a4b76c96d614f4d0",
+    StrawberrySchema._prepare_operation_async: "0973d3b5a73f65fd",
+    StrawberrySchema._execute_operation: "5d64cc27e74797f9",
+    StrawberrySchema._handle_execution_result: "56893f850faa9f40",
+    StrawberrySchema._get_custom_context_kwargs: "61e0bad48ddbf9f0",
+    StrawberryExecutionContext.operation_name.fget: "551c5fdf4b5834b9",
+    MaskErrors.on_operation: "87c3870f22afeba7",
+}
+
+
+@pytest.mark.parametrize("function", STRAWBERRY_EXECUTE_PATH, ids=lambda f: f.__qualname__)
+def test_strawberrys_execute_is_what_known_operations_repeat(function: Callable[..., Any]) -> None:
+    digest = hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+    assert digest == STRAWBERRY_EXECUTE_PATH[function], (
+        f"strawberry's {function.__qualname__} changed: KnownOperations (app/schema/known.py) runs an "
+        "operation's steps as its execute does; bring it to the new behaviour, run "
+        "tests/integration/test_lean_view.py, then record the new digest here"
     )
 
 
