@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
-from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, execute
 from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError, execute
 from strawberry.execution import optimized_is_awaitable
 from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
+from strawberry.utils.operation import get_first_operation
 
 from app import tracing
 from app.admission import memo
@@ -78,7 +79,10 @@ class KnownOperations:
         document = None if query is None else parsed_before(query, settings.max_query_tokens)
         if query is None or document is None:
             return None
-        name = _operation_name(document, request_data.operation_name)
+        # The name strawberry gives the operation: the one asked for, else the first operation's own.
+        name = request_data.operation_name
+        if name is None and (first := get_first_operation(document)) is not None and first.name is not None:
+            name = first.name.value
         schema = self.schema._schema
         analysis = memo.kept_analysis(
             schema, document, name, variables, list_size_estimate=settings.list_size_estimate
@@ -89,8 +93,8 @@ class KnownOperations:
             return None
         if memo.validation(schema, document):
             return None
-        upfront = upfront_cost(query)
-        paid = upfront + max(0, analysis.cost - upfront)  # the text's points, owed, with the rest at once
+        # The text's points, owed since it was not parsed again, with the rest of the cost: one charge.
+        paid = max(upfront_cost(query), analysis.cost)
         charge: Charge | None = None
         ran = False
         try:
@@ -135,24 +139,12 @@ class KnownOperations:
     ) -> ExecutionResult:
         """The result as strawberry's `execute` hands it over: errors logged (the originals) and made
         public, the `cost` extension, the request labelled."""
-        errors = result.errors
-        if errors:
-            self.schema._process_errors(errors)
+        if result.errors:
+            self.schema._process_errors(result.errors)
         result.extensions = cost_results(charge, analysis)
-        label_operation(self.names, context.request, name, ran=ran, failed=bool(errors))
-        if errors:
-            result.errors = self.public._process_errors(errors)
+        label_operation(self.names, context.request, name, ran=ran, failed=bool(result.errors))
+        self.public._process_result(result)
         return result
-
-
-def _operation_name(document: DocumentNode, given: str | None) -> str | None:
-    """The name strawberry gives the operation: the one asked for, else the first operation's own."""
-    if given is not None:
-        return given
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            return definition.name.value if definition.name is not None else None
-    return None
 
 
 def _graphql_error(error: Exception) -> GraphQLError:
